@@ -1,0 +1,197 @@
+package main
+
+import (
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/jackc/pgx/v5/pgxpool"
+)
+
+// config is everything the receiver reads from the environment. Only this
+// package reads the environment; library packages take their own Config.
+type config struct {
+	ListenAddr          string
+	AdminAddr           string
+	Secrets             []string
+	Tolerance           time.Duration
+	DatabaseURL         string
+	RedisURL            string
+	RedisTimeout        time.Duration
+	DedupTTL            time.Duration
+	MaxBodyBytes        int
+	Sink                sinkTarget
+	SinkSigningSecret   string
+	Workers             int
+	QueueSize           int
+	DeliveryMaxAttempts int
+	DeliveryTimeout     time.Duration
+	Retention           time.Duration
+	ShutdownTimeout     time.Duration
+	LogLevel            slog.Level
+	LogFormat           string
+}
+
+// loadConfig reads the environment. The error names every bad variable and
+// what it accepts; it never contains a secret.
+func loadConfig(lookup func(string) (string, bool)) (config, error) {
+	e := env{lookup: lookup}
+	c := config{
+		ListenAddr:          e.str("LISTEN_ADDR", ":8080"),
+		AdminAddr:           e.optional("ADMIN_ADDR", "127.0.0.1:9090"),
+		Secrets:             e.secrets("STRIPE_WEBHOOK_SECRET"),
+		Tolerance:           e.duration("SIGNATURE_TOLERANCE", 5*time.Minute, time.Second),
+		DatabaseURL:         e.databaseURL("DATABASE_URL"),
+		RedisURL:            e.redisURL("REDIS_URL"),
+		RedisTimeout:        e.duration("REDIS_TIMEOUT", 50*time.Millisecond, time.Millisecond),
+		DedupTTL:            e.duration("DEDUP_TTL", 72*time.Hour, time.Second),
+		MaxBodyBytes:        e.integer("MAX_BODY_BYTES", 1<<20, 1024),
+		Sink:                e.sink("SINK_URL"),
+		SinkSigningSecret:   e.str("SINK_SIGNING_SECRET", ""),
+		Workers:             e.integer("WORKERS", 32, 1),
+		QueueSize:           e.integer("QUEUE_SIZE", 10000, 1),
+		DeliveryMaxAttempts: e.integer("DELIVERY_MAX_ATTEMPTS", 15, 1),
+		DeliveryTimeout:     e.duration("DELIVERY_TIMEOUT", 10*time.Second, time.Millisecond),
+		Retention:           e.duration("RETENTION", 720*time.Hour, time.Hour),
+		ShutdownTimeout:     e.duration("SHUTDOWN_TIMEOUT", 30*time.Second, 0),
+		LogLevel:            e.level("LOG_LEVEL"),
+		LogFormat:           e.oneOf("LOG_FORMAT", "json", "json", "text"),
+	}
+	return c, errors.Join(e.errs...)
+}
+
+// env reads variables and gathers one error per bad one.
+type env struct {
+	lookup func(string) (string, bool)
+	errs   []error
+}
+
+func (e *env) get(name string) string {
+	v, _ := e.lookup(name)
+	return v
+}
+
+// optional is def when name is unset; set to empty, it turns a feature off.
+func (e *env) optional(name, def string) string {
+	if v, ok := e.lookup(name); ok {
+		return v
+	}
+	return def
+}
+
+func (e *env) fail(name, format string, args ...any) {
+	e.errs = append(e.errs, fmt.Errorf("%s: %s", name, fmt.Sprintf(format, args...)))
+}
+
+func (e *env) str(name, def string) string {
+	if v := e.get(name); v != "" {
+		return v
+	}
+	return def
+}
+
+func (e *env) duration(name string, def, least time.Duration) time.Duration {
+	v := e.get(name)
+	if v == "" {
+		return def
+	}
+	d, err := time.ParseDuration(v)
+	if err != nil || d < least || (least == 0 && d < 0) {
+		e.fail(name, "%q is not a Go duration of at least %s (like %s)", v, least, def)
+		return def
+	}
+	return d
+}
+
+func (e *env) integer(name string, def, least int) int {
+	v := e.get(name)
+	if v == "" {
+		return def
+	}
+	n, err := strconv.Atoi(v)
+	if err != nil || n < least {
+		e.fail(name, "%q is not a whole number of at least %d", v, least)
+		return def
+	}
+	return n
+}
+
+func (e *env) oneOf(name, def string, allowed ...string) string {
+	v := strings.ToLower(e.str(name, def))
+	for _, a := range allowed {
+		if v == a {
+			return v
+		}
+	}
+	e.fail(name, "%q is not one of %s", v, strings.Join(allowed, ", "))
+	return def
+}
+
+func (e *env) level(name string) slog.Level {
+	var l slog.Level
+	v := e.str(name, "info")
+	if err := l.UnmarshalText([]byte(v)); err != nil {
+		e.fail(name, "%q is not one of debug, info, warn, error", v)
+		return slog.LevelInfo
+	}
+	return l
+}
+
+// secrets reads comma-separated whsec_ secrets without ever echoing one.
+func (e *env) secrets(name string) []string {
+	v := e.get(name)
+	if v == "" {
+		e.fail(name, "required: the endpoint's signing secret(s), comma-separated whsec_ values")
+		return nil
+	}
+	var out []string
+	for i, s := range strings.Split(v, ",") {
+		s = strings.TrimSpace(s)
+		if !strings.HasPrefix(s, "whsec_") || len(s) <= len("whsec_") {
+			e.fail(name, "secret #%d does not look like a Stripe signing secret (whsec_...)", i+1)
+			continue
+		}
+		out = append(out, s)
+	}
+	return out
+}
+
+func (e *env) databaseURL(name string) string {
+	v := e.get(name)
+	if v == "" {
+		e.fail(name, "required: a Postgres URL like postgres://user:pass@host:5432/db")
+		return ""
+	}
+	if _, err := pgxpool.ParseConfig(v); err != nil {
+		e.fail(name, "not a valid Postgres URL (%v)", err) // pgx masks the password
+	}
+	return v
+}
+
+func (e *env) sink(name string) sinkTarget {
+	t, err := parseSinkURL(e.str(name, "stdout"))
+	if err != nil {
+		e.fail(name, "%v", err)
+	}
+	return t
+}
+
+func (e *env) redisURL(name string) string {
+	v := e.get(name)
+	if v != "" && !strings.HasPrefix(v, "redis://") && !strings.HasPrefix(v, "rediss://") {
+		e.fail(name, "must start with redis:// or rediss://, or be empty for Postgres alone")
+	}
+	return v
+}
+
+func newLogger(c config) *slog.Logger {
+	opts := &slog.HandlerOptions{Level: c.LogLevel}
+	if c.LogFormat == "text" {
+		return slog.New(slog.NewTextHandler(os.Stderr, opts))
+	}
+	return slog.New(slog.NewJSONHandler(os.Stderr, opts))
+}

@@ -1,0 +1,187 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"net/http/pprof"
+	"os"
+	"time"
+
+	"github.com/jackc/pgx/v5/pgxpool"
+	"github.com/redis/go-redis/v9"
+
+	"github.com/oncehook/oncehook/dedup"
+	"github.com/oncehook/oncehook/migrations"
+	"github.com/oncehook/oncehook/receiver"
+	"github.com/oncehook/oncehook/sink"
+)
+
+// startupTimeout bounds waiting for Postgres and migrating at start.
+const startupTimeout = 60 * time.Second
+
+func migrate(ctx context.Context) error {
+	c, err := loadConfig(os.LookupEnv)
+	if err != nil {
+		return err
+	}
+	log := newLogger(c)
+	pool, err := openPool(ctx, c, log)
+	if err != nil {
+		return err
+	}
+	defer pool.Close()
+	return applyMigrations(ctx, pool, log)
+}
+
+// serve runs the receiver until ctx ends, then shuts down in this order:
+// listener and in-flight requests, the batch writer, the delivery workers
+// (draining within SHUTDOWN_TIMEOUT), then the Postgres and Redis pools.
+func serve(ctx context.Context) error {
+	c, err := loadConfig(os.LookupEnv)
+	if err != nil {
+		return err
+	}
+	log := newLogger(c)
+	pool, err := openPool(ctx, c, log)
+	if err != nil {
+		return err
+	}
+	defer pool.Close()
+	if err := applyMigrations(ctx, pool, log); err != nil {
+		return err
+	}
+
+	var rdb redis.UniversalClient // nil: Postgres alone
+	if c.RedisURL != "" {
+		client, err := dedup.NewRedisClient(c.RedisURL, c.RedisTimeout)
+		if err != nil {
+			return fmt.Errorf("REDIS_URL: %w", err)
+		}
+		defer client.Close()
+		rdb = client
+	}
+
+	out, err := c.Sink.open()
+	if err != nil {
+		return fmt.Errorf("SINK_URL: %w", err)
+	}
+	disp, err := sink.NewDispatcher(sink.DispatcherConfig{
+		Pool: pool, Sink: out, Workers: c.Workers, QueueSize: c.QueueSize,
+		DeliveryTimeout: c.DeliveryTimeout, Logger: log,
+	})
+	if err != nil {
+		return err
+	}
+	dd, err := dedup.New(dedup.Config{Pool: pool, Redis: rdb, DoneTTL: c.DedupTTL, Logger: log})
+	if err != nil {
+		return err
+	}
+	verifier, err := receiver.NewVerifier(c.Secrets, c.Tolerance)
+	if err != nil {
+		return err
+	}
+	srv, err := receiver.New(receiver.Config{
+		Verifier: verifier, Deduper: dd, Queue: disp, Pool: pool, Redis: rdb,
+		MaxBodyBytes: c.MaxBodyBytes, Logger: log,
+	})
+	if err != nil {
+		return err
+	}
+
+	ln, err := net.Listen("tcp", c.ListenAddr)
+	if err != nil {
+		return fmt.Errorf("LISTEN_ADDR: %w", err)
+	}
+	serveErr := make(chan error, 1)
+	go func() { serveErr <- srv.Serve(ln) }()
+	admin := startAdmin(c.AdminAddr, log)
+	log.Info("receiver listening", "addr", ln.Addr().String(), "admin_addr", c.AdminAddr,
+		"redis", c.RedisURL != "", "secrets", len(c.Secrets))
+
+	select {
+	case <-ctx.Done():
+		log.Info("shutting down", "timeout", c.ShutdownTimeout.String())
+	case err := <-serveErr:
+		log.Error("listener failed; shutting down", "error", err)
+	}
+	sctx, cancel := context.WithTimeout(context.Background(), c.ShutdownTimeout)
+	defer cancel()
+	if err := srv.Shutdown(sctx); err != nil {
+		log.Warn("in-flight requests did not finish in time", "error", err)
+	}
+	dd.Stop()
+	if err := disp.Stop(sctx); err != nil {
+		log.Warn("delivery queue not drained", "error", err)
+	}
+	if admin != nil {
+		_ = admin.Close()
+	}
+	log.Info("stopped")
+	return nil
+}
+
+// openPool connects to Postgres, waiting up to startupTimeout for it to
+// come up (instances often start before their database).
+func openPool(ctx context.Context, c config, log *slog.Logger) (*pgxpool.Pool, error) {
+	pcfg, err := pgxpool.ParseConfig(c.DatabaseURL)
+	if err != nil {
+		return nil, fmt.Errorf("DATABASE_URL: %w", err)
+	}
+	pool, err := pgxpool.NewWithConfig(ctx, pcfg)
+	if err != nil {
+		return nil, fmt.Errorf("DATABASE_URL: %w", err)
+	}
+	deadline := time.Now().Add(startupTimeout)
+	for {
+		pctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+		err = pool.Ping(pctx)
+		cancel()
+		if err == nil {
+			return pool, nil
+		}
+		if time.Now().After(deadline) || ctx.Err() != nil {
+			pool.Close()
+			return nil, fmt.Errorf("connecting to Postgres (DATABASE_URL): %w", err)
+		}
+		log.Warn("waiting for Postgres", "error", err)
+		select {
+		case <-ctx.Done():
+		case <-time.After(time.Second):
+		}
+	}
+}
+
+func applyMigrations(ctx context.Context, pool *pgxpool.Pool, log *slog.Logger) error {
+	mctx, cancel := context.WithTimeout(ctx, startupTimeout)
+	defer cancel()
+	applied, err := migrations.Apply(mctx, pool)
+	if err != nil {
+		return err
+	}
+	log.Info("schema migrated", "applied", applied, "version", migrations.Latest())
+	return nil
+}
+
+// startAdmin serves pprof on addr; empty addr turns it off.
+func startAdmin(addr string, log *slog.Logger) *http.Server {
+	if addr == "" {
+		return nil
+	}
+	mux := http.NewServeMux()
+	mux.HandleFunc("/debug/pprof/", pprof.Index)
+	mux.HandleFunc("/debug/pprof/cmdline", pprof.Cmdline)
+	mux.HandleFunc("/debug/pprof/profile", pprof.Profile)
+	mux.HandleFunc("/debug/pprof/symbol", pprof.Symbol)
+	mux.HandleFunc("/debug/pprof/trace", pprof.Trace)
+	srv := &http.Server{Addr: addr, Handler: mux, ReadHeaderTimeout: 5 * time.Second}
+	go func() {
+		if err := srv.ListenAndServe(); err != nil && !errors.Is(err, http.ErrServerClosed) {
+			log.Error("admin listener failed", "addr", addr, "error", err)
+		}
+	}()
+	return srv
+}

@@ -1,0 +1,256 @@
+package dedup
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"slices"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/jackc/pgx/v5/pgconn"
+	"github.com/jackc/pgx/v5/pgtype"
+	"github.com/jackc/pgx/v5/pgxpool"
+)
+
+// insertSQL inserts one batch in event_id order, so that batches from several
+// instances take row locks in the same order, and returns the new ids.
+const insertSQL = `
+INSERT INTO stripe_webhook_events
+	(event_id, event_type, livemode, account, api_version, stripe_created, payload, locked_until)
+SELECT e.id, e.type, e.livemode, NULLIF(e.account, ''), NULLIF(e.api_version, ''), e.created, e.payload,
+	now() + $8::bigint * interval '1 millisecond'
+FROM unnest($1::text[], $2::text[], $3::bool[], $4::text[], $5::text[], $6::timestamptz[], $7::bytea[])
+	AS e(id, type, livemode, account, api_version, created, payload)
+ORDER BY e.id
+ON CONFLICT (event_id) DO NOTHING
+RETURNING event_id`
+
+// maxBatchTries bounds retries of a batch that hit a deadlock or a
+// serialization failure.
+const maxBatchTries = 3
+
+type insertReq struct {
+	ev       *Event
+	inserted bool
+	err      error
+	done     chan struct{}
+}
+
+// batchWriter group-commits inserts: while one batch is in flight the next
+// gathers, an idle writer flushes at once, and up to Flushers batches run
+// at the same time.
+type batchWriter struct {
+	pool     *pgxpool.Pool
+	reqs     chan *insertReq
+	maxBatch int
+	timeout  time.Duration
+	leaseMS  int64
+	stop     chan struct{}
+	wg       sync.WaitGroup
+	reqPool  sync.Pool
+}
+
+func newBatchWriter(cfg Config) *batchWriter {
+	w := &batchWriter{
+		pool:     cfg.Pool,
+		reqs:     make(chan *insertReq, cfg.QueueSize),
+		maxBatch: cfg.MaxBatch,
+		timeout:  cfg.CommitTimeout,
+		leaseMS:  cfg.Lease.Milliseconds(),
+		stop:     make(chan struct{}),
+	}
+	w.reqPool.New = func() any { return &insertReq{done: make(chan struct{}, 1)} }
+	for range cfg.Flushers {
+		w.wg.Add(1)
+		go w.run()
+	}
+	return w
+}
+
+// insert commits ev and reports whether its row is new. It waits for the
+// outcome even when ctx ends, so the caller always knows what happened.
+func (w *batchWriter) insert(ctx context.Context, ev *Event) (bool, error) {
+	r := w.reqPool.Get().(*insertReq)
+	r.ev = ev
+	select {
+	case w.reqs <- r:
+	default:
+		w.reqPool.Put(r)
+		return false, ErrOverloaded
+	}
+	<-r.done
+	inserted, err := r.inserted, r.err
+	r.ev, r.err = nil, nil
+	w.reqPool.Put(r)
+	return inserted, err
+}
+
+// close flushes what is queued and stops the flushers. Callers must not
+// insert after close.
+func (w *batchWriter) close() {
+	close(w.stop)
+	w.wg.Wait()
+}
+
+func (w *batchWriter) run() {
+	defer w.wg.Done()
+	var b batch
+	for {
+		select {
+		case r := <-w.reqs:
+			b.reqs = append(b.reqs[:0], r)
+		case <-w.stop:
+			// Drain what is left, with contexts that are not cancelled.
+			for {
+				b.reqs = b.reqs[:0]
+				w.gather(&b)
+				if len(b.reqs) == 0 {
+					return
+				}
+				w.flush(&b)
+			}
+		}
+		w.gather(&b)
+		w.flush(&b)
+	}
+}
+
+// gather takes what is already queued, up to maxBatch, without waiting.
+func (w *batchWriter) gather(b *batch) {
+	for len(b.reqs) < w.maxBatch {
+		select {
+		case r := <-w.reqs:
+			b.reqs = append(b.reqs, r)
+		default:
+			return
+		}
+	}
+}
+
+func (w *batchWriter) flush(b *batch) {
+	reqs := b.reqs
+	slices.SortFunc(reqs, func(x, y *insertReq) int { return strings.Compare(x.ev.ID, y.ev.ID) })
+	// Repeats of one id inside the batch: only the first goes to Postgres.
+	uniq := b.uniq[:0]
+	for i, r := range reqs {
+		if i == 0 || r.ev.ID != reqs[i-1].ev.ID {
+			uniq = append(uniq, r)
+		}
+	}
+	b.uniq = uniq
+	err := w.exec(b, uniq)
+	if err != nil && len(uniq) > 1 && isRowError(err) {
+		// One bad row must not fail the others: insert them one by one.
+		for _, r := range uniq {
+			r.err = w.exec(b, []*insertReq{r})
+		}
+	} else {
+		for _, r := range uniq {
+			r.err = err
+		}
+	}
+	for i, r := range reqs {
+		if i > 0 && r.ev.ID == reqs[i-1].ev.ID {
+			prev := reqs[i-1]
+			r.inserted, r.err = false, prev.err
+		}
+		r.done <- struct{}{}
+	}
+}
+
+// exec inserts rows in one statement and sets each one's inserted flag.
+func (w *batchWriter) exec(b *batch, rows []*insertReq) error {
+	b.fill(rows)
+	var err error
+	for try := 1; try <= maxBatchTries; try++ {
+		err = w.query(b, rows)
+		if err == nil || !isRetryable(err) {
+			break
+		}
+	}
+	if err != nil {
+		for _, r := range rows {
+			r.inserted = false
+		}
+		return fmt.Errorf("inserting %d events: %w", len(rows), errors.Join(ErrUnavailable, err))
+	}
+	return nil
+}
+
+func (w *batchWriter) query(b *batch, rows []*insertReq) error {
+	ctx, cancel := context.WithTimeout(context.Background(), w.timeout)
+	defer cancel()
+	dbRows, err := w.pool.Query(ctx, insertSQL, b.ids, b.types, b.livemodes, b.accounts, b.versions, b.created, b.payloads, w.leaseMS)
+	if err != nil {
+		return err
+	}
+	b.returned = b.returned[:0]
+	for dbRows.Next() {
+		var id string
+		if err := dbRows.Scan(&id); err != nil {
+			dbRows.Close()
+			return err
+		}
+		b.returned = append(b.returned, id)
+	}
+	if err := dbRows.Err(); err != nil {
+		return err
+	}
+	// rows are sorted by id; sort the returned ids and merge.
+	slices.Sort(b.returned)
+	j := 0
+	for _, r := range rows {
+		for j < len(b.returned) && b.returned[j] < r.ev.ID {
+			j++
+		}
+		r.inserted = j < len(b.returned) && b.returned[j] == r.ev.ID
+	}
+	return nil
+}
+
+// batch holds one flusher's reusable buffers.
+type batch struct {
+	reqs, uniq []*insertReq
+	ids        []string
+	types      []string
+	livemodes  []bool
+	accounts   []string
+	versions   []string
+	created    []pgtype.Timestamptz
+	payloads   [][]byte
+	returned   []string
+}
+
+func (b *batch) fill(rows []*insertReq) {
+	b.ids, b.types, b.accounts, b.versions = b.ids[:0], b.types[:0], b.accounts[:0], b.versions[:0]
+	b.livemodes, b.created, b.payloads = b.livemodes[:0], b.created[:0], b.payloads[:0]
+	for _, r := range rows {
+		ev := r.ev
+		b.ids = append(b.ids, ev.ID)
+		b.types = append(b.types, ev.Type)
+		b.livemodes = append(b.livemodes, ev.Livemode)
+		b.accounts = append(b.accounts, ev.Account)
+		b.versions = append(b.versions, ev.APIVersion)
+		b.created = append(b.created, pgtype.Timestamptz{Time: ev.Created, Valid: !ev.Created.IsZero()})
+		b.payloads = append(b.payloads, ev.Payload)
+	}
+}
+
+// isRetryable reports a deadlock or serialization failure, which a retry of
+// the same batch resolves.
+func isRetryable(err error) bool {
+	var pgErr *pgconn.PgError
+	return errors.As(err, &pgErr) && (pgErr.Code == "40P01" || pgErr.Code == "40001")
+}
+
+// isRowError reports an error caused by a row's data (SQLSTATE class 22, or
+// 23 other than a unique violation), which inserting rows one by one isolates.
+func isRowError(err error) bool {
+	var pgErr *pgconn.PgError
+	if !errors.As(err, &pgErr) {
+		return false
+	}
+	return strings.HasPrefix(pgErr.Code, "22") || (strings.HasPrefix(pgErr.Code, "23") && pgErr.Code != "23505")
+}

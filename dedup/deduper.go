@@ -1,0 +1,135 @@
+package dedup
+
+import (
+	"context"
+	"errors"
+	"sync"
+)
+
+// Outcome is the answer for one delivery of an event.
+type Outcome int
+
+const (
+	// Accepted: this delivery stored the event; it is answered "accepted"
+	// once per event id.
+	Accepted Outcome = iota + 1
+	// Duplicate: the event was stored by an earlier delivery.
+	Duplicate
+)
+
+func (o Outcome) String() string {
+	switch o {
+	case Accepted:
+		return "accepted"
+	case Duplicate:
+		return "duplicate"
+	}
+	return "unknown"
+}
+
+// Path is the way a delivery was decided.
+type Path string
+
+const (
+	// PathRedisDone: Redis already held "done"; Postgres was not asked.
+	PathRedisDone Path = "redis_done"
+	// PathInflight: another delivery in this process decided it.
+	PathInflight Path = "inflight_wait"
+	// PathPostgres: decided by the Postgres insert, after a Redis claim or
+	// with another process's claim in place.
+	PathPostgres Path = "postgres"
+	// PathRedisFallback: Redis failed or is bypassed; Postgres alone decided.
+	PathRedisFallback Path = "redis_fallback"
+	// PathPostgresOnly: no Redis is configured.
+	PathPostgresOnly Path = "postgres_only"
+)
+
+// Result is what Check decided.
+type Result struct {
+	Outcome Outcome
+	Path    Path
+}
+
+var (
+	// ErrUnavailable means Postgres could not store the event; the delivery
+	// must be answered with a retryable 503.
+	ErrUnavailable = errors.New("postgres unavailable")
+	// ErrOverloaded means the intake queue is full; answer 503 as well.
+	ErrOverloaded = errors.New("intake over its bound")
+)
+
+// Deduper decides, once per event id across every instance, whether a
+// delivery is new. Postgres is the record; Redis only saves round trips.
+type Deduper struct {
+	redis    *redisClaims // nil without Redis
+	writer   *batchWriter
+	flights  flights
+	stopOnce sync.Once
+}
+
+// New starts a Deduper's batch writer. Stop it with Stop.
+func New(cfg Config) (*Deduper, error) {
+	cfg = cfg.WithDefaults()
+	if err := cfg.validate(); err != nil {
+		return nil, err
+	}
+	d := &Deduper{writer: newBatchWriter(cfg), flights: flights{m: make(map[string]*flight)}}
+	if cfg.Redis != nil {
+		d.redis = newRedisClaims(cfg)
+	}
+	return d, nil
+}
+
+// Check stores ev unless it is already stored and says which it was. An
+// error wraps ErrUnavailable or is ErrOverloaded; then nothing in Redis
+// claims the event, so a retry is judged afresh.
+func (d *Deduper) Check(ctx context.Context, ev *Event) (Result, error) {
+	fl, leader := d.flights.begin(ev.ID)
+	if !leader {
+		<-fl.done // bounded by the leader's Redis timeout and CommitTimeout
+		if fl.err != nil {
+			return Result{}, fl.err
+		}
+		return Result{Outcome: Duplicate, Path: PathInflight}, nil
+	}
+	res, err := d.decide(ctx, ev)
+	d.flights.end(ev.ID, fl, res, err)
+	return res, err
+}
+
+func (d *Deduper) decide(ctx context.Context, ev *Event) (Result, error) {
+	path, holdsClaim := PathPostgresOnly, false
+	if d.redis != nil {
+		path = PathRedisFallback
+		if d.redis.available() {
+			state, err := d.redis.claim(ctx, ev.ID)
+			switch {
+			case err != nil:
+			case state == alreadyDone:
+				return Result{Outcome: Duplicate, Path: PathRedisDone}, nil
+			default:
+				path, holdsClaim = PathPostgres, state == claimed
+			}
+		}
+	}
+	inserted, err := d.writer.insert(ctx, ev)
+	if err != nil {
+		if holdsClaim {
+			d.redis.release(context.WithoutCancel(ctx), ev.ID)
+		}
+		return Result{}, err
+	}
+	if path == PathPostgres {
+		d.redis.markDone(context.WithoutCancel(ctx), ev.ID)
+	}
+	if inserted {
+		return Result{Outcome: Accepted, Path: path}, nil
+	}
+	return Result{Outcome: Duplicate, Path: path}, nil
+}
+
+// Stop flushes queued inserts and stops the batch writer. Call it after the
+// HTTP server has stopped; it is safe to call more than once.
+func (d *Deduper) Stop() {
+	d.stopOnce.Do(d.writer.close)
+}

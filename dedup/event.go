@@ -1,0 +1,24 @@
+package dedup
+
+import "time"
+
+// Event is one Stripe event as oncehook stores and delivers it: the fields
+// read from the verified body, and the raw body itself.
+type Event struct {
+	// ID is the Stripe event id ("evt_..."), the deduplication and idempotency key.
+	ID string
+	// Type is the event type, such as "invoice.paid".
+	Type string
+	// Created is when Stripe created the event; zero when the body has none.
+	Created time.Time
+	// Livemode is true for live-mode events.
+	Livemode bool
+	// Account is the connected account ("acct_..."), empty for platform events.
+	Account string
+	// APIVersion is the API version the event was rendered with; empty for thin events.
+	APIVersion string
+	// Thin is true for thin events (object "v2.core.event").
+	Thin bool
+	// Payload is the raw body exactly as received.
+	Payload []byte
+}

@@ -1,0 +1,77 @@
+package receiver
+
+import (
+	"errors"
+	"log/slog"
+	"time"
+
+	"github.com/jackc/pgx/v5/pgxpool"
+	"github.com/redis/go-redis/v9"
+
+	"github.com/oncehook/oncehook/dedup"
+)
+
+// Enqueuer takes accepted events for delivery without blocking; false
+// means the event stays pending in Postgres for a later pass.
+type Enqueuer interface {
+	Enqueue(ev *dedup.Event) bool
+}
+
+// Config configures a Server.
+type Config struct {
+	// Verifier checks Stripe-Signature. Required.
+	Verifier *Verifier
+	// Deduper stores events and decides duplicates. Required.
+	Deduper *dedup.Deduper
+	// Queue receives accepted events. Required.
+	Queue Enqueuer
+	// Pool is pinged by /readyz. Required.
+	Pool *pgxpool.Pool
+	// Redis is pinged by /readyz; nil when Redis is not used.
+	Redis redis.UniversalClient
+	// MaxBodyBytes bounds a request body; larger ones get 413. Defaults to 1048576.
+	MaxBodyBytes int
+	// ReadTimeout bounds reading one request, headers and body. Defaults to 10s.
+	ReadTimeout time.Duration
+	// WriteTimeout bounds writing one response. Defaults to 10s.
+	WriteTimeout time.Duration
+	// IdleTimeout closes keep-alive connections idle this long. Defaults to 60s.
+	IdleTimeout time.Duration
+	// Concurrency bounds the requests served at once. Defaults to 4096.
+	Concurrency int
+	// Logger defaults to slog.Default().
+	Logger *slog.Logger
+}
+
+// WithDefaults returns a copy of c with every zero field set to its default.
+func (c Config) WithDefaults() Config {
+	if c.MaxBodyBytes == 0 {
+		c.MaxBodyBytes = 1 << 20
+	}
+	if c.ReadTimeout == 0 {
+		c.ReadTimeout = 10 * time.Second
+	}
+	if c.WriteTimeout == 0 {
+		c.WriteTimeout = 10 * time.Second
+	}
+	if c.IdleTimeout == 0 {
+		c.IdleTimeout = 60 * time.Second
+	}
+	if c.Concurrency == 0 {
+		c.Concurrency = 4096
+	}
+	if c.Logger == nil {
+		c.Logger = slog.Default()
+	}
+	return c
+}
+
+func (c Config) validate() error {
+	switch {
+	case c.Verifier == nil || c.Deduper == nil || c.Queue == nil || c.Pool == nil:
+		return errors.New("receiver: Config.Verifier, Deduper, Queue and Pool are required")
+	case c.MaxBodyBytes < 1 || c.Concurrency < 1:
+		return errors.New("receiver: MaxBodyBytes and Concurrency must be positive")
+	}
+	return nil
+}

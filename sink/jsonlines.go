@@ -1,0 +1,101 @@
+package sink
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"os"
+	"sync"
+	"time"
+
+	"github.com/oncehook/oncehook/dedup"
+)
+
+// Writer is a Sink writing one JSON object per line to an io.Writer:
+// {"id","type","created","livemode","account","api_version","payload"},
+// with the payload compacted onto the line.
+type Writer struct {
+	mu     sync.Mutex
+	w      io.Writer
+	file   *os.File // set by OpenFile: synced before Deliver returns, closed by Close
+	buf    bytes.Buffer
+	closed bool
+}
+
+// NewWriter returns a JSON-lines Sink over w. NewWriter(os.Stdout) is the
+// default "stdout" sink.
+func NewWriter(w io.Writer) *Writer { return &Writer{w: w} }
+
+// OpenFile returns a JSON-lines Sink appending to path. Each Deliver syncs
+// the file before it returns.
+func OpenFile(path string) (*Writer, error) {
+	f, err := os.OpenFile(path, os.O_WRONLY|os.O_APPEND|os.O_CREATE, 0o644)
+	if err != nil {
+		return nil, fmt.Errorf("opening file sink: %w", err)
+	}
+	return &Writer{w: f, file: f}, nil
+}
+
+type line struct {
+	ID         string          `json:"id"`
+	Type       string          `json:"type"`
+	Created    *time.Time      `json:"created,omitempty"`
+	Livemode   bool            `json:"livemode"`
+	Account    string          `json:"account,omitempty"`
+	APIVersion string          `json:"api_version,omitempty"`
+	Payload    json.RawMessage `json:"payload"`
+}
+
+// Deliver writes ev as one line with a single Write.
+func (s *Writer) Deliver(ctx context.Context, ev *dedup.Event) error {
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	var compact bytes.Buffer
+	compact.Grow(len(ev.Payload))
+	if err := json.Compact(&compact, ev.Payload); err != nil {
+		return fmt.Errorf("compacting payload of %s: %w", ev.ID, err)
+	}
+	l := line{ID: ev.ID, Type: ev.Type, Livemode: ev.Livemode, Account: ev.Account, APIVersion: ev.APIVersion, Payload: compact.Bytes()}
+	if !ev.Created.IsZero() {
+		c := ev.Created.UTC()
+		l.Created = &c
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.closed {
+		return fmt.Errorf("delivering %s: sink is closed", ev.ID)
+	}
+	s.buf.Reset()
+	enc := json.NewEncoder(&s.buf)
+	enc.SetEscapeHTML(false)
+	if err := enc.Encode(&l); err != nil {
+		return fmt.Errorf("encoding %s: %w", ev.ID, err)
+	}
+	if _, err := s.w.Write(s.buf.Bytes()); err != nil {
+		return fmt.Errorf("writing %s: %w", ev.ID, err)
+	}
+	if s.file != nil {
+		if err := s.file.Sync(); err != nil {
+			return fmt.Errorf("syncing %s: %w", ev.ID, err)
+		}
+	}
+	return nil
+}
+
+// Close marks the sink closed and closes a file sink's file; every line was
+// written by Deliver already.
+func (s *Writer) Close() error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.closed {
+		return nil
+	}
+	s.closed = true
+	if s.file != nil {
+		return s.file.Close()
+	}
+	return nil
+}
