@@ -7,6 +7,7 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/jackc/pgx/v5/pgconn"
@@ -50,6 +51,8 @@ type batchWriter struct {
 	stop     chan struct{}
 	wg       sync.WaitGroup
 	reqPool  sync.Pool
+	batches  atomic.Uint64 // statements run
+	rows     atomic.Uint64 // rows sent in them
 }
 
 func newBatchWriter(cfg Config) *batchWriter {
@@ -153,9 +156,11 @@ func (w *batchWriter) flush(b *batch) {
 	}
 	for i, r := range reqs {
 		if i > 0 && r.ev.ID == reqs[i-1].ev.ID {
-			prev := reqs[i-1]
-			r.inserted, r.err = false, prev.err
+			r.inserted, r.err = false, reqs[i-1].err
 		}
+	}
+	// Signal only after every result is set: a signalled request is reused.
+	for _, r := range reqs {
 		r.done <- struct{}{}
 	}
 }
@@ -180,6 +185,8 @@ func (w *batchWriter) exec(b *batch, rows []*insertReq) error {
 }
 
 func (w *batchWriter) query(b *batch, rows []*insertReq) error {
+	w.batches.Add(1)
+	w.rows.Add(uint64(len(rows)))
 	ctx, cancel := context.WithTimeout(context.Background(), w.timeout)
 	defer cancel()
 	dbRows, err := w.pool.Query(ctx, insertSQL, b.ids, b.types, b.livemodes, b.accounts, b.versions, b.created, b.payloads, w.leaseMS)

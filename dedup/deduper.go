@@ -128,6 +128,17 @@ func (d *Deduper) decide(ctx context.Context, ev *Event) (Result, error) {
 	return Result{Outcome: Duplicate, Path: path}, nil
 }
 
+// Stats counts the insert statements run and the rows sent in them; their
+// ratio is the mean batch size.
+type Stats struct {
+	Batches, Rows uint64
+}
+
+// Stats returns the counts since New.
+func (d *Deduper) Stats() Stats {
+	return Stats{Batches: d.writer.batches.Load(), Rows: d.writer.rows.Load()}
+}
+
 // Stop flushes queued inserts and stops the batch writer. Call it after the
 // HTTP server has stopped; it is safe to call more than once.
 func (d *Deduper) Stop() {

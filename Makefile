@@ -1,0 +1,31 @@
+# oncehook: `make run` serves it, `make test` passes the tests.
+SHELL := /bin/bash
+GO ?= go
+FUZZTIME ?= 30s
+
+.PHONY: help run build test check fuzz clean
+
+help: ## list the targets
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-8s %s\n", $$1, $$2}'
+
+run: build ## start local Redis and Postgres if none is configured, migrate, serve
+	@scripts/dev.sh
+
+build: ## build bin/receiver
+	$(GO) build -o bin/receiver ./cmd/receiver
+
+test: check ## run every test against throwaway Redis and Postgres
+	scripts/testenv.sh $(GO) test -race -count=1 -timeout 8m ./...
+
+check: ## gofmt and go vet
+	@out=$$(gofmt -l $$(git ls-files '*.go' 2>/dev/null || find . -name '*.go')); \
+		if [ -n "$$out" ]; then echo "gofmt needed: $$out"; exit 1; fi
+	$(GO) vet ./...
+
+fuzz: ## run each fuzz target for FUZZTIME (default 30s)
+	$(GO) test ./receiver -run '^$$' -fuzz '^FuzzParseEvent$$' -fuzztime $(FUZZTIME)
+	$(GO) test ./receiver -run '^$$' -fuzz '^FuzzSignatureHeader$$' -fuzztime $(FUZZTIME)
+
+clean: ## stop the dev Redis and Postgres of `make run` and remove .data/ and bin/
+	@scripts/dev.sh stop || true
+	rm -rf bin .data

@@ -1,0 +1,277 @@
+package dedup_test
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/jackc/pgx/v5/pgxpool"
+	"github.com/redis/go-redis/v9"
+
+	"github.com/oncehook/oncehook/dedup"
+	"github.com/oncehook/oncehook/internal/testenv"
+)
+
+func newDeduper(t *testing.T, pool *pgxpool.Pool, rdb redis.UniversalClient, prefix string) *dedup.Deduper {
+	t.Helper()
+	d, err := dedup.New(dedup.Config{Pool: pool, Redis: rdb, KeyPrefix: prefix, RedisBackoff: 50 * time.Millisecond, CommitTimeout: 2 * time.Second})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(d.Stop)
+	return d
+}
+
+func event(id string) *dedup.Event {
+	return &dedup.Event{ID: id, Type: "invoice.paid", Created: time.Unix(1_700_000_000, 0), Account: "acct_1", APIVersion: "2025-08-27.basil",
+		Payload: []byte(`{"id":"` + id + `","object":"event","type":"invoice.paid"}`)}
+}
+
+func rowCount(t *testing.T, pool *pgxpool.Pool, id string) int {
+	t.Helper()
+	var n int
+	if err := pool.QueryRow(context.Background(), "SELECT count(*) FROM stripe_webhook_events WHERE event_id = $1", id).Scan(&n); err != nil {
+		t.Fatal(err)
+	}
+	return n
+}
+
+func check(t *testing.T, d *dedup.Deduper, id string) dedup.Result {
+	t.Helper()
+	res, err := d.Check(context.Background(), event(id))
+	if err != nil {
+		t.Fatalf("Check(%s): %v", id, err)
+	}
+	return res
+}
+
+func TestConcurrentDeliveriesOneAccepted(t *testing.T) {
+	t.Parallel()
+	pool := testenv.Postgres(t)
+	rdb, prefix := testenv.Redis(t)
+	d := newDeduper(t, pool, rdb, prefix)
+
+	var wg sync.WaitGroup
+	results := make(chan dedup.Result, 50)
+	for range 50 {
+		wg.Go(func() {
+			res, err := d.Check(context.Background(), event("evt_concurrent"))
+			if err != nil {
+				t.Error(err)
+				return
+			}
+			results <- res
+		})
+	}
+	wg.Wait()
+	close(results)
+	accepted := 0
+	for r := range results {
+		if r.Outcome == dedup.Accepted {
+			accepted++
+		}
+	}
+	if accepted != 1 {
+		t.Fatalf("accepted %d times, want 1", accepted)
+	}
+	if n := rowCount(t, pool, "evt_concurrent"); n != 1 {
+		t.Fatalf("%d rows, want 1", n)
+	}
+}
+
+func TestStoredRowHoldsTheEvent(t *testing.T) {
+	t.Parallel()
+	pool := testenv.Postgres(t)
+	d := newDeduper(t, pool, nil, "")
+	ev := event("evt_fields")
+	if res, err := d.Check(context.Background(), ev); err != nil || res.Outcome != dedup.Accepted || res.Path != dedup.PathPostgresOnly {
+		t.Fatalf("Check: %+v, %v", res, err)
+	}
+	var (
+		typ, account, version, status string
+		created                       time.Time
+		payload                       []byte
+		lockedFuture                  bool
+	)
+	err := pool.QueryRow(context.Background(), `SELECT event_type, account, api_version, stripe_created, payload, status, locked_until > now()
+		FROM stripe_webhook_events WHERE event_id = 'evt_fields'`).Scan(&typ, &account, &version, &created, &payload, &status, &lockedFuture)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if typ != ev.Type || account != ev.Account || version != ev.APIVersion || !created.Equal(ev.Created) || string(payload) != string(ev.Payload) || status != "pending" || !lockedFuture {
+		t.Fatalf("row = %q %q %q %v %q %q locked=%v", typ, account, version, created, payload, status, lockedFuture)
+	}
+	if res := check(t, d, "evt_fields"); res.Outcome != dedup.Duplicate {
+		t.Fatalf("second Check: %+v, want duplicate", res)
+	}
+}
+
+func TestRedisDoneAnswersWithoutPostgres(t *testing.T) {
+	t.Parallel()
+	pool := testenv.Postgres(t)
+	rdb, prefix := testenv.Redis(t)
+	d := newDeduper(t, pool, rdb, prefix)
+
+	if res := check(t, d, "evt_fast"); res != (dedup.Result{Outcome: dedup.Accepted, Path: dedup.PathPostgres}) {
+		t.Fatalf("first: %+v", res)
+	}
+	keys := testenv.Keys(t, rdb, prefix)
+	if len(keys) != 1 || keys[prefix+"evt:evt_fast"] != "done" {
+		t.Fatalf("redis keys = %v, want one done key", keys)
+	}
+	ttl := rdb.TTL(context.Background(), prefix+"evt:evt_fast").Val()
+	if ttl < 71*time.Hour || ttl > 72*time.Hour {
+		t.Fatalf("done key TTL %s, want about 72h", ttl)
+	}
+	before := d.Stats()
+	if res := check(t, d, "evt_fast"); res != (dedup.Result{Outcome: dedup.Duplicate, Path: dedup.PathRedisDone}) {
+		t.Fatalf("second: %+v", res)
+	}
+	if after := d.Stats(); after.Rows != before.Rows {
+		t.Fatalf("a Redis hit reached Postgres: %+v -> %+v", before, after)
+	}
+}
+
+func TestClaimHeldElsewhereGoesToPostgres(t *testing.T) {
+	t.Parallel()
+	pool := testenv.Postgres(t)
+	rdb, prefix := testenv.Redis(t)
+	d := newDeduper(t, pool, rdb, prefix)
+	// Another instance claimed the event and then died before inserting.
+	rdb.Set(context.Background(), prefix+"evt:evt_orphan", "pending:deadbeef", time.Minute)
+	if res := check(t, d, "evt_orphan"); res != (dedup.Result{Outcome: dedup.Accepted, Path: dedup.PathPostgres}) {
+		t.Fatalf("Check: %+v, want accepted through Postgres", res)
+	}
+}
+
+func TestGroupCommit(t *testing.T) {
+	t.Parallel()
+	pool := testenv.Postgres(t)
+	d := newDeduper(t, pool, nil, "")
+	const n = 400
+	var wg sync.WaitGroup
+	var mu sync.Mutex
+	accepted := 0
+	for i := range n {
+		wg.Go(func() {
+			res, err := d.Check(context.Background(), event(fmt.Sprintf("evt_group_%d", i)))
+			if err != nil {
+				t.Error(err)
+				return
+			}
+			mu.Lock()
+			defer mu.Unlock()
+			if res.Outcome == dedup.Accepted {
+				accepted++
+			}
+		})
+	}
+	wg.Wait()
+	st := d.Stats()
+	if accepted != n || st.Rows != n {
+		t.Fatalf("accepted %d, rows sent %d, want %d", accepted, st.Rows, n)
+	}
+	if st.Batches >= n/2 {
+		t.Fatalf("%d statements for %d concurrent inserts: not group-committed", st.Batches, n)
+	}
+	t.Logf("%d inserts in %d statements", n, st.Batches)
+}
+
+func TestOverlappingBatchesFromInstances(t *testing.T) {
+	t.Parallel()
+	pool := testenv.Postgres(t)
+	// Three instances (no Redis) insert the same 100 ids in different orders.
+	var ds []*dedup.Deduper
+	for range 3 {
+		ds = append(ds, newDeduper(t, pool, nil, ""))
+	}
+	var wg sync.WaitGroup
+	var mu sync.Mutex
+	accepted := map[string]int{}
+	for k, d := range ds {
+		for i := range 100 {
+			id := fmt.Sprintf("evt_overlap_%03d", (i*7+k*31)%100)
+			wg.Go(func() {
+				res, err := d.Check(context.Background(), event(id))
+				if err != nil {
+					t.Error(err)
+					return
+				}
+				if res.Outcome == dedup.Accepted {
+					mu.Lock()
+					accepted[id]++
+					mu.Unlock()
+				}
+			})
+		}
+	}
+	wg.Wait()
+	if len(accepted) != 100 {
+		t.Fatalf("%d ids accepted, want 100", len(accepted))
+	}
+	for id, n := range accepted {
+		if n != 1 {
+			t.Errorf("%s accepted %d times", id, n)
+		}
+	}
+}
+
+func TestPostgresDownAnswersUnavailableAndReleasesClaim(t *testing.T) {
+	t.Parallel()
+	pg := testenv.StartPostgres(t)
+	pool := testenv.Schema(t, pg.URL())
+	rdb, prefix := testenv.Redis(t)
+	d := newDeduper(t, pool, rdb, prefix)
+
+	pg.Stop(t)
+	for range 3 {
+		_, err := d.Check(context.Background(), event("evt_pgdown"))
+		if !errors.Is(err, dedup.ErrUnavailable) {
+			t.Fatalf("Check with Postgres down: %v, want ErrUnavailable", err)
+		}
+	}
+	if keys := testenv.Keys(t, rdb, prefix); len(keys) != 0 {
+		t.Fatalf("redis keys left after failed inserts: %v", keys)
+	}
+	pg.Start(t)
+	if res := check(t, d, "evt_pgdown"); res.Outcome != dedup.Accepted {
+		t.Fatalf("after restart: %+v, want accepted", res)
+	}
+}
+
+func TestRedisDownFallsBackToPostgres(t *testing.T) {
+	t.Parallel()
+	pool := testenv.Postgres(t)
+	rs := testenv.StartRedis(t)
+	rdb, prefix := testenv.RedisAt(t, rs.URL())
+	d := newDeduper(t, pool, rdb, prefix)
+
+	rs.Stop(t)
+	if res := check(t, d, "evt_rdown"); res.Outcome != dedup.Accepted {
+		t.Fatalf("first with Redis down: %+v", res)
+	}
+	if res := check(t, d, "evt_rdown"); res != (dedup.Result{Outcome: dedup.Duplicate, Path: dedup.PathRedisFallback}) {
+		t.Fatalf("second with Redis down: %+v, want duplicate by fallback", res)
+	}
+	rs.Start(t)
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		res := check(t, d, "evt_rdown")
+		if res.Outcome != dedup.Duplicate {
+			t.Fatalf("after Redis restart: %+v", res)
+		}
+		if res.Path == dedup.PathPostgres { // Redis answered again
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("fast path did not resume after Redis came back")
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	if res := check(t, d, "evt_rdown"); res != (dedup.Result{Outcome: dedup.Duplicate, Path: dedup.PathRedisDone}) {
+		t.Fatalf("after resume: %+v, want a Redis hit", res)
+	}
+}

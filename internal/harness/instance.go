@@ -1,0 +1,83 @@
+package harness
+
+import (
+	"context"
+	"net"
+	"testing"
+	"time"
+
+	"github.com/jackc/pgx/v5/pgxpool"
+	"github.com/redis/go-redis/v9"
+
+	"github.com/oncehook/oncehook/dedup"
+	"github.com/oncehook/oncehook/receiver"
+	"github.com/oncehook/oncehook/sink"
+)
+
+// Secret signs the test instances' webhooks.
+const Secret = "whsec_test_oncehook_secret"
+
+// Instance is one receiver (deduper, dispatcher and HTTP server) serving on
+// a free port of 127.0.0.1, as cmd/receiver wires them.
+type Instance struct {
+	URL    string // the webhook URL
+	Base   string // http://host:port
+	Dedup  *dedup.Deduper
+	server *receiver.Server
+	disp   *sink.Dispatcher
+	done   chan struct{}
+}
+
+// InstanceConfig says what an Instance shares with others.
+type InstanceConfig struct {
+	Pool      *pgxpool.Pool
+	Redis     redis.UniversalClient // nil: Postgres alone
+	KeyPrefix string
+	Sink      sink.Sink
+	QueueSize int // defaults to the dispatcher's
+}
+
+// StartInstance starts an instance; it is stopped when the test ends.
+func StartInstance(t testing.TB, cfg InstanceConfig) *Instance {
+	t.Helper()
+	disp, err := sink.NewDispatcher(sink.DispatcherConfig{Pool: cfg.Pool, Sink: cfg.Sink, QueueSize: cfg.QueueSize, FlushInterval: 5 * time.Millisecond})
+	if err != nil {
+		t.Fatal(err)
+	}
+	dd, err := dedup.New(dedup.Config{Pool: cfg.Pool, Redis: cfg.Redis, KeyPrefix: cfg.KeyPrefix, RedisBackoff: 100 * time.Millisecond})
+	if err != nil {
+		t.Fatal(err)
+	}
+	v, err := receiver.NewVerifier([]string{Secret}, 5*time.Minute)
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv, err := receiver.New(receiver.Config{Verifier: v, Deduper: dd, Queue: disp, Pool: cfg.Pool, Redis: cfg.Redis, MaxBodyBytes: 256 << 10})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	in := &Instance{
+		Base: "http://" + ln.Addr().String(), Dedup: dd, server: srv, disp: disp, done: make(chan struct{}),
+	}
+	in.URL = in.Base + receiver.WebhookPath
+	go func() {
+		defer close(in.done)
+		_ = srv.Serve(ln)
+	}()
+	t.Cleanup(in.Stop)
+	return in
+}
+
+// Stop shuts the instance down in cmd/receiver's order. It is idempotent.
+func (in *Instance) Stop() {
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	_ = in.server.Shutdown(ctx)
+	<-in.done
+	in.Dedup.Stop()
+	_ = in.disp.Stop(ctx)
+}

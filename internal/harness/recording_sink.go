@@ -1,0 +1,68 @@
+package harness
+
+import (
+	"context"
+	"errors"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/oncehook/oncehook/dedup"
+)
+
+// RecordingSink is a Sink that counts deliveries per event id. Set Fail to
+// make calls fail.
+type RecordingSink struct {
+	mu     sync.Mutex
+	counts map[string]int
+	Fail   func(ev *dedup.Event) error
+}
+
+// NewRecordingSink returns an empty RecordingSink.
+func NewRecordingSink() *RecordingSink { return &RecordingSink{counts: map[string]int{}} }
+
+// Deliver records ev unless Fail says otherwise.
+func (s *RecordingSink) Deliver(_ context.Context, ev *dedup.Event) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.Fail != nil {
+		if err := s.Fail(ev); err != nil {
+			return err
+		}
+	}
+	s.counts[ev.ID]++
+	return nil
+}
+
+// Close does nothing.
+func (s *RecordingSink) Close() error { return nil }
+
+// Counts returns a copy of the deliveries per id.
+func (s *RecordingSink) Counts() map[string]int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	out := make(map[string]int, len(s.counts))
+	for k, v := range s.counts {
+		out[k] = v
+	}
+	return out
+}
+
+// WaitFor waits until cond holds for the counts, failing the test after timeout.
+func (s *RecordingSink) WaitFor(t testing.TB, timeout time.Duration, cond func(map[string]int) bool) map[string]int {
+	t.Helper()
+	deadline := time.Now().Add(timeout)
+	for {
+		c := s.Counts()
+		if cond(c) {
+			return c
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("sink: condition not met after %s; deliveries: %d ids", timeout, len(c))
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
+
+// ErrSinkDown is what a failing RecordingSink returns in tests.
+var ErrSinkDown = errors.New("sink down")
