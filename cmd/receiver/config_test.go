@@ -1,0 +1,95 @@
+package main
+
+import (
+	"strings"
+	"testing"
+	"time"
+)
+
+func lookupFrom(m map[string]string) func(string) (string, bool) {
+	return func(k string) (string, bool) { v, ok := m[k]; return v, ok }
+}
+
+var minimal = map[string]string{
+	"STRIPE_WEBHOOK_SECRET": "whsec_abc",
+	"DATABASE_URL":          "postgres://u:p@localhost:5432/db",
+}
+
+func TestLoadConfigDefaults(t *testing.T) {
+	t.Parallel()
+	c, err := loadConfig(lookupFrom(minimal))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.ListenAddr != ":8080" || c.AdminAddr != "127.0.0.1:9090" || c.Tolerance != 5*time.Minute ||
+		c.DedupTTL != 72*time.Hour || c.MaxBodyBytes != 1<<20 || c.Workers != 32 || c.QueueSize != 10000 ||
+		c.DeliveryMaxAttempts != 15 || c.DeliveryTimeout != 10*time.Second || c.Retention != 720*time.Hour ||
+		c.ShutdownTimeout != 30*time.Second || c.RedisURL != "" || c.Sink.path != "" || c.LogFormat != "json" {
+		t.Fatalf("defaults: %+v", c)
+	}
+}
+
+func TestLoadConfigSecretsAndOptional(t *testing.T) {
+	t.Parallel()
+	env := map[string]string{
+		"STRIPE_WEBHOOK_SECRET": "whsec_old, whsec_new",
+		"DATABASE_URL":          minimal["DATABASE_URL"],
+		"ADMIN_ADDR":            "",
+		"SINK_URL":              "file:///var/log/events.jsonl",
+		"REDIS_URL":             "rediss://cache:6380/1",
+	}
+	c, err := loadConfig(lookupFrom(env))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(c.Secrets) != 2 || c.Secrets[1] != "whsec_new" || c.AdminAddr != "" || c.Sink.path != "/var/log/events.jsonl" {
+		t.Fatalf("config: %+v", c)
+	}
+}
+
+func TestLoadConfigNamesEveryBadVariable(t *testing.T) {
+	t.Parallel()
+	bad := map[string]string{
+		"STRIPE_WEBHOOK_SECRET": "sk_live_supersecretvalue",
+		"DATABASE_URL":          "mysql://nope",
+		"SIGNATURE_TOLERANCE":   "5 minutes",
+		"DEDUP_TTL":             "-1h",
+		"MAX_BODY_BYTES":        "lots",
+		"WORKERS":               "0",
+		"QUEUE_SIZE":            "-5",
+		"REDIS_URL":             "http://cache",
+		"SINK_URL":              "ftp://x/y",
+		"LOG_LEVEL":             "loud",
+		"LOG_FORMAT":            "xml",
+		"SHUTDOWN_TIMEOUT":      "soon",
+	}
+	_, err := loadConfig(lookupFrom(bad))
+	if err == nil {
+		t.Fatal("want an error")
+	}
+	msg := err.Error()
+	for name := range bad {
+		if !strings.Contains(msg, name+":") {
+			t.Errorf("error does not name %s:\n%s", name, msg)
+		}
+	}
+	if strings.Contains(msg, "supersecretvalue") {
+		t.Errorf("error leaks the secret:\n%s", msg)
+	}
+	if _, err := loadConfig(lookupFrom(map[string]string{})); err == nil ||
+		!strings.Contains(err.Error(), "STRIPE_WEBHOOK_SECRET: required") || !strings.Contains(err.Error(), "DATABASE_URL: required") {
+		t.Errorf("empty environment: %v", err)
+	}
+}
+
+func TestParseSinkURL(t *testing.T) {
+	t.Parallel()
+	for raw, ok := range map[string]bool{
+		"stdout": true, "file:///tmp/x.jsonl": true,
+		"file://host/x": false, "file:": false, "http//x": false, "kafka://x": false, "%zz": false,
+	} {
+		if _, err := parseSinkURL(raw); (err == nil) != ok {
+			t.Errorf("parseSinkURL(%q): err=%v, want ok=%v", raw, err, ok)
+		}
+	}
+}

@@ -1,0 +1,207 @@
+package sink_test
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/jackc/pgx/v5/pgxpool"
+
+	"github.com/oncehook/oncehook/dedup"
+	"github.com/oncehook/oncehook/internal/testenv"
+	"github.com/oncehook/oncehook/sink"
+)
+
+// funcSink is a Sink made of a function.
+type funcSink func(ctx context.Context, ev *dedup.Event) error
+
+func (f funcSink) Deliver(ctx context.Context, ev *dedup.Event) error { return f(ctx, ev) }
+func (f funcSink) Close() error                                       { return nil }
+
+// stored inserts events as the intake would and returns them.
+func stored(t *testing.T, pool *pgxpool.Pool, n int) []*dedup.Event {
+	t.Helper()
+	var evs []*dedup.Event
+	for i := range n {
+		id := fmt.Sprintf("evt_disp_%03d", i)
+		_, err := pool.Exec(context.Background(),
+			`INSERT INTO stripe_webhook_events (event_id, event_type, payload) VALUES ($1, 'invoice.paid', $2)`,
+			id, []byte(`{"id":"`+id+`"}`))
+		if err != nil {
+			t.Fatal(err)
+		}
+		evs = append(evs, &dedup.Event{ID: id, Type: "invoice.paid", Payload: []byte(`{"id":"` + id + `"}`)})
+	}
+	return evs
+}
+
+type row struct {
+	status    string
+	attempts  int
+	lastError string
+	retryIn   time.Duration
+}
+
+func readRow(t *testing.T, pool *pgxpool.Pool, id string) row {
+	t.Helper()
+	var r row
+	var lastErr *string
+	var secs float64
+	err := pool.QueryRow(context.Background(), `SELECT status, attempts, last_error, extract(epoch FROM next_attempt_at - now())
+		FROM stripe_webhook_events WHERE event_id = $1`, id).Scan(&r.status, &r.attempts, &lastErr, &secs)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if lastErr != nil {
+		r.lastError = *lastErr
+	}
+	r.retryIn = time.Duration(secs * float64(time.Second))
+	return r
+}
+
+func waitRow(t *testing.T, pool *pgxpool.Pool, id string, cond func(row) bool) row {
+	t.Helper()
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		r := readRow(t, pool, id)
+		if cond(r) {
+			return r
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%s: row %+v never met the condition", id, r)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
+
+func TestDispatcherMarksDeliveredInBatches(t *testing.T) {
+	t.Parallel()
+	pool := testenv.Postgres(t)
+	evs := stored(t, pool, 100)
+	var mu sync.Mutex
+	got := map[string]int{}
+	d, err := sink.NewDispatcher(sink.DispatcherConfig{Pool: pool, Workers: 4, Sink: funcSink(func(_ context.Context, ev *dedup.Event) error {
+		mu.Lock()
+		got[ev.ID]++
+		mu.Unlock()
+		return nil
+	})})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, ev := range evs {
+		if !d.Enqueue(ev) {
+			t.Fatal("Enqueue refused with room in the queue")
+		}
+	}
+	if err := d.Stop(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	for _, ev := range evs {
+		if got[ev.ID] != 1 {
+			t.Errorf("%s delivered %d times", ev.ID, got[ev.ID])
+		}
+		if r := readRow(t, pool, ev.ID); r.status != "delivered" || r.attempts != 1 {
+			t.Errorf("%s: %+v, want delivered after 1 attempt", ev.ID, r)
+		}
+	}
+}
+
+func TestDispatcherRecordsFailure(t *testing.T) {
+	t.Parallel()
+	pool := testenv.Postgres(t)
+	evs := stored(t, pool, 1)
+	d, err := sink.NewDispatcher(sink.DispatcherConfig{Pool: pool, RetryDelay: time.Minute, Sink: funcSink(func(context.Context, *dedup.Event) error {
+		return errors.New("downstream said 502")
+	})})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer d.Stop(context.Background())
+	d.Enqueue(evs[0])
+	r := waitRow(t, pool, evs[0].ID, func(r row) bool { return r.attempts == 1 })
+	if r.status != "pending" || !strings.Contains(r.lastError, "502") || r.retryIn < 50*time.Second {
+		t.Fatalf("after a failed delivery: %+v, want pending with the error, due in about a minute", r)
+	}
+}
+
+func TestDispatcherQueueIsBounded(t *testing.T) {
+	t.Parallel()
+	pool := testenv.Postgres(t)
+	evs := stored(t, pool, 4)
+	release := make(chan struct{})
+	d, err := sink.NewDispatcher(sink.DispatcherConfig{Pool: pool, Workers: 1, QueueSize: 2, Sink: funcSink(func(ctx context.Context, _ *dedup.Event) error {
+		select {
+		case <-release:
+			return nil
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+	})})
+	if err != nil {
+		t.Fatal(err)
+	}
+	d.Enqueue(evs[0]) // taken by the one worker, which blocks
+	waitFor(t, func() bool { return d.QueueDepth() == 0 })
+	if !d.Enqueue(evs[1]) || !d.Enqueue(evs[2]) {
+		t.Fatal("Enqueue refused with room in the queue")
+	}
+	if d.Enqueue(evs[3]) {
+		t.Fatal("Enqueue accepted past QueueSize")
+	}
+	close(release)
+	if err := d.Stop(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	if r := readRow(t, pool, evs[3].ID); r.status != "pending" {
+		t.Fatalf("the refused event: %+v, want it still pending", r)
+	}
+}
+
+func TestDispatcherStopBoundedByContext(t *testing.T) {
+	t.Parallel()
+	pool := testenv.Postgres(t)
+	evs := stored(t, pool, 3)
+	d, err := sink.NewDispatcher(sink.DispatcherConfig{Pool: pool, Workers: 1, Sink: funcSink(func(ctx context.Context, _ *dedup.Event) error {
+		<-ctx.Done() // a sink that hangs
+		return ctx.Err()
+	})})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, ev := range evs {
+		d.Enqueue(ev)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 200*time.Millisecond)
+	defer cancel()
+	start := time.Now()
+	if err := d.Stop(ctx); err == nil {
+		t.Fatal("Stop with a hanging sink: want an error saying events stay pending")
+	}
+	if el := time.Since(start); el > 2*time.Second {
+		t.Fatalf("Stop took %s past its deadline", el)
+	}
+	for _, ev := range evs {
+		if r := readRow(t, pool, ev.ID); r.status != "pending" {
+			t.Errorf("%s: %+v, want pending", ev.ID, r)
+		}
+	}
+	if d.Enqueue(evs[0]) {
+		t.Fatal("Enqueue after Stop: want false")
+	}
+}
+
+func waitFor(t *testing.T, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(5 * time.Second)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatal("condition not met in 5s")
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+}
