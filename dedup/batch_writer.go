@@ -16,12 +16,13 @@ import (
 )
 
 // insertSQL inserts one batch in event_id order, so that batches from several
-// instances take row locks in the same order, and returns the new ids.
+// instances take row locks in the same order, and returns the new ids. A new
+// row is leased to this instance ($8 ms): no sweeper takes it before then.
 const insertSQL = `
 INSERT INTO stripe_webhook_events
-	(event_id, event_type, livemode, account, api_version, stripe_created, payload, locked_until)
+	(event_id, event_type, livemode, account, api_version, stripe_created, payload, locked_until, next_attempt_at)
 SELECT e.id, e.type, e.livemode, NULLIF(e.account, ''), NULLIF(e.api_version, ''), e.created, e.payload,
-	now() + $8::bigint * interval '1 millisecond'
+	now() + $8::bigint * interval '1 millisecond', now() + $8::bigint * interval '1 millisecond'
 FROM unnest($1::text[], $2::text[], $3::bool[], $4::text[], $5::text[], $6::timestamptz[], $7::bytea[])
 	AS e(id, type, livemode, account, api_version, created, payload)
 ORDER BY e.id

@@ -36,8 +36,9 @@ type Config struct {
 	QueueSize int
 	// CommitTimeout bounds one batch's round trip to Postgres. Defaults to 5s.
 	CommitTimeout time.Duration
-	// Lease is the locked_until given to a fresh row, so that no sweeper takes
-	// it while this instance delivers it. Defaults to 1m.
+	// Lease is the locked_until (and next_attempt_at) given to a fresh row,
+	// so that no sweeper takes it while this instance delivers it. It must
+	// match sink.DispatcherConfig.Lease. Defaults to 1m.
 	Lease time.Duration
 	// Logger receives rate-limited fault reports. Defaults to slog.Default().
 	Logger *slog.Logger

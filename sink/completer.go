@@ -2,55 +2,86 @@ package sink
 
 import (
 	"context"
-	"fmt"
 	"log/slog"
 	"sync"
 	"time"
 
-	"github.com/jackc/pgx/v5/pgxpool"
+	"github.com/jackc/pgx/v5"
 )
 
+// markDeliveredSQL closes rows whose delivery succeeded.
 const markDeliveredSQL = `
 UPDATE stripe_webhook_events
 SET status = 'delivered', delivered_at = now(), attempts = attempts + 1,
 	locked_until = NULL, last_error = NULL
 WHERE event_id = ANY($1::text[]) AND status = 'pending'`
 
+// markFailedSQL schedules the next attempt of rows whose delivery failed:
+// RetryBase × 2^attempts, capped at RetryMax, less up to half of it at
+// random; dead after MaxAttempts.
+// $1 ids, $2 errors, $3 MaxAttempts, $4 RetryBase ms, $5 RetryMax ms.
 const markFailedSQL = `
-UPDATE stripe_webhook_events
-SET attempts = attempts + 1, last_error = $2, locked_until = NULL,
-	next_attempt_at = now() + $3::bigint * interval '1 millisecond'
-WHERE event_id = $1 AND status = 'pending'`
+UPDATE stripe_webhook_events e
+SET attempts = e.attempts + 1,
+	last_error = f.err,
+	locked_until = NULL,
+	status = CASE WHEN e.attempts + 1 >= $3 THEN 'dead' ELSE 'pending' END,
+	next_attempt_at = now() + least($4::float8 * power(2, e.attempts), $5::float8)
+		* (1 - random() / 2) * interval '1 millisecond'
+FROM unnest($1::text[], $2::text[]) AS f(id, err)
+WHERE e.event_id = f.id AND e.status = 'pending'`
 
-// completer records deliveries in Postgres in batches: one UPDATE for every
-// id gathered in an interval, not one transaction per event.
+// recordAttemptsSQL appends to the delivery history.
+const recordAttemptsSQL = `
+INSERT INTO stripe_webhook_delivery_attempts (event_id, ok, error, instance)
+SELECT a.id, a.ok, NULLIF(a.err, ''), $4
+FROM unnest($1::text[], $2::bool[], $3::text[]) AS a(id, ok, err)
+WHERE EXISTS (SELECT 1 FROM stripe_webhook_events e WHERE e.event_id = a.id)`
+
+// maxErrorLen bounds a stored last_error.
+const maxErrorLen = 1000
+
+// completer writes delivery results in batches: every FlushInterval (or
+// MaxBatch results) one transaction updates every row and appends the
+// history, never one transaction per event. A failed write leaves the rows
+// pending: they are delivered again, never lost.
 type completer struct {
-	pool     *pgxpool.Pool
-	log      *slog.Logger
-	interval time.Duration
-	maxBatch int
+	cfg DispatcherConfig
+	log *slog.Logger
 
-	mu      sync.Mutex
-	ids     []string
+	mu     sync.Mutex
+	ok     []string
+	failed []string
+	errs   []string
+
 	full    chan struct{}
-	stop    chan struct{}
 	stopped chan struct{}
+	stop    chan struct{}
 }
 
-func newCompleter(pool *pgxpool.Pool, log *slog.Logger, interval time.Duration, maxBatch int) *completer {
-	c := &completer{pool: pool, log: log, interval: interval, maxBatch: maxBatch,
+func newCompleter(cfg DispatcherConfig) *completer {
+	c := &completer{cfg: cfg, log: cfg.Logger,
 		full: make(chan struct{}, 1), stop: make(chan struct{}), stopped: make(chan struct{})}
 	go c.run()
 	return c
 }
 
-// delivered queues id to be marked delivered.
-func (c *completer) delivered(id string) {
+// add records one delivery's result.
+func (c *completer) add(id string, err error) {
 	c.mu.Lock()
-	c.ids = append(c.ids, id)
-	n := len(c.ids)
+	if err == nil {
+		c.ok = append(c.ok, id)
+	} else {
+		msg := err.Error()
+		if len(msg) > maxErrorLen {
+			msg = msg[:maxErrorLen]
+		}
+		c.failed = append(c.failed, id)
+		c.errs = append(c.errs, msg)
+	}
+	n := len(c.ok) + len(c.failed)
 	c.mu.Unlock()
-	if n >= c.maxBatch {
+	if n >= c.cfg.MaxBatch {
 		select {
 		case c.full <- struct{}{}:
 		default:
@@ -58,21 +89,9 @@ func (c *completer) delivered(id string) {
 	}
 }
 
-// failed records a failed attempt at once; the row stays pending and is due
-// again after retryIn.
-func (c *completer) failed(ctx context.Context, id string, cause error, retryIn time.Duration) {
-	msg := cause.Error()
-	if len(msg) > 1000 {
-		msg = msg[:1000]
-	}
-	if _, err := c.pool.Exec(ctx, markFailedSQL, id, msg, retryIn.Milliseconds()); err != nil {
-		c.log.Error("recording a failed delivery", "event_id", id, "error", err)
-	}
-}
-
 func (c *completer) run() {
 	defer close(c.stopped)
-	t := time.NewTicker(c.interval)
+	t := time.NewTicker(c.cfg.FlushInterval)
 	defer t.Stop()
 	for {
 		select {
@@ -86,27 +105,43 @@ func (c *completer) run() {
 	}
 }
 
-// flush writes what is gathered, in chunks of maxBatch. A failed update
-// leaves rows pending: they are delivered again, never lost.
 func (c *completer) flush() {
 	c.mu.Lock()
-	ids := c.ids
-	c.ids = nil
+	ok, failed, errs := c.ok, c.failed, c.errs
+	c.ok, c.failed, c.errs = nil, nil, nil
 	c.mu.Unlock()
-	for len(ids) > 0 {
-		n := min(len(ids), c.maxBatch)
-		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-		_, err := c.pool.Exec(ctx, markDeliveredSQL, ids[:n])
-		cancel()
-		if err != nil {
-			c.log.Error("marking events delivered; they stay pending", "events", n, "error", fmt.Sprint(err))
+	if len(ok)+len(failed) == 0 {
+		return
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	err := pgx.BeginFunc(ctx, c.cfg.Pool, func(tx pgx.Tx) error {
+		var b pgx.Batch
+		if len(ok) > 0 {
+			b.Queue(markDeliveredSQL, ok)
 		}
-		ids = ids[n:]
+		if len(failed) > 0 {
+			b.Queue(markFailedSQL, failed, errs, c.cfg.MaxAttempts, c.cfg.RetryBase.Milliseconds(), c.cfg.RetryMax.Milliseconds())
+		}
+		ids := append(append(make([]string, 0, len(ok)+len(failed)), ok...), failed...)
+		oks := make([]bool, len(ids))
+		texts := make([]string, len(ids))
+		for i := range ok {
+			oks[i] = true
+		}
+		copy(texts[len(ok):], errs)
+		b.Queue(recordAttemptsSQL, ids, oks, texts, c.cfg.Instance)
+		return tx.SendBatch(ctx, &b).Close()
+	})
+	if err != nil {
+		c.log.Error("writing delivery results failed; the rows stay pending and are delivered again",
+			"delivered", len(ok), "failed", len(failed), "error", err)
 	}
 }
 
-// close flushes the last batch and stops.
+// close writes the last results and stops.
 func (c *completer) close() {
 	close(c.stop)
 	<-c.stopped
 }
+

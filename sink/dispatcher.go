@@ -3,7 +3,9 @@ package sink
 import (
 	"context"
 	"errors"
+	"fmt"
 	"log/slog"
+	"os"
 	"sync"
 	"time"
 
@@ -24,13 +26,28 @@ type DispatcherConfig struct {
 	QueueSize int
 	// DeliveryTimeout bounds one Deliver call. Defaults to 10s.
 	DeliveryTimeout time.Duration
-	// RetryDelay is how long a failed event waits before it is due again.
-	// Defaults to 30s.
-	RetryDelay time.Duration
-	// FlushInterval is how often delivered ids are written. Defaults to 20ms.
+	// MaxAttempts is how many failed attempts make an event dead. Defaults to 15.
+	MaxAttempts int
+	// RetryBase is the delay after the first failure; each further failure
+	// doubles it, up to RetryMax, with jitter of up to half. Defaults to 1s.
+	RetryBase time.Duration
+	// RetryMax caps the delay between attempts. Defaults to 1h.
+	RetryMax time.Duration
+	// Lease is how long an instance owns a row it is delivering; another
+	// instance's sweeper takes the row only after it. It must match the
+	// intake's dedup.Config.Lease. Defaults to the larger of 1m and
+	// 3 × DeliveryTimeout.
+	Lease time.Duration
+	// SweepInterval is how often due and orphaned rows are claimed. Defaults to 1s.
+	SweepInterval time.Duration
+	// SweepBatch bounds the rows claimed at once. Defaults to 200.
+	SweepBatch int
+	// FlushInterval is how often delivery results are written. Defaults to 20ms.
 	FlushInterval time.Duration
-	// MaxBatch bounds the ids of one completion UPDATE. Defaults to 500.
+	// MaxBatch bounds the results of one write. Defaults to 1000.
 	MaxBatch int
+	// Instance names this process in the delivery history. Defaults to host:pid.
+	Instance string
 	// Logger defaults to slog.Default().
 	Logger *slog.Logger
 }
@@ -46,14 +63,33 @@ func (c DispatcherConfig) WithDefaults() DispatcherConfig {
 	if c.DeliveryTimeout == 0 {
 		c.DeliveryTimeout = 10 * time.Second
 	}
-	if c.RetryDelay == 0 {
-		c.RetryDelay = 30 * time.Second
+	if c.MaxAttempts == 0 {
+		c.MaxAttempts = 15
+	}
+	if c.RetryBase == 0 {
+		c.RetryBase = time.Second
+	}
+	if c.RetryMax == 0 {
+		c.RetryMax = time.Hour
+	}
+	if c.Lease == 0 {
+		c.Lease = DefaultLease(c.DeliveryTimeout)
+	}
+	if c.SweepInterval == 0 {
+		c.SweepInterval = time.Second
+	}
+	if c.SweepBatch == 0 {
+		c.SweepBatch = 200
 	}
 	if c.FlushInterval == 0 {
 		c.FlushInterval = 20 * time.Millisecond
 	}
 	if c.MaxBatch == 0 {
-		c.MaxBatch = 500
+		c.MaxBatch = 1000
+	}
+	if c.Instance == "" {
+		host, _ := os.Hostname()
+		c.Instance = fmt.Sprintf("%s:%d", host, os.Getpid())
 	}
 	if c.Logger == nil {
 		c.Logger = slog.Default()
@@ -61,34 +97,54 @@ func (c DispatcherConfig) WithDefaults() DispatcherConfig {
 	return c
 }
 
+// DefaultLease is the lease for a delivery timeout: the larger of 1m and
+// 3 × timeout.
+func DefaultLease(deliveryTimeout time.Duration) time.Duration {
+	return max(time.Minute, 3*deliveryTimeout)
+}
+
+// leaseMargin is kept free at the end of a lease: a worker does not start a
+// delivery that could still run then, because the row may be re-claimed.
+const leaseMargin = 5 * time.Second
+
 func (c DispatcherConfig) validate() error {
 	switch {
 	case c.Pool == nil || c.Sink == nil:
 		return errors.New("sink: DispatcherConfig.Pool and Sink are required")
-	case c.Workers < 1 || c.QueueSize < 1 || c.MaxBatch < 1:
-		return errors.New("sink: Workers, QueueSize and MaxBatch must be positive")
-	case c.DeliveryTimeout <= 0 || c.FlushInterval <= 0 || c.RetryDelay <= 0:
-		return errors.New("sink: DeliveryTimeout, FlushInterval and RetryDelay must be positive")
+	case c.Workers < 1 || c.QueueSize < 1 || c.MaxBatch < 1 || c.SweepBatch < 1 || c.MaxAttempts < 1:
+		return errors.New("sink: Workers, QueueSize, MaxBatch, SweepBatch and MaxAttempts must be positive")
+	case c.DeliveryTimeout <= 0 || c.FlushInterval <= 0 || c.RetryBase <= 0 || c.RetryMax < c.RetryBase || c.SweepInterval <= 0:
+		return errors.New("sink: DeliveryTimeout, FlushInterval, RetryBase and SweepInterval must be positive, RetryMax at least RetryBase")
+	case c.Lease < c.DeliveryTimeout+2*leaseMargin:
+		return fmt.Errorf("sink: Lease %s must exceed DeliveryTimeout by at least %s", c.Lease, 2*leaseMargin)
 	}
 	return nil
 }
 
-// Dispatcher hands accepted events to worker goroutines that call the Sink.
-// The queue is bounded; an event that does not fit stays pending in Postgres.
-type Dispatcher struct {
-	cfg       DispatcherConfig
-	queue     chan *dedup.Event
-	done      *completer
-	ctx       context.Context // cancelled to abort deliveries at the end of Stop
-	cancel    context.CancelFunc
-	wg        sync.WaitGroup
-	mu        sync.RWMutex // guards closed against Enqueue
-	closed    bool
-	closeOnce sync.Once
-	stopErr   error
+// job is one event to deliver while this instance holds its lease.
+type job struct {
+	ev         *dedup.Event
+	leaseUntil time.Time // local clock; already less leaseMargin
 }
 
-// NewDispatcher starts the workers. Stop them with Stop.
+// Dispatcher delivers events to the Sink: those the intake hands over, and
+// those its sweeper claims from Postgres (due retries, and rows whose owner
+// died). The queue is bounded; an event that does not fit stays pending.
+type Dispatcher struct {
+	cfg      DispatcherConfig
+	queue    chan job
+	results  *completer
+	sweeper  *sweeper
+	ctx      context.Context // cancelled to abort deliveries at the end of Stop
+	cancel   context.CancelFunc
+	workers  sync.WaitGroup
+	mu       sync.RWMutex // guards closed against Enqueue
+	closed   bool
+	stopOnce sync.Once
+	stopErr  error
+}
+
+// NewDispatcher starts the workers and the sweeper. Stop them with Stop.
 func NewDispatcher(cfg DispatcherConfig) (*Dispatcher, error) {
 	cfg = cfg.WithDefaults()
 	if err := cfg.validate(); err != nil {
@@ -96,73 +152,83 @@ func NewDispatcher(cfg DispatcherConfig) (*Dispatcher, error) {
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	d := &Dispatcher{
-		cfg:    cfg,
-		queue:  make(chan *dedup.Event, cfg.QueueSize),
-		done:   newCompleter(cfg.Pool, cfg.Logger, cfg.FlushInterval, cfg.MaxBatch),
-		ctx:    ctx,
-		cancel: cancel,
+		cfg:     cfg,
+		queue:   make(chan job, cfg.QueueSize),
+		results: newCompleter(cfg),
+		ctx:     ctx,
+		cancel:  cancel,
 	}
 	for range cfg.Workers {
-		d.wg.Add(1)
+		d.workers.Add(1)
 		go d.work()
 	}
+	d.sweeper = startSweeper(cfg, d)
 	return d, nil
 }
 
-// Enqueue hands ev to the workers without blocking. It reports false when
-// the queue is full or stopping; the event's row then stays pending.
+// Enqueue hands an event the intake just stored to the workers, without
+// blocking. It reports false when the queue is full or stopping; the row
+// then stays pending and the sweeper delivers it once its lease ends.
 func (d *Dispatcher) Enqueue(ev *dedup.Event) bool {
+	return d.offer(job{ev: ev, leaseUntil: time.Now().Add(d.cfg.Lease - leaseMargin)})
+}
+
+func (d *Dispatcher) offer(j job) bool {
 	d.mu.RLock()
 	defer d.mu.RUnlock()
 	if d.closed {
 		return false
 	}
 	select {
-	case d.queue <- ev:
+	case d.queue <- j:
 		return true
 	default:
 		return false
 	}
 }
 
+// free is the room left in the queue.
+func (d *Dispatcher) free() int { return cap(d.queue) - len(d.queue) }
+
 // QueueDepth is the number of events waiting for a worker.
 func (d *Dispatcher) QueueDepth() int { return len(d.queue) }
 
 func (d *Dispatcher) work() {
-	defer d.wg.Done()
-	for ev := range d.queue {
-		d.deliver(ev)
+	defer d.workers.Done()
+	for j := range d.queue {
+		d.deliver(j)
 	}
 }
 
-func (d *Dispatcher) deliver(ev *dedup.Event) {
+func (d *Dispatcher) deliver(j job) {
 	if d.ctx.Err() != nil {
 		return // stopping: the row stays pending
 	}
-	ctx, cancel := context.WithTimeout(d.ctx, d.cfg.DeliveryTimeout)
-	err := d.cfg.Sink.Deliver(ctx, ev)
-	cancel()
-	if err == nil {
-		d.done.delivered(ev.ID)
-		return
+	if time.Now().Add(d.cfg.DeliveryTimeout).After(j.leaseUntil) {
+		return // the lease could end mid-delivery: leave the row to a sweeper
 	}
-	d.cfg.Logger.Warn("delivery failed; the event stays pending", "event_id", ev.ID, "event_type", ev.Type, "error", err)
-	fctx, fcancel := context.WithTimeout(context.Background(), 5*time.Second)
-	d.done.failed(fctx, ev.ID, err, d.cfg.RetryDelay)
-	fcancel()
+	ctx, cancel := context.WithTimeout(d.ctx, d.cfg.DeliveryTimeout)
+	err := d.cfg.Sink.Deliver(ctx, j.ev)
+	cancel()
+	if err != nil {
+		d.cfg.Logger.Warn("delivery failed; will retry", "event_id", j.ev.ID, "event_type", j.ev.Type, "error", err)
+	}
+	d.results.add(j.ev.ID, err)
 }
 
-// Stop takes no more events, lets the workers drain the queue until ctx is
-// done, then aborts what is left (it stays pending in Postgres), writes the
-// last completions and closes the sink. It is safe to call more than once.
+// Stop takes no more events, stops the sweeper, lets the workers drain the
+// queue until ctx is done, then aborts what is left (it stays pending in
+// Postgres), writes the last results and closes the sink. It is safe to
+// call more than once.
 func (d *Dispatcher) Stop(ctx context.Context) error {
-	d.closeOnce.Do(func() {
+	d.stopOnce.Do(func() {
+		d.sweeper.stop()
 		d.mu.Lock()
 		d.closed = true
 		close(d.queue)
 		d.mu.Unlock()
 		drained := make(chan struct{})
-		go func() { d.wg.Wait(); close(drained) }()
+		go func() { d.workers.Wait(); close(drained) }()
 		select {
 		case <-drained:
 		case <-ctx.Done():
@@ -171,7 +237,7 @@ func (d *Dispatcher) Stop(ctx context.Context) error {
 			d.stopErr = errors.New("sink: shutdown timeout reached; undelivered events stay pending")
 		}
 		d.cancel()
-		d.done.close()
+		d.results.close()
 		if err := d.cfg.Sink.Close(); err != nil && d.stopErr == nil {
 			d.stopErr = err
 		}

@@ -10,6 +10,8 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5/pgxpool"
+
+	"github.com/oncehook/oncehook/sink"
 )
 
 // config is everything the receiver reads from the environment. Only this
@@ -24,8 +26,8 @@ type config struct {
 	RedisTimeout        time.Duration
 	DedupTTL            time.Duration
 	MaxBodyBytes        int
-	Sink                sinkTarget
-	SinkSigningSecret   string
+	Sink                sink.Target
+	Signer              *sink.StandardWebhooksSigner // nil unless SINK_SIGNING_SECRET is set
 	Workers             int
 	QueueSize           int
 	DeliveryMaxAttempts int
@@ -51,7 +53,6 @@ func loadConfig(lookup func(string) (string, bool)) (config, error) {
 		DedupTTL:            e.duration("DEDUP_TTL", 72*time.Hour, time.Second),
 		MaxBodyBytes:        e.integer("MAX_BODY_BYTES", 1<<20, 1024),
 		Sink:                e.sink("SINK_URL"),
-		SinkSigningSecret:   e.str("SINK_SIGNING_SECRET", ""),
 		Workers:             e.integer("WORKERS", 32, 1),
 		QueueSize:           e.integer("QUEUE_SIZE", 10000, 1),
 		DeliveryMaxAttempts: e.integer("DELIVERY_MAX_ATTEMPTS", 15, 1),
@@ -61,6 +62,7 @@ func loadConfig(lookup func(string) (string, bool)) (config, error) {
 		LogLevel:            e.level("LOG_LEVEL"),
 		LogFormat:           e.oneOf("LOG_FORMAT", "json", "json", "text"),
 	}
+	c.Signer = e.signer("SINK_SIGNING_SECRET", c.Sink)
 	return c, errors.Join(e.errs...)
 }
 
@@ -172,12 +174,29 @@ func (e *env) databaseURL(name string) string {
 	return v
 }
 
-func (e *env) sink(name string) sinkTarget {
-	t, err := parseSinkURL(e.str(name, "stdout"))
+func (e *env) sink(name string) sink.Target {
+	t, err := sink.ParseURL(e.str(name, "stdout"))
 	if err != nil {
 		e.fail(name, "%v", err)
 	}
 	return t
+}
+
+// signer reads the HTTP sink's Standard Webhooks secret without echoing it.
+func (e *env) signer(name string, t sink.Target) *sink.StandardWebhooksSigner {
+	v := e.get(name)
+	if v == "" {
+		return nil
+	}
+	if t.Scheme != "http" && t.Scheme != "https" {
+		e.fail(name, "only an http:// or https:// SINK_URL is signed; unset it or change SINK_URL")
+		return nil
+	}
+	s, err := sink.NewStandardWebhooksSigner(v)
+	if err != nil {
+		e.fail(name, "%v", err)
+	}
+	return s
 }
 
 func (e *env) redisURL(name string) string {

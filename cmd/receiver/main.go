@@ -4,6 +4,8 @@
 //	receiver [serve]          migrate, then serve (the default)
 //	receiver migrate          apply the embedded migrations and exit
 //	receiver send-test-event  post one signed test event to a running receiver
+//	receiver events list|show list stored events, or show one with its history
+//	receiver replay           put events back to pending
 //
 // Configuration comes from the environment; see README.md.
 package main
@@ -16,7 +18,14 @@ import (
 	"syscall"
 )
 
-const usage = `usage: receiver [serve | migrate | send-test-event [-url URL] [-id EVT_ID]]
+const usage = `usage:
+  receiver [serve]                 migrate, then serve
+  receiver migrate                 apply the embedded migrations
+  receiver send-test-event [-url URL] [-id EVT_ID]
+  receiver events list [--status pending|delivered|dead] [--type T] [--since D] [--limit N] [--json]
+  receiver events show EVT_ID [--json]
+  receiver replay EVT_ID...
+  receiver replay --status dead [--since D]
 
 Configuration is read from the environment (see README.md).
 `
@@ -43,6 +52,10 @@ func run(ctx context.Context, args []string) error {
 		return migrate(ctx)
 	case "send-test-event":
 		return sendTestEvent(ctx, args)
+	case "events":
+		return eventsCmd(ctx, args, os.Stdout)
+	case "replay":
+		return replayCmd(ctx, args, os.Stdout)
 	case "help", "-h", "--help":
 		fmt.Print(usage)
 		return nil

@@ -38,8 +38,9 @@ func migrate(ctx context.Context) error {
 }
 
 // serve runs the receiver until ctx ends, then shuts down in this order:
-// listener and in-flight requests, the batch writer, the delivery workers
-// (draining within SHUTDOWN_TIMEOUT), then the Postgres and Redis pools.
+// listener and in-flight requests, the batch writer, the sweeper and the
+// delivery workers (draining within SHUTDOWN_TIMEOUT), the pruner, then the
+// Postgres and Redis pools.
 func serve(ctx context.Context) error {
 	c, err := loadConfig(os.LookupEnv)
 	if err != nil {
@@ -65,18 +66,25 @@ func serve(ctx context.Context) error {
 		rdb = client
 	}
 
-	out, err := c.Sink.open()
+	out, err := c.Sink.Open(c.Signer)
 	if err != nil {
 		return fmt.Errorf("SINK_URL: %w", err)
 	}
+	lease := sink.DefaultLease(c.DeliveryTimeout)
 	disp, err := sink.NewDispatcher(sink.DispatcherConfig{
 		Pool: pool, Sink: out, Workers: c.Workers, QueueSize: c.QueueSize,
-		DeliveryTimeout: c.DeliveryTimeout, Logger: log,
+		DeliveryTimeout: c.DeliveryTimeout, MaxAttempts: c.DeliveryMaxAttempts, Lease: lease, Logger: log,
 	})
 	if err != nil {
 		return err
 	}
-	dd, err := dedup.New(dedup.Config{Pool: pool, Redis: rdb, DoneTTL: c.DedupTTL, Logger: log})
+	pruner, err := sink.NewPruner(sink.PrunerConfig{Pool: pool, Retention: c.Retention, Logger: log})
+	if err != nil {
+		return err
+	}
+	pruner.Start()
+	defer pruner.Stop()
+	dd, err := dedup.New(dedup.Config{Pool: pool, Redis: rdb, DoneTTL: c.DedupTTL, Lease: lease, Logger: log})
 	if err != nil {
 		return err
 	}

@@ -1,0 +1,84 @@
+package sink
+
+import (
+	"errors"
+	"fmt"
+	"net/url"
+	"os"
+	"strconv"
+
+	"github.com/redis/go-redis/v9"
+)
+
+// DefaultStreamMaxLen bounds a Redis stream sink when the URL sets no maxlen.
+const DefaultStreamMaxLen = 1_000_000
+
+// Target is a parsed SINK_URL: stdout, file:///path, http(s)://..., or
+// redis://host:port/db?stream=NAME[&maxlen=N].
+type Target struct {
+	Scheme string // "stdout", "file", "http", "https" or "redis"/"rediss"
+	raw    string
+	path   string
+	redis  *redis.Options
+	stream string
+	maxLen int64
+}
+
+// ParseURL checks raw without opening anything.
+func ParseURL(raw string) (Target, error) {
+	if raw == "stdout" {
+		return Target{Scheme: "stdout", raw: raw}, nil
+	}
+	u, err := url.Parse(raw)
+	if err != nil {
+		return Target{}, errors.New("not a URL")
+	}
+	t := Target{Scheme: u.Scheme, raw: raw}
+	switch u.Scheme {
+	case "file":
+		if u.Path == "" || u.Host != "" {
+			return Target{}, errors.New("a file sink needs an absolute path: file:///path/to/events.jsonl")
+		}
+		t.path = u.Path
+	case "http", "https":
+		if u.Host == "" {
+			return Target{}, fmt.Errorf("an %s sink needs a host", u.Scheme)
+		}
+	case "redis", "rediss":
+		q := u.Query()
+		t.stream = q.Get("stream")
+		if t.stream == "" {
+			return Target{}, errors.New("a Redis sink needs ?stream=NAME")
+		}
+		t.maxLen = DefaultStreamMaxLen
+		if m := q.Get("maxlen"); m != "" {
+			if t.maxLen, err = strconv.ParseInt(m, 10, 64); err != nil || t.maxLen < 1 {
+				return Target{}, errors.New("maxlen must be a positive whole number")
+			}
+		}
+		q.Del("stream")
+		q.Del("maxlen")
+		u.RawQuery = q.Encode()
+		if t.redis, err = redis.ParseURL(u.String()); err != nil {
+			return Target{}, fmt.Errorf("bad Redis address: %v", err)
+		}
+	default:
+		return Target{}, fmt.Errorf("unsupported scheme %q: use stdout, file://, http://, https:// or redis://", u.Scheme)
+	}
+	return t, nil
+}
+
+// Open makes the Sink. signer is used by HTTP sinks only and may be nil.
+func (t Target) Open(signer *StandardWebhooksSigner) (Sink, error) {
+	switch t.Scheme {
+	case "stdout":
+		return NewWriter(os.Stdout), nil
+	case "file":
+		return OpenFile(t.path)
+	case "http", "https":
+		return NewHTTP(t.raw, signer), nil
+	case "redis", "rediss":
+		return NewRedisStream(redis.NewClient(t.redis), t.stream, t.maxLen), nil
+	}
+	return nil, fmt.Errorf("unsupported sink %q", t.Scheme)
+}
