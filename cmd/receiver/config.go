@@ -32,6 +32,7 @@ type config struct {
 	QueueSize           int
 	DeliveryMaxAttempts int
 	DeliveryTimeout     time.Duration
+	DeliveryLease       time.Duration
 	Retention           time.Duration
 	ShutdownTimeout     time.Duration
 	LogLevel            slog.Level
@@ -63,6 +64,7 @@ func loadConfig(lookup func(string) (string, bool)) (config, error) {
 		LogFormat:           e.oneOf("LOG_FORMAT", "json", "json", "text"),
 	}
 	c.Signer = e.signer("SINK_SIGNING_SECRET", c.Sink)
+	c.DeliveryLease = e.duration("DELIVERY_LEASE", sink.DefaultLease(c.DeliveryTimeout), c.DeliveryTimeout+10*time.Second)
 	return c, errors.Join(e.errs...)
 }
 

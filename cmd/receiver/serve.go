@@ -70,7 +70,7 @@ func serve(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("SINK_URL: %w", err)
 	}
-	lease := sink.DefaultLease(c.DeliveryTimeout)
+	lease := c.DeliveryLease
 	disp, err := sink.NewDispatcher(sink.DispatcherConfig{
 		Pool: pool, Sink: out, Workers: c.Workers, QueueSize: c.QueueSize,
 		DeliveryTimeout: c.DeliveryTimeout, MaxAttempts: c.DeliveryMaxAttempts, Lease: lease, Logger: log,

@@ -34,17 +34,25 @@ type InstanceConfig struct {
 	Redis     redis.UniversalClient // nil: Postgres alone
 	KeyPrefix string
 	Sink      sink.Sink
-	QueueSize int // defaults to the dispatcher's
+	// Delivery tunes the dispatcher; its Pool and Sink are set from above.
+	// FlushInterval defaults to 5ms here.
+	Delivery sink.DispatcherConfig
 }
 
 // StartInstance starts an instance; it is stopped when the test ends.
 func StartInstance(t testing.TB, cfg InstanceConfig) *Instance {
 	t.Helper()
-	disp, err := sink.NewDispatcher(sink.DispatcherConfig{Pool: cfg.Pool, Sink: cfg.Sink, QueueSize: cfg.QueueSize, FlushInterval: 5 * time.Millisecond})
+	dc := cfg.Delivery
+	dc.Pool, dc.Sink = cfg.Pool, cfg.Sink
+	if dc.FlushInterval == 0 {
+		dc.FlushInterval = 5 * time.Millisecond
+	}
+	dc = dc.WithDefaults()
+	disp, err := sink.NewDispatcher(dc)
 	if err != nil {
 		t.Fatal(err)
 	}
-	dd, err := dedup.New(dedup.Config{Pool: cfg.Pool, Redis: cfg.Redis, KeyPrefix: cfg.KeyPrefix, RedisBackoff: 100 * time.Millisecond})
+	dd, err := dedup.New(dedup.Config{Pool: cfg.Pool, Redis: cfg.Redis, KeyPrefix: cfg.KeyPrefix, RedisBackoff: 100 * time.Millisecond, Lease: dc.Lease})
 	if err != nil {
 		t.Fatal(err)
 	}

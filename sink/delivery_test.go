@@ -1,0 +1,275 @@
+package sink_test
+
+import (
+	"context"
+	"fmt"
+	"math/rand/v2"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/jackc/pgx/v5/pgxpool"
+
+	"github.com/oncehook/oncehook/dedup"
+	"github.com/oncehook/oncehook/internal/harness"
+	"github.com/oncehook/oncehook/internal/testenv"
+	"github.com/oncehook/oncehook/sink"
+)
+
+// fastRetries makes backoff and sweeping quick enough for a test.
+var fastRetries = sink.DispatcherConfig{
+	RetryBase: 10 * time.Millisecond, RetryMax: 200 * time.Millisecond,
+	SweepInterval: 20 * time.Millisecond, MaxAttempts: 50,
+}
+
+func postMany(t *testing.T, urls []string, prefix string, n int) []string {
+	t.Helper()
+	var ids []string
+	var wg sync.WaitGroup
+	for i := range n {
+		id := fmt.Sprintf("%s_%03d", prefix, i)
+		ids = append(ids, id)
+		wg.Go(func() {
+			if resp := harness.Post(t, urls[i%len(urls)], harness.EventBody(id, "invoice.paid")); resp.Code != 200 {
+				t.Errorf("%s: %d %s", id, resp.Code, resp.Body)
+			}
+		})
+	}
+	wg.Wait()
+	return ids
+}
+
+func statusCounts(t *testing.T, pool *pgxpool.Pool) map[string]int {
+	t.Helper()
+	rows, err := pool.Query(context.Background(), "SELECT status, count(*) FROM stripe_webhook_events GROUP BY status")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer rows.Close()
+	out := map[string]int{}
+	for rows.Next() {
+		var s string
+		var n int
+		if err := rows.Scan(&s, &n); err != nil {
+			t.Fatal(err)
+		}
+		out[s] = n
+	}
+	return out
+}
+
+func waitAllDelivered(t *testing.T, pool *pgxpool.Pool, n int, timeout time.Duration) {
+	t.Helper()
+	deadline := time.Now().Add(timeout)
+	for {
+		c := statusCounts(t, pool)
+		if c["delivered"] == n {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("after %s: %v, want %d delivered", timeout, c, n)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+func exactlyOnce(t *testing.T, out *harness.RecordingSink, ids []string) {
+	t.Helper()
+	c := out.Counts()
+	for _, id := range ids {
+		if c[id] != 1 {
+			t.Errorf("%s delivered %d times, want 1", id, c[id])
+		}
+	}
+	if len(c) != len(ids) {
+		t.Errorf("sink got %d ids, want %d", len(c), len(ids))
+	}
+}
+
+func TestFlakySinkGetsEverythingDelivered(t *testing.T) {
+	t.Parallel()
+	pool := testenv.Postgres(t)
+	out := harness.NewRecordingSink()
+	var failures atomic.Int64
+	out.Fail = func(*dedup.Event) error {
+		if rand.IntN(10) < 3 {
+			failures.Add(1)
+			return harness.ErrSinkDown
+		}
+		return nil
+	}
+	in := harness.StartInstance(t, harness.InstanceConfig{Pool: pool, Sink: out, Delivery: fastRetries})
+	ids := postMany(t, []string{in.URL}, "evt_flaky", 200)
+	start := time.Now()
+	waitAllDelivered(t, pool, len(ids), 20*time.Second)
+	t.Logf("all delivered %s after the last response", time.Since(start))
+	exactlyOnce(t, out, ids)
+	if failures.Load() == 0 {
+		t.Fatal("the sink never failed: the test proved nothing")
+	}
+	t.Logf("%d failed calls retried", failures.Load())
+}
+
+func TestSinkDownThenBackWithBackoff(t *testing.T) {
+	t.Parallel()
+	pool := testenv.Postgres(t)
+	out := harness.NewRecordingSink()
+	var down atomic.Bool
+	down.Store(true)
+	out.Fail = func(*dedup.Event) error {
+		if down.Load() {
+			return harness.ErrSinkDown
+		}
+		return nil
+	}
+	cfg := fastRetries
+	cfg.RetryBase, cfg.RetryMax = 20*time.Millisecond, 2*time.Second
+	in := harness.StartInstance(t, harness.InstanceConfig{Pool: pool, Sink: out, Delivery: cfg})
+	ids := postMany(t, []string{in.URL}, "evt_outage", 20)
+
+	// While down: attempts climb and each next attempt is further away.
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		rows, err := sink.ListEvents(context.Background(), pool, sink.ListFilter{Status: sink.StatusPending})
+		if err != nil {
+			t.Fatal(err)
+		}
+		least := 0
+		for i, r := range rows {
+			if i == 0 || r.Attempts < least {
+				least = r.Attempts
+			}
+		}
+		if len(rows) == 20 && least >= 5 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("attempts did not climb while the sink was down: %+v", rows)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	_, _, history, err := sink.ShowEvent(context.Background(), pool, ids[0])
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(history) < 5 {
+		t.Fatalf("history has %d attempts, want at least 5", len(history))
+	}
+	gap := func(i int) time.Duration { return history[i+1].At.Sub(history[i].At) }
+	// Delays are base·2^k less up to half: the gap after attempt 4 is at least
+	// 20ms·8/2 = 80ms, more than the longest possible gap after attempt 1
+	// (20ms plus sweeping).
+	if gap(3) <= gap(0) {
+		t.Errorf("no backoff: gap after attempt 1 %s, after attempt 4 %s", gap(0), gap(3))
+	}
+	for _, a := range history {
+		if a.OK || a.Error == "" {
+			t.Fatalf("a failed attempt recorded as %+v", a)
+		}
+	}
+
+	down.Store(false)
+	waitAllDelivered(t, pool, len(ids), 20*time.Second)
+	exactlyOnce(t, out, ids)
+}
+
+func TestDeadLetterAndReplay(t *testing.T) {
+	t.Parallel()
+	pool := testenv.Postgres(t)
+	out := harness.NewRecordingSink()
+	var down atomic.Bool
+	down.Store(true)
+	out.Fail = func(*dedup.Event) error {
+		if down.Load() {
+			return fmt.Errorf("downstream answered 500")
+		}
+		return nil
+	}
+	cfg := fastRetries
+	cfg.MaxAttempts = 3
+	in := harness.StartInstance(t, harness.InstanceConfig{Pool: pool, Sink: out, Delivery: cfg})
+	ids := postMany(t, []string{in.URL}, "evt_dead", 3)
+
+	deadline := time.Now().Add(10 * time.Second)
+	for statusCounts(t, pool)["dead"] != 3 {
+		if time.Now().After(deadline) {
+			t.Fatalf("not dead after max attempts: %v", statusCounts(t, pool))
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	dead, err := sink.ListEvents(context.Background(), pool, sink.ListFilter{Status: sink.StatusDead})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(dead) != 3 || dead[0].Attempts != 3 || dead[0].LastError != "downstream answered 500" {
+		t.Fatalf("dead list: %+v", dead)
+	}
+
+	down.Store(false)
+	found, err := sink.Replay(context.Background(), pool, []string{ids[0], "evt_unknown"})
+	if err != nil || len(found) != 1 || found[0] != ids[0] {
+		t.Fatalf("Replay: %v, %v; want only %s found", found, err, ids[0])
+	}
+	n, err := sink.ReplayStatus(context.Background(), pool, sink.StatusDead, time.Time{})
+	if err != nil || n != 2 {
+		t.Fatalf("ReplayStatus: %d, %v; want 2", n, err)
+	}
+	waitAllDelivered(t, pool, 3, 10*time.Second)
+	exactlyOnce(t, out, ids)
+}
+
+func TestOrphanedEventsAreSweptOnce(t *testing.T) {
+	t.Parallel()
+	pool := testenv.Postgres(t)
+	// 150 events an instance stored and then died with: their leases ended.
+	var ids []string
+	for i := range 150 {
+		id := fmt.Sprintf("evt_orphan_%03d", i)
+		ids = append(ids, id)
+		if _, err := pool.Exec(context.Background(), `INSERT INTO stripe_webhook_events (event_id, event_type, payload, locked_until, next_attempt_at)
+			VALUES ($1, 'invoice.paid', '{}', now() - interval '1 second', now() - interval '1 second')`, id); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// Two live instances sweep at once; each event reaches the sink once.
+	out := harness.NewRecordingSink()
+	cfg := fastRetries
+	cfg.SweepBatch = 7
+	for range 2 {
+		harness.StartInstance(t, harness.InstanceConfig{Pool: pool, Sink: out, Delivery: cfg})
+	}
+	waitAllDelivered(t, pool, len(ids), 20*time.Second)
+	time.Sleep(100 * time.Millisecond) // room for a wrong second delivery
+	exactlyOnce(t, out, ids)
+}
+
+func TestTwoInstancesUnderLoadDeliverOnce(t *testing.T) {
+	t.Parallel()
+	pool := testenv.Postgres(t)
+	rdb, prefix := testenv.Redis(t)
+	out := harness.NewRecordingSink()
+	var urls []string
+	for range 2 {
+		urls = append(urls, harness.StartInstance(t, harness.InstanceConfig{Pool: pool, Redis: rdb, KeyPrefix: prefix, Sink: out, Delivery: fastRetries}).URL)
+	}
+	// Each event twice, once per instance.
+	ids := postMany(t, urls, "evt_two", 200)
+	postMany(t, []string{urls[1], urls[0]}, "evt_two", 200)
+	waitAllDelivered(t, pool, len(ids), 20*time.Second)
+	time.Sleep(100 * time.Millisecond)
+	exactlyOnce(t, out, ids)
+}
+
+func TestQueueFullEventsAreSweptLater(t *testing.T) {
+	t.Parallel()
+	pool := testenv.Postgres(t)
+	out := harness.NewRecordingSink()
+	cfg := fastRetries
+	cfg.QueueSize, cfg.Workers = 1, 1
+	cfg.DeliveryTimeout, cfg.Lease = 100*time.Millisecond, 11*time.Second // the shortest lease allowed
+	in := harness.StartInstance(t, harness.InstanceConfig{Pool: pool, Sink: out, Delivery: cfg})
+	ids := postMany(t, []string{in.URL}, "evt_full", 30)
+	waitAllDelivered(t, pool, len(ids), 30*time.Second)
+	exactlyOnce(t, out, ids)
+}
