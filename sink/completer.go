@@ -144,4 +144,3 @@ func (c *completer) close() {
 	close(c.stop)
 	<-c.stopped
 }
-

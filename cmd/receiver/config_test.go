@@ -81,4 +81,3 @@ func TestLoadConfigNamesEveryBadVariable(t *testing.T) {
 		t.Errorf("empty environment: %v", err)
 	}
 }
-

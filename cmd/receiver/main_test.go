@@ -5,13 +5,17 @@ import (
 	"bytes"
 	"context"
 	"fmt"
+	"io"
+	"maps"
 	"net"
 	"net/http"
+	"net/http/httptest"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"testing"
 	"time"
@@ -49,58 +53,18 @@ func freeAddr(t *testing.T) string {
 // and never logs the secret.
 func TestProcessServesAndDrainsOnSIGTERM(t *testing.T) {
 	t.Parallel()
-	bin, err := buildReceiver()
-	if err != nil {
-		t.Fatal(err)
-	}
 	pool := testenv.Postgres(t)
-	_, prefix := testenv.Redis(t)
-	_ = prefix
 	schema := pool.Config().ConnConfig.RuntimeParams["search_path"]
-	if _, err := pool.Exec(context.Background(), "DROP TABLE stripe_webhook_events, oncehook_schema_migrations"); err != nil {
+	if _, err := pool.Exec(context.Background(), "DROP TABLE stripe_webhook_delivery_attempts, stripe_webhook_events, oncehook_schema_migrations"); err != nil {
 		t.Fatal(err) // the binary must migrate by itself
-	}
-	dbURL := testenv.DatabaseURL(t)
-	sep := "?"
-	if strings.Contains(dbURL, "?") {
-		sep = "&"
 	}
 	addr := freeAddr(t)
 	sinkPath := filepath.Join(t.TempDir(), "events.jsonl")
-	cmd := exec.Command(bin, "serve")
-	cmd.Env = append(os.Environ(),
+	p := startProcess(t, addr, schemaURL(t, schema),
 		"STRIPE_WEBHOOK_SECRET=whsec_other_endpoint,"+harness.Secret,
-		"DATABASE_URL="+dbURL+sep+"search_path="+schema,
-		"REDIS_URL="+testenv.RedisURL(t),
-		"LISTEN_ADDR="+addr,
-		"ADMIN_ADDR=",
 		"SINK_URL=file://"+sinkPath,
-		"LOG_LEVEL=debug",
-	)
-	var stderr bytes.Buffer
-	cmd.Stderr = &stderr
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	exited := make(chan error, 1)
-	go func() { exited <- cmd.Wait() }()
-	t.Cleanup(func() { _ = cmd.Process.Kill() })
-
+		"LOG_LEVEL=debug")
 	base := "http://" + addr
-	deadline := time.Now().Add(30 * time.Second)
-	for {
-		resp, err := http.Get(base + "/readyz")
-		if err == nil {
-			resp.Body.Close()
-			if resp.StatusCode == 200 {
-				break
-			}
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("not ready after 30s; stderr:\n%s", stderr.String())
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
 
 	const n = 40
 	var wg sync.WaitGroup
@@ -113,13 +77,13 @@ func TestProcessServesAndDrainsOnSIGTERM(t *testing.T) {
 		})
 	}
 	wg.Wait()
-	if err := cmd.Process.Signal(syscall.SIGTERM); err != nil {
+	if err := p.cmd.Process.Signal(syscall.SIGTERM); err != nil {
 		t.Fatal(err)
 	}
 	select {
-	case err := <-exited:
+	case err := <-p.exited:
 		if err != nil {
-			t.Fatalf("exit: %v; stderr:\n%s", err, stderr.String())
+			t.Fatalf("exit: %v; stderr:\n%s", err, p.stderr.String())
 		}
 	case <-time.After(30 * time.Second):
 		t.Fatal("no exit 30s after SIGTERM")
@@ -144,8 +108,75 @@ func TestProcessServesAndDrainsOnSIGTERM(t *testing.T) {
 	if delivered != n {
 		t.Errorf("%d rows delivered, want %d", delivered, n)
 	}
-	if strings.Contains(stderr.String(), "whsec_") {
-		t.Errorf("a secret was logged:\n%s", stderr.String())
+	if strings.Contains(p.stderr.String(), "whsec_") {
+		t.Errorf("a secret was logged:\n%s", p.stderr.String())
+	}
+}
+
+// process is a running receiver binary.
+type process struct {
+	cmd    *exec.Cmd
+	stderr *syncBuffer
+	exited chan error
+}
+
+// syncBuffer is a bytes.Buffer safe for the process's writes and our reads.
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+func (s *syncBuffer) String() string { s.mu.Lock(); defer s.mu.Unlock(); return s.b.String() }
+
+func schemaURL(t *testing.T, schema string) string {
+	dbURL := testenv.DatabaseURL(t)
+	sep := "?"
+	if strings.Contains(dbURL, "?") {
+		sep = "&"
+	}
+	return dbURL + sep + "search_path=" + schema
+}
+
+// startProcess runs the receiver on addr against dbURL and the test Redis,
+// with extra environment, and waits until /readyz answers 200.
+func startProcess(t *testing.T, addr, dbURL string, env ...string) *process {
+	t.Helper()
+	bin, err := buildReceiver()
+	if err != nil {
+		t.Fatal(err)
+	}
+	cmd := exec.Command(bin, "serve")
+	cmd.Env = append(append(os.Environ(),
+		"DATABASE_URL="+dbURL,
+		"REDIS_URL="+testenv.RedisURL(t),
+		"LISTEN_ADDR="+addr,
+		"ADMIN_ADDR=",
+	), env...)
+	p := &process{cmd: cmd, stderr: &syncBuffer{}, exited: make(chan error, 1)}
+	cmd.Stderr = p.stderr
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	go func() { p.exited <- cmd.Wait() }()
+	t.Cleanup(func() { _ = cmd.Process.Kill() })
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		resp, err := http.Get("http://" + addr + "/readyz")
+		if err == nil {
+			resp.Body.Close()
+			if resp.StatusCode == 200 {
+				return p
+			}
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("not ready after 30s; stderr:\n%s", p.stderr.String())
+		}
+		time.Sleep(50 * time.Millisecond)
 	}
 }
 
@@ -161,4 +192,158 @@ func TestProcessRejectsBadConfig(t *testing.T) {
 	if err == nil || !strings.Contains(string(out), `WORKERS: "many" is not a whole number`) {
 		t.Fatalf("err=%v, output:\n%s", err, out)
 	}
+}
+
+// downstream is an HTTP sink that counts deliveries per event id, slowly
+// enough that a killed receiver has deliveries in flight.
+type downstream struct {
+	mu     sync.Mutex
+	counts map[string]int
+}
+
+func (d *downstream) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	time.Sleep(200 * time.Millisecond)
+	d.mu.Lock()
+	d.counts[r.Header.Get("Idempotency-Key")]++
+	d.mu.Unlock()
+	w.WriteHeader(http.StatusOK)
+}
+
+func (d *downstream) snapshot() map[string]int {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	return maps.Clone(d.counts)
+}
+
+// TestSIGKILLDuringStormLosesNothing kills one of two receivers mid-storm.
+// Every event that got a 200 must reach the sink, through the survivor's
+// sweeper once the dead instance's leases end; the only events delivered
+// twice may be ones the killed instance had accepted.
+func TestSIGKILLDuringStormLosesNothing(t *testing.T) {
+	t.Parallel()
+	pool := testenv.Postgres(t)
+	schema := pool.Config().ConnConfig.RuntimeParams["search_path"]
+	down := &downstream{counts: map[string]int{}}
+	srv := httptest.NewServer(down)
+	defer srv.Close()
+	env := []string{
+		"STRIPE_WEBHOOK_SECRET=" + harness.Secret, "SINK_URL=" + srv.URL,
+		"DELIVERY_TIMEOUT=1s", "DELIVERY_LEASE=11s", "LOG_LEVEL=warn",
+	}
+	addrs := []string{freeAddr(t), freeAddr(t)}
+	// Two workers against a slow sink: the victim has a backlog when it dies.
+	victim := startProcess(t, addrs[0], schemaURL(t, schema), append(env, "WORKERS=2")...)
+	startProcess(t, addrs[1], schemaURL(t, schema), env...)
+
+	run := fmt.Sprintf("%d", time.Now().UnixNano()) // ids unique across runs: the binary's Redis keys are not per test
+	var (
+		mu            sync.Mutex
+		answered      = map[string]bool{} // got a 200
+		victimAccepts = map[string]bool{}
+		killed        atomic.Bool
+		wg            sync.WaitGroup
+	)
+	const events = 400
+	sem := make(chan struct{}, 16)
+	for i := range events {
+		if i == events/3 {
+			if err := victim.cmd.Process.Kill(); err != nil {
+				t.Fatal(err)
+			}
+			killed.Store(true)
+		}
+		id := fmt.Sprintf("evt_kill_%s_%03d", run, i)
+		body := harness.EventBody(id, "invoice.paid")
+		sem <- struct{}{}
+		wg.Go(func() {
+			defer func() { <-sem }()
+			// Like Stripe: send to one instance, retry on the other on failure.
+			for attempt := 0; attempt < 4; attempt++ {
+				target := (i + attempt) % 2
+				if target == 0 && killed.Load() {
+					continue
+				}
+				resp, err := postRaw("http://"+addrs[target]+"/webhooks/stripe", body)
+				if err != nil || resp.code != 200 {
+					continue
+				}
+				mu.Lock()
+				answered[id] = true
+				if target == 0 && strings.Contains(resp.body, "accepted") {
+					victimAccepts[id] = true
+				}
+				mu.Unlock()
+				return
+			}
+			t.Errorf("%s: no 200 from either instance", id)
+		})
+	}
+	wg.Wait()
+	if len(answered) != events {
+		t.Fatalf("%d of %d events answered 200", len(answered), events)
+	}
+
+	deadline := time.Now().Add(60 * time.Second)
+	for {
+		got := down.snapshot()
+		missing := 0
+		for id := range answered {
+			if got[id] == 0 {
+				missing++
+			}
+		}
+		if missing == 0 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%d events that got a 200 never reached the sink", missing)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	twice := 0
+	for id, n := range down.snapshot() {
+		if n > 1 {
+			twice++
+			if !victimAccepts[id] {
+				t.Errorf("%s delivered %d times but the killed instance never accepted it", id, n)
+			}
+		}
+	}
+	// The survivor's sweeper, not luck, delivered the victim's backlog.
+	var victimIDs []string
+	for id := range victimAccepts {
+		victimIDs = append(victimIDs, id)
+	}
+	var rescued int
+	if err := pool.QueryRow(context.Background(), `SELECT count(DISTINCT event_id) FROM stripe_webhook_delivery_attempts
+		WHERE ok AND event_id = ANY($1) AND instance NOT LIKE $2`, victimIDs, fmt.Sprintf("%%:%d", victim.cmd.Process.Pid)).Scan(&rescued); err != nil {
+		t.Fatal(err)
+	}
+	if rescued == 0 {
+		t.Fatal("no event the killed instance accepted was delivered by the survivor: the kill hit no backlog")
+	}
+	t.Logf("%d events; killed instance accepted %d, survivor delivered %d of them; %d delivered twice (all in the kill window)",
+		events, len(victimAccepts), rescued, twice)
+}
+
+type rawResponse struct {
+	code int
+	body string
+}
+
+// postRaw posts a freshly signed body and reports transport errors instead
+// of failing the test: a killed instance refuses connections.
+func postRaw(url string, body []byte) (rawResponse, error) {
+	req, err := http.NewRequest(http.MethodPost, url, bytes.NewReader(body))
+	if err != nil {
+		return rawResponse{}, err
+	}
+	req.Header.Set("Stripe-Signature", harness.Sign(body))
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		return rawResponse{}, err
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	return rawResponse{code: resp.StatusCode, body: string(b)}, nil
 }
