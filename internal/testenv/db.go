@@ -55,7 +55,7 @@ func Schema(t testing.TB, url string) *pgxpool.Pool {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	name := "t_" + randomHex(6)
+	name := "t_" + RandomHex(6)
 	admin, err := pgx.Connect(ctx, url)
 	if err != nil {
 		t.Fatalf("connecting to test Postgres: %v", err)
@@ -104,7 +104,7 @@ func RedisAt(t testing.TB, url string) (*redis.Client, string) {
 	}
 	opt.MaxRetries = -1 // fault tests count on a failure being seen
 	rdb := redis.NewClient(opt)
-	prefix := "test:" + randomHex(6) + ":"
+	prefix := "test:" + RandomHex(6) + ":"
 	t.Cleanup(func() {
 		ctx := context.Background()
 		if keys, err := rdb.Keys(ctx, prefix+"*").Result(); err == nil && len(keys) > 0 {
@@ -130,7 +130,8 @@ func Keys(t testing.TB, rdb redis.UniversalClient, prefix string) map[string]str
 	return out
 }
 
-func randomHex(n int) string {
+// RandomHex returns 2n random hex digits.
+func RandomHex(n int) string {
 	b := make([]byte, n)
 	_, _ = rand.Read(b)
 	return hex.EncodeToString(b)
