@@ -13,6 +13,8 @@ import (
 	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/jackc/pgx/v5/pgtype"
 	"github.com/jackc/pgx/v5/pgxpool"
+
+	"github.com/oncehook/oncehook/internal/metrics"
 )
 
 // insertSQL inserts one batch in event_id order, so that batches from several
@@ -54,6 +56,7 @@ type batchWriter struct {
 	reqPool  sync.Pool
 	batches  atomic.Uint64 // statements run
 	rows     atomic.Uint64 // rows sent in them
+	metrics  *metrics.Metrics
 }
 
 func newBatchWriter(cfg Config) *batchWriter {
@@ -64,6 +67,7 @@ func newBatchWriter(cfg Config) *batchWriter {
 		timeout:  cfg.CommitTimeout,
 		leaseMS:  cfg.Lease.Milliseconds(),
 		stop:     make(chan struct{}),
+		metrics:  cfg.Metrics,
 	}
 	w.reqPool.New = func() any { return &insertReq{done: make(chan struct{}, 1)} }
 	for range cfg.Flushers {
@@ -177,6 +181,7 @@ func (w *batchWriter) exec(b *batch, rows []*insertReq) error {
 		}
 	}
 	if err != nil {
+		w.metrics.PostgresError("insert")
 		for _, r := range rows {
 			r.inserted = false
 		}
@@ -190,6 +195,8 @@ func (w *batchWriter) query(b *batch, rows []*insertReq) error {
 	w.rows.Add(uint64(len(rows)))
 	ctx, cancel := context.WithTimeout(context.Background(), w.timeout)
 	defer cancel()
+	start := time.Now()
+	defer func() { w.metrics.Batch(len(rows), time.Since(start)) }()
 	dbRows, err := w.pool.Query(ctx, insertSQL, b.ids, b.types, b.livemodes, b.accounts, b.versions, b.created, b.payloads, w.leaseMS)
 	if err != nil {
 		return err

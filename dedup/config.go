@@ -7,6 +7,8 @@ import (
 
 	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/redis/go-redis/v9"
+
+	"github.com/oncehook/oncehook/internal/metrics"
 )
 
 // Config configures a Deduper.
@@ -42,6 +44,8 @@ type Config struct {
 	Lease time.Duration
 	// Logger receives rate-limited fault reports. Defaults to slog.Default().
 	Logger *slog.Logger
+	// Metrics records decisions, batches and errors; nil records nothing.
+	Metrics *metrics.Metrics
 }
 
 // WithDefaults returns a copy of c with every zero field set to its default.

@@ -4,6 +4,8 @@ import (
 	"context"
 	"errors"
 	"sync"
+
+	"github.com/oncehook/oncehook/internal/metrics"
 )
 
 // Outcome is the answer for one delivery of an event.
@@ -64,6 +66,7 @@ type Deduper struct {
 	redis    *redisClaims // nil without Redis
 	writer   *batchWriter
 	flights  flights
+	metrics  *metrics.Metrics
 	stopOnce sync.Once
 }
 
@@ -73,7 +76,7 @@ func New(cfg Config) (*Deduper, error) {
 	if err := cfg.validate(); err != nil {
 		return nil, err
 	}
-	d := &Deduper{writer: newBatchWriter(cfg), flights: flights{m: make(map[string]*flight)}}
+	d := &Deduper{writer: newBatchWriter(cfg), flights: flights{m: make(map[string]*flight)}, metrics: cfg.Metrics}
 	if cfg.Redis != nil {
 		d.redis = newRedisClaims(cfg)
 	}
@@ -90,10 +93,14 @@ func (d *Deduper) Check(ctx context.Context, ev *Event) (Result, error) {
 		if fl.err != nil {
 			return Result{}, fl.err
 		}
+		d.metrics.Decision(string(PathInflight), Duplicate.String())
 		return Result{Outcome: Duplicate, Path: PathInflight}, nil
 	}
 	res, err := d.decide(ctx, ev)
 	d.flights.end(ev.ID, fl, res, err)
+	if err == nil {
+		d.metrics.Decision(string(res.Path), res.Outcome.String())
+	}
 	return res, err
 }
 

@@ -10,6 +10,7 @@ import (
 
 	"github.com/redis/go-redis/v9"
 
+	"github.com/oncehook/oncehook/internal/metrics"
 	"github.com/oncehook/oncehook/internal/ratelog"
 )
 
@@ -48,6 +49,7 @@ type redisClaims struct {
 	backoff   time.Duration
 	downUntil atomic.Int64 // unix nanos
 	errs      ratelog.Logger
+	metrics   *metrics.Metrics
 }
 
 func newRedisClaims(cfg Config) *redisClaims {
@@ -59,6 +61,7 @@ func newRedisClaims(cfg Config) *redisClaims {
 		doneTTL:  cfg.DoneTTL,
 		backoff:  cfg.RedisBackoff,
 		errs:     ratelog.Logger{Log: cfg.Logger},
+		metrics:  cfg.Metrics,
 	}
 }
 
@@ -70,6 +73,7 @@ func (c *redisClaims) available() bool { return time.Now().UnixNano() >= c.downU
 
 func (c *redisClaims) failed(op string, err error) {
 	c.downUntil.Store(time.Now().Add(c.backoff).UnixNano())
+	c.metrics.RedisError(op)
 	c.errs.Warn("redis "+op+" failed; deciding with Postgres alone", "error", err)
 }
 

@@ -9,6 +9,7 @@ import (
 	"github.com/redis/go-redis/v9"
 
 	"github.com/oncehook/oncehook/dedup"
+	"github.com/oncehook/oncehook/internal/metrics"
 )
 
 // Enqueuer takes accepted events for delivery without blocking; false
@@ -41,6 +42,8 @@ type Config struct {
 	Concurrency int
 	// Logger defaults to slog.Default().
 	Logger *slog.Logger
+	// Metrics counts requests by outcome; nil records nothing.
+	Metrics *metrics.Metrics
 }
 
 // WithDefaults returns a copy of c with every zero field set to its default.

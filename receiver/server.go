@@ -10,6 +10,7 @@ import (
 	"github.com/valyala/fasthttp"
 
 	"github.com/oncehook/oncehook/dedup"
+	"github.com/oncehook/oncehook/internal/metrics"
 	"github.com/oncehook/oncehook/internal/ratelog"
 )
 
@@ -63,6 +64,7 @@ func (s *Server) Handle(ctx *fasthttp.RequestCtx) {
 	switch string(ctx.Path()) {
 	case WebhookPath:
 		if !ctx.IsPost() {
+			s.cfg.Metrics.Request(metrics.MethodNotAllowed)
 			ctx.Response.Header.Set("Allow", "POST")
 			writeError(ctx, fasthttp.StatusMethodNotAllowed, "method "+string(ctx.Method())+" not allowed; use POST")
 			return
@@ -73,6 +75,7 @@ func (s *Server) Handle(ctx *fasthttp.RequestCtx) {
 	case "/readyz":
 		s.handleReady(ctx)
 	default:
+		s.cfg.Metrics.Request(metrics.NotFound)
 		writeError(ctx, fasthttp.StatusNotFound, "no such path")
 	}
 }
@@ -80,11 +83,13 @@ func (s *Server) Handle(ctx *fasthttp.RequestCtx) {
 func (s *Server) handleWebhook(ctx *fasthttp.RequestCtx) {
 	body := ctx.PostBody()
 	if err := s.cfg.Verifier.Verify(body, string(ctx.Request.Header.Peek("Stripe-Signature"))); err != nil {
+		s.cfg.Metrics.Request(metrics.BadSignature)
 		writeError(ctx, fasthttp.StatusBadRequest, err.Error())
 		return
 	}
 	ev, err := ParseEvent(body)
 	if err != nil {
+		s.cfg.Metrics.Request(metrics.BadEvent)
 		writeError(ctx, fasthttp.StatusBadRequest, err.Error())
 		return
 	}
@@ -92,10 +97,11 @@ func (s *Server) handleWebhook(ctx *fasthttp.RequestCtx) {
 	if err != nil {
 		s.storeErr.Warn("event not stored; answered 503", "event_id", ev.ID, "event_type", ev.Type, "error", err)
 		ctx.Response.Header.Set("Retry-After", "5")
-		msg := "event could not be stored; retry"
+		msg, outcome := "event could not be stored; retry", metrics.Unavailable
 		if errors.Is(err, dedup.ErrOverloaded) {
-			msg = "receiver is over its intake bound; retry"
+			msg, outcome = "receiver is over its intake bound; retry", metrics.Overloaded
 		}
+		s.cfg.Metrics.Request(outcome)
 		writeError(ctx, fasthttp.StatusServiceUnavailable, msg)
 		return
 	}
@@ -105,6 +111,7 @@ func (s *Server) handleWebhook(ctx *fasthttp.RequestCtx) {
 			s.cfg.Logger.Warn("delivery queue full; the event stays pending", "event_id", ev.ID, "event_type", ev.Type)
 		}
 	}
+	s.cfg.Metrics.Request(res.Outcome.String())
 	writeOutcome(ctx, res.Outcome, ev.ID)
 }
 
@@ -123,12 +130,16 @@ func (s *Server) handleTransportError(ctx *fasthttp.RequestCtx, err error) {
 	var netErr net.Error
 	switch {
 	case errors.Is(err, fasthttp.ErrBodyTooLarge):
+		s.cfg.Metrics.Request(metrics.TooLarge)
 		writeError(ctx, fasthttp.StatusRequestEntityTooLarge, "body is larger than MAX_BODY_BYTES")
 	case errors.As(err, &small):
+		s.cfg.Metrics.Request(metrics.BadRequest)
 		writeError(ctx, fasthttp.StatusRequestHeaderFieldsTooLarge, "request headers are too large")
 	case errors.As(err, &netErr) && netErr.Timeout():
+		s.cfg.Metrics.Request(metrics.BadRequest)
 		writeError(ctx, fasthttp.StatusRequestTimeout, "request was not read in time")
 	default:
+		s.cfg.Metrics.Request(metrics.BadRequest)
 		writeError(ctx, fasthttp.StatusBadRequest, "request could not be parsed")
 	}
 }

@@ -7,6 +7,8 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5"
+
+	"github.com/oncehook/oncehook/internal/metrics"
 )
 
 // markDeliveredSQL closes rows whose delivery succeeded.
@@ -29,7 +31,8 @@ SET attempts = e.attempts + 1,
 	next_attempt_at = now() + least($4::float8 * power(2, e.attempts), $5::float8)
 		* (1 - random() / 2) * interval '1 millisecond'
 FROM unnest($1::text[], $2::text[]) AS f(id, err)
-WHERE e.event_id = f.id AND e.status = 'pending'`
+WHERE e.event_id = f.id AND e.status = 'pending'
+RETURNING e.status`
 
 // recordAttemptsSQL appends to the delivery history.
 const recordAttemptsSQL = `
@@ -115,14 +118,21 @@ func (c *completer) flush() {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
+	var dead int
 	err := pgx.BeginFunc(ctx, c.cfg.Pool, func(tx pgx.Tx) error {
+		dead = 0
 		var b pgx.Batch
-		if len(ok) > 0 {
-			b.Queue(markDeliveredSQL, ok)
-		}
-		if len(failed) > 0 {
-			b.Queue(markFailedSQL, failed, errs, c.cfg.MaxAttempts, c.cfg.RetryBase.Milliseconds(), c.cfg.RetryMax.Milliseconds())
-		}
+		b.Queue(markDeliveredSQL, ok)
+		b.Queue(markFailedSQL, failed, errs, c.cfg.MaxAttempts, c.cfg.RetryBase.Milliseconds(), c.cfg.RetryMax.Milliseconds()).
+			Query(func(rows pgx.Rows) error {
+				statuses, err := pgx.CollectRows(rows, pgx.RowTo[string])
+				for _, s := range statuses {
+					if s == StatusDead {
+						dead++
+					}
+				}
+				return err
+			})
 		ids := append(append(make([]string, 0, len(ok)+len(failed)), ok...), failed...)
 		oks := make([]bool, len(ids))
 		texts := make([]string, len(ids))
@@ -134,9 +144,14 @@ func (c *completer) flush() {
 		return tx.SendBatch(ctx, &b).Close()
 	})
 	if err != nil {
+		c.cfg.Metrics.PostgresError("write results")
 		c.log.Error("writing delivery results failed; the rows stay pending and are delivered again",
 			"delivered", len(ok), "failed", len(failed), "error", err)
+		return
 	}
+	c.cfg.Metrics.Deliveries(metrics.Delivered, len(ok))
+	c.cfg.Metrics.Deliveries(metrics.Retry, len(failed)-dead)
+	c.cfg.Metrics.Deliveries(metrics.Dead, dead)
 }
 
 // close writes the last results and stops.

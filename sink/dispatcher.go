@@ -12,6 +12,8 @@ import (
 	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/oncehook/oncehook/dedup"
+	"github.com/oncehook/oncehook/internal/metrics"
+	"github.com/oncehook/oncehook/internal/ratelog"
 )
 
 // DispatcherConfig configures a Dispatcher.
@@ -50,6 +52,8 @@ type DispatcherConfig struct {
 	Instance string
 	// Logger defaults to slog.Default().
 	Logger *slog.Logger
+	// Metrics counts deliveries and errors; nil records nothing.
+	Metrics *metrics.Metrics
 }
 
 // WithDefaults returns a copy of c with every zero field set to its default.
@@ -142,6 +146,7 @@ type Dispatcher struct {
 	closed   bool
 	stopOnce sync.Once
 	stopErr  error
+	failLog  ratelog.Logger
 }
 
 // NewDispatcher starts the workers and the sweeper. Stop them with Stop.
@@ -157,6 +162,7 @@ func NewDispatcher(cfg DispatcherConfig) (*Dispatcher, error) {
 		results: newCompleter(cfg),
 		ctx:     ctx,
 		cancel:  cancel,
+		failLog: ratelog.Logger{Log: cfg.Logger},
 	}
 	for range cfg.Workers {
 		d.workers.Add(1)
@@ -211,7 +217,7 @@ func (d *Dispatcher) deliver(j job) {
 	err := d.cfg.Sink.Deliver(ctx, j.ev)
 	cancel()
 	if err != nil {
-		d.cfg.Logger.Warn("delivery failed; will retry", "event_id", j.ev.ID, "event_type", j.ev.Type, "error", err)
+		d.failLog.Warn("delivery failed; will retry", "event_id", j.ev.ID, "event_type", j.ev.Type, "error", err)
 	}
 	d.results.add(j.ev.ID, err)
 }

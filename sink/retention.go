@@ -9,6 +9,7 @@ import (
 
 	"github.com/jackc/pgx/v5/pgxpool"
 
+	"github.com/oncehook/oncehook/internal/metrics"
 	"github.com/oncehook/oncehook/internal/ratelog"
 )
 
@@ -39,6 +40,8 @@ type PrunerConfig struct {
 	BatchSize int
 	// Logger defaults to slog.Default().
 	Logger *slog.Logger
+	// Metrics counts errors; nil records nothing.
+	Metrics *metrics.Metrics
 }
 
 // WithDefaults returns a copy of c with every zero field set to its default.
@@ -88,6 +91,7 @@ func (p *Pruner) Start() {
 		defer p.wg.Done()
 		for {
 			if _, err := p.Prune(context.Background()); err != nil {
+				p.cfg.Metrics.PostgresError("prune")
 				p.errs.Warn("pruning old events failed", "error", err)
 			}
 			select {

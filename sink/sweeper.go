@@ -83,6 +83,7 @@ func (s *sweeper) sweep() bool {
 	start := time.Now()
 	rows, err := s.cfg.Pool.Query(ctx, claimSQL, limit, s.cfg.Lease.Milliseconds())
 	if err != nil {
+		s.cfg.Metrics.PostgresError("sweep")
 		s.errs.Warn("sweeper: claiming due events failed", "error", err)
 		return false
 	}

@@ -12,9 +12,11 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5/pgxpool"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
 	"github.com/redis/go-redis/v9"
 
 	"github.com/oncehook/oncehook/dedup"
+	"github.com/oncehook/oncehook/internal/metrics"
 	"github.com/oncehook/oncehook/migrations"
 	"github.com/oncehook/oncehook/receiver"
 	"github.com/oncehook/oncehook/sink"
@@ -66,6 +68,7 @@ func serve(ctx context.Context) error {
 		rdb = client
 	}
 
+	m := metrics.New()
 	out, err := c.Sink.Open(c.Signer)
 	if err != nil {
 		return fmt.Errorf("SINK_URL: %w", err)
@@ -73,18 +76,18 @@ func serve(ctx context.Context) error {
 	lease := c.DeliveryLease
 	disp, err := sink.NewDispatcher(sink.DispatcherConfig{
 		Pool: pool, Sink: out, Workers: c.Workers, QueueSize: c.QueueSize,
-		DeliveryTimeout: c.DeliveryTimeout, MaxAttempts: c.DeliveryMaxAttempts, Lease: lease, Logger: log,
+		DeliveryTimeout: c.DeliveryTimeout, MaxAttempts: c.DeliveryMaxAttempts, Lease: lease, Logger: log, Metrics: m,
 	})
 	if err != nil {
 		return err
 	}
-	pruner, err := sink.NewPruner(sink.PrunerConfig{Pool: pool, Retention: c.Retention, Logger: log})
+	pruner, err := sink.NewPruner(sink.PrunerConfig{Pool: pool, Retention: c.Retention, Logger: log, Metrics: m})
 	if err != nil {
 		return err
 	}
 	pruner.Start()
 	defer pruner.Stop()
-	dd, err := dedup.New(dedup.Config{Pool: pool, Redis: rdb, DoneTTL: c.DedupTTL, Lease: lease, Logger: log})
+	dd, err := dedup.New(dedup.Config{Pool: pool, Redis: rdb, DoneTTL: c.DedupTTL, Lease: lease, Logger: log, Metrics: m})
 	if err != nil {
 		return err
 	}
@@ -94,8 +97,12 @@ func serve(ctx context.Context) error {
 	}
 	srv, err := receiver.New(receiver.Config{
 		Verifier: verifier, Deduper: dd, Queue: disp, Pool: pool, Redis: rdb,
-		MaxBodyBytes: c.MaxBodyBytes, Logger: log,
+		MaxBodyBytes: c.MaxBodyBytes, Logger: log, Metrics: m,
 	})
+	m.Gauge("oncehook_delivery_queue_depth", "Events waiting for a delivery worker in this process.",
+		func() float64 { return float64(disp.QueueDepth()) })
+	m.QueryGauge("oncehook_oldest_pending_age_seconds", "Age of the oldest event not yet delivered (all instances).",
+		time.Second, func(ctx context.Context) (float64, error) { return sink.OldestPendingAge(ctx, pool) })
 	if err != nil {
 		return err
 	}
@@ -106,7 +113,7 @@ func serve(ctx context.Context) error {
 	}
 	serveErr := make(chan error, 1)
 	go func() { serveErr <- srv.Serve(ln) }()
-	admin := startAdmin(c.AdminAddr, log)
+	admin := startAdmin(c.AdminAddr, m, log)
 	log.Info("receiver listening", "addr", ln.Addr().String(), "admin_addr", c.AdminAddr,
 		"redis", c.RedisURL != "", "secrets", len(c.Secrets))
 
@@ -174,12 +181,13 @@ func applyMigrations(ctx context.Context, pool *pgxpool.Pool, log *slog.Logger) 
 	return nil
 }
 
-// startAdmin serves pprof on addr; empty addr turns it off.
-func startAdmin(addr string, log *slog.Logger) *http.Server {
+// startAdmin serves /metrics and pprof on addr; empty addr turns it off.
+func startAdmin(addr string, m *metrics.Metrics, log *slog.Logger) *http.Server {
 	if addr == "" {
 		return nil
 	}
 	mux := http.NewServeMux()
+	mux.Handle("/metrics", promhttp.HandlerFor(m.Registry, promhttp.HandlerOpts{}))
 	mux.HandleFunc("/debug/pprof/", pprof.Index)
 	mux.HandleFunc("/debug/pprof/cmdline", pprof.Cmdline)
 	mux.HandleFunc("/debug/pprof/profile", pprof.Profile)

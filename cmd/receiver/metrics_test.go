@@ -1,0 +1,151 @@
+package main
+
+import (
+	"fmt"
+	"net/http"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	dto "github.com/prometheus/client_model/go"
+	"github.com/prometheus/common/expfmt"
+	"github.com/prometheus/common/model"
+
+	"github.com/oncehook/oncehook/internal/harness"
+	"github.com/oncehook/oncehook/internal/testenv"
+)
+
+func scrape(t *testing.T, url string) map[string]*dto.MetricFamily {
+	t.Helper()
+	resp, err := http.Get(url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	parser := expfmt.NewTextParser(model.UTF8Validation)
+	fams, err := parser.TextToMetricFamilies(resp.Body)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return fams
+}
+
+// value sums the samples of family whose labels include every name=value
+// pair given.
+func value(fams map[string]*dto.MetricFamily, family string, labels ...string) float64 {
+	var sum float64
+	f := fams[family]
+	if f == nil {
+		return -1
+	}
+next:
+	for _, m := range f.Metric {
+		for i := 0; i+1 < len(labels); i += 2 {
+			found := false
+			for _, l := range m.Label {
+				if l.GetName() == labels[i] && l.GetValue() == labels[i+1] {
+					found = true
+				}
+			}
+			if !found {
+				continue next
+			}
+		}
+		switch {
+		case m.Counter != nil:
+			sum += m.Counter.GetValue()
+		case m.Gauge != nil:
+			sum += m.Gauge.GetValue()
+		case m.Histogram != nil:
+			sum += m.Histogram.GetSampleSum()
+		}
+	}
+	return sum
+}
+
+func TestMetricsAddUpAfterAStorm(t *testing.T) {
+	t.Parallel()
+	pool := testenv.Postgres(t)
+	schema := pool.Config().ConnConfig.RuntimeParams["search_path"]
+	addr, admin := freeAddr(t), freeAddr(t)
+	startProcess(t, addr, schemaURL(t, schema),
+		"STRIPE_WEBHOOK_SECRET="+harness.Secret, "ADMIN_ADDR="+admin, "SINK_URL=file://"+t.TempDir()+"/events.jsonl")
+	base := "http://" + addr
+	run := fmt.Sprint(time.Now().UnixNano())
+
+	const events, copies = 20, 4
+	var wg sync.WaitGroup
+	for e := range events {
+		body := harness.EventBody(fmt.Sprintf("evt_metrics_%s_%d", run, e), "invoice.paid")
+		for range copies {
+			wg.Go(func() { harness.Post(t, base+"/webhooks/stripe", body) })
+		}
+	}
+	wg.Wait()
+	for range 5 {
+		harness.PostSigned(t, base+"/webhooks/stripe", []byte(`{"id":"evt_forged"}`), "t=1,v1=00")
+	}
+	harness.Post(t, base+"/nope", []byte(`{}`))
+	harness.Post(t, base+"/nope", []byte(`{}`))
+	if resp, err := http.Get(base + "/webhooks/stripe"); err == nil {
+		resp.Body.Close()
+	}
+
+	url := "http://" + admin + "/metrics"
+	deadline := time.Now().Add(10 * time.Second)
+	var fams map[string]*dto.MetricFamily
+	for {
+		fams = scrape(t, url)
+		if value(fams, "oncehook_deliveries_total", "result", "delivered") == events || time.Now().After(deadline) {
+			break
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	for _, c := range []struct {
+		family string
+		labels []string
+		want   float64
+	}{
+		{"oncehook_requests_total", []string{"outcome", "accepted"}, events},
+		{"oncehook_requests_total", []string{"outcome", "duplicate"}, events * (copies - 1)},
+		{"oncehook_requests_total", []string{"outcome", "bad_signature"}, 5},
+		{"oncehook_requests_total", []string{"outcome", "not_found"}, 2},
+		{"oncehook_requests_total", []string{"outcome", "method_not_allowed"}, 1},
+		{"oncehook_requests_total", []string{"outcome", "unavailable"}, 0},
+		{"oncehook_dedup_decisions_total", nil, events * copies},
+		{"oncehook_dedup_decisions_total", []string{"outcome", "accepted"}, events},
+		{"oncehook_deliveries_total", []string{"result", "delivered"}, events},
+		{"oncehook_deliveries_total", []string{"result", "dead"}, 0},
+		{"oncehook_redis_errors_total", nil, 0},
+		{"oncehook_postgres_errors_total", nil, 0},
+		{"oncehook_delivery_queue_depth", nil, 0},
+		{"oncehook_oldest_pending_age_seconds", nil, 0},
+	} {
+		if got := value(fams, c.family, c.labels...); got != c.want {
+			t.Errorf("%s%v = %v, want %v", c.family, c.labels, got, c.want)
+		}
+	}
+	// Every accepted event was a row of some INSERT batch.
+	if rows := value(fams, "oncehook_insert_batch_rows"); rows < events {
+		t.Errorf("insert batches carried %v rows, want at least %d", rows, events)
+	}
+	if fams["oncehook_insert_batch_seconds"] == nil || fams["go_goroutines"] == nil || fams["process_resident_memory_bytes"] == nil {
+		t.Errorf("missing families; have %v", strings.Join(keys(fams), " "))
+	}
+	resp, err := http.Get("http://" + admin + "/debug/pprof/")
+	if err != nil || resp.StatusCode != 200 {
+		t.Errorf("pprof: %v %v", resp, err)
+	}
+	if resp != nil {
+		resp.Body.Close()
+	}
+}
+
+func keys(m map[string]*dto.MetricFamily) []string {
+	var out []string
+	for k := range m {
+		out = append(out, k)
+	}
+	return out
+}

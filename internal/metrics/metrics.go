@@ -1,0 +1,164 @@
+// Package metrics holds oncehook's Prometheus collectors. Every method is
+// safe on a nil *Metrics, which records nothing, so library code and tests
+// need no registry.
+package metrics
+
+import (
+	"context"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+)
+
+// Request outcomes, the label of oncehook_requests_total.
+const (
+	Accepted         = "accepted"
+	Duplicate        = "duplicate"
+	BadSignature     = "bad_signature"
+	BadEvent         = "bad_event"
+	TooLarge         = "too_large"
+	MethodNotAllowed = "method_not_allowed"
+	NotFound         = "not_found"
+	BadRequest       = "bad_request" // unreadable request
+	Unavailable      = "unavailable" // Postgres failed: 503
+	Overloaded       = "overloaded"  // intake queue full: 503
+)
+
+// Delivery results, the label of oncehook_deliveries_total.
+const (
+	Delivered = "delivered"
+	Retry     = "retry" // failed, scheduled again
+	Dead      = "dead"  // failed for the last time
+)
+
+// Metrics is every collector, registered on Registry.
+type Metrics struct {
+	Registry *prometheus.Registry
+
+	requests       *prometheus.CounterVec
+	requestsByName map[string]prometheus.Counter
+	decisions      *prometheus.CounterVec
+	batchRows      prometheus.Histogram
+	commitSeconds  prometheus.Histogram
+	deliveries     *prometheus.CounterVec
+	redisErrors    *prometheus.CounterVec
+	postgresErrors *prometheus.CounterVec
+}
+
+// New makes and registers every collector, plus the Go and process ones.
+func New() *Metrics {
+	m := &Metrics{
+		Registry: prometheus.NewRegistry(),
+		requests: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "oncehook_requests_total", Help: "Webhook requests by outcome.",
+		}, []string{"outcome"}),
+		decisions: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "oncehook_dedup_decisions_total",
+			Help: "Verified deliveries by the dedup path that decided them (redis_done, inflight_wait, postgres, redis_fallback, postgres_only) and the outcome.",
+		}, []string{"path", "outcome"}),
+		batchRows: prometheus.NewHistogram(prometheus.HistogramOpts{
+			Name: "oncehook_insert_batch_rows", Help: "Rows per group-committed INSERT.",
+			Buckets: []float64{1, 2, 4, 8, 16, 32, 64, 128, 256},
+		}),
+		commitSeconds: prometheus.NewHistogram(prometheus.HistogramOpts{
+			Name: "oncehook_insert_batch_seconds", Help: "Latency of one group-committed INSERT.",
+			Buckets: prometheus.ExponentialBuckets(0.0005, 2, 14),
+		}),
+		deliveries: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "oncehook_deliveries_total", Help: "Delivery attempts by result: delivered, retry (failed, scheduled again), dead (failed for the last time).",
+		}, []string{"result"}),
+		redisErrors: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "oncehook_redis_errors_total", Help: "Redis command failures by operation; each fell back to Postgres.",
+		}, []string{"op"}),
+		postgresErrors: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "oncehook_postgres_errors_total", Help: "Postgres statement failures by operation.",
+		}, []string{"op"}),
+	}
+	m.requestsByName = map[string]prometheus.Counter{}
+	for _, o := range []string{Accepted, Duplicate, BadSignature, BadEvent, TooLarge, MethodNotAllowed, NotFound, BadRequest, Unavailable, Overloaded} {
+		m.requestsByName[o] = m.requests.WithLabelValues(o) // every outcome shows, at 0
+	}
+	for _, r := range []string{Delivered, Retry, Dead} {
+		m.deliveries.WithLabelValues(r)
+	}
+	for _, op := range []string{"claim", "mark done", "release"} {
+		m.redisErrors.WithLabelValues(op)
+	}
+	for _, op := range []string{"insert", "sweep", "write results", "prune"} {
+		m.postgresErrors.WithLabelValues(op)
+	}
+	m.Registry.MustRegister(m.requests, m.decisions, m.batchRows, m.commitSeconds, m.deliveries, m.redisErrors, m.postgresErrors,
+		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	return m
+}
+
+// Request counts one webhook request's outcome.
+func (m *Metrics) Request(outcome string) {
+	if m == nil {
+		return
+	}
+	if c, ok := m.requestsByName[outcome]; ok {
+		c.Inc()
+		return
+	}
+	m.requests.WithLabelValues(outcome).Inc()
+}
+
+// Decision counts how a verified delivery was decided.
+func (m *Metrics) Decision(path, outcome string) {
+	if m != nil {
+		m.decisions.WithLabelValues(path, outcome).Inc()
+	}
+}
+
+// Batch records one group-committed INSERT.
+func (m *Metrics) Batch(rows int, took time.Duration) {
+	if m != nil {
+		m.batchRows.Observe(float64(rows))
+		m.commitSeconds.Observe(took.Seconds())
+	}
+}
+
+// Deliveries counts n delivery attempts with result.
+func (m *Metrics) Deliveries(result string, n int) {
+	if m != nil && n > 0 {
+		m.deliveries.WithLabelValues(result).Add(float64(n))
+	}
+}
+
+// RedisError counts a failed Redis operation.
+func (m *Metrics) RedisError(op string) {
+	if m != nil {
+		m.redisErrors.WithLabelValues(op).Inc()
+	}
+}
+
+// PostgresError counts a failed Postgres operation.
+func (m *Metrics) PostgresError(op string) {
+	if m != nil {
+		m.postgresErrors.WithLabelValues(op).Inc()
+	}
+}
+
+// Gauge registers a gauge whose value f reads at each scrape.
+func (m *Metrics) Gauge(name, help string, f func() float64) {
+	if m != nil {
+		m.Registry.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: name, Help: help}, f))
+	}
+}
+
+// QueryGauge registers a gauge read from Postgres at each scrape, bounded
+// by timeout; a failed read reports -1 and counts a Postgres error.
+func (m *Metrics) QueryGauge(name, help string, timeout time.Duration, f func(context.Context) (float64, error)) {
+	m.Gauge(name, help, func() float64 {
+		ctx, cancel := context.WithTimeout(context.Background(), timeout)
+		defer cancel()
+		v, err := f(ctx)
+		if err != nil {
+			m.PostgresError("gauge " + name)
+			return -1
+		}
+		return v
+	})
+}
