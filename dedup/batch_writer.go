@@ -38,6 +38,7 @@ const maxBatchTries = 3
 type insertReq struct {
 	ev       *Event
 	inserted bool
+	leasedAt time.Time // taken before the INSERT that stored ev began
 	err      error
 	done     chan struct{}
 }
@@ -52,6 +53,8 @@ type batchWriter struct {
 	timeout  time.Duration
 	leaseMS  int64
 	stop     chan struct{}
+	mu       sync.RWMutex // guards closed against insert
+	closed   bool
 	wg       sync.WaitGroup
 	reqPool  sync.Pool
 	batches  atomic.Uint64 // statements run
@@ -77,27 +80,38 @@ func newBatchWriter(cfg Config) *batchWriter {
 	return w
 }
 
-// insert commits ev and reports whether its row is new. It waits for the
-// outcome even when ctx ends, so the caller always knows what happened.
-func (w *batchWriter) insert(ctx context.Context, ev *Event) (bool, error) {
+// insert commits ev and reports whether its row is new, and a local time
+// no later than the start of its lease. It waits for the outcome even when
+// ctx ends, so the caller always knows what happened.
+func (w *batchWriter) insert(ctx context.Context, ev *Event) (bool, time.Time, error) {
+	w.mu.RLock()
+	if w.closed {
+		w.mu.RUnlock()
+		return false, time.Time{}, fmt.Errorf("inserting %s: %w: the writer is stopped", ev.ID, ErrUnavailable)
+	}
 	r := w.reqPool.Get().(*insertReq)
 	r.ev = ev
 	select {
 	case w.reqs <- r:
+		w.mu.RUnlock()
 	default:
+		w.mu.RUnlock()
 		w.reqPool.Put(r)
-		return false, ErrOverloaded
+		return false, time.Time{}, ErrOverloaded
 	}
 	<-r.done
-	inserted, err := r.inserted, r.err
+	inserted, leasedAt, err := r.inserted, r.leasedAt, r.err
 	r.ev, r.err = nil, nil
 	w.reqPool.Put(r)
-	return inserted, err
+	return inserted, leasedAt, err
 }
 
-// close flushes what is queued and stops the flushers. Callers must not
-// insert after close.
+// close flushes what is queued and stops the flushers; later inserts fail
+// with ErrUnavailable.
 func (w *batchWriter) close() {
+	w.mu.Lock()
+	w.closed = true
+	w.mu.Unlock()
 	close(w.stop)
 	w.wg.Wait()
 }
@@ -195,7 +209,7 @@ func (w *batchWriter) query(b *batch, rows []*insertReq) error {
 	w.rows.Add(uint64(len(rows)))
 	ctx, cancel := context.WithTimeout(context.Background(), w.timeout)
 	defer cancel()
-	start := time.Now()
+	start := time.Now() // before the statement's now(), where the leases begin
 	defer func() { w.metrics.Batch(len(rows), time.Since(start)) }()
 	dbRows, err := w.pool.Query(ctx, insertSQL, b.ids, b.types, b.livemodes, b.accounts, b.versions, b.created, b.payloads, w.leaseMS)
 	if err != nil {
@@ -221,6 +235,7 @@ func (w *batchWriter) query(b *batch, rows []*insertReq) error {
 			j++
 		}
 		r.inserted = j < len(b.returned) && b.returned[j] == r.ev.ID
+		r.leasedAt = start
 	}
 	return nil
 }

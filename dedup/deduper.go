@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"sync"
+	"time"
 
 	"github.com/oncehook/oncehook/internal/metrics"
 )
@@ -50,6 +51,9 @@ const (
 type Result struct {
 	Outcome Outcome
 	Path    Path
+	// LeasedAt, for Accepted, is a local time no later than the start of the
+	// new row's lease (Config.Lease): hand-off to delivery counts from it.
+	LeasedAt time.Time
 }
 
 var (
@@ -119,7 +123,7 @@ func (d *Deduper) decide(ctx context.Context, ev *Event) (Result, error) {
 			}
 		}
 	}
-	inserted, err := d.writer.insert(ctx, ev)
+	inserted, leasedAt, err := d.writer.insert(ctx, ev)
 	if err != nil {
 		if holdsClaim {
 			d.redis.release(context.WithoutCancel(ctx), ev.ID)
@@ -130,7 +134,7 @@ func (d *Deduper) decide(ctx context.Context, ev *Event) (Result, error) {
 		d.redis.markDone(context.WithoutCancel(ctx), ev.ID)
 	}
 	if inserted {
-		return Result{Outcome: Accepted, Path: path}, nil
+		return Result{Outcome: Accepted, Path: path, LeasedAt: leasedAt}, nil
 	}
 	return Result{Outcome: Duplicate, Path: path}, nil
 }

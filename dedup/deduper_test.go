@@ -115,7 +115,7 @@ func TestRedisDoneAnswersWithoutPostgres(t *testing.T) {
 	rdb, prefix := testenv.Redis(t)
 	d := newDeduper(t, pool, rdb, prefix)
 
-	if res := check(t, d, "evt_fast"); res != (dedup.Result{Outcome: dedup.Accepted, Path: dedup.PathPostgres}) {
+	if res := check(t, d, "evt_fast"); res.Outcome != dedup.Accepted || res.Path != dedup.PathPostgres {
 		t.Fatalf("first: %+v", res)
 	}
 	keys := testenv.Keys(t, rdb, prefix)
@@ -127,7 +127,7 @@ func TestRedisDoneAnswersWithoutPostgres(t *testing.T) {
 		t.Fatalf("done key TTL %s, want about 72h", ttl)
 	}
 	before := d.Stats()
-	if res := check(t, d, "evt_fast"); res != (dedup.Result{Outcome: dedup.Duplicate, Path: dedup.PathRedisDone}) {
+	if res := check(t, d, "evt_fast"); res.Outcome != dedup.Duplicate || res.Path != dedup.PathRedisDone {
 		t.Fatalf("second: %+v", res)
 	}
 	if after := d.Stats(); after.Rows != before.Rows {
@@ -142,7 +142,7 @@ func TestClaimHeldElsewhereGoesToPostgres(t *testing.T) {
 	d := newDeduper(t, pool, rdb, prefix)
 	// Another instance claimed the event and then died before inserting.
 	rdb.Set(context.Background(), prefix+"evt:evt_orphan", "pending:deadbeef", time.Minute)
-	if res := check(t, d, "evt_orphan"); res != (dedup.Result{Outcome: dedup.Accepted, Path: dedup.PathPostgres}) {
+	if res := check(t, d, "evt_orphan"); res.Outcome != dedup.Accepted || res.Path != dedup.PathPostgres {
 		t.Fatalf("Check: %+v, want accepted through Postgres", res)
 	}
 }
@@ -253,7 +253,7 @@ func TestRedisDownFallsBackToPostgres(t *testing.T) {
 	if res := check(t, d, "evt_rdown"); res.Outcome != dedup.Accepted {
 		t.Fatalf("first with Redis down: %+v", res)
 	}
-	if res := check(t, d, "evt_rdown"); res != (dedup.Result{Outcome: dedup.Duplicate, Path: dedup.PathRedisFallback}) {
+	if res := check(t, d, "evt_rdown"); res.Outcome != dedup.Duplicate || res.Path != dedup.PathRedisFallback {
 		t.Fatalf("second with Redis down: %+v, want duplicate by fallback", res)
 	}
 	rs.Start(t)
@@ -271,7 +271,50 @@ func TestRedisDownFallsBackToPostgres(t *testing.T) {
 		}
 		time.Sleep(20 * time.Millisecond)
 	}
-	if res := check(t, d, "evt_rdown"); res != (dedup.Result{Outcome: dedup.Duplicate, Path: dedup.PathRedisDone}) {
+	if res := check(t, d, "evt_rdown"); res.Outcome != dedup.Duplicate || res.Path != dedup.PathRedisDone {
 		t.Fatalf("after resume: %+v, want a Redis hit", res)
+	}
+}
+
+func TestCheckAfterStopIsUnavailable(t *testing.T) {
+	t.Parallel()
+	pool := testenv.Postgres(t)
+	rdb, prefix := testenv.Redis(t)
+	d := newDeduper(t, pool, rdb, prefix)
+	d.Stop()
+	done := make(chan error, 1)
+	go func() {
+		_, err := d.Check(context.Background(), event("evt_after_stop"))
+		done <- err
+	}()
+	select {
+	case err := <-done:
+		if !errors.Is(err, dedup.ErrUnavailable) {
+			t.Fatalf("Check after Stop: %v, want ErrUnavailable", err)
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("Check after Stop hangs")
+	}
+	if keys := testenv.Keys(t, rdb, prefix); len(keys) != 0 {
+		t.Fatalf("claim left behind: %v", keys)
+	}
+}
+
+func TestAcceptedResultCarriesLeaseStart(t *testing.T) {
+	t.Parallel()
+	pool := testenv.Postgres(t)
+	d := newDeduper(t, pool, nil, "")
+	before := time.Now()
+	res := check(t, d, "evt_lease")
+	if res.Outcome != dedup.Accepted || res.LeasedAt.Before(before) || res.LeasedAt.After(time.Now()) {
+		t.Fatalf("Result %+v: LeasedAt must be taken during Check", res)
+	}
+	// The row's lease ends no earlier than LeasedAt + Lease (1m by default).
+	var leaseEnd time.Time
+	if err := pool.QueryRow(context.Background(), "SELECT locked_until FROM stripe_webhook_events WHERE event_id = 'evt_lease'").Scan(&leaseEnd); err != nil {
+		t.Fatal(err)
+	}
+	if leaseEnd.Before(res.LeasedAt.Add(time.Minute - 50*time.Millisecond)) { // clock skew allowance with the local Postgres
+		t.Fatalf("lease ends %v, before LeasedAt+1m %v", leaseEnd, res.LeasedAt.Add(time.Minute))
 	}
 }

@@ -13,9 +13,10 @@ import (
 )
 
 // Enqueuer takes accepted events for delivery without blocking; false
-// means the event stays pending in Postgres for a later pass.
+// means the event stays pending in Postgres for a later pass. leasedAt is
+// dedup.Result.LeasedAt.
 type Enqueuer interface {
-	Enqueue(ev *dedup.Event) bool
+	Enqueue(ev *dedup.Event, leasedAt time.Time) bool
 }
 
 // Config configures a Server.
@@ -38,7 +39,8 @@ type Config struct {
 	WriteTimeout time.Duration
 	// IdleTimeout closes keep-alive connections idle this long. Defaults to 60s.
 	IdleTimeout time.Duration
-	// Concurrency bounds the requests served at once. Defaults to 4096.
+	// Concurrency bounds the requests served at once, and with MaxBodyBytes
+	// the memory their bodies take. Defaults to 512.
 	Concurrency int
 	// Logger defaults to slog.Default().
 	Logger *slog.Logger
@@ -61,7 +63,7 @@ func (c Config) WithDefaults() Config {
 		c.IdleTimeout = 60 * time.Second
 	}
 	if c.Concurrency == 0 {
-		c.Concurrency = 4096
+		c.Concurrency = 512
 	}
 	if c.Logger == nil {
 		c.Logger = slog.Default()

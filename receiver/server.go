@@ -107,7 +107,7 @@ func (s *Server) handleWebhook(ctx *fasthttp.RequestCtx) {
 	}
 	if res.Outcome == dedup.Accepted {
 		ev.Payload = append([]byte(nil), body...) // the request's buffer is reused after the handler
-		if !s.cfg.Queue.Enqueue(&ev) {
+		if !s.cfg.Queue.Enqueue(&ev, res.LeasedAt) {
 			s.cfg.Logger.Warn("delivery queue full; the event stays pending", "event_id", ev.ID, "event_type", ev.Type)
 		}
 	}

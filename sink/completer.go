@@ -2,13 +2,13 @@ package sink
 
 import (
 	"context"
-	"log/slog"
 	"sync"
 	"time"
 
 	"github.com/jackc/pgx/v5"
 
 	"github.com/oncehook/oncehook/internal/metrics"
+	"github.com/oncehook/oncehook/internal/ratelog"
 )
 
 // markDeliveredSQL closes rows whose delivery succeeded.
@@ -45,12 +45,12 @@ WHERE EXISTS (SELECT 1 FROM stripe_webhook_events e WHERE e.event_id = a.id)`
 const maxErrorLen = 1000
 
 // completer writes delivery results in batches: every FlushInterval (or
-// MaxBatch results) one transaction updates every row and appends the
-// history, never one transaction per event. A failed write leaves the rows
-// pending: they are delivered again, never lost.
+// MaxBatch results) one transaction updates the rows and appends the
+// history, never one transaction per event. Results that cannot be written
+// leave their rows pending: they are delivered again, never lost.
 type completer struct {
-	cfg DispatcherConfig
-	log *slog.Logger
+	cfg    DispatcherConfig
+	errLog ratelog.Logger
 
 	mu     sync.Mutex
 	ok     []string
@@ -63,7 +63,7 @@ type completer struct {
 }
 
 func newCompleter(cfg DispatcherConfig) *completer {
-	c := &completer{cfg: cfg, log: cfg.Logger,
+	c := &completer{cfg: cfg, errLog: ratelog.Logger{Log: cfg.Logger},
 		full: make(chan struct{}, 1), stop: make(chan struct{}), stopped: make(chan struct{})}
 	go c.run()
 	return c
@@ -108,14 +108,43 @@ func (c *completer) run() {
 	}
 }
 
+// flush writes what is gathered in chunks of at most MaxBatch results. A
+// chunk that fails to write goes back to wait for the next tick, up to
+// maxHeld results; past that the rows are left to be delivered again.
 func (c *completer) flush() {
-	c.mu.Lock()
-	ok, failed, errs := c.ok, c.failed, c.errs
-	c.ok, c.failed, c.errs = nil, nil, nil
-	c.mu.Unlock()
-	if len(ok)+len(failed) == 0 {
-		return
+	for {
+		c.mu.Lock()
+		n := min(len(c.ok), c.cfg.MaxBatch)
+		m := min(len(c.failed), c.cfg.MaxBatch-n)
+		ok, failed, errs := c.ok[:n:n], c.failed[:m:m], c.errs[:m:m]
+		c.ok, c.failed, c.errs = c.ok[n:], c.failed[m:], c.errs[m:]
+		c.mu.Unlock()
+		if n+m == 0 {
+			return
+		}
+		if err := c.write(ok, failed, errs); err != nil {
+			c.cfg.Metrics.PostgresError("write results")
+			c.mu.Lock()
+			held := len(c.ok) + len(c.failed) + n + m
+			if held <= c.maxHeld() {
+				c.ok = append(ok, c.ok...)
+				c.failed = append(failed, c.failed...)
+				c.errs = append(errs, c.errs...)
+			}
+			c.mu.Unlock()
+			c.errLog.Warn("writing delivery results failed; retrying",
+				"results", n+m, "held", held, "dropped", held > c.maxHeld(), "error", err)
+			return
+		}
 	}
+}
+
+// maxHeld bounds the results kept while Postgres cannot take them. Dropped
+// results leave their rows pending, to be delivered again after the lease.
+func (c *completer) maxHeld() int { return 50 * c.cfg.MaxBatch }
+
+// write records one chunk in one transaction.
+func (c *completer) write(ok, failed, errs []string) error {
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
 	var dead int
@@ -144,14 +173,12 @@ func (c *completer) flush() {
 		return tx.SendBatch(ctx, &b).Close()
 	})
 	if err != nil {
-		c.cfg.Metrics.PostgresError("write results")
-		c.log.Error("writing delivery results failed; the rows stay pending and are delivered again",
-			"delivered", len(ok), "failed", len(failed), "error", err)
-		return
+		return err
 	}
 	c.cfg.Metrics.Deliveries(metrics.Delivered, len(ok))
 	c.cfg.Metrics.Deliveries(metrics.Retry, len(failed)-dead)
 	c.cfg.Metrics.Deliveries(metrics.Dead, dead)
+	return nil
 }
 
 // close writes the last results and stops.

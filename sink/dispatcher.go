@@ -173,10 +173,11 @@ func NewDispatcher(cfg DispatcherConfig) (*Dispatcher, error) {
 }
 
 // Enqueue hands an event the intake just stored to the workers, without
-// blocking. It reports false when the queue is full or stopping; the row
-// then stays pending and the sweeper delivers it once its lease ends.
-func (d *Dispatcher) Enqueue(ev *dedup.Event) bool {
-	return d.offer(job{ev: ev, leaseUntil: time.Now().Add(d.cfg.Lease - leaseMargin)})
+// blocking; leasedAt is no later than the start of the row's lease. It
+// reports false when the queue is full or stopping; the row then stays
+// pending and a sweeper delivers it once its lease ends.
+func (d *Dispatcher) Enqueue(ev *dedup.Event, leasedAt time.Time) bool {
+	return d.offer(job{ev: ev, leaseUntil: leasedAt.Add(d.cfg.Lease - leaseMargin)})
 }
 
 func (d *Dispatcher) offer(j job) bool {

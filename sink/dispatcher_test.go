@@ -96,7 +96,7 @@ func TestDispatcherMarksDeliveredInBatches(t *testing.T) {
 		t.Fatal(err)
 	}
 	for _, ev := range evs {
-		if !d.Enqueue(ev) {
+		if !d.Enqueue(ev, time.Now()) {
 			t.Fatal("Enqueue refused with room in the queue")
 		}
 	}
@@ -124,7 +124,7 @@ func TestDispatcherRecordsFailure(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer d.Stop(context.Background())
-	d.Enqueue(evs[0])
+	d.Enqueue(evs[0], time.Now())
 	r := waitRow(t, pool, evs[0].ID, func(r row) bool { return r.attempts == 1 })
 	if r.status != "pending" || !strings.Contains(r.lastError, "502") || r.retryIn < 29*time.Second || r.retryIn > 61*time.Second {
 		t.Fatalf("after a failed delivery: %+v, want pending with the error, due in 30-60s (1m less jitter)", r)
@@ -147,12 +147,12 @@ func TestDispatcherQueueIsBounded(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	d.Enqueue(evs[0]) // taken by the one worker, which blocks
+	d.Enqueue(evs[0], time.Now()) // taken by the one worker, which blocks
 	waitFor(t, func() bool { return d.QueueDepth() == 0 })
-	if !d.Enqueue(evs[1]) || !d.Enqueue(evs[2]) {
+	if !d.Enqueue(evs[1], time.Now()) || !d.Enqueue(evs[2], time.Now()) {
 		t.Fatal("Enqueue refused with room in the queue")
 	}
-	if d.Enqueue(evs[3]) {
+	if d.Enqueue(evs[3], time.Now()) {
 		t.Fatal("Enqueue accepted past QueueSize")
 	}
 	close(release)
@@ -176,7 +176,7 @@ func TestDispatcherStopBoundedByContext(t *testing.T) {
 		t.Fatal(err)
 	}
 	for _, ev := range evs {
-		d.Enqueue(ev)
+		d.Enqueue(ev, time.Now())
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 200*time.Millisecond)
 	defer cancel()
@@ -192,7 +192,7 @@ func TestDispatcherStopBoundedByContext(t *testing.T) {
 			t.Errorf("%s: %+v, want pending", ev.ID, r)
 		}
 	}
-	if d.Enqueue(evs[0]) {
+	if d.Enqueue(evs[0], time.Now()) {
 		t.Fatal("Enqueue after Stop: want false")
 	}
 }

@@ -25,10 +25,12 @@ type HTTP struct {
 func NewHTTP(url string, signer *StandardWebhooksSigner) *HTTP {
 	return &HTTP{
 		url: url,
-		client: &http.Client{Transport: &http.Transport{
-			MaxIdleConnsPerHost: 64,
-			IdleConnTimeout:     90 * time.Second,
-		}},
+		client: &http.Client{
+			Transport: &http.Transport{MaxIdleConnsPerHost: 64, IdleConnTimeout: 90 * time.Second},
+			// A redirect would turn the POST into a body-less GET whose 2xx
+			// is no delivery: a 3xx is a failed attempt instead.
+			CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse },
+		},
 		signer: signer,
 		now:    time.Now,
 	}

@@ -78,7 +78,10 @@ func (t Target) Open(signer *StandardWebhooksSigner) (Sink, error) {
 	case "http", "https":
 		return NewHTTP(t.raw, signer), nil
 	case "redis", "rediss":
-		return NewRedisStream(redis.NewClient(t.redis), t.stream, t.maxLen), nil
+		opt := *t.redis
+		opt.ContextTimeoutEnabled = true // DELIVERY_TIMEOUT bounds each XADD
+		opt.MaxRetries = -1              // a failed XADD is retried by the dispatcher
+		return NewRedisStream(redis.NewClient(&opt), t.stream, t.maxLen), nil
 	}
 	return nil, fmt.Errorf("unsupported sink %q", t.Scheme)
 }

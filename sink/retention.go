@@ -67,11 +67,11 @@ func (c PrunerConfig) WithDefaults() PrunerConfig {
 // Pruner deletes delivered rows older than Retention and dead rows older
 // than DeadRetention; pending rows are never pruned.
 type Pruner struct {
-	cfg  PrunerConfig
-	errs ratelog.Logger
-	quit chan struct{}
-	wg   sync.WaitGroup
-	once sync.Once
+	cfg    PrunerConfig
+	errs   ratelog.Logger
+	ctx    context.Context // cancelled by Stop
+	cancel context.CancelFunc
+	wg     sync.WaitGroup
 }
 
 // NewPruner checks cfg; call Start to prune in the background, or Prune
@@ -81,7 +81,8 @@ func NewPruner(cfg PrunerConfig) (*Pruner, error) {
 	if cfg.Pool == nil || cfg.Retention <= 0 || cfg.DeadRetention < cfg.Retention || cfg.BatchSize < 1 || cfg.Interval <= 0 {
 		return nil, errors.New("sink: PrunerConfig needs a Pool, positive Retention, Interval and BatchSize, and DeadRetention at least Retention")
 	}
-	return &Pruner{cfg: cfg, errs: ratelog.Logger{Log: cfg.Logger}, quit: make(chan struct{})}, nil
+	ctx, cancel := context.WithCancel(context.Background())
+	return &Pruner{cfg: cfg, errs: ratelog.Logger{Log: cfg.Logger}, ctx: ctx, cancel: cancel}, nil
 }
 
 // Start prunes every Interval until Stop.
@@ -90,12 +91,12 @@ func (p *Pruner) Start() {
 	go func() {
 		defer p.wg.Done()
 		for {
-			if _, err := p.Prune(context.Background()); err != nil {
+			if _, err := p.Prune(p.ctx); err != nil && p.ctx.Err() == nil {
 				p.cfg.Metrics.PostgresError("prune")
 				p.errs.Warn("pruning old events failed", "error", err)
 			}
 			select {
-			case <-p.quit:
+			case <-p.ctx.Done():
 				return
 			case <-time.After(p.cfg.Interval):
 			}
@@ -103,7 +104,11 @@ func (p *Pruner) Start() {
 	}()
 }
 
-// Prune runs one pass, batch by batch, and returns the rows it deleted.
+// pruneTimeout bounds one DELETE.
+const pruneTimeout = 30 * time.Second
+
+// Prune runs one pass, batch by batch, until ctx ends, and returns the rows
+// it deleted.
 func (p *Pruner) Prune(ctx context.Context) (int64, error) {
 	var total int64
 	for _, rule := range []struct {
@@ -111,12 +116,9 @@ func (p *Pruner) Prune(ctx context.Context) (int64, error) {
 		age    time.Duration
 	}{{"delivered", p.cfg.Retention}, {"dead", p.cfg.DeadRetention}} {
 		for {
-			select {
-			case <-p.quit:
-				return total, nil
-			default:
-			}
-			tag, err := p.cfg.Pool.Exec(ctx, pruneSQL, rule.status, rule.age.Milliseconds(), p.cfg.BatchSize)
+			bctx, cancel := context.WithTimeout(ctx, pruneTimeout)
+			tag, err := p.cfg.Pool.Exec(bctx, pruneSQL, rule.status, rule.age.Milliseconds(), p.cfg.BatchSize)
+			cancel()
 			if err != nil {
 				return total, err
 			}
@@ -129,8 +131,9 @@ func (p *Pruner) Prune(ctx context.Context) (int64, error) {
 	return total, nil
 }
 
-// Stop ends pruning; it is safe to call more than once.
+// Stop ends pruning, cancelling a DELETE under way; it is safe to call
+// more than once.
 func (p *Pruner) Stop() {
-	p.once.Do(func() { close(p.quit) })
+	p.cancel()
 	p.wg.Wait()
 }

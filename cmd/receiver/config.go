@@ -58,12 +58,15 @@ func loadConfig(lookup func(string) (string, bool)) (config, error) {
 		QueueSize:           e.integer("QUEUE_SIZE", 10000, 1),
 		DeliveryMaxAttempts: e.integer("DELIVERY_MAX_ATTEMPTS", 15, 1),
 		DeliveryTimeout:     e.duration("DELIVERY_TIMEOUT", 10*time.Second, time.Millisecond),
-		Retention:           e.duration("RETENTION", 720*time.Hour, time.Hour),
+		Retention:           e.duration("RETENTION", 720*time.Hour, 72*time.Hour),
 		ShutdownTimeout:     e.duration("SHUTDOWN_TIMEOUT", 30*time.Second, 0),
 		LogLevel:            e.level("LOG_LEVEL"),
 		LogFormat:           e.oneOf("LOG_FORMAT", "json", "json", "text"),
 	}
 	c.Signer = e.signer("SINK_SIGNING_SECRET", c.Sink)
+	if c.Retention < c.DedupTTL {
+		e.fail("RETENTION", "%s is shorter than DEDUP_TTL (%s): a retry after the row is pruned would be accepted again", c.Retention, c.DedupTTL)
+	}
 	c.DeliveryLease = e.duration("DELIVERY_LEASE", sink.DefaultLease(c.DeliveryTimeout), c.DeliveryTimeout+10*time.Second)
 	return c, errors.Join(e.errs...)
 }

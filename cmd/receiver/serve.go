@@ -81,6 +81,11 @@ func serve(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
+	defer func() { // on an early return; after the shutdown below it returns at once
+		ctx, cancel := context.WithTimeout(context.Background(), c.ShutdownTimeout)
+		defer cancel()
+		_ = disp.Stop(ctx)
+	}()
 	pruner, err := sink.NewPruner(sink.PrunerConfig{Pool: pool, Retention: c.Retention, Logger: log, Metrics: m})
 	if err != nil {
 		return err
@@ -91,6 +96,7 @@ func serve(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
+	defer dd.Stop()
 	verifier, err := receiver.NewVerifier(c.Secrets, c.Tolerance)
 	if err != nil {
 		return err

@@ -1,0 +1,73 @@
+package main
+
+import (
+	"errors"
+	"flag"
+	"os"
+	"path/filepath"
+
+	"github.com/oncehook/oncehook/bench"
+)
+
+// reportCmd merges bench run -json files into RESULTS.md and a chart.
+func reportCmd(args []string) error {
+	fs := flag.NewFlagSet("bench report", flag.ContinueOnError)
+	jsonPath := fs.String("json", "", "write the merged results as JSON here")
+	md := fs.String("md", "", "write the markdown report here (e.g. bench/RESULTS.md)")
+	chart := fs.String("chart", "", "write the PNG chart here (e.g. bench/chart.png)")
+	setup := fs.String("setup", "", "a markdown file describing the setup, included under the machine")
+	command := fs.String("command", "", "the command that made the results, named in the report")
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	if fs.NArg() == 0 {
+		return errors.New("report: name the JSON files of bench run -json")
+	}
+	s, err := bench.ReadSuites(fs.Args()...)
+	if err != nil {
+		return err
+	}
+	return writeOutputs(s, *jsonPath, *md, *chart, *setup, *command)
+}
+
+// writeOutputs writes whichever of the JSON, markdown and chart are asked
+// for, and prints the table.
+func writeOutputs(s *bench.Suite, jsonPath, mdPath, chartPath, setupPath, command string) error {
+	if jsonPath != "" {
+		if err := s.WriteJSON(jsonPath); err != nil {
+			return err
+		}
+	}
+	if chartPath != "" {
+		if err := s.WriteChart(chartPath); err != nil {
+			return err
+		}
+	}
+	if mdPath != "" {
+		o := bench.MarkdownOptions{Command: command}
+		if setupPath != "" {
+			b, err := os.ReadFile(setupPath)
+			if err != nil {
+				return err
+			}
+			o.Setup = string(b)
+		}
+		if chartPath != "" {
+			rel, err := filepath.Rel(filepath.Dir(mdPath), chartPath)
+			if err != nil {
+				rel = chartPath
+			}
+			o.Chart = filepath.ToSlash(rel)
+		}
+		f, err := os.Create(mdPath)
+		if err != nil {
+			return err
+		}
+		s.WriteMarkdown(f, o)
+		if err := f.Close(); err != nil {
+			return err
+		}
+	}
+	s.WriteTable(os.Stdout)
+	return nil
+}
