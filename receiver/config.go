@@ -39,9 +39,20 @@ type Config struct {
 	WriteTimeout time.Duration
 	// IdleTimeout closes keep-alive connections idle this long. Defaults to 60s.
 	IdleTimeout time.Duration
-	// Concurrency bounds the requests served at once, and with MaxBodyBytes
-	// the memory their bodies take. Defaults to 512.
+	// Concurrency bounds the connections served at once, and with
+	// MaxBodyBytes the memory their bodies take. Defaults to 512.
 	Concurrency int
+	// MaxConnsPerIP bounds one client address's connections; 0 means no
+	// bound (the right setting behind a load balancer).
+	MaxConnsPerIP int
+	// Allowlist, when set, is the only sources /webhooks/stripe accepts;
+	// others get 403.
+	Allowlist Prefixes
+	// TrustedProxies are load balancers whose X-Forwarded-For names the
+	// client for Allowlist.
+	TrustedProxies Prefixes
+	// TLSCertFile and TLSKeyFile, both set, serve HTTPS.
+	TLSCertFile, TLSKeyFile string
 	// Logger defaults to slog.Default().
 	Logger *slog.Logger
 	// Metrics counts requests by outcome; nil records nothing.
@@ -75,8 +86,10 @@ func (c Config) validate() error {
 	switch {
 	case c.Verifier == nil || c.Deduper == nil || c.Queue == nil || c.Pool == nil:
 		return errors.New("receiver: Config.Verifier, Deduper, Queue and Pool are required")
-	case c.MaxBodyBytes < 1 || c.Concurrency < 1:
+	case c.MaxBodyBytes < 1 || c.Concurrency < 1 || c.MaxConnsPerIP < 0:
 		return errors.New("receiver: MaxBodyBytes and Concurrency must be positive")
+	case (c.TLSCertFile == "") != (c.TLSKeyFile == ""):
+		return errors.New("receiver: TLS needs both a certificate and a key file")
 	}
 	return nil
 }

@@ -42,6 +42,8 @@ func New(cfg Config) (*Server, error) {
 		WriteTimeout:                  cfg.WriteTimeout,
 		IdleTimeout:                   cfg.IdleTimeout,
 		Concurrency:                   cfg.Concurrency,
+		MaxConnsPerIP:                 cfg.MaxConnsPerIP,
+		ReadBufferSize:                8192, // bounds the request line and headers: larger gets 431
 		DisableHeaderNamesNormalizing: true,
 		NoDefaultServerHeader:         true,
 		NoDefaultDate:                 true,
@@ -49,8 +51,13 @@ func New(cfg Config) (*Server, error) {
 	return s, nil
 }
 
-// Serve serves on ln until Shutdown.
-func (s *Server) Serve(ln net.Listener) error { return s.srv.Serve(ln) }
+// Serve serves on ln until Shutdown, over TLS when configured.
+func (s *Server) Serve(ln net.Listener) error {
+	if s.cfg.TLSCertFile != "" {
+		return s.srv.ServeTLS(ln, s.cfg.TLSCertFile, s.cfg.TLSKeyFile)
+	}
+	return s.srv.Serve(ln)
+}
 
 // Shutdown fails /readyz, closes the listener and waits for in-flight
 // requests to finish, up to ctx.
@@ -81,6 +88,14 @@ func (s *Server) Handle(ctx *fasthttp.RequestCtx) {
 }
 
 func (s *Server) handleWebhook(ctx *fasthttp.RequestCtx) {
+	if s.cfg.Allowlist != nil {
+		ip, ok := clientIP(ctx.RemoteIP(), ctx.Request.Header.Peek("X-Forwarded-For"), s.cfg.TrustedProxies)
+		if !ok || !s.cfg.Allowlist.Contains(ip) {
+			s.cfg.Metrics.Request(metrics.Forbidden)
+			writeError(ctx, fasthttp.StatusForbidden, "source address is not in STRIPE_IP_ALLOWLIST")
+			return
+		}
+	}
 	body := ctx.PostBody()
 	if err := s.cfg.Verifier.Verify(body, string(ctx.Request.Header.Peek("Stripe-Signature"))); err != nil {
 		s.cfg.Metrics.Request(metrics.BadSignature)

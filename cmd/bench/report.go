@@ -17,6 +17,7 @@ func reportCmd(args []string) error {
 	chart := fs.String("chart", "", "write the PNG chart here (e.g. bench/chart.png)")
 	setup := fs.String("setup", "", "a markdown file describing the setup, included under the machine")
 	command := fs.String("command", "", "the command that made the results, named in the report")
+	noTargets := fs.Bool("no-targets", false, "leave the targets out of the report (smoke runs)")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
@@ -27,12 +28,12 @@ func reportCmd(args []string) error {
 	if err != nil {
 		return err
 	}
-	return writeOutputs(s, *jsonPath, *md, *chart, *setup, *command)
+	return writeOutputs(s, *jsonPath, *md, *chart, bench.MarkdownOptions{Setup: *setup, Command: *command, NoTargets: *noTargets})
 }
 
 // writeOutputs writes whichever of the JSON, markdown and chart are asked
-// for, and prints the table.
-func writeOutputs(s *bench.Suite, jsonPath, mdPath, chartPath, setupPath, command string) error {
+// for, and prints the table. o.Setup names a file, read into the report.
+func writeOutputs(s *bench.Suite, jsonPath, mdPath, chartPath string, o bench.MarkdownOptions) error {
 	if jsonPath != "" {
 		if err := s.WriteJSON(jsonPath); err != nil {
 			return err
@@ -44,9 +45,8 @@ func writeOutputs(s *bench.Suite, jsonPath, mdPath, chartPath, setupPath, comman
 		}
 	}
 	if mdPath != "" {
-		o := bench.MarkdownOptions{Command: command}
-		if setupPath != "" {
-			b, err := os.ReadFile(setupPath)
+		if o.Setup != "" {
+			b, err := os.ReadFile(o.Setup)
 			if err != nil {
 				return err
 			}

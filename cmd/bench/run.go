@@ -33,7 +33,7 @@ func runCmd(ctx context.Context, args []string) error {
 		replaySet  = fs.Int("replay-set", 10000, "replay: events accepted in the unmeasured warm-up")
 		drain      = fs.Duration("drain-timeout", 30*time.Second, "how long to wait for every event to reach the sink")
 		settle     = fs.Duration("settle", time.Second, "how long to wait after the drain for late duplicates")
-		retryFor   = fs.Duration("retry-for", 30*time.Second, "how long to keep retrying 5xx'd events after a scenario")
+		retryFor   = fs.Duration("retry-for", 30*time.Second, "how long a request answered 5xx or lost in transport is retried, from its first failure")
 		timeout    = fs.Duration("timeout", 30*time.Second, "bound on one request")
 		wait       = fs.Duration("wait", 60*time.Second, "wait this long for the receivers, floor and sink to be ready")
 		pids       = fs.String("pids", "", "comma-separated receiver pids whose memory (VmRSS, VmHWM) is recorded")
@@ -101,7 +101,7 @@ func runCmd(ctx context.Context, args []string) error {
 		printSummary(res)
 	}
 	fmt.Println()
-	if err := writeOutputs(suite, *jsonPath, *mdPath, *chartPath, "", "bench run"); err != nil {
+	if err := writeOutputs(suite, *jsonPath, *mdPath, *chartPath, bench.MarkdownOptions{Command: "bench run"}); err != nil {
 		return err
 	}
 	if !suite.OK() {

@@ -11,6 +11,7 @@ import (
 
 	"github.com/jackc/pgx/v5/pgxpool"
 
+	"github.com/oncehook/oncehook/receiver"
 	"github.com/oncehook/oncehook/sink"
 )
 
@@ -35,6 +36,14 @@ type config struct {
 	DeliveryLease       time.Duration
 	Retention           time.Duration
 	ShutdownTimeout     time.Duration
+	MaxConcurrency      int
+	MaxConnsPerIP       int
+	ReadTimeout         time.Duration
+	IdleTimeout         time.Duration
+	Allowlist           receiver.Prefixes
+	TrustedProxies      receiver.Prefixes
+	TLSCertFile         string
+	TLSKeyFile          string
 	LogLevel            slog.Level
 	LogFormat           string
 }
@@ -60,10 +69,24 @@ func loadConfig(lookup func(string) (string, bool)) (config, error) {
 		DeliveryTimeout:     e.duration("DELIVERY_TIMEOUT", 10*time.Second, time.Millisecond),
 		Retention:           e.duration("RETENTION", 720*time.Hour, 72*time.Hour),
 		ShutdownTimeout:     e.duration("SHUTDOWN_TIMEOUT", 30*time.Second, 0),
+		MaxConcurrency:      e.integer("MAX_CONCURRENCY", 512, 1),
+		MaxConnsPerIP:       e.integer("MAX_CONNS_PER_IP", 0, 0),
+		ReadTimeout:         e.duration("READ_TIMEOUT", 10*time.Second, 100*time.Millisecond),
+		IdleTimeout:         e.duration("IDLE_TIMEOUT", 60*time.Second, time.Second),
+		Allowlist:           e.prefixes("STRIPE_IP_ALLOWLIST"),
+		TrustedProxies:      e.prefixes("TRUSTED_PROXIES"),
+		TLSCertFile:         e.file("TLS_CERT_FILE"),
+		TLSKeyFile:          e.file("TLS_KEY_FILE"),
 		LogLevel:            e.level("LOG_LEVEL"),
 		LogFormat:           e.oneOf("LOG_FORMAT", "json", "json", "text"),
 	}
 	c.Signer = e.signer("SINK_SIGNING_SECRET", c.Sink)
+	if (c.TLSCertFile == "") != (c.TLSKeyFile == "") {
+		e.fail("TLS_CERT_FILE", "TLS_CERT_FILE and TLS_KEY_FILE go together: set both or neither")
+	}
+	if c.TrustedProxies != nil && c.Allowlist == nil {
+		e.fail("TRUSTED_PROXIES", "only used with STRIPE_IP_ALLOWLIST")
+	}
 	if c.Retention < c.DedupTTL {
 		e.fail("RETENTION", "%s is shorter than DEDUP_TTL (%s): a retry after the row is pruned would be accepted again", c.Retention, c.DedupTTL)
 	}
@@ -202,6 +225,37 @@ func (e *env) signer(name string, t sink.Target) *sink.StandardWebhooksSigner {
 		e.fail(name, "%v", err)
 	}
 	return s
+}
+
+// prefixes reads an IP/CIDR list; unset or empty means none (nil).
+func (e *env) prefixes(name string) receiver.Prefixes {
+	v := e.get(name)
+	if v == "" {
+		return nil
+	}
+	p, err := receiver.ParsePrefixes(v)
+	if err != nil {
+		e.fail(name, "%v (want IPs and CIDRs, comma-separated, \"stripe\", or @/path/to/list)", err)
+		return nil
+	}
+	if len(p) == 0 {
+		e.fail(name, "the list is empty")
+	}
+	return p
+}
+
+// file reads a path that must name a readable file.
+func (e *env) file(name string) string {
+	v := e.get(name)
+	if v == "" {
+		return ""
+	}
+	if f, err := os.Open(v); err != nil {
+		e.fail(name, "cannot read %s: %v", v, err)
+	} else {
+		f.Close()
+	}
+	return v
 }
 
 func (e *env) redisURL(name string) string {

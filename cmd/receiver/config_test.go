@@ -81,3 +81,32 @@ func TestLoadConfigNamesEveryBadVariable(t *testing.T) {
 		t.Errorf("empty environment: %v", err)
 	}
 }
+
+func TestLoadConfigHardening(t *testing.T) {
+	t.Parallel()
+	env := map[string]string{
+		"STRIPE_WEBHOOK_SECRET": "whsec_abc", "DATABASE_URL": minimal["DATABASE_URL"],
+		"STRIPE_IP_ALLOWLIST": "stripe, 10.0.0.0/8", "TRUSTED_PROXIES": "10.0.0.1",
+		"MAX_CONCURRENCY": "100", "MAX_CONNS_PER_IP": "20", "READ_TIMEOUT": "5s", "IDLE_TIMEOUT": "30s",
+	}
+	c, err := loadConfig(lookupFrom(env))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(c.Allowlist) != 13 || len(c.TrustedProxies) != 1 || c.MaxConcurrency != 100 || c.MaxConnsPerIP != 20 || c.ReadTimeout != 5*time.Second {
+		t.Fatalf("config: %+v", c)
+	}
+	bad := map[string]string{
+		"STRIPE_WEBHOOK_SECRET": "whsec_abc", "DATABASE_URL": minimal["DATABASE_URL"],
+		"STRIPE_IP_ALLOWLIST": "not-an-ip", "TLS_CERT_FILE": "/no/such/cert.pem", "RETENTION": "24h",
+	}
+	_, err = loadConfig(lookupFrom(bad))
+	for _, name := range []string{"STRIPE_IP_ALLOWLIST:", "TLS_CERT_FILE:", "RETENTION:"} {
+		if err == nil || !strings.Contains(err.Error(), name) {
+			t.Errorf("want an error naming %s, got %v", name, err)
+		}
+	}
+	if _, err := loadConfig(lookupFrom(map[string]string{"STRIPE_WEBHOOK_SECRET": "whsec_abc", "DATABASE_URL": minimal["DATABASE_URL"], "TRUSTED_PROXIES": "10.0.0.1"})); err == nil || !strings.Contains(err.Error(), "TRUSTED_PROXIES: only used with STRIPE_IP_ALLOWLIST") {
+		t.Errorf("TRUSTED_PROXIES alone: %v", err)
+	}
+}

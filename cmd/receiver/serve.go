@@ -104,6 +104,8 @@ func serve(ctx context.Context) error {
 	srv, err := receiver.New(receiver.Config{
 		Verifier: verifier, Deduper: dd, Queue: disp, Pool: pool, Redis: rdb,
 		MaxBodyBytes: c.MaxBodyBytes, Logger: log, Metrics: m,
+		Concurrency: c.MaxConcurrency, MaxConnsPerIP: c.MaxConnsPerIP, ReadTimeout: c.ReadTimeout, IdleTimeout: c.IdleTimeout,
+		Allowlist: c.Allowlist, TrustedProxies: c.TrustedProxies, TLSCertFile: c.TLSCertFile, TLSKeyFile: c.TLSKeyFile,
 	})
 	m.Gauge("oncehook_delivery_queue_depth", "Events waiting for a delivery worker in this process.",
 		func() float64 { return float64(disp.QueueDepth()) })
@@ -121,7 +123,7 @@ func serve(ctx context.Context) error {
 	go func() { serveErr <- srv.Serve(ln) }()
 	admin := startAdmin(c.AdminAddr, m, log)
 	log.Info("receiver listening", "addr", ln.Addr().String(), "admin_addr", c.AdminAddr,
-		"redis", c.RedisURL != "", "secrets", len(c.Secrets))
+		"redis", c.RedisURL != "", "secrets", len(c.Secrets), "tls", c.TLSCertFile != "", "allowlist", len(c.Allowlist))
 
 	select {
 	case <-ctx.Done():

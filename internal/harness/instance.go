@@ -37,6 +37,8 @@ type InstanceConfig struct {
 	// Delivery tunes the dispatcher; its Pool and Sink are set from above.
 	// FlushInterval defaults to 5ms here.
 	Delivery sink.DispatcherConfig
+	// Tune, if set, adjusts the receiver's config before it starts.
+	Tune func(*receiver.Config)
 }
 
 // StartInstance starts an instance; it is stopped when the test ends.
@@ -60,7 +62,11 @@ func StartInstance(t testing.TB, cfg InstanceConfig) *Instance {
 	if err != nil {
 		t.Fatal(err)
 	}
-	srv, err := receiver.New(receiver.Config{Verifier: v, Deduper: dd, Queue: disp, Pool: cfg.Pool, Redis: cfg.Redis, MaxBodyBytes: 256 << 10})
+	rc := receiver.Config{Verifier: v, Deduper: dd, Queue: disp, Pool: cfg.Pool, Redis: cfg.Redis, MaxBodyBytes: 256 << 10}
+	if cfg.Tune != nil {
+		cfg.Tune(&rc)
+	}
+	srv, err := receiver.New(rc)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -20,6 +20,7 @@ const (
 	TooLarge         = "too_large"
 	MethodNotAllowed = "method_not_allowed"
 	NotFound         = "not_found"
+	Forbidden        = "forbidden"   // source not in STRIPE_IP_ALLOWLIST
 	BadRequest       = "bad_request" // unreadable request
 	Unavailable      = "unavailable" // Postgres failed: 503
 	Overloaded       = "overloaded"  // intake queue full: 503
@@ -76,7 +77,7 @@ func New() *Metrics {
 		}, []string{"op"}),
 	}
 	m.requestsByName = map[string]prometheus.Counter{}
-	for _, o := range []string{Accepted, Duplicate, BadSignature, BadEvent, TooLarge, MethodNotAllowed, NotFound, BadRequest, Unavailable, Overloaded} {
+	for _, o := range []string{Accepted, Duplicate, BadSignature, BadEvent, TooLarge, MethodNotAllowed, NotFound, Forbidden, BadRequest, Unavailable, Overloaded} {
 		m.requestsByName[o] = m.requests.WithLabelValues(o) // every outcome shows, at 0
 	}
 	for _, r := range []string{Delivered, Retry, Dead} {
