@@ -22,10 +22,19 @@ check: ## gofmt and go vet
 		if [ -n "$$out" ]; then echo "gofmt needed: $$out"; exit 1; fi
 	$(GO) vet ./...
 
-fuzz: ## run each fuzz target for FUZZTIME (default 30s)
+fuzz: ## run each fuzz target for FUZZTIME (default 30s); FuzzHandler uses throwaway Postgres
 	$(GO) test ./receiver -run '^$$' -fuzz '^FuzzParseEvent$$' -fuzztime $(FUZZTIME)
 	$(GO) test ./receiver -run '^$$' -fuzz '^FuzzSignatureHeader$$' -fuzztime $(FUZZTIME)
+	scripts/testenv.sh $(GO) test ./receiver -run '^$$' -fuzz '^FuzzHandler$$' -fuzztime $(FUZZTIME)
 
 clean: ## stop the dev Redis and Postgres of `make run` and remove .data/ and bin/
 	@scripts/dev.sh stop || true
 	rm -rf bin .data
+
+.PHONY: bench bench-smoke
+
+bench: ## benchmark the real receiver end to end, write bench/RESULTS.md (BENCH_DURATION=10s; see scripts/bench.sh)
+	GO=$(GO) scripts/bench.sh
+
+bench-smoke: ## short correctness-only bench run for CI; fails on loss, double delivery or bad requests at the sink
+	GO=$(GO) scripts/bench.sh smoke
