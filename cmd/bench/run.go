@@ -21,7 +21,7 @@ func runCmd(ctx context.Context, args []string) error {
 		urls       = fs.String("url", "http://127.0.0.1:8080/webhooks/stripe", "receiver webhook URL(s), comma-separated; spread uses all, the others the first")
 		floorURL   = fs.String("floor-url", "", "the floor's URL (bench floor), for the floor scenario")
 		sinkURL    = fs.String("sink", "", "the bench sink's base URL (bench sink); empty: no end-to-end check")
-		secret     = fs.String("secret", os.Getenv("STRIPE_WEBHOOK_SECRET"), "signing secret (default $STRIPE_WEBHOOK_SECRET)")
+		secret     = fs.String("secret", "", "signing secret (default $STRIPE_WEBHOOK_SECRET)")
 		conns      = fs.Int("c", 64, "connections: requests in flight (closed loop), and the connection limit per URL")
 		duration   = fs.Duration("d", 10*time.Second, "how long each scenario sends")
 		events     = fs.Int("n", 0, "send this many events per scenario instead of running for -d")
@@ -47,6 +47,9 @@ func runCmd(ctx context.Context, args []string) error {
 	}
 	if fs.NArg() > 0 {
 		return fmt.Errorf("run: unexpected argument %q", fs.Arg(0))
+	}
+	if *secret == "" {
+		*secret = os.Getenv("STRIPE_WEBHOOK_SECRET")
 	}
 	if *secret == "" {
 		return errors.New("run: no signing secret: set -secret or STRIPE_WEBHOOK_SECRET")

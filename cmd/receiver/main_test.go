@@ -60,7 +60,7 @@ func TestProcessServesAndDrainsOnSIGTERM(t *testing.T) {
 	}
 	addr := freeAddr(t)
 	sinkPath := filepath.Join(t.TempDir(), "events.jsonl")
-	p := startProcess(t, addr, schemaURL(t, schema),
+	p := startProcess(t, addr, schemaURL(testenv.DatabaseURL(t), schema),
 		"STRIPE_WEBHOOK_SECRET=whsec_other_endpoint,"+harness.Secret,
 		"SINK_URL=file://"+sinkPath,
 		"LOG_LEVEL=debug")
@@ -133,8 +133,8 @@ func (s *syncBuffer) Write(p []byte) (int, error) {
 }
 func (s *syncBuffer) String() string { s.mu.Lock(); defer s.mu.Unlock(); return s.b.String() }
 
-func schemaURL(t *testing.T, schema string) string {
-	dbURL := testenv.DatabaseURL(t)
+// schemaURL is dbURL with its search_path set to schema.
+func schemaURL(dbURL, schema string) string {
 	sep := "?"
 	if strings.Contains(dbURL, "?") {
 		sep = "&"
@@ -232,8 +232,8 @@ func TestSIGKILLDuringStormLosesNothing(t *testing.T) {
 	}
 	addrs := []string{freeAddr(t), freeAddr(t)}
 	// Two workers against a slow sink: the victim has a backlog when it dies.
-	victim := startProcess(t, addrs[0], schemaURL(t, schema), append(env, "WORKERS=2")...)
-	startProcess(t, addrs[1], schemaURL(t, schema), env...)
+	victim := startProcess(t, addrs[0], schemaURL(testenv.DatabaseURL(t), schema), append(env, "WORKERS=2")...)
+	startProcess(t, addrs[1], schemaURL(testenv.DatabaseURL(t), schema), env...)
 
 	run := fmt.Sprintf("%d", time.Now().UnixNano()) // ids unique across runs: the binary's Redis keys are not per test
 	var (

@@ -69,7 +69,7 @@ func TestMetricsAddUpAfterAStorm(t *testing.T) {
 	pool := testenv.Postgres(t)
 	schema := pool.Config().ConnConfig.RuntimeParams["search_path"]
 	addr, admin := freeAddr(t), freeAddr(t)
-	startProcess(t, addr, schemaURL(t, schema),
+	startProcess(t, addr, schemaURL(testenv.DatabaseURL(t), schema),
 		"STRIPE_WEBHOOK_SECRET="+harness.Secret, "ADMIN_ADDR="+admin, "SINK_URL=file://"+t.TempDir()+"/events.jsonl")
 	base := "http://" + addr
 	run := fmt.Sprint(time.Now().UnixNano())
