@@ -43,40 +43,36 @@ type insertReq struct {
 	done     chan struct{}
 }
 
-// batchWriter group-commits inserts: while one batch is in flight the next
-// gathers, an idle writer flushes at once, and up to Flushers batches run
-// at the same time.
+// batchWriter group-commits inserts: up to Flushers batches run at once,
+// each one INSERT of at most MaxBatch rows.
 type batchWriter struct {
-	pool     *pgxpool.Pool
-	reqs     chan *insertReq
-	maxBatch int
-	timeout  time.Duration
-	leaseMS  int64
-	stop     chan struct{}
-	mu       sync.RWMutex // guards closed against insert
-	closed   bool
-	wg       sync.WaitGroup
-	reqPool  sync.Pool
-	batches  atomic.Uint64 // statements run
-	rows     atomic.Uint64 // rows sent in them
-	metrics  *metrics.Metrics
+	pool    *pgxpool.Pool
+	loop    *batchLoop[*insertReq]
+	bufs    sync.Pool // *batch, one per running flush
+	timeout time.Duration
+	leaseMS int64
+	reqPool sync.Pool
+	batches atomic.Uint64 // statements run
+	rows    atomic.Uint64 // rows sent in them
+	metrics *metrics.Metrics
 }
 
 func newBatchWriter(cfg Config) *batchWriter {
 	w := &batchWriter{
-		pool:     cfg.Pool,
-		reqs:     make(chan *insertReq, cfg.QueueSize),
-		maxBatch: cfg.MaxBatch,
-		timeout:  cfg.CommitTimeout,
-		leaseMS:  cfg.Lease.Milliseconds(),
-		stop:     make(chan struct{}),
-		metrics:  cfg.Metrics,
+		pool:    cfg.Pool,
+		timeout: cfg.CommitTimeout,
+		leaseMS: cfg.Lease.Milliseconds(),
+		metrics: cfg.Metrics,
 	}
 	w.reqPool.New = func() any { return &insertReq{done: make(chan struct{}, 1)} }
-	for range cfg.Flushers {
-		w.wg.Add(1)
-		go w.run()
-	}
+	w.bufs.New = func() any { return new(batch) }
+	w.loop = newBatchLoop(cfg.Flushers, cfg.QueueSize, cfg.MaxBatch, func(reqs []*insertReq) {
+		b := w.bufs.Get().(*batch)
+		b.reqs = reqs
+		w.flush(b)
+		b.reqs = nil
+		w.bufs.Put(b)
+	})
 	return w
 }
 
@@ -84,19 +80,13 @@ func newBatchWriter(cfg Config) *batchWriter {
 // no later than the start of its lease. It waits for the outcome even when
 // ctx ends, so the caller always knows what happened.
 func (w *batchWriter) insert(ctx context.Context, ev *Event) (bool, time.Time, error) {
-	w.mu.RLock()
-	if w.closed {
-		w.mu.RUnlock()
-		return false, time.Time{}, fmt.Errorf("inserting %s: %w: the writer is stopped", ev.ID, ErrUnavailable)
-	}
 	r := w.reqPool.Get().(*insertReq)
 	r.ev = ev
-	select {
-	case w.reqs <- r:
-		w.mu.RUnlock()
-	default:
-		w.mu.RUnlock()
+	if err := w.loop.send(r); err != nil {
 		w.reqPool.Put(r)
+		if errors.Is(err, errLoopClosed) {
+			return false, time.Time{}, fmt.Errorf("inserting %s: %w: the writer is stopped", ev.ID, ErrUnavailable)
+		}
 		return false, time.Time{}, ErrOverloaded
 	}
 	<-r.done
@@ -108,48 +98,7 @@ func (w *batchWriter) insert(ctx context.Context, ev *Event) (bool, time.Time, e
 
 // close flushes what is queued and stops the flushers; later inserts fail
 // with ErrUnavailable.
-func (w *batchWriter) close() {
-	w.mu.Lock()
-	w.closed = true
-	w.mu.Unlock()
-	close(w.stop)
-	w.wg.Wait()
-}
-
-func (w *batchWriter) run() {
-	defer w.wg.Done()
-	var b batch
-	for {
-		select {
-		case r := <-w.reqs:
-			b.reqs = append(b.reqs[:0], r)
-		case <-w.stop:
-			// Drain what is left, with contexts that are not cancelled.
-			for {
-				b.reqs = b.reqs[:0]
-				w.gather(&b)
-				if len(b.reqs) == 0 {
-					return
-				}
-				w.flush(&b)
-			}
-		}
-		w.gather(&b)
-		w.flush(&b)
-	}
-}
-
-// gather takes what is already queued, up to maxBatch, without waiting.
-func (w *batchWriter) gather(b *batch) {
-	for len(b.reqs) < w.maxBatch {
-		select {
-		case r := <-w.reqs:
-			b.reqs = append(b.reqs, r)
-		default:
-			return
-		}
-	}
-}
+func (w *batchWriter) close() { w.loop.close() }
 
 func (w *batchWriter) flush(b *batch) {
 	reqs := b.reqs

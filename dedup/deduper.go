@@ -153,5 +153,10 @@ func (d *Deduper) Stats() Stats {
 // Stop flushes queued inserts and stops the batch writer. Call it after the
 // HTTP server has stopped; it is safe to call more than once.
 func (d *Deduper) Stop() {
-	d.stopOnce.Do(d.writer.close)
+	d.stopOnce.Do(func() {
+		d.writer.close()
+		if d.redis != nil {
+			d.redis.close()
+		}
+	})
 }

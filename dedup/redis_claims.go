@@ -5,6 +5,8 @@ import (
 	"crypto/rand"
 	"encoding/hex"
 	"errors"
+	"fmt"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -38,8 +40,10 @@ if redis.call('GET', KEYS[1]) == ARGV[1] then
 end
 return 0`)
 
-// redisClaims is the Redis fast path. After an error it stands aside for
-// backoff, so a dead or slow Redis costs one timeout per backoff, not per request.
+// redisClaims is the Redis fast path. The commands of concurrent requests
+// go out together, one pipeline per batch. After an error it stands aside
+// for backoff, so a dead or slow Redis costs one timeout per backoff, not
+// per request.
 type redisClaims struct {
 	rdb       redis.UniversalClient
 	prefix    string
@@ -50,10 +54,29 @@ type redisClaims struct {
 	downUntil atomic.Int64 // unix nanos
 	errs      ratelog.Logger
 	metrics   *metrics.Metrics
+	loop      *batchLoop[*redisOp]
+	ops       sync.Pool
 }
 
+// redisOp is one command for the pipeline: a claim (SET NX GET), or a
+// "done" (SET) that nobody waits for.
+type redisOp struct {
+	claim bool
+	key   string
+	old   string
+	err   error
+	done  chan struct{}
+}
+
+// Pipelines: how many run at once, and the most commands in one.
+const (
+	redisPipelines = 2
+	redisMaxBatch  = 256
+	redisQueue     = 4096
+)
+
 func newRedisClaims(cfg Config) *redisClaims {
-	return &redisClaims{
+	c := &redisClaims{
 		rdb:      cfg.Redis,
 		prefix:   cfg.KeyPrefix,
 		pending:  pendingPrefix + newToken(),
@@ -63,7 +86,50 @@ func newRedisClaims(cfg Config) *redisClaims {
 		errs:     ratelog.Logger{Log: cfg.Logger},
 		metrics:  cfg.Metrics,
 	}
+	c.ops.New = func() any { return &redisOp{done: make(chan struct{}, 1)} }
+	c.loop = newBatchLoop(redisPipelines, redisQueue, redisMaxBatch, c.exec)
+	return c
 }
+
+// exec sends one batch as a pipeline and hands each command its result.
+func (c *redisClaims) exec(ops []*redisOp) {
+	ctx := context.Background() // the client's timeouts bound the round trip
+	pipe := c.rdb.Pipeline()
+	cmds := make([]*redis.StatusCmd, len(ops))
+	for i, op := range ops {
+		if op.claim {
+			cmds[i] = pipe.SetArgs(ctx, op.key, c.pending, redis.SetArgs{Mode: "NX", TTL: c.claimTTL, Get: true})
+		} else {
+			cmds[i] = pipe.Set(ctx, op.key, doneValue, c.doneTTL)
+		}
+	}
+	_, _ = pipe.Exec(ctx) // each command carries its own error
+	for i, op := range ops {
+		op.old, op.err = cmds[i].Result()
+		if op.claim {
+			op.done <- struct{}{}
+			continue
+		}
+		if op.err != nil {
+			c.failed("mark done", op.err)
+		}
+		c.put(op)
+	}
+}
+
+func (c *redisClaims) get(claim bool, key string) *redisOp {
+	op := c.ops.Get().(*redisOp)
+	op.claim, op.key = claim, key
+	return op
+}
+
+func (c *redisClaims) put(op *redisOp) {
+	op.key, op.old, op.err = "", "", nil
+	c.ops.Put(op)
+}
+
+// close sends what is queued and stops the pipelines.
+func (c *redisClaims) close() { c.loop.close() }
 
 // key is the one place an event's Redis key is made.
 func (c *redisClaims) key(id string) string { return c.prefix + "evt:" + id }
@@ -77,10 +143,17 @@ func (c *redisClaims) failed(op string, err error) {
 	c.errs.Warn("redis "+op+" failed; deciding with Postgres alone", "error", err)
 }
 
-// claim runs SET key pending NX GET EX claimTTL: one round trip that either
+// claim runs SET key pending NX GET EX claimTTL: one command that either
 // takes the claim or returns what holds the key.
 func (c *redisClaims) claim(ctx context.Context, id string) (claimState, error) {
-	old, err := c.rdb.SetArgs(ctx, c.key(id), c.pending, redis.SetArgs{Mode: "NX", TTL: c.claimTTL, Get: true}).Result()
+	op := c.get(true, c.key(id))
+	if err := c.loop.send(op); err != nil {
+		c.put(op)
+		return 0, fmt.Errorf("redis claim: %w", err) // full or stopping: Postgres decides
+	}
+	<-op.done
+	old, err := op.old, op.err
+	c.put(op)
 	switch {
 	case errors.Is(err, redis.Nil):
 		return claimed, nil
@@ -94,10 +167,12 @@ func (c *redisClaims) claim(ctx context.Context, id string) (claimState, error) 
 	}
 }
 
-// markDone records that the event's row is committed.
+// markDone records that the event's row is committed, without waiting:
+// until it lands, a retry finds "pending" and asks Postgres, which knows.
 func (c *redisClaims) markDone(ctx context.Context, id string) {
-	if err := c.rdb.Set(ctx, c.key(id), doneValue, c.doneTTL).Err(); err != nil {
-		c.failed("mark done", err)
+	op := c.get(false, c.key(id))
+	if c.loop.send(op) != nil {
+		c.put(op)
 	}
 }
 

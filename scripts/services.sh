@@ -3,7 +3,7 @@
 #
 # Usage:
 #   services.sh ensure [postgres] [redis]   make sure the server binaries exist (default: both)
-#   services.sh free-port                   print a free TCP port on 127.0.0.1
+#   services.sh free-port                   print a free TCP port on 127.0.0.1 (20000-32000)
 #   services.sh pg-start DIR PORT           initdb DIR if needed, start Postgres on 127.0.0.1:PORT
 #   services.sh pg-stop DIR                 stop the Postgres cluster in DIR
 #   services.sh pg-createdb DIR PORT NAME   create database NAME unless it exists
@@ -111,16 +111,19 @@ port_in_use() {
 	[[ $rc -ne 1 ]]
 }
 
+# cmd_free_port picks below the kernel's ephemeral range (32768 and up on
+# Linux), so that no outgoing connection or ":0" listener takes the port
+# between the pick and the server's start, or while a test restarts it.
 cmd_free_port() {
 	local i port
 	for ((i = 0; i < 100; i++)); do
-		port=$((((RANDOM << 15) | RANDOM) % 40001 + 20000))
+		port=$((((RANDOM << 15) | RANDOM) % 12001 + 20000))
 		if ! port_in_use "$port"; then
 			echo "$port"
 			return 0
 		fi
 	done
-	die "no free port found in 20000-60000"
+	die "no free port found in 20000-32000"
 }
 
 check_port() {
