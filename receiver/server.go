@@ -44,7 +44,6 @@ func New(cfg Config) (*Server, error) {
 		Concurrency:                   cfg.Concurrency,
 		MaxConnsPerIP:                 cfg.MaxConnsPerIP,
 		ReadBufferSize:                8192, // bounds the request line and headers: larger gets 431
-		DisableHeaderNamesNormalizing: true,
 		NoDefaultServerHeader:         true,
 		NoDefaultDate:                 true,
 	}

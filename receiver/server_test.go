@@ -121,6 +121,29 @@ func TestHTTPContractBadInput(t *testing.T) {
 	}
 }
 
+// TestHeaderNamesAnyCase: proxies and HTTP/2 hops send header names in
+// lower case; they name the same header.
+func TestHeaderNamesAnyCase(t *testing.T) {
+	t.Parallel()
+	pool := testenv.Postgres(t)
+	in := harness.StartInstance(t, harness.InstanceConfig{Pool: pool, Sink: harness.NewRecordingSink()})
+	body := harness.EventBody("evt_lowercase", "invoice.paid")
+	conn, err := net.Dial("tcp", strings.TrimPrefix(in.Base, "http://"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	fmt.Fprintf(conn, "POST /webhooks/stripe HTTP/1.1\r\nhost: x\r\nstripe-signature: %s\r\ncontent-length: %d\r\n\r\n%s", harness.Sign(body), len(body), body)
+	resp, err := http.ReadResponse(bufio.NewReader(conn), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, _ := io.ReadAll(resp.Body)
+	if resp.StatusCode != 200 || !strings.Contains(string(b), "accepted") {
+		t.Fatalf("lower-case stripe-signature: %d %s", resp.StatusCode, b)
+	}
+}
+
 func TestHealthAndReadiness(t *testing.T) {
 	t.Parallel()
 	pg := testenv.StartPostgres(t)
