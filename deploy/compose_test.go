@@ -1,0 +1,414 @@
+package deploy
+
+import (
+	"fmt"
+	"maps"
+	"os"
+	"path/filepath"
+	"regexp"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	"gopkg.in/yaml.v3"
+)
+
+// TestDeployFiles checks the real docker-compose.yml, Dockerfile and load
+// balancer configuration against cmd/receiver and README.md. It needs no
+// Docker.
+func TestDeployFiles(t *testing.T) {
+	read := func(p string) ([]byte, error) { return os.ReadFile(filepath.Join("..", filepath.FromSlash(p))) }
+	known, err := receiverEnv(filepath.Join("..", "cmd", "receiver"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	readme, err := read("README.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	documented := readmeConfig(string(readme))
+	// Guards against a scan that silently stopped matching.
+	if len(known) < 10 || len(documented) < 10 {
+		t.Fatalf("found %d variables in cmd/receiver and %d in README.md's configuration table: are the scans still right?",
+			len(known), len(documented))
+	}
+	for _, p := range check(read, known, documented) {
+		t.Error(p)
+	}
+}
+
+// TestCheckerFails makes sure the checker can fail: a small stack that
+// passes, and one broken edit of it per problem that must be reported.
+func TestCheckerFails(t *testing.T) {
+	known := map[string]bool{"DATABASE_URL": true, "SHUTDOWN_TIMEOUT": true, "LOG_LEVEL": true, "WORKERS": true}
+	documented := map[string]bool{"DATABASE_URL": true, "SHUTDOWN_TIMEOUT": true, "LOG_LEVEL": true}
+	readFrom := func(files map[string]string) func(string) ([]byte, error) {
+		return func(p string) ([]byte, error) {
+			s, ok := files[p]
+			if !ok {
+				return nil, fmt.Errorf("%s: %w", p, os.ErrNotExist)
+			}
+			return []byte(s), nil
+		}
+	}
+	if ps := check(readFrom(fixture), known, documented); len(ps) != 0 {
+		t.Fatalf("the good fixture has problems:\n%s", strings.Join(ps, "\n"))
+	}
+
+	const compose, docker, lb = "docker-compose.yml", "Dockerfile", "deploy/haproxy/haproxy.cfg"
+	cases := []struct{ name, file, old, new, want string }{
+		{"unknown variable, map form", compose, "    LOG_LEVEL: info\n", "    LOG_LEVEL: info\n    WORKER_COUNT: \"8\"\n",
+			"receiver1: sets WORKER_COUNT, which cmd/receiver does not read"},
+		{"unknown variable, list form", compose, "SHUTDOWN_TIMEOUT=30s]", "SHUTDOWN_TIMEOUT=30s, LOGLEVEL=debug]",
+			"receiver2: sets LOGLEVEL, which cmd/receiver does not read"},
+		{"undocumented variable", compose, "    LOG_LEVEL: info\n", "    LOG_LEVEL: info\n    WORKERS: 8\n",
+			"receiver1: sets WORKERS, which README.md's configuration table does not document"},
+		{"missing service", compose, "\n  redis: {", "\n  cache: {", `no service "redis"`},
+		{"no Postgres healthcheck", compose, ", healthcheck: {test: [CMD, pg_isready]}", "", "postgres: no healthcheck"},
+		{"bench outside its profile", compose, "bench: {profiles: [bench], ", "bench: {", `bench: not in the "bench" profile`},
+		{"not waiting for healthy Redis", compose, "redis: {condition: service_healthy}", "redis: {condition: service_started}",
+			"receiver1: must depend on redis with condition service_healthy"},
+		{"grace period shorter than the drain", compose, "stop_grace_period: 40s", "stop_grace_period: 20s",
+			"receiver1: stop_grace_period 20s is shorter than SHUTDOWN_TIMEOUT 30s"},
+		{"lb config missing", compose, "./deploy/haproxy/haproxy.cfg:", "./deploy/haproxy/other.cfg:", "lb: deploy/haproxy/other.cfg"},
+		{"lb without /readyz check", lb, "uri /readyz", "uri /healthz", "no health check GET /readyz"},
+		{"lb misses a receiver", lb, "    server receiver2 receiver2:8080\n", "", "no server line for receiver2"},
+		{"lb without checks", lb, "default-server check inter 2s", "default-server inter 2s", "server receiver1 is not health-checked"},
+		{"root final stage", docker, "USER 65532:65532", "USER root", "Dockerfile: the final stage runs as root"},
+		{"root by default", docker, "USER 65532:65532\n", "", "Dockerfile: the final stage runs as root"},
+		{"cgo", docker, "ENV CGO_ENABLED=0\n", "", "Dockerfile: a go build without CGO_ENABLED=0"},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			files := maps.Clone(fixture)
+			if strings.Count(files[c.file], c.old) != 1 {
+				t.Fatalf("%s: %q is not in the fixture exactly once", c.file, c.old)
+			}
+			files[c.file] = strings.Replace(files[c.file], c.old, c.new, 1)
+			ps := check(readFrom(files), known, documented)
+			if !slices.ContainsFunc(ps, func(p string) bool { return strings.Contains(p, c.want) }) {
+				t.Errorf("want a problem containing %q, got:\n%s", c.want, strings.Join(ps, "\n"))
+			}
+		})
+	}
+}
+
+// fixture is a small stack the checker passes. receiver2 sets its
+// environment in list form.
+var fixture = map[string]string{
+	"docker-compose.yml": `
+x-receiver: &receiver
+  environment:
+    DATABASE_URL: postgres://u:p@postgres:5432/db
+    SHUTDOWN_TIMEOUT: ${SHUTDOWN_TIMEOUT:-30s}
+    LOG_LEVEL: info
+  stop_grace_period: 40s
+  depends_on:
+    postgres: {condition: service_healthy}
+    redis: {condition: service_healthy}
+services:
+  postgres: {image: postgres:16, healthcheck: {test: [CMD, pg_isready]}}
+  redis: {image: redis:7, healthcheck: {test: [CMD, redis-cli, ping]}}
+  receiver1:
+    <<: *receiver
+  receiver2:
+    <<: *receiver
+    environment: [DATABASE_URL=postgres://u:p@postgres:5432/db, SHUTDOWN_TIMEOUT=30s]
+  lb:
+    image: haproxy:3.0
+    volumes: ["./deploy/haproxy/haproxy.cfg:/usr/local/etc/haproxy/haproxy.cfg:ro"]
+  bench-sink: {profiles: [bench], command: [sink]}
+  bench: {profiles: [bench], command: [run]}
+`,
+	"Dockerfile": `FROM golang:1.26 AS build
+ENV CGO_ENABLED=0
+COPY . .
+FROM build AS build-receiver
+RUN go build \
+    -o /out/receiver ./cmd/receiver
+FROM gcr.io/distroless/static-debian12 AS receiver
+COPY --from=build-receiver /out/receiver /receiver
+USER 65532:65532
+ENTRYPOINT ["/receiver"]
+`,
+	"deploy/haproxy/haproxy.cfg": `
+backend receivers
+    option httpchk
+    http-check send meth GET uri /readyz
+    default-server check inter 2s
+    server receiver1 receiver1:8080
+    server receiver2 receiver2:8080
+`,
+}
+
+// receiverEnv returns the variables the receiver reads: every method of its
+// env type (e.str("LISTEN_ADDR", ...), e.duration(...), ...) takes the
+// variable's name first.
+func receiverEnv(dir string) (map[string]bool, error) {
+	files, err := filepath.Glob(filepath.Join(dir, "*.go"))
+	if err != nil {
+		return nil, err
+	}
+	call := regexp.MustCompile(`\be\.\w+\("([A-Z][A-Z0-9_]*)"`)
+	out := map[string]bool{}
+	for _, f := range files {
+		if strings.HasSuffix(f, "_test.go") {
+			continue
+		}
+		b, err := os.ReadFile(f)
+		if err != nil {
+			return nil, err
+		}
+		for _, m := range call.FindAllSubmatch(b, -1) {
+			out[string(m[1])] = true
+		}
+	}
+	return out, nil
+}
+
+// readmeConfig returns the variables named in the first cell of the table
+// rows of README.md's "## Configuration" section.
+func readmeConfig(readme string) map[string]bool {
+	name := regexp.MustCompile("`([A-Z][A-Z0-9_]*)`")
+	out := map[string]bool{}
+	in := false
+	for _, line := range strings.Split(readme, "\n") {
+		if strings.HasPrefix(line, "## ") {
+			in = strings.TrimSpace(line) == "## Configuration"
+		} else if cells := strings.Split(line, "|"); in && strings.HasPrefix(line, "|") && len(cells) > 2 {
+			for _, m := range name.FindAllStringSubmatch(cells[1], -1) {
+				out[m[1]] = true
+			}
+		}
+	}
+	return out
+}
+
+type service struct {
+	Environment     any      `yaml:"environment"` // map or list of NAME=value
+	DependsOn       any      `yaml:"depends_on"`  // list or map
+	Healthcheck     any      `yaml:"healthcheck"`
+	StopGracePeriod string   `yaml:"stop_grace_period"`
+	Profiles        []string `yaml:"profiles"`
+	Volumes         []string `yaml:"volumes"`
+}
+
+// check reads docker-compose.yml, the Dockerfile and the lb's configuration
+// through read (by path from the repository root) and returns the problems.
+func check(read func(string) ([]byte, error), known, documented map[string]bool) []string {
+	var ps []string
+	fail := func(format string, a ...any) { ps = append(ps, fmt.Sprintf(format, a...)) }
+
+	if src, err := read("Dockerfile"); err != nil {
+		fail("%v", err)
+	} else {
+		checkDockerfile(string(src), fail)
+	}
+
+	src, err := read("docker-compose.yml")
+	if err != nil {
+		return append(ps, err.Error())
+	}
+	var compose struct{ Services map[string]service }
+	if err := yaml.Unmarshal(src, &compose); err != nil {
+		return append(ps, "docker-compose.yml: "+err.Error())
+	}
+	svcs := compose.Services
+	for _, name := range []string{"postgres", "redis", "receiver1", "receiver2", "lb", "bench-sink", "bench"} {
+		if _, ok := svcs[name]; !ok {
+			fail("docker-compose.yml: no service %q", name)
+		}
+	}
+	for _, name := range []string{"postgres", "redis"} {
+		if s, ok := svcs[name]; ok && s.Healthcheck == nil {
+			fail("%s: no healthcheck, so the receivers (service_healthy) would never start", name)
+		}
+	}
+	for _, name := range []string{"bench-sink", "bench"} {
+		if s, ok := svcs[name]; ok && !slices.Contains(s.Profiles, "bench") {
+			fail(`%s: not in the "bench" profile`, name)
+		}
+	}
+
+	var receivers []string
+	for name := range svcs {
+		if strings.HasPrefix(name, "receiver") {
+			receivers = append(receivers, name)
+		}
+	}
+	slices.Sort(receivers)
+	for _, name := range receivers {
+		checkReceiver(name, svcs, known, documented, fail)
+	}
+	if lb, ok := svcs["lb"]; ok {
+		checkLB(read, lb, receivers, fail)
+	}
+	return ps
+}
+
+func checkReceiver(name string, svcs map[string]service, known, documented map[string]bool, fail func(string, ...any)) {
+	s := svcs[name]
+	env := map[string]string{}
+	switch e := s.Environment.(type) {
+	case map[string]any:
+		for k, v := range e {
+			if v != nil {
+				env[k] = fmt.Sprint(v)
+			} else {
+				env[k] = ""
+			}
+		}
+	case []any:
+		for _, item := range e {
+			k, v, _ := strings.Cut(fmt.Sprint(item), "=")
+			env[k] = v
+		}
+	case nil:
+	default:
+		fail("%s: environment is neither a map nor a list", name)
+	}
+	for _, k := range slices.Sorted(maps.Keys(env)) {
+		if !known[k] {
+			fail("%s: sets %s, which cmd/receiver does not read", name, k)
+		}
+		if !documented[k] {
+			fail("%s: sets %s, which README.md's configuration table does not document", name, k)
+		}
+	}
+
+	for _, dep := range []string{"postgres", "redis"} {
+		d, _ := s.DependsOn.(map[string]any)
+		c, _ := d[dep].(map[string]any)
+		if c["condition"] != "service_healthy" {
+			fail("%s: must depend on %s with condition service_healthy", name, dep)
+		}
+	}
+
+	// SIGKILL must not cut the drain short.
+	shutdown, err := time.ParseDuration(interpolate(env["SHUTDOWN_TIMEOUT"]))
+	if err != nil {
+		fail("%s: set SHUTDOWN_TIMEOUT to a Go duration, so that stop_grace_period can be checked against it", name)
+		return
+	}
+	grace := 10 * time.Second // Compose's default
+	if s.StopGracePeriod != "" {
+		if grace, err = time.ParseDuration(interpolate(s.StopGracePeriod)); err != nil {
+			fail("%s: stop_grace_period: %v", name, err)
+		}
+	}
+	if grace < shutdown {
+		fail("%s: stop_grace_period %s is shorter than SHUTDOWN_TIMEOUT %s", name, grace, shutdown)
+	}
+}
+
+// interpolate resolves Compose's ${NAME:-default} and ${NAME-default} to
+// their defaults.
+func interpolate(s string) string {
+	return regexp.MustCompile(`\$\{\w+:?-([^}]*)\}`).ReplaceAllString(s, "$1")
+}
+
+// checkLB checks the HAProxy configuration the lb mounts: a server line for
+// every receiver, health-checked with GET /readyz.
+func checkLB(read func(string) ([]byte, error), lb service, receivers []string, fail func(string, ...any)) {
+	path := ""
+	for _, v := range lb.Volumes {
+		src, _, _ := strings.Cut(v, ":")
+		if p, ok := strings.CutPrefix(src, "./"); ok {
+			path = p
+		}
+	}
+	if path == "" {
+		fail("lb: mounts no configuration file from the repository")
+		return
+	}
+	cfg, err := read(path)
+	if err != nil {
+		fail("lb: %v", err)
+		return
+	}
+	defaultCheck, readyz := false, false
+	servers := map[string]bool{} // host -> has `check`
+	for _, line := range strings.Split(string(cfg), "\n") {
+		line, _, _ = strings.Cut(line, "#")
+		f := strings.Fields(line)
+		l := " " + strings.Join(f, " ") + " "
+		switch {
+		case len(f) == 0:
+		case f[0] == "default-server":
+			defaultCheck = defaultCheck || slices.Contains(f, "check")
+		case f[0] == "server" && len(f) > 2:
+			host, _, _ := strings.Cut(f[2], ":")
+			servers[host] = slices.Contains(f, "check")
+		case strings.HasPrefix(l, " option httpchk GET /readyz "),
+			strings.HasPrefix(l, " http-check send ") && strings.Contains(l, " meth GET ") && strings.Contains(l, " uri /readyz "):
+			readyz = true
+		}
+	}
+	if !readyz {
+		fail("lb: %s: no health check GET /readyz (http-check send meth GET uri /readyz)", path)
+	}
+	for _, r := range receivers {
+		checked, ok := servers[r]
+		if !ok {
+			fail("lb: %s: no server line for %s", path, r)
+		} else if !checked && !defaultCheck {
+			fail("lb: %s: server %s is not health-checked (add check)", path, r)
+		}
+	}
+}
+
+// checkDockerfile checks that every go build has CGO_ENABLED=0 (on its RUN
+// line, or from ENV in its stage or the stages it is built FROM) and that
+// the final stage runs as non-root: a non-root USER, or else a :nonroot base.
+func checkDockerfile(src string, fail func(string, ...any)) {
+	var lines []string
+	cur := ""
+	for _, l := range strings.Split(src, "\n") {
+		t := strings.TrimSpace(l)
+		if strings.HasPrefix(t, "#") {
+			continue
+		}
+		if s, ok := strings.CutSuffix(t, "\\"); ok {
+			cur += s + " "
+			continue
+		}
+		lines = append(lines, cur+t)
+		cur = ""
+	}
+
+	cgoOff := map[string]bool{} // stage -> ENV CGO_ENABLED=0 applies
+	stage, base, user, builds := "", "", "", 0
+	for _, l := range lines {
+		f := strings.Fields(l)
+		if len(f) < 2 {
+			continue
+		}
+		switch strings.ToUpper(f[0]) {
+		case "FROM":
+			f = slices.DeleteFunc(f[1:], func(s string) bool { return strings.HasPrefix(s, "--") })
+			base, stage, user = f[0], "", ""
+			if len(f) == 3 && strings.EqualFold(f[1], "as") {
+				stage = f[2]
+			}
+			cgoOff[stage] = cgoOff[base]
+		case "ENV":
+			cgoOff[stage] = cgoOff[stage] || strings.Contains(l, "CGO_ENABLED=0")
+		case "USER":
+			user, _, _ = strings.Cut(f[1], ":")
+		case "RUN":
+			if strings.Contains(l, "go build") {
+				builds++
+				if !cgoOff[stage] && !strings.Contains(l, "CGO_ENABLED=0") {
+					fail("Dockerfile: a go build without CGO_ENABLED=0: %s", l)
+				}
+			}
+		}
+	}
+	if builds == 0 {
+		fail("Dockerfile: no go build")
+	}
+	if user == "root" || user == "0" || (user == "" && !strings.Contains(base, ":nonroot")) {
+		fail("Dockerfile: the final stage runs as root: add a numeric non-root USER or use a :nonroot image")
+	}
+}

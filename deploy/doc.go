@@ -1,0 +1,12 @@
+// Package deploy has no code. It is the home of the deployment files that
+// go with the Dockerfile and docker-compose.yml at the repository root, such
+// as the HAProxy configuration in deploy/haproxy.
+//
+// Its test (compose_test.go) needs no Docker. It reads docker-compose.yml,
+// the Dockerfile and haproxy.cfg and checks them against the code: the
+// services exist; every variable set on a receiver is one cmd/receiver reads
+// and README.md documents; the receivers wait for healthy Postgres and Redis
+// and get a stop grace period of at least their SHUTDOWN_TIMEOUT; the load
+// balancer has both receivers and checks GET /readyz on them; and the
+// Dockerfile builds with CGO_ENABLED=0 and its final stage runs as non-root.
+package deploy
