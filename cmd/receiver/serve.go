@@ -9,6 +9,7 @@ import (
 	"net/http"
 	"net/http/pprof"
 	"os"
+	"strings"
 	"time"
 
 	"github.com/jackc/pgx/v5/pgxpool"
@@ -24,6 +25,10 @@ import (
 
 // startupTimeout bounds waiting for Postgres and migrating at start.
 const startupTimeout = 60 * time.Second
+
+// defaultPoolSize is the Postgres pool size when DATABASE_URL sets no
+// pool_max_conns.
+const defaultPoolSize = 16
 
 func migrate(ctx context.Context) error {
 	c, err := loadConfig(os.LookupEnv)
@@ -153,6 +158,12 @@ func openPool(ctx context.Context, c config, log *slog.Logger) (*pgxpool.Pool, e
 	pcfg, err := pgxpool.ParseConfig(c.DatabaseURL)
 	if err != nil {
 		return nil, fmt.Errorf("DATABASE_URL: %w", err)
+	}
+	if !strings.Contains(c.DatabaseURL, "pool_max_conns") {
+		// Commits wait on the WAL flush, not the CPU: half the pool runs
+		// insert batches at once (Postgres merges their flushes), the rest
+		// serves delivery updates, the sweeper and /readyz.
+		pcfg.MaxConns = defaultPoolSize
 	}
 	pool, err := pgxpool.NewWithConfig(ctx, pcfg)
 	if err != nil {

@@ -1,0 +1,120 @@
+package bench
+
+import (
+	"encoding/json"
+	"fmt"
+	"io"
+	"maps"
+	"os"
+	"slices"
+	"strings"
+	"text/tabwriter"
+)
+
+// Suite is what `bench run` writes as JSON: the machine and every result.
+type Suite struct {
+	Machine Machine   `json:"machine"`
+	Results []*Result `json:"results"`
+}
+
+// ReadSuites reads and concatenates suites written by `bench run -json`;
+// the machine is the first file's.
+func ReadSuites(paths ...string) (*Suite, error) {
+	var all Suite
+	for i, p := range paths {
+		b, err := os.ReadFile(p)
+		if err != nil {
+			return nil, err
+		}
+		var s Suite
+		if err := json.Unmarshal(b, &s); err != nil {
+			return nil, fmt.Errorf("reading %s: %w", p, err)
+		}
+		if i == 0 {
+			all.Machine = s.Machine
+		}
+		all.Results = append(all.Results, s.Results...)
+	}
+	return &all, nil
+}
+
+// WriteJSON writes s to path, indented.
+func (s *Suite) WriteJSON(path string) error {
+	b, err := json.MarshalIndent(s, "", "  ")
+	if err != nil {
+		return err
+	}
+	return os.WriteFile(path, append(b, '\n'), 0o644)
+}
+
+// FloorRPS is the mean throughput of the suite's floor runs; 0 if none.
+func (s *Suite) FloorRPS() float64 {
+	var sum float64
+	var n int
+	for _, r := range s.Results {
+		if r.Scenario == Floor {
+			sum += r.RPS
+			n++
+		}
+	}
+	if n == 0 {
+		return 0
+	}
+	return sum / float64(n)
+}
+
+// OK reports whether no run broke a guarantee.
+func (s *Suite) OK() bool {
+	for _, r := range s.Results {
+		if !r.OK() {
+			return false
+		}
+	}
+	return true
+}
+
+func ratio(rps, floor float64) string {
+	if floor == 0 {
+		return "-"
+	}
+	return fmt.Sprintf("%.2f", rps/floor)
+}
+
+func verdict(r *Result) string {
+	switch {
+	case r.Verify == nil:
+		return "-"
+	case r.Verify.OK():
+		return "ok"
+	default:
+		return "FAIL"
+	}
+}
+
+// WriteTable prints the results as a terminal table.
+func (s *Suite) WriteTable(w io.Writer) {
+	floor := s.FloorRPS()
+	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
+	fmt.Fprintln(tw, "run\treq/s\tx floor\tevents\taccepted\tduplicate\t4xx\t5xx\terrors\tretries\tp50 ms\tp90 ms\tp99 ms\tmax ms\tdrain ms\tverify\t")
+	for _, r := range s.Results {
+		c, l := r.Counts, r.Latency
+		drain := "-"
+		if r.Verify != nil {
+			drain = fmt.Sprintf("%.0f", r.Verify.DrainMS)
+		}
+		fmt.Fprintf(tw, "%s\t%.0f\t%s\t%d\t%d\t%d\t%d\t%d\t%d\t%d\t%.2f\t%.2f\t%.2f\t%.2f\t%s\t%s\t\n",
+			r.Name, r.RPS, ratio(r.RPS, floor), r.Events, c.Accepted, c.Duplicate, c.Status4xx, c.Status5xx,
+			c.Errors, c.Retries, l.P50, l.P90, l.P99, l.Max, drain, verdict(r))
+	}
+	_ = tw.Flush()
+	for _, r := range s.Results {
+		if r.Verify != nil {
+			for _, f := range r.Verify.Failures {
+				fmt.Fprintf(w, "%s: FAIL: %s\n", r.Name, f)
+			}
+			for _, problem := range slices.Sorted(maps.Keys(r.Verify.Samples)) {
+				fmt.Fprintf(w, "%s: %s, e.g. %s\n", r.Name, problem, strings.Join(r.Verify.Samples[problem], " "))
+			}
+		}
+	}
+}
