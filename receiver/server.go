@@ -34,18 +34,18 @@ func New(cfg Config) (*Server, error) {
 	}
 	s := &Server{cfg: cfg, storeErr: ratelog.Logger{Log: cfg.Logger}}
 	s.srv = &fasthttp.Server{
-		Handler:                       s.Handle,
-		ErrorHandler:                  s.handleTransportError,
-		Name:                          "oncehook",
-		MaxRequestBodySize:            cfg.MaxBodyBytes,
-		ReadTimeout:                   cfg.ReadTimeout,
-		WriteTimeout:                  cfg.WriteTimeout,
-		IdleTimeout:                   cfg.IdleTimeout,
-		Concurrency:                   cfg.Concurrency,
-		MaxConnsPerIP:                 cfg.MaxConnsPerIP,
-		ReadBufferSize:                8192, // bounds the request line and headers: larger gets 431
-		NoDefaultServerHeader:         true,
-		NoDefaultDate:                 true,
+		Handler:               s.Handle,
+		ErrorHandler:          s.handleTransportError,
+		Name:                  "oncehook",
+		MaxRequestBodySize:    cfg.MaxBodyBytes,
+		ReadTimeout:           cfg.ReadTimeout,
+		WriteTimeout:          cfg.WriteTimeout,
+		IdleTimeout:           cfg.IdleTimeout,
+		Concurrency:           cfg.Concurrency,
+		MaxConnsPerIP:         cfg.MaxConnsPerIP,
+		ReadBufferSize:        8192, // bounds the request line and headers: larger gets 431
+		NoDefaultServerHeader: true,
+		NoDefaultDate:         true,
 	}
 	return s, nil
 }
