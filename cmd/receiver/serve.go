@@ -28,7 +28,7 @@ const startupTimeout = 60 * time.Second
 
 // defaultPoolSize is the Postgres pool size when DATABASE_URL sets no
 // pool_max_conns.
-const defaultPoolSize = 16
+const defaultPoolSize = 8
 
 func migrate(ctx context.Context) error {
 	c, err := loadConfig(os.LookupEnv)
