@@ -30,18 +30,14 @@ const startupTimeout = 60 * time.Second
 // pool_max_conns.
 const defaultPoolSize = 8
 
+// migrate applies the migrations; it needs only DATABASE_URL.
 func migrate(ctx context.Context) error {
-	c, err := loadConfig(os.LookupEnv)
-	if err != nil {
-		return err
-	}
-	log := newLogger(c)
-	pool, err := openPool(ctx, c, log)
+	pool, err := adminPool(ctx)
 	if err != nil {
 		return err
 	}
 	defer pool.Close()
-	return applyMigrations(ctx, pool, log)
+	return applyMigrations(ctx, pool, slog.Default())
 }
 
 // serve runs the receiver until ctx ends, then shuts down in this order:
