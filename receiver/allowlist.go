@@ -9,6 +9,8 @@ import (
 	"net/netip"
 	"os"
 	"strings"
+
+	"github.com/valyala/fasthttp"
 )
 
 // stripeWebhookIPs is Stripe's published list of webhook source addresses
@@ -24,7 +26,9 @@ type Prefixes []netip.Prefix
 // ParsePrefixes reads a list of IPs and CIDRs separated by commas or new
 // lines; "#" starts a comment. "stripe" stands for Stripe's webhook IPs, and
 // "@/path" for the list in that file.
-func ParsePrefixes(list string) (Prefixes, error) {
+func ParsePrefixes(list string) (Prefixes, error) { return parsePrefixes(list, true) }
+
+func parsePrefixes(list string, files bool) (Prefixes, error) {
 	var items []string
 	sc := bufio.NewScanner(strings.NewReader(list))
 	for sc.Scan() {
@@ -38,20 +42,20 @@ func ParsePrefixes(list string) (Prefixes, error) {
 		case item == "":
 			continue
 		case item == "stripe":
-			more, err := ParsePrefixes(stripeWebhookIPs)
+			more, err := parsePrefixes(stripeWebhookIPs, false)
 			if err != nil {
 				return nil, err
 			}
 			out = append(out, more...)
 		case strings.HasPrefix(item, "@"):
+			if !files {
+				return nil, fmt.Errorf("%q: a list file may not include other files", item)
+			}
 			b, err := os.ReadFile(item[1:])
 			if err != nil {
 				return nil, fmt.Errorf("reading the list %s: %w", item[1:], err)
 			}
-			if bytes.Contains(b, []byte("@")) {
-				return nil, fmt.Errorf("the list %s may not include other files", item[1:])
-			}
-			more, err := ParsePrefixes(string(b))
+			more, err := parsePrefixes(string(b), false)
 			if err != nil {
 				return nil, fmt.Errorf("%s: %w", item[1:], err)
 			}
@@ -82,6 +86,16 @@ func (ps Prefixes) Contains(a netip.Addr) bool {
 		}
 	}
 	return false
+}
+
+// forwardedFor joins every X-Forwarded-For line in order: a proxy may add
+// its own line after one the client sent.
+func forwardedFor(h *fasthttp.RequestHeader) []byte {
+	lines := h.PeekAll("X-Forwarded-For")
+	if len(lines) == 1 {
+		return lines[0]
+	}
+	return bytes.Join(lines, []byte(","))
 }
 
 // clientIP is the address a request came from: the peer, or, when the peer

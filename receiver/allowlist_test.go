@@ -6,12 +6,14 @@ import (
 	"os"
 	"path/filepath"
 	"testing"
+
+	"github.com/valyala/fasthttp"
 )
 
 func TestParsePrefixes(t *testing.T) {
 	t.Parallel()
 	file := filepath.Join(t.TempDir(), "ips.txt")
-	if err := os.WriteFile(file, []byte("# mine\n198.51.100.7\n2001:db8::/32\n"), 0o600); err != nil {
+	if err := os.WriteFile(file, []byte("# mine, owner ops@example.com\n198.51.100.7\n2001:db8::/32\n"), 0o600); err != nil {
 		t.Fatal(err)
 	}
 	ps, err := ParsePrefixes("10.0.0.0/8, 192.0.2.1,stripe,@" + file)
@@ -26,10 +28,24 @@ func TestParsePrefixes(t *testing.T) {
 			t.Errorf("Contains(%s) = %v, want %v", ip, got, want)
 		}
 	}
-	for _, bad := range []string{"10.0.0.300", "10.0.0.0/33", "example.com", "@/no/such/file"} {
+	nested := filepath.Join(t.TempDir(), "nested.txt")
+	_ = os.WriteFile(nested, []byte("@"+file+"\n"), 0o600)
+	for _, bad := range []string{"10.0.0.300", "10.0.0.0/33", "example.com", "@/no/such/file", "@" + nested} {
 		if _, err := ParsePrefixes(bad); err == nil {
 			t.Errorf("ParsePrefixes(%q): want error", bad)
 		}
+	}
+}
+
+func TestForwardedForJoinsEveryLine(t *testing.T) {
+	t.Parallel()
+	var h fasthttp.RequestHeader
+	h.Add("X-Forwarded-For", "3.18.12.63")  // sent by the client
+	h.Add("X-Forwarded-For", "203.0.113.9") // added by the proxy
+	trusted, _ := ParsePrefixes("10.0.0.0/8")
+	got, ok := clientIP(net.ParseIP("10.0.0.5"), forwardedFor(&h), trusted)
+	if !ok || got.String() != "203.0.113.9" {
+		t.Fatalf("clientIP = %v %v, want the proxy-added 203.0.113.9", got, ok)
 	}
 }
 

@@ -20,10 +20,11 @@ const WebhookPath = "/webhooks/stripe"
 // Server is the webhook listener: the handlers of the HTTP contract on a
 // fasthttp server.
 type Server struct {
-	cfg      Config
-	srv      *fasthttp.Server
-	stopping atomic.Bool
-	storeErr ratelog.Logger
+	cfg       Config
+	srv       *fasthttp.Server
+	stopping  atomic.Bool
+	storeErr  ratelog.Logger
+	queueFull ratelog.Logger
 }
 
 // New returns a Server; call Serve to start it.
@@ -32,7 +33,7 @@ func New(cfg Config) (*Server, error) {
 	if err := cfg.validate(); err != nil {
 		return nil, err
 	}
-	s := &Server{cfg: cfg, storeErr: ratelog.Logger{Log: cfg.Logger}}
+	s := &Server{cfg: cfg, storeErr: ratelog.Logger{Log: cfg.Logger}, queueFull: ratelog.Logger{Log: cfg.Logger}}
 	s.srv = &fasthttp.Server{
 		Handler:               s.Handle,
 		ErrorHandler:          s.handleTransportError,
@@ -88,7 +89,7 @@ func (s *Server) Handle(ctx *fasthttp.RequestCtx) {
 
 func (s *Server) handleWebhook(ctx *fasthttp.RequestCtx) {
 	if s.cfg.Allowlist != nil {
-		ip, ok := clientIP(ctx.RemoteIP(), ctx.Request.Header.Peek("X-Forwarded-For"), s.cfg.TrustedProxies)
+		ip, ok := clientIP(ctx.RemoteIP(), forwardedFor(&ctx.Request.Header), s.cfg.TrustedProxies)
 		if !ok || !s.cfg.Allowlist.Contains(ip) {
 			s.cfg.Metrics.Request(metrics.Forbidden)
 			writeError(ctx, fasthttp.StatusForbidden, "source address is not in STRIPE_IP_ALLOWLIST")
@@ -122,7 +123,7 @@ func (s *Server) handleWebhook(ctx *fasthttp.RequestCtx) {
 	if res.Outcome == dedup.Accepted {
 		ev.Payload = append([]byte(nil), body...) // the request's buffer is reused after the handler
 		if !s.cfg.Queue.Enqueue(&ev, res.LeasedAt) {
-			s.cfg.Logger.Warn("delivery queue full; the event stays pending", "event_id", ev.ID, "event_type", ev.Type)
+			s.queueFull.Warn("delivery queue full; the event stays pending for the sweeper", "event_id", ev.ID, "event_type", ev.Type)
 		}
 	}
 	s.cfg.Metrics.Request(res.Outcome.String())

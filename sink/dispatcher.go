@@ -217,6 +217,9 @@ func (d *Dispatcher) deliver(j job) {
 	ctx, cancel := context.WithTimeout(d.ctx, d.cfg.DeliveryTimeout)
 	err := d.cfg.Sink.Deliver(ctx, j.ev)
 	cancel()
+	if err != nil && d.ctx.Err() != nil {
+		return // aborted by Stop, not the sink's fault: the row stays pending, no attempt counted
+	}
 	if err != nil {
 		d.failLog.Warn("delivery failed; will retry", "event_id", j.ev.ID, "event_type", j.ev.Type, "error", err)
 	}

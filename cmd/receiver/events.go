@@ -184,6 +184,9 @@ func replayCmd(ctx context.Context, args []string, out io.Writer) error {
 	if *status != "" && *status != sink.StatusDead && *status != sink.StatusDelivered {
 		return fmt.Errorf("--status %q: want dead or delivered (pending events are delivered anyway)", *status)
 	}
+	if *status == sink.StatusDelivered && *since == "" {
+		return errors.New("--status delivered sends every stored delivered event again: give --since too")
+	}
 	from, err := parseSince(*since, time.Now())
 	if err != nil {
 		return err

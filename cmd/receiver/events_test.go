@@ -74,7 +74,7 @@ func TestEventsAndReplayCommands(t *testing.T) {
 	if err := pool.QueryRow(ctx, `SELECT count(*) FROM stripe_webhook_events WHERE status = 'pending' AND attempts = 0 AND next_attempt_at <= now()`).Scan(&pending); err != nil || pending != 2 {
 		t.Fatalf("%d rows due pending after replays, want 2 (%v)", pending, err)
 	}
-	for _, bad := range [][]string{{"events"}, {"events", "purge"}, {"events", "list", "--status", "lost"}, {"replay"}, {"replay", "--since", "yesterday", "--status", "dead"}, {"replay", "--status", "pending"}} {
+	for _, bad := range [][]string{{"events"}, {"events", "purge"}, {"events", "list", "--status", "lost"}, {"replay"}, {"replay", "--since", "yesterday", "--status", "dead"}, {"replay", "--status", "pending"}, {"replay", "--status", "delivered"}} {
 		if _, err := run(bad...); err == nil {
 			t.Errorf("%v: want an error", bad)
 		}

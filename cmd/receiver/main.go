@@ -27,6 +27,7 @@ const usage = `usage:
   receiver events show EVT_ID [--json]
   receiver replay EVT_ID...
   receiver replay --status dead [--since D]
+  receiver replay --status delivered --since D
 
 Configuration is read from the environment (see README.md).
 `

@@ -156,9 +156,8 @@ func openPool(ctx context.Context, c config, log *slog.Logger) (*pgxpool.Pool, e
 		return nil, fmt.Errorf("DATABASE_URL: %w", err)
 	}
 	if !strings.Contains(c.DatabaseURL, "pool_max_conns") {
-		// Commits wait on the WAL flush, not the CPU: half the pool runs
-		// insert batches at once (Postgres merges their flushes), the rest
-		// serves delivery updates, the sweeper and /readyz.
+		// One connection runs the insert batch; the others serve delivery
+		// results, the sweeper, the pruner and /readyz.
 		pcfg.MaxConns = defaultPoolSize
 	}
 	pool, err := pgxpool.NewWithConfig(ctx, pcfg)
