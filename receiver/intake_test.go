@@ -20,8 +20,8 @@ func TestStormAcrossThreeInstances(t *testing.T) {
 	rdb, prefix := testenv.Redis(t)
 	out := harness.NewRecordingSink()
 	var ins []*harness.Instance
-	for range 3 {
-		ins = append(ins, harness.StartInstance(t, harness.InstanceConfig{Pool: pool, Redis: rdb, KeyPrefix: prefix, Sink: out}))
+	for range 3 { // each with its own pool, as separate processes have
+		ins = append(ins, harness.StartInstance(t, harness.InstanceConfig{Pool: testenv.AnotherPool(t, pool), Redis: rdb, KeyPrefix: prefix, Sink: out}))
 	}
 
 	const events, copies = 60, 8

@@ -88,6 +88,18 @@ func Schema(t testing.TB, url string) *pgxpool.Pool {
 	return pool
 }
 
+// AnotherPool opens a second pool on the same database and schema as pool,
+// as another instance would; it is closed when the test ends.
+func AnotherPool(t testing.TB, pool *pgxpool.Pool) *pgxpool.Pool {
+	t.Helper()
+	p, err := pgxpool.NewWithConfig(context.Background(), pool.Config().Copy())
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(p.Close)
+	return p
+}
+
 // Redis returns a client of TEST_REDIS_URL and a key prefix of this test's
 // own; the test's keys are deleted when it ends.
 func Redis(t testing.TB) (*redis.Client, string) {
