@@ -333,3 +333,79 @@ func TestAcceptedResultCarriesLeaseStart(t *testing.T) {
 		t.Fatalf("lease ends %v, before LeasedAt+1m %v", leaseEnd, res.LeasedAt.Add(time.Minute))
 	}
 }
+
+// TestRedisCluster: the fast path against a three-node Redis Cluster, with
+// each event's key on whichever node owns its slot and pipelines spanning
+// nodes.
+func TestRedisCluster(t *testing.T) {
+	t.Parallel()
+	pool := testenv.Postgres(t)
+	rdb, err := dedup.NewRedisClient(testenv.StartRedisCluster(t), 2*time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = rdb.Close() })
+	if _, ok := rdb.(*redis.ClusterClient); !ok {
+		t.Fatalf("NewRedisClient gave %T for a cluster URL", rdb)
+	}
+	d := newDeduper(t, pool, rdb, "oncehook:")
+	const events, copies = 100, 4
+	var mu sync.Mutex
+	accepted := map[string]int{}
+	var wg sync.WaitGroup
+	for e := range events {
+		for range copies {
+			wg.Go(func() {
+				id := fmt.Sprintf("evt_cluster_%03d", e)
+				res, err := d.Check(context.Background(), event(id))
+				if err != nil {
+					t.Error(err)
+					return
+				}
+				if res.Path == dedup.PathRedisFallback {
+					t.Errorf("%s fell back to Postgres: Redis Cluster failed", id)
+				}
+				if res.Outcome == dedup.Accepted {
+					mu.Lock()
+					accepted[id]++
+					mu.Unlock()
+				}
+			})
+		}
+	}
+	wg.Wait()
+	if len(accepted) != events {
+		t.Fatalf("%d events accepted, want %d", len(accepted), events)
+	}
+	for id, n := range accepted {
+		if n != 1 {
+			t.Errorf("%s accepted %d times", id, n)
+		}
+	}
+	// Late duplicates are answered by the cluster alone, on every node.
+	deadline := time.Now().Add(5 * time.Second)
+	for e := 0; e < events; {
+		res := check(t, d, fmt.Sprintf("evt_cluster_%03d", e))
+		if res.Path == dedup.PathRedisDone {
+			e++
+			continue
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("evt_cluster_%03d: %+v, want a Redis hit", e, res)
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	cc := rdb.(*redis.ClusterClient)
+	nodesWithKeys := 0
+	err = cc.ForEachMaster(context.Background(), func(ctx context.Context, c *redis.Client) error {
+		if n, err := c.DBSize(ctx).Result(); err == nil && n > 0 {
+			mu.Lock()
+			nodesWithKeys++
+			mu.Unlock()
+		}
+		return nil
+	})
+	if err != nil || nodesWithKeys != 3 {
+		t.Fatalf("keys on %d of 3 nodes (%v): the test did not spread over the cluster", nodesWithKeys, err)
+	}
+}

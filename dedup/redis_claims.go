@@ -6,6 +6,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"net/url"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -193,17 +194,31 @@ func newToken() string {
 }
 
 // NewRedisClient opens a client for the fast path from a redis:// or
-// rediss:// URL. Every command is bounded by timeout and never retried: a
-// slow Redis must fall back to Postgres, not hold the request.
-func NewRedisClient(url string, timeout time.Duration) (*redis.Client, error) {
-	opt, err := redis.ParseURL(url)
+// rediss:// URL. A URL that names more nodes with addr= parameters
+// (redis://n1:6379?addr=n2:6379&addr=n3:6379) is a Redis Cluster: every key
+// operation here is single-key, so it works there too. Every command is
+// bounded by timeout and never retried on a network error: a slow Redis
+// must fall back to Postgres, not hold the request.
+func NewRedisClient(rawURL string, timeout time.Duration) (redis.UniversalClient, error) {
+	u, err := url.Parse(rawURL)
 	if err != nil {
 		return nil, err
 	}
-	opt.DialTimeout = timeout
-	opt.ReadTimeout = timeout
-	opt.WriteTimeout = timeout
-	opt.PoolTimeout = timeout
+	if u.Query().Has("addr") {
+		opt, err := redis.ParseClusterURL(rawURL)
+		if err != nil {
+			return nil, err
+		}
+		opt.DialTimeout, opt.ReadTimeout, opt.WriteTimeout, opt.PoolTimeout = timeout, timeout, timeout, timeout
+		opt.MaxRetries = -1 // MOVED and ASK redirects are still followed
+		opt.ContextTimeoutEnabled = true
+		return redis.NewClusterClient(opt), nil
+	}
+	opt, err := redis.ParseURL(rawURL)
+	if err != nil {
+		return nil, err
+	}
+	opt.DialTimeout, opt.ReadTimeout, opt.WriteTimeout, opt.PoolTimeout = timeout, timeout, timeout, timeout
 	opt.MaxRetries = -1
 	opt.ContextTimeoutEnabled = true
 	return redis.NewClient(opt), nil

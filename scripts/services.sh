@@ -12,7 +12,8 @@
 #
 # Postgres refuses to run as root, so as root it runs as the "postgres" user and
 # DIR (and its parents) must be reachable by that user. PG_EXTRA_OPTS, if set,
-# is appended to the server options (testenv.sh uses it to turn off fsync).
+# is appended to the server options (testenv.sh uses it to turn off fsync);
+# REDIS_EXTRA_OPTS likewise for Redis (cluster nodes in tests).
 set -euo pipefail
 
 die() {
@@ -232,8 +233,9 @@ cmd_redis_start() {
 	else
 		rm -f "$dir/redis.pid"
 	fi
+	# shellcheck disable=SC2086 # REDIS_EXTRA_OPTS is a list of options
 	if ! out=$(redis-server --daemonize yes --bind 127.0.0.1 --port "$port" --save "" --appendonly no \
-		--dir "$dir" --pidfile "$dir/redis.pid" --logfile "$dir/redis.log" </dev/null 2>&1); then
+		--dir "$dir" --pidfile "$dir/redis.pid" --logfile "$dir/redis.log" ${REDIS_EXTRA_OPTS:-} </dev/null 2>&1); then
 		echo "$out" >&2
 		die "redis-server on port $port failed to start"
 	fi

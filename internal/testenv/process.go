@@ -133,7 +133,13 @@ func stopInCleanup(t testing.TB, args ...string) {
 // failing the test with all of its output if it fails.
 func services(t testing.TB, args ...string) string {
 	t.Helper()
-	out, err := runServices(args...)
+	return servicesEnv(t, nil, args...)
+}
+
+// servicesEnv is services with more environment for the script.
+func servicesEnv(t testing.TB, env []string, args ...string) string {
+	t.Helper()
+	out, err := runServicesEnv(env, args...)
 	if err != nil {
 		t.Fatalf("scripts/services.sh %s: %v\n%s", strings.Join(args, " "), err, out)
 	}
@@ -143,14 +149,16 @@ func services(t testing.TB, args ...string) string {
 // runServices runs scripts/services.sh, which holds the start/stop logic shared
 // with scripts/testenv.sh. On success it returns the trimmed
 // standard output; on failure, standard output and standard error together.
-func runServices(args ...string) (string, error) {
+func runServices(args ...string) (string, error) { return runServicesEnv(nil, args...) }
+
+func runServicesEnv(env []string, args ...string) (string, error) {
 	root, err := repoRoot()
 	if err != nil {
 		return "", err
 	}
 	var stdout, stderr bytes.Buffer
 	cmd := exec.Command("bash", append([]string{filepath.Join(root, "scripts", "services.sh")}, args...)...)
-	cmd.Env = append(os.Environ(), "PG_EXTRA_OPTS="+pgFastOpts)
+	cmd.Env = append(append(os.Environ(), "PG_EXTRA_OPTS="+pgFastOpts), env...)
 	cmd.Stdout, cmd.Stderr = &stdout, &stderr
 	// The servers detach from our pipes; don't hang if one ever holds them open.
 	cmd.WaitDelay = 10 * time.Second
