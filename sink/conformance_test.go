@@ -21,6 +21,20 @@ import (
 	"github.com/oncehook/oncehook/sink"
 )
 
+// openSink opens the sink a SINK_URL names, as cmd/receiver does.
+func openSink(t *testing.T, rawURL string, signer *sink.StandardWebhooksSigner) sink.Sink {
+	t.Helper()
+	target, err := sink.ParseURL(rawURL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	s, err := target.Open(signer)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return s
+}
+
 // readLines reads JSON lines written by a Writer.
 func readLines(t *testing.T, r io.Reader) []sinktest.Received {
 	t.Helper()
@@ -59,15 +73,7 @@ func TestConformanceFile(t *testing.T) {
 	sinktest.Run(t, sinktest.Harness{
 		New: func(t *testing.T) sink.Sink {
 			path = filepath.Join(t.TempDir(), "events.jsonl")
-			target, err := sink.ParseURL("file://" + path)
-			if err != nil {
-				t.Fatal(err)
-			}
-			s, err := target.Open(nil)
-			if err != nil {
-				t.Fatal(err)
-			}
-			return s
+			return openSink(t, "file://"+path, nil)
 		},
 		Received: func(t *testing.T) []sinktest.Received {
 			b, err := os.ReadFile(path)
@@ -120,15 +126,7 @@ func TestConformanceHTTP(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			target, err := sink.ParseURL(srv.URL + "/hooks")
-			if err != nil {
-				t.Fatal(err)
-			}
-			s, err := target.Open(signer)
-			if err != nil {
-				t.Fatal(err)
-			}
-			return s
+			return openSink(t, srv.URL+"/hooks", signer)
 		},
 		Received: func(t *testing.T) []sinktest.Received {
 			rec.mu.Lock()
@@ -151,15 +149,7 @@ func TestConformanceRedisStream(t *testing.T) {
 		New: func(t *testing.T) sink.Sink {
 			n++
 			stream = prefix + "events" + string(rune('a'+n))
-			target, err := sink.ParseURL(testenv.RedisURL(t) + "?stream=" + stream + "&maxlen=1000")
-			if err != nil {
-				t.Fatal(err)
-			}
-			s, err := target.Open(nil)
-			if err != nil {
-				t.Fatal(err)
-			}
-			return s
+			return openSink(t, testenv.RedisURL(t)+"?stream="+stream+"&maxlen=1000", nil)
 		},
 		Received: func(t *testing.T) []sinktest.Received {
 			msgs, err := reader.XRange(context.Background(), stream, "-", "+").Result()

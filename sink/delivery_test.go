@@ -2,6 +2,7 @@ package sink_test
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"math/rand/v2"
 	"sync"
@@ -111,18 +112,24 @@ func TestFlakySinkGetsEverythingDelivered(t *testing.T) {
 	t.Logf("%d failed calls retried", failures.Load())
 }
 
-func TestSinkDownThenBackWithBackoff(t *testing.T) {
-	t.Parallel()
-	pool := testenv.Postgres(t)
+// downSink is a sink that fails with err until down is cleared.
+func downSink(err error) (*harness.RecordingSink, *atomic.Bool) {
 	out := harness.NewRecordingSink()
-	var down atomic.Bool
+	down := new(atomic.Bool)
 	down.Store(true)
 	out.Fail = func(*dedup.Event) error {
 		if down.Load() {
-			return harness.ErrSinkDown
+			return err
 		}
 		return nil
 	}
+	return out, down
+}
+
+func TestSinkDownThenBackWithBackoff(t *testing.T) {
+	t.Parallel()
+	pool := testenv.Postgres(t)
+	out, down := downSink(harness.ErrSinkDown)
 	cfg := fastRetries
 	cfg.RetryBase, cfg.RetryMax = 20*time.Millisecond, 2*time.Second
 	in := harness.StartInstance(t, harness.InstanceConfig{Pool: pool, Sink: out, Delivery: cfg})
@@ -177,15 +184,7 @@ func TestSinkDownThenBackWithBackoff(t *testing.T) {
 func TestDeadLetterAndReplay(t *testing.T) {
 	t.Parallel()
 	pool := testenv.Postgres(t)
-	out := harness.NewRecordingSink()
-	var down atomic.Bool
-	down.Store(true)
-	out.Fail = func(*dedup.Event) error {
-		if down.Load() {
-			return fmt.Errorf("downstream answered 500")
-		}
-		return nil
-	}
+	out, down := downSink(errors.New("downstream answered 500"))
 	cfg := fastRetries
 	cfg.MaxAttempts = 3
 	in := harness.StartInstance(t, harness.InstanceConfig{Pool: pool, Sink: out, Delivery: cfg})

@@ -10,7 +10,6 @@ import (
 	"time"
 
 	"github.com/oncehook/oncehook/internal/sinktest"
-	"github.com/oncehook/oncehook/sink"
 )
 
 // TestHTTPSinkCountsOnlyA2xx: every other answer, or none, is a failed
@@ -47,16 +46,9 @@ func TestHTTPSinkCountsOnlyA2xx(t *testing.T) {
 		srv.URL + "/ok": true, srv.URL + "/redirect": false, srv.URL + "/400": false, srv.URL + "/503": false,
 		srv.URL + "/hang": false, srv.URL + "/garbage": false, closed: false,
 	} {
-		target, err := sink.ParseURL(path)
-		if err != nil {
-			t.Fatal(err)
-		}
-		s, err := target.Open(nil)
-		if err != nil {
-			t.Fatal(err)
-		}
+		s := openSink(t, path, nil)
 		ctx, cancel := context.WithTimeout(context.Background(), 300*time.Millisecond)
-		err = s.Deliver(ctx, sinktest.Event("evt_http"))
+		err := s.Deliver(ctx, sinktest.Event("evt_http"))
 		cancel()
 		_ = s.Close()
 		if (err == nil) != wantOK {
