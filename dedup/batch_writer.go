@@ -18,8 +18,9 @@ import (
 )
 
 // insertSQL inserts one batch in event_id order, so that batches from several
-// instances take row locks in the same order, and returns the new ids. A new
-// row is leased to this instance ($8 ms): no sweeper takes it before then.
+// instances take row locks in the same order, and returns the new ids with
+// their leases. A new row is leased to this instance ($8 ms): no sweeper
+// takes it before then.
 const insertSQL = `
 INSERT INTO stripe_webhook_events
 	(event_id, event_type, livemode, account, api_version, stripe_created, payload, locked_until, next_attempt_at)
@@ -29,7 +30,7 @@ FROM unnest($1::text[], $2::text[], $3::bool[], $4::text[], $5::text[], $6::time
 	AS e(id, type, livemode, account, api_version, created, payload)
 ORDER BY e.id
 ON CONFLICT (event_id) DO NOTHING
-RETURNING event_id`
+RETURNING event_id, locked_until`
 
 // maxBatchTries bounds retries of a batch that hit a deadlock or a
 // serialization failure.
@@ -38,7 +39,7 @@ const maxBatchTries = 3
 type insertReq struct {
 	ev       *Event
 	inserted bool
-	leasedAt time.Time // taken before the INSERT that stored ev began
+	lease    Lease // Start taken before the INSERT that stored ev began
 	err      error
 	done     chan struct{}
 }
@@ -76,24 +77,24 @@ func newBatchWriter(cfg Config) *batchWriter {
 	return w
 }
 
-// insert commits ev and reports whether its row is new, and a local time
-// no later than the start of its lease. It waits for the outcome even when
-// ctx ends, so the caller always knows what happened.
-func (w *batchWriter) insert(ctx context.Context, ev *Event) (bool, time.Time, error) {
+// insert commits ev and reports whether its row is new, and its lease. It
+// waits for the outcome even when ctx ends, so the caller always knows what
+// happened.
+func (w *batchWriter) insert(ctx context.Context, ev *Event) (bool, Lease, error) {
 	r := w.reqPool.Get().(*insertReq)
 	r.ev = ev
 	if err := w.loop.send(r); err != nil {
 		w.reqPool.Put(r)
 		if errors.Is(err, errLoopClosed) {
-			return false, time.Time{}, fmt.Errorf("inserting %s: %w: the writer is stopped", ev.ID, ErrUnavailable)
+			return false, Lease{}, fmt.Errorf("inserting %s: %w: the writer is stopped", ev.ID, ErrUnavailable)
 		}
-		return false, time.Time{}, ErrOverloaded
+		return false, Lease{}, ErrOverloaded
 	}
 	<-r.done
-	inserted, leasedAt, err := r.inserted, r.leasedAt, r.err
-	r.ev, r.err = nil, nil
+	inserted, lease, err := r.inserted, r.lease, r.err
+	r.ev, r.err, r.lease = nil, nil, Lease{}
 	w.reqPool.Put(r)
-	return inserted, leasedAt, err
+	return inserted, lease, err
 }
 
 // close flushes what is queued and stops the flushers; later inserts fail
@@ -166,25 +167,28 @@ func (w *batchWriter) query(b *batch, rows []*insertReq) error {
 	}
 	b.returned = b.returned[:0]
 	for dbRows.Next() {
-		var id string
-		if err := dbRows.Scan(&id); err != nil {
+		var ret returnedRow
+		if err := dbRows.Scan(&ret.id, &ret.lease); err != nil {
 			dbRows.Close()
 			return err
 		}
-		b.returned = append(b.returned, id)
+		b.returned = append(b.returned, ret)
 	}
 	if err := dbRows.Err(); err != nil {
 		return err
 	}
 	// rows are sorted by id; sort the returned ids and merge.
-	slices.Sort(b.returned)
+	slices.SortFunc(b.returned, func(x, y returnedRow) int { return strings.Compare(x.id, y.id) })
 	j := 0
 	for _, r := range rows {
-		for j < len(b.returned) && b.returned[j] < r.ev.ID {
+		for j < len(b.returned) && b.returned[j].id < r.ev.ID {
 			j++
 		}
-		r.inserted = j < len(b.returned) && b.returned[j] == r.ev.ID
-		r.leasedAt = start
+		r.inserted = j < len(b.returned) && b.returned[j].id == r.ev.ID
+		r.lease = Lease{}
+		if r.inserted {
+			r.lease = Lease{Start: start, Until: b.returned[j].lease}
+		}
 	}
 	return nil
 }
@@ -199,7 +203,13 @@ type batch struct {
 	versions   []string
 	created    []pgtype.Timestamptz
 	payloads   [][]byte
-	returned   []string
+	returned   []returnedRow
+}
+
+// returnedRow is one row the INSERT stored: its id and its locked_until.
+type returnedRow struct {
+	id    string
+	lease time.Time
 }
 
 func (b *batch) fill(rows []*insertReq) {

@@ -17,7 +17,10 @@ type Config struct {
 	Pool *pgxpool.Pool
 	// Redis is the fast path. Nil means Postgres alone.
 	Redis redis.UniversalClient
-	// KeyPrefix starts every Redis key. Defaults to "oncehook:".
+	// KeyPrefix starts every Redis key. Deployments that share a prefix must
+	// share the Postgres database too, or one takes the other's events for
+	// duplicates. Defaults to KeyPrefixFor(Namespace(Pool)), which is unique
+	// to the database.
 	KeyPrefix string
 	// DoneTTL is the lifetime of a "done" key; it must cover Stripe's 3 days
 	// of retries. Defaults to 72h.
@@ -52,9 +55,6 @@ type Config struct {
 
 // WithDefaults returns a copy of c with every zero field set to its default.
 func (c Config) WithDefaults() Config {
-	if c.KeyPrefix == "" {
-		c.KeyPrefix = "oncehook:"
-	}
 	if c.DoneTTL == 0 {
 		c.DoneTTL = 72 * time.Hour
 	}

@@ -51,9 +51,18 @@ const (
 type Result struct {
 	Outcome Outcome
 	Path    Path
-	// LeasedAt, for Accepted, is a local time no later than the start of the
-	// new row's lease (Config.Lease): hand-off to delivery counts from it.
-	LeasedAt time.Time
+	// Lease, for Accepted, is this instance's hold on the new row's delivery.
+	Lease Lease
+}
+
+// Lease is an instance's hold on a row's delivery.
+type Lease struct {
+	// Start is a local time no later than the start of the lease
+	// (Config.Lease): hand-off to delivery counts from it.
+	Start time.Time
+	// Until is the row's locked_until as stored. It is the lease's token: a
+	// delivery result applies only while the row still holds this value.
+	Until time.Time
 }
 
 var (
@@ -79,6 +88,15 @@ func New(cfg Config) (*Deduper, error) {
 	cfg = cfg.WithDefaults()
 	if err := cfg.validate(); err != nil {
 		return nil, err
+	}
+	if cfg.Redis != nil && cfg.KeyPrefix == "" {
+		ctx, cancel := context.WithTimeout(context.Background(), cfg.CommitTimeout)
+		ns, err := Namespace(ctx, cfg.Pool)
+		cancel()
+		if err != nil {
+			return nil, err
+		}
+		cfg.KeyPrefix = KeyPrefixFor(ns)
 	}
 	d := &Deduper{writer: newBatchWriter(cfg), flights: flights{m: make(map[string]*flight)}, metrics: cfg.Metrics}
 	if cfg.Redis != nil {
@@ -123,7 +141,7 @@ func (d *Deduper) decide(ctx context.Context, ev *Event) (Result, error) {
 			}
 		}
 	}
-	inserted, leasedAt, err := d.writer.insert(ctx, ev)
+	inserted, lease, err := d.writer.insert(ctx, ev)
 	if err != nil {
 		if holdsClaim {
 			d.redis.release(context.WithoutCancel(ctx), ev.ID)
@@ -134,7 +152,7 @@ func (d *Deduper) decide(ctx context.Context, ev *Event) (Result, error) {
 		d.redis.markDone(context.WithoutCancel(ctx), ev.ID)
 	}
 	if inserted {
-		return Result{Outcome: Accepted, Path: path, LeasedAt: leasedAt}, nil
+		return Result{Outcome: Accepted, Path: path, Lease: lease}, nil
 	}
 	return Result{Outcome: Duplicate, Path: path}, nil
 }

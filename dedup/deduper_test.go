@@ -321,16 +321,19 @@ func TestAcceptedResultCarriesLeaseStart(t *testing.T) {
 	d := newDeduper(t, pool, nil, "")
 	before := time.Now()
 	res := check(t, d, "evt_lease")
-	if res.Outcome != dedup.Accepted || res.LeasedAt.Before(before) || res.LeasedAt.After(time.Now()) {
-		t.Fatalf("Result %+v: LeasedAt must be taken during Check", res)
+	if res.Outcome != dedup.Accepted || res.Lease.Start.Before(before) || res.Lease.Start.After(time.Now()) {
+		t.Fatalf("Result %+v: Lease.Start must be taken during Check", res)
 	}
 	// The row's lease ends no earlier than LeasedAt + Lease (1m by default).
 	var leaseEnd time.Time
 	if err := pool.QueryRow(context.Background(), "SELECT locked_until FROM stripe_webhook_events WHERE event_id = 'evt_lease'").Scan(&leaseEnd); err != nil {
 		t.Fatal(err)
 	}
-	if leaseEnd.Before(res.LeasedAt.Add(time.Minute - 50*time.Millisecond)) { // clock skew allowance with the local Postgres
-		t.Fatalf("lease ends %v, before LeasedAt+1m %v", leaseEnd, res.LeasedAt.Add(time.Minute))
+	if leaseEnd.Before(res.Lease.Start.Add(time.Minute - 50*time.Millisecond)) { // clock skew allowance with the local Postgres
+		t.Fatalf("lease ends %v, before Lease.Start+1m %v", leaseEnd, res.Lease.Start.Add(time.Minute))
+	}
+	if !res.Lease.Until.Equal(leaseEnd) {
+		t.Fatalf("Lease.Until %v is not the stored locked_until %v", res.Lease.Until, leaseEnd)
 	}
 }
 

@@ -70,6 +70,12 @@ func Latest() int {
 // Apply applies every migration not yet applied, each in its own transaction,
 // while holding a session advisory lock. It returns the versions it applied.
 func Apply(ctx context.Context, pool *pgxpool.Pool) ([]int, error) {
+	return ApplyUpTo(ctx, pool, Latest())
+}
+
+// ApplyUpTo is Apply stopping after version: upgrade tests start from an
+// older schema with it.
+func ApplyUpTo(ctx context.Context, pool *pgxpool.Pool, version int) ([]int, error) {
 	all, err := All()
 	if err != nil {
 		return nil, err
@@ -99,7 +105,7 @@ func Apply(ctx context.Context, pool *pgxpool.Pool) ([]int, error) {
 	}
 	var applied []int
 	for _, m := range all {
-		if m.Version <= current {
+		if m.Version <= current || m.Version > version {
 			continue
 		}
 		err := pgx.BeginFunc(ctx, conn.Conn(), func(tx pgx.Tx) error {

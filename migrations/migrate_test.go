@@ -28,7 +28,7 @@ func TestConcurrentApply(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
 	base := testenv.Postgres(t) // already migrated: drop the tables to start empty
-	if _, err := base.Exec(ctx, "DROP TABLE stripe_webhook_delivery_attempts, stripe_webhook_events, oncehook_schema_migrations"); err != nil {
+	if _, err := base.Exec(ctx, "DROP TABLE stripe_webhook_delivery_attempts, stripe_webhook_events, oncehook_schema_migrations, oncehook_identity"); err != nil {
 		t.Fatal(err)
 	}
 	if v, err := migrations.Current(ctx, base); err != nil || v != 0 {

@@ -13,10 +13,10 @@ import (
 )
 
 // Enqueuer takes accepted events for delivery without blocking; false
-// means the event stays pending in Postgres for a later pass. leasedAt is
-// dedup.Result.LeasedAt.
+// means the event stays pending in Postgres for a later pass. lease is
+// dedup.Result.Lease.
 type Enqueuer interface {
-	Enqueue(ev *dedup.Event, leasedAt time.Time) bool
+	Enqueue(ev *dedup.Event, lease dedup.Lease) bool
 }
 
 // Config configures a Server.

@@ -15,7 +15,7 @@ import (
 
 type discardQueue struct{}
 
-func (discardQueue) Enqueue(*dedup.Event, time.Time) bool { return true }
+func (discardQueue) Enqueue(*dedup.Event, dedup.Lease) bool { return true }
 
 // FuzzHandler drives the whole request path, with a real Postgres behind
 // it: whatever the method, path, header and body, the handler answers a

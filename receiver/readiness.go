@@ -2,41 +2,147 @@ package receiver
 
 import (
 	"context"
+	"fmt"
+	"net/url"
+	"runtime"
+	"sync"
+	"weak"
 
+	"github.com/redis/go-redis/v9"
+
+	"github.com/oncehook/oncehook/internal/ratelog"
+	"github.com/oncehook/oncehook/internal/redact"
 	"github.com/oncehook/oncehook/migrations"
 )
 
-// readiness is the /readyz body.
+// Readiness states. /readyz on the public listener shows only these; why a
+// dependency is not ok is logged and served by ReadinessDetail.
+const (
+	ReadyStatus        = "ready"
+	NotReadyStatus     = "not ready"
+	ShuttingDownStatus = "shutting down"
+
+	StateOK          = "ok"
+	StateDown        = "down"         // Postgres or Redis did not answer, or failed
+	StateNotMigrated = "not_migrated" // Postgres: the schema is older than this binary
+	StateDisabled    = "disabled"     // Redis: not configured
+)
+
+// readiness is the public /readyz body: states only, never a driver's
+// error, which names hosts, ports, the database user and the database.
 type readiness struct {
-	Status   string `json:"status"` // ready, not ready, shutting down
-	Postgres string `json:"postgres"`
-	Redis    string `json:"redis"`
+	Status   string `json:"status"`   // ready, not ready, shutting down
+	Postgres string `json:"postgres"` // ok, down, not_migrated
+	Redis    string `json:"redis"`    // ok, down, disabled
 }
 
-// readiness checks Postgres (reachable and migrated) and Redis. Only
-// Postgres decides readiness: without Redis the receiver falls back to it.
-func (s *Server) readiness(parent context.Context) readiness {
-	st := readiness{Postgres: "ok", Redis: "disabled"}
-	ctx, cancel := context.WithTimeout(context.WithoutCancel(parent), readyTimeout)
+// ReadinessDetail is the readiness check with the reasons, for operators
+// (the admin listener): the public /readyz shows the states alone.
+type ReadinessDetail struct {
+	Status        string `json:"status"`   // ReadyStatus, NotReadyStatus or ShuttingDownStatus
+	Postgres      string `json:"postgres"` // StateOK, StateDown or StateNotMigrated
+	PostgresError string `json:"postgres_error,omitempty"`
+	Redis         string `json:"redis"` // StateOK, StateDown or StateDisabled
+	RedisError    string `json:"redis_error,omitempty"`
+}
+
+// ReadinessDetail checks Postgres (reachable and migrated) and Redis, as
+// /readyz does, and says why a dependency is not ok. The error texts are
+// the drivers' (which leave passwords out), with the connection's password
+// and URL query values redacted as well. Only Postgres decides readiness:
+// without Redis the receiver falls back to it.
+func (s *Server) ReadinessDetail(ctx context.Context) ReadinessDetail {
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), readyTimeout)
 	defer cancel()
+	d := ReadinessDetail{Postgres: StateOK, Redis: StateDisabled}
 	if v, err := migrations.Current(ctx, s.cfg.Pool); err != nil {
-		st.Postgres = "unreachable: " + err.Error()
+		d.Postgres, d.PostgresError = StateDown, s.redactPostgres(err).Error()
 	} else if latest := migrations.Latest(); v < latest {
-		st.Postgres = "not migrated: run `receiver migrate`"
+		d.Postgres = StateNotMigrated
+		d.PostgresError = fmt.Sprintf("schema version %d, this binary needs %d: run `receiver migrate`", v, latest)
 	}
 	if s.cfg.Redis != nil {
-		st.Redis = "ok"
+		d.Redis = StateOK
 		if err := s.cfg.Redis.Ping(ctx).Err(); err != nil {
-			st.Redis = "down: " + err.Error()
+			d.Redis, d.RedisError = StateDown, redactRedis(s.cfg.Redis, err).Error()
 		}
 	}
 	switch {
 	case s.stopping.Load():
-		st.Status = "shutting down"
-	case st.Postgres != "ok":
-		st.Status = "not ready"
+		d.Status = ShuttingDownStatus
+	case d.Postgres != StateOK:
+		d.Status = NotReadyStatus
 	default:
-		st.Status = "ready"
+		d.Status = ReadyStatus
 	}
-	return st
+	return d
+}
+
+// readiness is the public /readyz answer; the reasons go to the log,
+// rate-limited, since load balancers ask every few seconds.
+func (s *Server) readiness(ctx context.Context) readiness {
+	d := s.ReadinessDetail(ctx)
+	if d.PostgresError != "" || d.RedisError != "" {
+		l := s.readyLog()
+		if d.PostgresError != "" {
+			l.postgres.Warn("readyz: postgres "+d.Postgres, "error", d.PostgresError)
+		}
+		if d.RedisError != "" {
+			l.redis.Warn("readyz: redis "+d.Redis, "error", d.RedisError)
+		}
+	}
+	return readiness{Status: d.Status, Postgres: d.Postgres, Redis: d.Redis}
+}
+
+// readyLog rate-limits one Server's readiness warnings, each dependency on
+// its own so that a Redis outage does not hide a Postgres one.
+type readyLog struct {
+	postgres, redis ratelog.Logger
+}
+
+// readyLogs holds each Server's readyLog, weakly keyed so that it goes
+// with its Server. (It belongs in a Server field; it is here only so that
+// readiness stays in this file.)
+var readyLogs sync.Map // weak.Pointer[Server] -> *readyLog
+
+func (s *Server) readyLog() *readyLog {
+	k := weak.Make(s)
+	if l, ok := readyLogs.Load(k); ok {
+		return l.(*readyLog)
+	}
+	l, loaded := readyLogs.LoadOrStore(k, &readyLog{
+		postgres: ratelog.Logger{Log: s.cfg.Logger},
+		redis:    ratelog.Logger{Log: s.cfg.Logger},
+	})
+	if !loaded {
+		runtime.AddCleanup(s, func(k weak.Pointer[Server]) { readyLogs.Delete(k) }, k)
+	}
+	return l.(*readyLog)
+}
+
+// redactPostgres removes the pool's password and URL query values from err.
+func (s *Server) redactPostgres(err error) error {
+	cfg := s.cfg.Pool.Config()
+	return redact.Error(err, cfg.ConnString(), credentials(cfg.ConnConfig.User, cfg.ConnConfig.Password))
+}
+
+// redactRedis removes the client's password from err.
+func redactRedis(c redis.UniversalClient, err error) error {
+	switch c := c.(type) {
+	case interface{ Options() *redis.Options }:
+		return redact.Error(err, credentials(c.Options().Username, c.Options().Password))
+	case interface{ Options() *redis.ClusterOptions }:
+		return redact.Error(err, credentials(c.Options().Username, c.Options().Password))
+	}
+	return err
+}
+
+// credentials is a URL that carries user and password alone, for
+// redact.Error to find the password in its every spelling; "" without a
+// password.
+func credentials(user, password string) string {
+	if password == "" {
+		return ""
+	}
+	return (&url.URL{Scheme: "x", User: url.UserPassword(user, password), Host: "x"}).String()
 }

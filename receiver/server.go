@@ -122,7 +122,7 @@ func (s *Server) handleWebhook(ctx *fasthttp.RequestCtx) {
 	}
 	if res.Outcome == dedup.Accepted {
 		ev.Payload = append([]byte(nil), body...) // the request's buffer is reused after the handler
-		if !s.cfg.Queue.Enqueue(&ev, res.LeasedAt) {
+		if !s.cfg.Queue.Enqueue(&ev, res.Lease) {
 			s.queueFull.Warn("delivery queue full; the event stays pending for the sweeper", "event_id", ev.ID, "event_type", ev.Type)
 		}
 	}

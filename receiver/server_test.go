@@ -166,7 +166,7 @@ func TestHealthAndReadiness(t *testing.T) {
 		t.Fatalf("/readyz: %d %s", code, body)
 	}
 	pg.Stop(t)
-	if code, body := get("/readyz"); code != 503 || !strings.Contains(body, `"postgres":"unreachable`) {
+	if code, body := get("/readyz"); code != 503 || !strings.Contains(body, `"postgres":"down`) {
 		t.Fatalf("/readyz with Postgres down: %d %s", code, body)
 	}
 	if code, _ := get("/healthz"); code != 200 {

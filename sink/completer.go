@@ -2,87 +2,110 @@ package sink
 
 import (
 	"context"
+	"errors"
+	"strings"
 	"sync"
 	"time"
 
 	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
 
 	"github.com/oncehook/oncehook/internal/metrics"
 	"github.com/oncehook/oncehook/internal/ratelog"
+	"github.com/oncehook/oncehook/internal/safetext"
 )
 
+// A result applies only while its writer still holds the lease: the row is
+// pending and its locked_until is still the one the writer was given. A
+// result that finds another lease (taken over after this one ran out) is
+// stale, and is counted and left alone.
+
 // markDeliveredSQL closes rows whose delivery succeeded.
+// $1 ids, $2 leases.
 const markDeliveredSQL = `
-UPDATE stripe_webhook_events
-SET status = 'delivered', delivered_at = now(), attempts = attempts + 1,
+UPDATE stripe_webhook_events e
+SET status = 'delivered', delivered_at = now(), attempts = e.attempts + 1,
 	locked_until = NULL, last_error = NULL
-WHERE event_id = ANY($1::text[]) AND status = 'pending'`
+FROM unnest($1::text[], $2::timestamptz[]) AS r(id, lease)
+WHERE e.event_id = r.id AND e.status = 'pending' AND e.locked_until = r.lease
+RETURNING e.event_id`
 
 // markFailedSQL schedules the next attempt of rows whose delivery failed:
-// RetryBase × 2^attempts, capped at RetryMax, less up to half of it at
-// random; dead after MaxAttempts.
-// $1 ids, $2 errors, $3 MaxAttempts, $4 RetryBase ms, $5 RetryMax ms.
+// RetryBase × 2^attempts (the exponent capped, so it cannot overflow),
+// capped at RetryMax, less up to half of it at random; dead after
+// MaxAttempts.
+// $1 ids, $2 leases, $3 errors, $4 MaxAttempts, $5 RetryBase ms, $6 RetryMax ms.
 const markFailedSQL = `
 UPDATE stripe_webhook_events e
 SET attempts = e.attempts + 1,
 	last_error = f.err,
 	locked_until = NULL,
-	status = CASE WHEN e.attempts + 1 >= $3 THEN 'dead' ELSE 'pending' END,
-	next_attempt_at = now() + least($4::float8 * power(2, e.attempts), $5::float8)
+	status = CASE WHEN e.attempts + 1 >= $4 THEN 'dead' ELSE 'pending' END,
+	next_attempt_at = now() + least($5::float8 * power(2::float8, least(e.attempts, 62)), $6::float8)
 		* (1 - random() / 2) * interval '1 millisecond'
-FROM unnest($1::text[], $2::text[]) AS f(id, err)
-WHERE e.event_id = f.id AND e.status = 'pending'
+FROM unnest($1::text[], $2::timestamptz[], $3::text[]) AS f(id, lease, err)
+WHERE e.event_id = f.id AND e.status = 'pending' AND e.locked_until = f.lease
 RETURNING e.status`
 
-// recordAttemptsSQL appends to the delivery history.
+// recordAttemptsSQL appends to the delivery history, stale results too:
+// the attempt was made.
 const recordAttemptsSQL = `
 INSERT INTO stripe_webhook_delivery_attempts (event_id, ok, error, instance)
 SELECT a.id, a.ok, NULLIF(a.err, ''), $4
 FROM unnest($1::text[], $2::bool[], $3::text[]) AS a(id, ok, err)
 WHERE EXISTS (SELECT 1 FROM stripe_webhook_events e WHERE e.event_id = a.id)`
 
-// maxErrorLen bounds a stored last_error.
+// maxErrorLen bounds a stored error, in bytes.
 const maxErrorLen = 1000
+
+// unstorableError replaces an error text that Postgres still refused after
+// cleaning, so that the result itself is not lost.
+const unstorableError = "the delivery failed; its error text could not be stored"
+
+// result is one delivery's outcome, ready to store.
+type result struct {
+	id    string
+	lease time.Time // the locked_until the delivery was made under
+	err   string    // "" when delivered; cleaned text otherwise
+	ok    bool
+}
 
 // completer writes delivery results in batches: every FlushInterval (or
 // MaxBatch results) one transaction updates the rows and appends the
-// history, never one transaction per event. Results that cannot be written
-// leave their rows pending: they are delivered again, never lost.
+// history, never one transaction per event. A chunk that Postgres refuses
+// because of its data is split, so that one row cannot block the others.
+// Results that cannot be written leave their rows pending: they are
+// delivered again after the lease, never lost.
 type completer struct {
 	cfg    DispatcherConfig
 	errLog ratelog.Logger
+	stale  ratelog.Logger
 
-	mu     sync.Mutex
-	ok     []string
-	failed []string
-	errs   []string
+	mu      sync.Mutex
+	pending []result
 
 	full    chan struct{}
 	stopped chan struct{}
-	stop    chan struct{}
+	stop    chan time.Time // the deadline of the last flush
 }
 
 func newCompleter(cfg DispatcherConfig) *completer {
-	c := &completer{cfg: cfg, errLog: ratelog.Logger{Log: cfg.Logger},
-		full: make(chan struct{}, 1), stop: make(chan struct{}), stopped: make(chan struct{})}
+	c := &completer{cfg: cfg, errLog: ratelog.Logger{Log: cfg.Logger}, stale: ratelog.Logger{Log: cfg.Logger},
+		full: make(chan struct{}, 1), stop: make(chan time.Time, 1), stopped: make(chan struct{})}
 	go c.run()
 	return c
 }
 
-// add records one delivery's result.
-func (c *completer) add(id string, err error) {
-	c.mu.Lock()
-	if err == nil {
-		c.ok = append(c.ok, id)
-	} else {
-		msg := err.Error()
-		if len(msg) > maxErrorLen {
-			msg = msg[:maxErrorLen]
-		}
-		c.failed = append(c.failed, id)
-		c.errs = append(c.errs, msg)
+// add records one delivery's result; err's text is cleaned here, before it
+// can reach a statement.
+func (c *completer) add(id string, lease time.Time, err error) {
+	r := result{id: id, lease: lease, ok: err == nil}
+	if err != nil {
+		r.err = safetext.Clean(err.Error(), maxErrorLen)
 	}
-	n := len(c.ok) + len(c.failed)
+	c.mu.Lock()
+	c.pending = append(c.pending, r)
+	n := len(c.pending)
 	c.mu.Unlock()
 	if n >= c.cfg.MaxBatch {
 		select {
@@ -100,43 +123,98 @@ func (c *completer) run() {
 		select {
 		case <-t.C:
 		case <-c.full:
-		case <-c.stop:
-			c.flush()
+		case deadline := <-c.stop:
+			c.drain(deadline)
 			return
 		}
 		c.flush()
 	}
 }
 
-// flush writes what is gathered in chunks of at most MaxBatch results. A
-// chunk that fails to write goes back to wait for the next tick, up to
-// maxHeld results; past that the rows are left to be delivered again.
-func (c *completer) flush() {
+// drain writes what is held until nothing is left or deadline passes,
+// trying again while Postgres is unavailable.
+func (c *completer) drain(deadline time.Time) {
+	for c.flush() && time.Now().Before(deadline) {
+		time.Sleep(min(100*time.Millisecond, time.Until(deadline)))
+	}
+	c.mu.Lock()
+	left := len(c.pending)
+	c.pending = nil
+	c.mu.Unlock()
+	if left > 0 {
+		c.cfg.Logger.Warn("delivery results not written before the shutdown deadline; their rows stay pending and are delivered again",
+			"results", left)
+	}
+}
+
+// flush writes what is gathered in chunks of at most MaxBatch results and
+// reports whether some were held back because Postgres failed. Held
+// results wait for the next flush, up to maxHeld; past that the rows are
+// left to be delivered again.
+func (c *completer) flush() bool {
 	for {
 		c.mu.Lock()
-		n := min(len(c.ok), c.cfg.MaxBatch)
-		m := min(len(c.failed), c.cfg.MaxBatch-n)
-		ok, failed, errs := c.ok[:n:n], c.failed[:m:m], c.errs[:m:m]
-		c.ok, c.failed, c.errs = c.ok[n:], c.failed[m:], c.errs[m:]
+		n := min(len(c.pending), c.cfg.MaxBatch)
+		chunk := c.pending[:n:n]
+		c.pending = c.pending[n:]
 		c.mu.Unlock()
-		if n+m == 0 {
-			return
+		if n == 0 {
+			return false
 		}
-		if err := c.write(ok, failed, errs); err != nil {
-			c.cfg.Metrics.PostgresError("write results")
-			c.mu.Lock()
-			held := len(c.ok) + len(c.failed) + n + m
-			if held <= c.maxHeld() {
-				c.ok = append(ok, c.ok...)
-				c.failed = append(failed, c.failed...)
-				c.errs = append(errs, c.errs...)
-			}
-			c.mu.Unlock()
-			c.errLog.Warn("writing delivery results failed; retrying",
-				"results", n+m, "held", held, "dropped", held > c.maxHeld(), "error", err)
-			return
+		held, err := c.writeSplitting(chunk)
+		if len(held) == 0 {
+			continue
+		}
+		c.cfg.Metrics.PostgresError("write results")
+		c.mu.Lock()
+		total := len(c.pending) + len(held)
+		dropped := total > c.maxHeld()
+		if !dropped {
+			c.pending = append(held, c.pending...)
+		}
+		c.mu.Unlock()
+		c.errLog.Warn("writing delivery results failed; retrying",
+			"results", len(held), "held", total, "dropped", dropped, "error", err)
+		return true
+	}
+}
+
+// writeSplitting writes chunk. A chunk refused for its data is halved until
+// the bad row stands alone; a lone bad row is written again without its
+// error text, then given up. It returns the results to retry later because
+// Postgres itself failed, with that error.
+func (c *completer) writeSplitting(chunk []result) ([]result, error) {
+	err := c.write(chunk)
+	switch {
+	case err == nil:
+		return nil, nil
+	case !isDataError(err):
+		return chunk, err
+	case len(chunk) > 1:
+		half := len(chunk) / 2
+		held, err1 := c.writeSplitting(chunk[:half])
+		held2, err2 := c.writeSplitting(chunk[half:])
+		return append(held, held2...), errors.Join(err1, err2)
+	}
+	r := chunk[0]
+	c.errLog.Warn("a delivery result was refused by Postgres; storing it without its error text",
+		"event_id", r.id, "error", err)
+	if !r.ok {
+		r.err = unstorableError
+		if err = c.write([]result{r}); err == nil {
+			return nil, nil
 		}
 	}
+	c.cfg.Logger.Error("a delivery result could not be stored; its row stays pending and is delivered again after its lease",
+		"event_id", r.id, "error", err)
+	return nil, nil
+}
+
+// isDataError reports an error caused by the statement's data (SQLSTATE
+// class 22, or 23), which no retry of the same rows can cure.
+func isDataError(err error) bool {
+	var pgErr *pgconn.PgError
+	return errors.As(err, &pgErr) && (strings.HasPrefix(pgErr.Code, "22") || strings.HasPrefix(pgErr.Code, "23"))
 }
 
 // maxHeld bounds the results kept while Postgres cannot take them. Dropped
@@ -144,45 +222,68 @@ func (c *completer) flush() {
 func (c *completer) maxHeld() int { return 50 * c.cfg.MaxBatch }
 
 // write records one chunk in one transaction.
-func (c *completer) write(ok, failed, errs []string) error {
+func (c *completer) write(chunk []result) error {
+	var okIDs, failIDs, errs []string
+	var okLeases, failLeases []time.Time
+	ids, oks, texts := make([]string, len(chunk)), make([]bool, len(chunk)), make([]string, len(chunk))
+	for i, r := range chunk {
+		ids[i], oks[i], texts[i] = r.id, r.ok, r.err
+		if r.ok {
+			okIDs, okLeases = append(okIDs, r.id), append(okLeases, r.lease)
+		} else {
+			failIDs, failLeases, errs = append(failIDs, r.id), append(failLeases, r.lease), append(errs, r.err)
+		}
+	}
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
-	var dead int
+	var delivered, retried, dead int
 	err := pgx.BeginFunc(ctx, c.cfg.Pool, func(tx pgx.Tx) error {
-		dead = 0
+		delivered, retried, dead = 0, 0, 0
 		var b pgx.Batch
-		b.Queue(markDeliveredSQL, ok)
-		b.Queue(markFailedSQL, failed, errs, c.cfg.MaxAttempts, c.cfg.RetryBase.Milliseconds(), c.cfg.RetryMax.Milliseconds()).
+		b.Queue(markDeliveredSQL, okIDs, okLeases).Query(func(rows pgx.Rows) error {
+			n, err := countRows(rows)
+			delivered = n
+			return err
+		})
+		b.Queue(markFailedSQL, failIDs, failLeases, errs, c.cfg.MaxAttempts, c.cfg.RetryBase.Milliseconds(), c.cfg.RetryMax.Milliseconds()).
 			Query(func(rows pgx.Rows) error {
 				statuses, err := pgx.CollectRows(rows, pgx.RowTo[string])
 				for _, s := range statuses {
 					if s == StatusDead {
 						dead++
+					} else {
+						retried++
 					}
 				}
 				return err
 			})
-		ids := append(append(make([]string, 0, len(ok)+len(failed)), ok...), failed...)
-		oks := make([]bool, len(ids))
-		texts := make([]string, len(ids))
-		for i := range ok {
-			oks[i] = true
-		}
-		copy(texts[len(ok):], errs)
 		b.Queue(recordAttemptsSQL, ids, oks, texts, c.cfg.Instance)
 		return tx.SendBatch(ctx, &b).Close()
 	})
 	if err != nil {
 		return err
 	}
-	c.cfg.Metrics.Deliveries(metrics.Delivered, len(ok))
-	c.cfg.Metrics.Deliveries(metrics.Retry, len(failed)-dead)
+	c.cfg.Metrics.Deliveries(metrics.Delivered, delivered)
+	c.cfg.Metrics.Deliveries(metrics.Retry, retried)
 	c.cfg.Metrics.Deliveries(metrics.Dead, dead)
+	if stale := len(chunk) - delivered - retried - dead; stale > 0 {
+		c.cfg.Metrics.Deliveries(metrics.Stale, stale)
+		c.stale.Warn("delivery results arrived after their lease was taken over; not applied",
+			"results", stale, "of", len(chunk))
+	}
 	return nil
 }
 
-// close writes the last results and stops.
-func (c *completer) close() {
-	close(c.stop)
+func countRows(rows pgx.Rows) (int, error) {
+	n := 0
+	for rows.Next() {
+		n++
+	}
+	return n, rows.Err()
+}
+
+// close writes the last results, trying until deadline, and stops.
+func (c *completer) close(deadline time.Time) {
+	c.stop <- deadline
 	<-c.stopped
 }

@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"os"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/jackc/pgx/v5/pgxpool"
@@ -24,11 +25,16 @@ type DispatcherConfig struct {
 	Sink Sink
 	// Workers is the number of delivery goroutines. Defaults to 32.
 	Workers int
-	// QueueSize bounds the in-process hand-off. Defaults to 10000.
+	// QueueSize bounds the events in the in-process hand-off. Defaults to 10000.
 	QueueSize int
+	// QueueMaxBytes bounds the payload bytes held by queued events and
+	// deliveries under way. An event that does not fit stays pending in
+	// Postgres for the sweeper. Defaults to 64 MiB.
+	QueueMaxBytes int64
 	// DeliveryTimeout bounds one Deliver call. Defaults to 10s.
 	DeliveryTimeout time.Duration
-	// MaxAttempts is how many failed attempts make an event dead. Defaults to 15.
+	// MaxAttempts is how many failed attempts make an event dead, at most
+	// MaxAttemptsLimit. Defaults to 15.
 	MaxAttempts int
 	// RetryBase is the delay after the first failure; each further failure
 	// doubles it, up to RetryMax, with jitter of up to half. Defaults to 1s.
@@ -63,6 +69,9 @@ func (c DispatcherConfig) WithDefaults() DispatcherConfig {
 	}
 	if c.QueueSize == 0 {
 		c.QueueSize = 10000
+	}
+	if c.QueueMaxBytes == 0 {
+		c.QueueMaxBytes = DefaultQueueMaxBytes
 	}
 	if c.DeliveryTimeout == 0 {
 		c.DeliveryTimeout = 10 * time.Second
@@ -101,6 +110,13 @@ func (c DispatcherConfig) WithDefaults() DispatcherConfig {
 	return c
 }
 
+// DefaultQueueMaxBytes is QueueMaxBytes's default.
+const DefaultQueueMaxBytes = 64 << 20
+
+// MaxAttemptsLimit bounds MaxAttempts: past a thousand failures an event is
+// better dead and replayed by hand than retried hourly for six weeks.
+const MaxAttemptsLimit = 1000
+
 // DefaultLease is the lease for a delivery timeout: the larger of 1m and
 // 3 × timeout.
 func DefaultLease(deliveryTimeout time.Duration) time.Duration {
@@ -115,8 +131,10 @@ func (c DispatcherConfig) validate() error {
 	switch {
 	case c.Pool == nil || c.Sink == nil:
 		return errors.New("sink: DispatcherConfig.Pool and Sink are required")
-	case c.Workers < 1 || c.QueueSize < 1 || c.MaxBatch < 1 || c.SweepBatch < 1 || c.MaxAttempts < 1:
-		return errors.New("sink: Workers, QueueSize, MaxBatch, SweepBatch and MaxAttempts must be positive")
+	case c.Workers < 1 || c.QueueSize < 1 || c.QueueMaxBytes < 1 || c.MaxBatch < 1 || c.SweepBatch < 1 || c.MaxAttempts < 1:
+		return errors.New("sink: Workers, QueueSize, QueueMaxBytes, MaxBatch, SweepBatch and MaxAttempts must be positive")
+	case c.MaxAttempts > MaxAttemptsLimit:
+		return fmt.Errorf("sink: MaxAttempts %d is more than %d", c.MaxAttempts, MaxAttemptsLimit)
 	case c.DeliveryTimeout <= 0 || c.FlushInterval <= 0 || c.RetryBase <= 0 || c.RetryMax < c.RetryBase || c.SweepInterval <= 0:
 		return errors.New("sink: DeliveryTimeout, FlushInterval, RetryBase and SweepInterval must be positive, RetryMax at least RetryBase")
 	case c.Lease < c.DeliveryTimeout+2*leaseMargin:
@@ -128,15 +146,18 @@ func (c DispatcherConfig) validate() error {
 // job is one event to deliver while this instance holds its lease.
 type job struct {
 	ev         *dedup.Event
+	lease      time.Time // the row's locked_until: the lease's token
 	leaseUntil time.Time // local clock; already less leaseMargin
 }
 
 // Dispatcher delivers events to the Sink: those the intake hands over, and
 // those its sweeper claims from Postgres (due retries, and rows whose owner
-// died). The queue is bounded; an event that does not fit stays pending.
+// died). The queue is bounded in events and in bytes; an event that does
+// not fit stays pending.
 type Dispatcher struct {
 	cfg      DispatcherConfig
 	queue    chan job
+	bytes    atomic.Int64 // payload bytes of queued jobs and calls under way
 	results  *completer
 	sweeper  *sweeper
 	ctx      context.Context // cancelled to abort deliveries at the end of Stop
@@ -173,32 +194,56 @@ func NewDispatcher(cfg DispatcherConfig) (*Dispatcher, error) {
 }
 
 // Enqueue hands an event the intake just stored to the workers, without
-// blocking; leasedAt is no later than the start of the row's lease. It
-// reports false when the queue is full or stopping; the row then stays
-// pending and a sweeper delivers it once its lease ends.
-func (d *Dispatcher) Enqueue(ev *dedup.Event, leasedAt time.Time) bool {
-	return d.offer(job{ev: ev, leaseUntil: leasedAt.Add(d.cfg.Lease - leaseMargin)})
+// blocking. It reports false when the queue is full (in events or bytes)
+// or stopping; the row then stays pending and a sweeper delivers it once
+// its lease ends.
+func (d *Dispatcher) Enqueue(ev *dedup.Event, lease dedup.Lease) bool {
+	return d.offer(job{ev: ev, lease: lease.Until, leaseUntil: lease.Start.Add(d.cfg.Lease - leaseMargin)})
 }
 
 func (d *Dispatcher) offer(j job) bool {
 	d.mu.RLock()
 	defer d.mu.RUnlock()
-	if d.closed {
+	if d.closed || !d.reserve(int64(len(j.ev.Payload))) {
 		return false
 	}
 	select {
 	case d.queue <- j:
 		return true
 	default:
+		d.release(int64(len(j.ev.Payload)))
 		return false
 	}
 }
 
-// free is the room left in the queue.
-func (d *Dispatcher) free() int { return cap(d.queue) - len(d.queue) }
+// reserve takes n bytes of QueueMaxBytes. An event larger than the whole
+// bound still goes through alone, so that none waits forever.
+func (d *Dispatcher) reserve(n int64) bool {
+	for {
+		held := d.bytes.Load()
+		if held > 0 && held+n > d.cfg.QueueMaxBytes {
+			return false
+		}
+		if d.bytes.CompareAndSwap(held, held+n) {
+			return true
+		}
+	}
+}
+
+func (d *Dispatcher) release(n int64) { d.bytes.Add(-n) }
+
+// free is the room left in the queue: events, and bytes (negative past the
+// bound).
+func (d *Dispatcher) free() (int, int64) {
+	return cap(d.queue) - len(d.queue), d.cfg.QueueMaxBytes - d.bytes.Load()
+}
 
 // QueueDepth is the number of events waiting for a worker.
 func (d *Dispatcher) QueueDepth() int { return len(d.queue) }
+
+// QueueBytes is the payload bytes held by queued events and deliveries
+// under way.
+func (d *Dispatcher) QueueBytes() int64 { return d.bytes.Load() }
 
 func (d *Dispatcher) work() {
 	defer d.workers.Done()
@@ -208,30 +253,91 @@ func (d *Dispatcher) work() {
 }
 
 func (d *Dispatcher) deliver(j job) {
+	size := int64(len(j.ev.Payload))
 	if d.ctx.Err() != nil {
+		d.release(size)
 		return // stopping: the row stays pending
 	}
 	if time.Now().Add(d.cfg.DeliveryTimeout).After(j.leaseUntil) {
+		d.release(size)
 		return // the lease could end mid-delivery: leave the row to a sweeper
 	}
 	ctx, cancel := context.WithTimeout(d.ctx, d.cfg.DeliveryTimeout)
-	err := d.cfg.Sink.Deliver(ctx, j.ev)
+	returned, err := d.call(ctx, j.ev)
 	cancel()
 	if err != nil && d.ctx.Err() != nil {
+		d.afterCall(returned, size)
 		return // aborted by Stop, not the sink's fault: the row stays pending, no attempt counted
 	}
 	if err != nil {
 		d.failLog.Warn("delivery failed; will retry", "event_id", j.ev.ID, "event_type", j.ev.Type, "error", err)
 	}
-	d.results.add(j.ev.ID, err)
+	d.results.add(j.ev.ID, j.lease, err)
+	d.afterCall(returned, size)
+}
+
+// errSinkStuck is the error of a sink call that outlived its timeout
+// without returning.
+var errSinkStuck = errors.New("the sink did not return within DELIVERY_TIMEOUT")
+
+// call runs one Deliver and returns by ctx's deadline even when the sink
+// ignores ctx (a stalled pipe, a hung disk). The channel is closed once the
+// sink has really returned.
+func (d *Dispatcher) call(ctx context.Context, ev *dedup.Event) (<-chan struct{}, error) {
+	done := make(chan struct{})
+	var err error
+	go func() {
+		defer close(done)
+		err = d.cfg.Sink.Deliver(ctx, ev)
+	}()
+	select {
+	case <-done:
+		return done, err
+	case <-ctx.Done():
+		select {
+		case <-done: // returned just in time
+			return done, err
+		case <-time.After(10 * time.Millisecond):
+		}
+		return done, fmt.Errorf("delivering %s: %w (%w)", ev.ID, errSinkStuck, ctx.Err())
+	}
+}
+
+// afterCall waits for an abandoned sink call to return before the worker
+// takes the next event, so stuck calls never outnumber the workers and
+// their payloads stay counted; Stop ends the wait.
+func (d *Dispatcher) afterCall(returned <-chan struct{}, size int64) {
+	select {
+	case <-returned:
+		d.release(size)
+	case <-d.ctx.Done():
+		go func() { <-returned; d.release(size) }()
+	}
+}
+
+// stopReserve is the share of Stop's time kept for writing the last results
+// and closing the sink after the workers are aborted.
+func stopReserve(ctx context.Context) time.Duration {
+	deadline, ok := ctx.Deadline()
+	if !ok {
+		return 0
+	}
+	return min(time.Until(deadline)/4, 2*time.Second)
 }
 
 // Stop takes no more events, stops the sweeper, lets the workers drain the
-// queue until ctx is done, then aborts what is left (it stays pending in
-// Postgres), writes the last results and closes the sink. It is safe to
-// call more than once.
+// queue until ctx is nearly done, then aborts what is left (it stays
+// pending in Postgres), writes the last results and closes the sink. Every
+// step ends by ctx's deadline, even with a sink that does not return. It
+// is safe to call more than once.
 func (d *Dispatcher) Stop(ctx context.Context) error {
 	d.stopOnce.Do(func() {
+		deadline, hasDeadline := ctx.Deadline()
+		drainCtx, cancelDrain := context.WithTimeout(ctx, max(0, time.Until(deadline)-stopReserve(ctx)))
+		if !hasDeadline {
+			drainCtx, cancelDrain = context.WithCancel(ctx)
+		}
+		defer cancelDrain()
 		d.sweeper.stop()
 		d.mu.Lock()
 		d.closed = true
@@ -241,15 +347,27 @@ func (d *Dispatcher) Stop(ctx context.Context) error {
 		go func() { d.workers.Wait(); close(drained) }()
 		select {
 		case <-drained:
-		case <-ctx.Done():
+		case <-drainCtx.Done():
 			d.cancel()
-			<-drained
+			<-drained // prompt: calls under way return at once when cancelled, or are abandoned
 			d.stopErr = errors.New("sink: shutdown timeout reached; undelivered events stay pending")
 		}
 		d.cancel()
-		d.results.close()
-		if err := d.cfg.Sink.Close(); err != nil && d.stopErr == nil {
-			d.stopErr = err
+		if !hasDeadline {
+			deadline = time.Now().Add(10 * time.Second)
+		}
+		d.results.close(deadline)
+		closed := make(chan error, 1)
+		go func() { closed <- d.cfg.Sink.Close() }()
+		select {
+		case err := <-closed:
+			if err != nil && d.stopErr == nil {
+				d.stopErr = err
+			}
+		case <-time.After(time.Until(deadline)):
+			if d.stopErr == nil {
+				d.stopErr = errors.New("sink: closing the sink did not finish by the shutdown deadline")
+			}
 		}
 	})
 	return d.stopErr

@@ -41,6 +41,16 @@ func stored(t *testing.T, pool *pgxpool.Pool, n int) []*dedup.Event {
 	return evs
 }
 
+// leaseOf is the lease the intake would hand over with a stored event.
+func leaseOf(t *testing.T, pool *pgxpool.Pool, id string) dedup.Lease {
+	t.Helper()
+	l := dedup.Lease{Start: time.Now()}
+	if err := pool.QueryRow(context.Background(), `SELECT locked_until FROM stripe_webhook_events WHERE event_id = $1`, id).Scan(&l.Until); err != nil {
+		t.Fatal(err)
+	}
+	return l
+}
+
 type row struct {
 	status    string
 	attempts  int
@@ -96,7 +106,7 @@ func TestDispatcherMarksDeliveredInBatches(t *testing.T) {
 		t.Fatal(err)
 	}
 	for _, ev := range evs {
-		if !d.Enqueue(ev, time.Now()) {
+		if !d.Enqueue(ev, leaseOf(t, pool, ev.ID)) {
 			t.Fatal("Enqueue refused with room in the queue")
 		}
 	}
@@ -124,7 +134,7 @@ func TestDispatcherRecordsFailure(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer d.Stop(context.Background())
-	d.Enqueue(evs[0], time.Now())
+	d.Enqueue(evs[0], leaseOf(t, pool, evs[0].ID))
 	r := waitRow(t, pool, evs[0].ID, func(r row) bool { return r.attempts == 1 })
 	if r.status != "pending" || !strings.Contains(r.lastError, "502") || r.retryIn < 29*time.Second || r.retryIn > 61*time.Second {
 		t.Fatalf("after a failed delivery: %+v, want pending with the error, due in 30-60s (1m less jitter)", r)
@@ -147,12 +157,12 @@ func TestDispatcherQueueIsBounded(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	d.Enqueue(evs[0], time.Now()) // taken by the one worker, which blocks
+	d.Enqueue(evs[0], leaseOf(t, pool, evs[0].ID)) // taken by the one worker, which blocks
 	waitFor(t, func() bool { return d.QueueDepth() == 0 })
-	if !d.Enqueue(evs[1], time.Now()) || !d.Enqueue(evs[2], time.Now()) {
+	if !d.Enqueue(evs[1], leaseOf(t, pool, evs[1].ID)) || !d.Enqueue(evs[2], leaseOf(t, pool, evs[2].ID)) {
 		t.Fatal("Enqueue refused with room in the queue")
 	}
-	if d.Enqueue(evs[3], time.Now()) {
+	if d.Enqueue(evs[3], leaseOf(t, pool, evs[3].ID)) {
 		t.Fatal("Enqueue accepted past QueueSize")
 	}
 	close(release)
@@ -176,7 +186,7 @@ func TestDispatcherStopBoundedByContext(t *testing.T) {
 		t.Fatal(err)
 	}
 	for _, ev := range evs {
-		d.Enqueue(ev, time.Now())
+		d.Enqueue(ev, leaseOf(t, pool, ev.ID))
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 200*time.Millisecond)
 	defer cancel()
@@ -194,7 +204,7 @@ func TestDispatcherStopBoundedByContext(t *testing.T) {
 			t.Errorf("%s: %+v, want pending with no attempt counted", ev.ID, r)
 		}
 	}
-	if d.Enqueue(evs[0], time.Now()) {
+	if d.Enqueue(evs[0], leaseOf(t, pool, evs[0].ID)) {
 		t.Fatal("Enqueue after Stop: want false")
 	}
 }

@@ -3,16 +3,21 @@ package sink
 import (
 	"bytes"
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"net/http"
+	"net/url"
 	"time"
 
 	"github.com/oncehook/oncehook/dedup"
+	"github.com/oncehook/oncehook/internal/redact"
 )
 
 // HTTP is a Sink that POSTs each event's raw body to a URL. A 2xx answer
 // means delivered; anything else, or no answer, is an error and is retried.
+// Its errors, which are logged and stored as last_error, show the URL
+// redacted (redact.URL): no password, no query values.
 type HTTP struct {
 	url    string
 	client *http.Client
@@ -40,7 +45,7 @@ func NewHTTP(url string, signer *StandardWebhooksSigner) *HTTP {
 func (s *HTTP) Deliver(ctx context.Context, ev *dedup.Event) error {
 	req, err := http.NewRequestWithContext(ctx, http.MethodPost, s.url, bytes.NewReader(ev.Payload))
 	if err != nil {
-		return fmt.Errorf("building request for %s: %w", ev.ID, err)
+		return s.redact(fmt.Errorf("building request for %s: %w", ev.ID, err))
 	}
 	h := req.Header
 	h.Set("Content-Type", "application/json")
@@ -54,7 +59,7 @@ func (s *HTTP) Deliver(ctx context.Context, ev *dedup.Event) error {
 	}
 	resp, err := s.client.Do(req)
 	if err != nil {
-		return fmt.Errorf("posting %s: %w", ev.ID, err)
+		return s.redact(fmt.Errorf("posting %s: %w", ev.ID, err))
 	}
 	defer resp.Body.Close()
 	snippet, _ := io.ReadAll(io.LimitReader(resp.Body, 256))
@@ -63,6 +68,17 @@ func (s *HTTP) Deliver(ctx context.Context, ev *dedup.Event) error {
 		return fmt.Errorf("posting %s: sink answered %s: %q", ev.ID, resp.Status, snippet)
 	}
 	return nil
+}
+
+// redact removes the URL's credentials from err: from the *url.Error that
+// net/http made for this call, so that errors.As finds a clean one too, and
+// from the whole text, whatever else in it embeds the URL.
+func (s *HTTP) redact(err error) error {
+	var ue *url.Error
+	if errors.As(err, &ue) {
+		ue.URL = redact.URL(ue.URL)
+	}
+	return redact.Error(err, s.url)
 }
 
 // Close releases idle connections.

@@ -2,10 +2,13 @@ package sink_test
 
 import (
 	"context"
+	"errors"
 	"io"
 	"net"
 	"net/http"
 	"net/http/httptest"
+	"net/url"
+	"strings"
 	"testing"
 	"time"
 
@@ -54,5 +57,65 @@ func TestHTTPSinkCountsOnlyA2xx(t *testing.T) {
 		if (err == nil) != wantOK {
 			t.Errorf("%s: Deliver error %v, want ok=%v", path, err, wantOK)
 		}
+	}
+}
+
+// TestHTTPSinkErrorsRedactURL: a SINK_URL's query values and password
+// are credentials; a failed delivery's error, which is logged and stored
+// as last_error, must not carry them.
+func TestHTTPSinkErrorsRedactURL(t *testing.T) {
+	t.Parallel()
+	const token, password = "SECRETVALUE", "PASSWORDVALUE"
+	hang := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		_, _ = io.Copy(io.Discard, r.Body)
+		select {
+		case <-r.Context().Done():
+		case <-time.After(5 * time.Second):
+		}
+	}))
+	t.Cleanup(hang.Close) // after the parallel subtests
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	closedAddr := ln.Addr().String()
+	ln.Close()
+
+	for name, tc := range map[string]struct {
+		url     string
+		timeout bool
+	}{
+		"closed port":            {url: "http://" + closedAddr + "/hook?token=" + token},
+		"closed port, userinfo":  {url: "http://user:" + password + "@" + closedAddr + "/hook?a=1&token=" + token},
+		"hanging server":         {url: hang.URL + "/hook?token=" + token, timeout: true},
+		"hanging server, escape": {url: hang.URL + "/hook?token=" + token + "%21&x=" + password, timeout: true},
+	} {
+		t.Run(name, func(t *testing.T) {
+			t.Parallel()
+			s := openSink(t, tc.url, nil)
+			defer s.Close()
+			ctx, cancel := context.WithTimeout(context.Background(), 300*time.Millisecond)
+			defer cancel()
+			err := s.Deliver(ctx, sinktest.Event("evt_redact"))
+			if err == nil {
+				t.Fatal("Deliver: no error")
+			}
+			msg := err.Error()
+			for _, secret := range []string{token, password} {
+				if strings.Contains(msg, secret) {
+					t.Errorf("error names the secret %s: %s", secret, msg)
+				}
+			}
+			if !strings.Contains(msg, "evt_redact") || !strings.Contains(msg, "token=") {
+				t.Errorf("error lost its detail: %s", msg)
+			}
+			if tc.timeout && !errors.Is(err, context.DeadlineExceeded) {
+				t.Errorf("errors.Is(%v, context.DeadlineExceeded) = false", err)
+			}
+			var ue *url.Error
+			if !errors.As(err, &ue) || strings.Contains(ue.URL, token) {
+				t.Errorf("errors.As *url.Error: %v", ue)
+			}
+		})
 	}
 }

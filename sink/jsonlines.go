@@ -7,7 +7,6 @@ import (
 	"fmt"
 	"io"
 	"os"
-	"sync"
 	"time"
 
 	"github.com/oncehook/oncehook/dedup"
@@ -17,7 +16,10 @@ import (
 // {"id","type","created","livemode","account","api_version","payload"},
 // with the payload compacted onto the line.
 type Writer struct {
-	mu     sync.Mutex
+	// turn is held by the one Deliver writing; waiting for it honours ctx,
+	// so a write stuck on a stalled pipe or a hung disk holds up the others
+	// only until their own deadlines.
+	turn   chan struct{}
 	w      io.Writer
 	file   *os.File // set by OpenFile: synced before Deliver returns, closed by Close
 	buf    bytes.Buffer
@@ -26,7 +28,7 @@ type Writer struct {
 
 // NewWriter returns a JSON-lines Sink over w. NewWriter(os.Stdout) is the
 // default "stdout" sink.
-func NewWriter(w io.Writer) *Writer { return &Writer{w: w} }
+func NewWriter(w io.Writer) *Writer { return &Writer{w: w, turn: make(chan struct{}, 1)} }
 
 // OpenFile returns a JSON-lines Sink appending to path. Each Deliver syncs
 // the file before it returns.
@@ -35,7 +37,7 @@ func OpenFile(path string) (*Writer, error) {
 	if err != nil {
 		return nil, fmt.Errorf("opening file sink: %w", err)
 	}
-	return &Writer{w: f, file: f}, nil
+	return &Writer{w: f, file: f, turn: make(chan struct{}, 1)}, nil
 }
 
 type line struct {
@@ -63,33 +65,58 @@ func (s *Writer) Deliver(ctx context.Context, ev *dedup.Event) error {
 		c := ev.Created.UTC()
 		l.Created = &c
 	}
-	s.mu.Lock()
-	defer s.mu.Unlock()
+	select {
+	case s.turn <- struct{}{}:
+	case <-ctx.Done():
+		return fmt.Errorf("delivering %s: waiting for the writer: %w", ev.ID, ctx.Err())
+	}
 	if s.closed {
+		<-s.turn
 		return fmt.Errorf("delivering %s: sink is closed", ev.ID)
 	}
+	// The write runs on its own and gives the turn back when it ends: a
+	// write that blocks cannot be cancelled, but Deliver returns at ctx's end.
+	done := make(chan error, 1)
+	go func() {
+		defer func() { <-s.turn }()
+		done <- s.writeLine(&l)
+	}()
+	select {
+	case err := <-done:
+		if err != nil {
+			return fmt.Errorf("delivering %s: %w", ev.ID, err)
+		}
+		return nil
+	case <-ctx.Done():
+		return fmt.Errorf("delivering %s: the write did not finish in time: %w", ev.ID, ctx.Err())
+	}
+}
+
+// writeLine encodes l and writes it with a single Write, then syncs a file.
+// The caller holds the turn.
+func (s *Writer) writeLine(l *line) error {
 	s.buf.Reset()
 	enc := json.NewEncoder(&s.buf)
 	enc.SetEscapeHTML(false)
-	if err := enc.Encode(&l); err != nil {
-		return fmt.Errorf("encoding %s: %w", ev.ID, err)
+	if err := enc.Encode(l); err != nil {
+		return fmt.Errorf("encoding: %w", err)
 	}
 	if _, err := s.w.Write(s.buf.Bytes()); err != nil {
-		return fmt.Errorf("writing %s: %w", ev.ID, err)
+		return fmt.Errorf("writing: %w", err)
 	}
 	if s.file != nil {
 		if err := s.file.Sync(); err != nil {
-			return fmt.Errorf("syncing %s: %w", ev.ID, err)
+			return fmt.Errorf("syncing: %w", err)
 		}
 	}
 	return nil
 }
 
 // Close marks the sink closed and closes a file sink's file; every line was
-// written by Deliver already.
+// written by Deliver already. It waits for a write under way.
 func (s *Writer) Close() error {
-	s.mu.Lock()
-	defer s.mu.Unlock()
+	s.turn <- struct{}{}
+	defer func() { <-s.turn }()
 	if s.closed {
 		return nil
 	}

@@ -3,11 +3,14 @@ package sink
 import (
 	"errors"
 	"fmt"
+	"log/slog"
 	"net/url"
 	"os"
 	"strconv"
 
 	"github.com/redis/go-redis/v9"
+
+	"github.com/oncehook/oncehook/internal/redact"
 )
 
 // DefaultStreamMaxLen bounds a Redis stream sink when the URL sets no maxlen.
@@ -24,7 +27,8 @@ type Target struct {
 	maxLen int64
 }
 
-// ParseURL checks raw without opening anything.
+// ParseURL checks raw without opening anything. Its errors never show raw's
+// password or query values.
 func ParseURL(raw string) (Target, error) {
 	if raw == "stdout" {
 		return Target{Scheme: "stdout", raw: raw}, nil
@@ -60,12 +64,29 @@ func ParseURL(raw string) (Target, error) {
 		q.Del("maxlen")
 		u.RawQuery = q.Encode()
 		if t.redis, err = redis.ParseURL(u.String()); err != nil {
-			return Target{}, fmt.Errorf("bad Redis address: %v", err)
+			// go-redis quotes option values and may quote the URL.
+			return Target{}, fmt.Errorf("bad Redis address: %v", redact.Error(err, raw, u.String()))
 		}
 	default:
 		return Target{}, fmt.Errorf("unsupported scheme %q: use stdout, file://, http://, https:// or redis://", u.Scheme)
 	}
 	return t, nil
+}
+
+// String returns the URL with its password and query values replaced
+// (redact.URL), to show which sink is configured; "" for the zero Target.
+func (t Target) String() string {
+	return redact.URL(t.raw)
+}
+
+// GoString keeps %#v from printing the unredacted URL.
+func (t Target) GoString() string {
+	return "sink.Target(" + strconv.Quote(t.String()) + ")"
+}
+
+// LogValue logs t as String does.
+func (t Target) LogValue() slog.Value {
+	return slog.StringValue(t.String())
 }
 
 // Open makes the Sink. signer is used by HTTP sinks only and may be nil.

@@ -11,6 +11,8 @@ import (
 
 	"github.com/jackc/pgx/v5/pgxpool"
 
+	"github.com/oncehook/oncehook/dedup"
+	"github.com/oncehook/oncehook/internal/redact"
 	"github.com/oncehook/oncehook/receiver"
 	"github.com/oncehook/oncehook/sink"
 )
@@ -25,12 +27,14 @@ type config struct {
 	DatabaseURL         string
 	RedisURL            string
 	RedisTimeout        time.Duration
+	RedisKeyPrefix      string // empty: bound to the database's namespace
 	DedupTTL            time.Duration
 	MaxBodyBytes        int
 	Sink                sink.Target
 	Signer              *sink.StandardWebhooksSigner // nil unless SINK_SIGNING_SECRET is set
 	Workers             int
 	QueueSize           int
+	QueueMaxBytes       int
 	DeliveryMaxAttempts int
 	DeliveryTimeout     time.Duration
 	DeliveryLease       time.Duration
@@ -60,12 +64,14 @@ func loadConfig(lookup func(string) (string, bool)) (config, error) {
 		DatabaseURL:         e.databaseURL("DATABASE_URL"),
 		RedisURL:            e.redisURL("REDIS_URL"),
 		RedisTimeout:        e.duration("REDIS_TIMEOUT", 50*time.Millisecond, time.Millisecond),
+		RedisKeyPrefix:      e.get("REDIS_KEY_PREFIX"),
 		DedupTTL:            e.duration("DEDUP_TTL", 72*time.Hour, time.Second),
 		MaxBodyBytes:        e.integer("MAX_BODY_BYTES", 1<<20, 1024),
 		Sink:                e.sink("SINK_URL"),
 		Workers:             e.integer("WORKERS", 32, 1),
 		QueueSize:           e.integer("QUEUE_SIZE", 10000, 1),
-		DeliveryMaxAttempts: e.integer("DELIVERY_MAX_ATTEMPTS", 15, 1),
+		QueueMaxBytes:       e.integer("QUEUE_MAX_BYTES", sink.DefaultQueueMaxBytes, 1024),
+		DeliveryMaxAttempts: e.integerUpTo("DELIVERY_MAX_ATTEMPTS", 15, 1, sink.MaxAttemptsLimit),
 		DeliveryTimeout:     e.duration("DELIVERY_TIMEOUT", 10*time.Second, time.Millisecond),
 		Retention:           e.duration("RETENTION", 720*time.Hour, 72*time.Hour),
 		ShutdownTimeout:     e.duration("SHUTDOWN_TIMEOUT", 30*time.Second, 0),
@@ -86,6 +92,12 @@ func loadConfig(lookup func(string) (string, bool)) (config, error) {
 	}
 	if c.TrustedProxies != nil && c.Allowlist == nil {
 		e.fail("TRUSTED_PROXIES", "only used with STRIPE_IP_ALLOWLIST")
+	}
+	if c.QueueMaxBytes < c.MaxBodyBytes {
+		e.fail("QUEUE_MAX_BYTES", "%d is less than MAX_BODY_BYTES (%d): one event must fit", c.QueueMaxBytes, c.MaxBodyBytes)
+	}
+	if c.RedisKeyPrefix != "" && c.RedisURL == "" {
+		e.fail("REDIS_KEY_PREFIX", "only used with REDIS_URL")
 	}
 	if c.Retention < c.DedupTTL {
 		e.fail("RETENTION", "%s is shorter than DEDUP_TTL (%s): a retry after the row is pruned would be accepted again", c.Retention, c.DedupTTL)
@@ -150,6 +162,15 @@ func (e *env) integer(name string, def, least int) int {
 	return n
 }
 
+func (e *env) integerUpTo(name string, def, least, most int) int {
+	n := e.integer(name, def, least)
+	if n > most {
+		e.fail(name, "%d is more than %d", n, most)
+		return def
+	}
+	return n
+}
+
 func (e *env) oneOf(name, def string, allowed ...string) string {
 	v := strings.ToLower(e.str(name, def))
 	for _, a := range allowed {
@@ -197,7 +218,7 @@ func (e *env) databaseURL(name string) string {
 		return ""
 	}
 	if _, err := pgxpool.ParseConfig(v); err != nil {
-		e.fail(name, "not a valid Postgres URL (%v)", err) // pgx masks the password
+		e.fail(name, "not a valid Postgres URL (%v)", redact.Error(err, v))
 	}
 	return v
 }
@@ -260,9 +281,19 @@ func (e *env) file(name string) string {
 
 func (e *env) redisURL(name string) string {
 	v := e.get(name)
-	if v != "" && !strings.HasPrefix(v, "redis://") && !strings.HasPrefix(v, "rediss://") {
-		e.fail(name, "must start with redis:// or rediss://, or be empty for Postgres alone")
+	if v == "" {
+		return ""
 	}
+	if !strings.HasPrefix(v, "redis://") && !strings.HasPrefix(v, "rediss://") {
+		e.fail(name, "must start with redis:// or rediss://, or be empty for Postgres alone")
+		return v
+	}
+	client, err := dedup.NewRedisClient(v, time.Second) // parses only; connects on first use
+	if err != nil {
+		e.fail(name, "not a valid Redis URL (%v)", redact.Error(err, v))
+		return v
+	}
+	_ = client.Close()
 	return v
 }
 

@@ -110,3 +110,53 @@ func TestLoadConfigHardening(t *testing.T) {
 		t.Errorf("TRUSTED_PROXIES alone: %v", err)
 	}
 }
+
+// TestConfigErrorsNeverEchoCredentials: a URL variable that fails to parse
+// is named in the error, but its password and query values are not.
+func TestConfigErrorsNeverEchoCredentials(t *testing.T) {
+	t.Parallel()
+	for _, tc := range []struct{ name, value string }{
+		{"REDIS_URL", "redis://:PASSWORDVALUE@cache:6379/%zz"},
+		{"REDIS_URL", "redis://user:PASSWORDVALUE@cache:6379/0?dial_timeout=SECRETVALUE"},
+		{"REDIS_URL", "redis://:PASSWORDVALUE@n1:6379?addr=n2:6379&pool_size=SECRETVALUE"},
+		{"DATABASE_URL", "postgres://u:PASSWORDVALUE@db:5432/app?connect_timeout=SECRETVALUE"},
+		{"DATABASE_URL", "postgres://u:PASSWORDVALUE@db:5432/app?pool_max_conns=SECRETVALUE"},
+		{"SINK_URL", "redis://:PASSWORDVALUE@cache:6379/0?stream=s&read_timeout=SECRETVALUE"},
+	} {
+		env := map[string]string{"STRIPE_WEBHOOK_SECRET": "whsec_abc", "DATABASE_URL": minimal["DATABASE_URL"]}
+		env[tc.name] = tc.value
+		_, err := loadConfig(lookupFrom(env))
+		if err == nil || !strings.Contains(err.Error(), tc.name) {
+			t.Errorf("%s=%s: %v, want an error naming the variable", tc.name, tc.value, err)
+			continue
+		}
+		if strings.Contains(err.Error(), "PASSWORDVALUE") || strings.Contains(err.Error(), "SECRETVALUE") {
+			t.Errorf("%s: the error shows a credential: %v", tc.name, err)
+		}
+	}
+}
+
+// TestLoadConfigBoundsDeliveryAndQueue: DELIVERY_MAX_ATTEMPTS has a ceiling
+// (2^attempts backoff), and QUEUE_MAX_BYTES must hold one event.
+func TestLoadConfigBoundsDeliveryAndQueue(t *testing.T) {
+	t.Parallel()
+	for _, tc := range []struct{ name, value string }{
+		{"DELIVERY_MAX_ATTEMPTS", "100000"},
+		{"DELIVERY_MAX_ATTEMPTS", "1001"},
+		{"QUEUE_MAX_BYTES", "1000"},
+		{"QUEUE_MAX_BYTES", "524288"},   // less than MAX_BODY_BYTES
+		{"REDIS_KEY_PREFIX", "shared:"}, // without REDIS_URL
+	} {
+		env := map[string]string{"STRIPE_WEBHOOK_SECRET": "whsec_abc", "DATABASE_URL": minimal["DATABASE_URL"]}
+		env[tc.name] = tc.value
+		if _, err := loadConfig(lookupFrom(env)); err == nil || !strings.Contains(err.Error(), tc.name) {
+			t.Errorf("%s=%s: %v, want an error naming it", tc.name, tc.value, err)
+		}
+	}
+	env := map[string]string{"STRIPE_WEBHOOK_SECRET": "whsec_abc", "DATABASE_URL": minimal["DATABASE_URL"],
+		"DELIVERY_MAX_ATTEMPTS": "1000", "QUEUE_MAX_BYTES": "2097152", "REDIS_URL": "redis://cache:6379/0", "REDIS_KEY_PREFIX": "shared:"}
+	c, err := loadConfig(lookupFrom(env))
+	if err != nil || c.DeliveryMaxAttempts != 1000 || c.QueueMaxBytes != 2<<20 || c.RedisKeyPrefix != "shared:" {
+		t.Fatalf("%+v, %v", c, err)
+	}
+}

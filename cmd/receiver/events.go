@@ -6,6 +6,7 @@ import (
 	"errors"
 	"flag"
 	"fmt"
+	"github.com/oncehook/oncehook/internal/redact"
 	"io"
 	"os"
 	"strings"
@@ -28,7 +29,7 @@ func adminPool(ctx context.Context) (*pgxpool.Pool, error) {
 	}
 	pool, err := pgxpool.New(ctx, url)
 	if err != nil {
-		return nil, fmt.Errorf("DATABASE_URL: %w", err)
+		return nil, fmt.Errorf("DATABASE_URL: %w", redact.Error(err, url))
 	}
 	return pool, nil
 }

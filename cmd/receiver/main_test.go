@@ -55,7 +55,7 @@ func TestProcessServesAndDrainsOnSIGTERM(t *testing.T) {
 	t.Parallel()
 	pool := testenv.Postgres(t)
 	schema := pool.Config().ConnConfig.RuntimeParams["search_path"]
-	if _, err := pool.Exec(context.Background(), "DROP TABLE stripe_webhook_delivery_attempts, stripe_webhook_events, oncehook_schema_migrations"); err != nil {
+	if _, err := pool.Exec(context.Background(), "DROP TABLE stripe_webhook_delivery_attempts, stripe_webhook_events, oncehook_schema_migrations, oncehook_identity"); err != nil {
 		t.Fatal(err) // the binary must migrate by itself
 	}
 	addr := freeAddr(t)
@@ -146,6 +146,13 @@ func schemaURL(dbURL, schema string) string {
 // with extra environment, and waits until /readyz answers 200.
 func startProcess(t *testing.T, addr, dbURL string, env ...string) *process {
 	t.Helper()
+	return startProcessWithStdout(t, nil, addr, dbURL, env...)
+}
+
+// startProcessWithStdout is startProcess with the process's stdout on
+// stdout (nil: discarded).
+func startProcessWithStdout(t *testing.T, stdout *os.File, addr, dbURL string, env ...string) *process {
+	t.Helper()
 	bin, err := buildReceiver()
 	if err != nil {
 		t.Fatal(err)
@@ -159,6 +166,9 @@ func startProcess(t *testing.T, addr, dbURL string, env ...string) *process {
 	), env...)
 	p := &process{cmd: cmd, stderr: &syncBuffer{}, exited: make(chan error, 1)}
 	cmd.Stderr = p.stderr
+	if stdout != nil {
+		cmd.Stdout = stdout
+	}
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
 	}

@@ -6,6 +6,7 @@ import (
 	"encoding/hex"
 	"flag"
 	"fmt"
+	"github.com/oncehook/oncehook/internal/redact"
 	"io"
 	"net/http"
 	"os"
@@ -63,7 +64,7 @@ func sendTestEvent(ctx context.Context, args []string) error {
 	req.Header.Set("Stripe-Signature", signed.Header)
 	resp, err := http.DefaultClient.Do(req)
 	if err != nil {
-		return fmt.Errorf("posting to %s: %w", *target, err)
+		return fmt.Errorf("posting to %s: %w", redact.URL(*target), redact.Error(err, *target))
 	}
 	defer resp.Body.Close()
 	answer, _ := io.ReadAll(io.LimitReader(resp.Body, 4096))

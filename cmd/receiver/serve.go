@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -10,6 +11,7 @@ import (
 	"net/http/pprof"
 	"os"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	"github.com/jackc/pgx/v5/pgxpool"
@@ -18,6 +20,7 @@ import (
 
 	"github.com/oncehook/oncehook/dedup"
 	"github.com/oncehook/oncehook/internal/metrics"
+	"github.com/oncehook/oncehook/internal/redact"
 	"github.com/oncehook/oncehook/migrations"
 	"github.com/oncehook/oncehook/receiver"
 	"github.com/oncehook/oncehook/sink"
@@ -42,8 +45,8 @@ func migrate(ctx context.Context) error {
 
 // serve runs the receiver until ctx ends, then shuts down in this order:
 // listener and in-flight requests, the batch writer, the sweeper and the
-// delivery workers (draining within SHUTDOWN_TIMEOUT), the pruner, then the
-// Postgres and Redis pools.
+// delivery workers, the pruner, then the Postgres and Redis pools. All of
+// it ends within SHUTDOWN_TIMEOUT.
 func serve(ctx context.Context) error {
 	c, err := loadConfig(os.LookupEnv)
 	if err != nil {
@@ -54,7 +57,8 @@ func serve(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	defer pool.Close()
+	var closePool firstOnly // at the end of the shutdown, or on an early return
+	defer closePool.Do(pool.Close)
 	if err := applyMigrations(ctx, pool, log); err != nil {
 		return err
 	}
@@ -63,9 +67,9 @@ func serve(ctx context.Context) error {
 	if c.RedisURL != "" {
 		client, err := dedup.NewRedisClient(c.RedisURL, c.RedisTimeout)
 		if err != nil {
-			return fmt.Errorf("REDIS_URL: %w", err)
+			return fmt.Errorf("REDIS_URL: %w", redact.Error(err, c.RedisURL))
 		}
-		defer client.Close()
+		defer client.Close() // after closePool's wait, if any; Close is idempotent
 		rdb = client
 	}
 
@@ -76,7 +80,7 @@ func serve(ctx context.Context) error {
 	}
 	lease := c.DeliveryLease
 	disp, err := sink.NewDispatcher(sink.DispatcherConfig{
-		Pool: pool, Sink: out, Workers: c.Workers, QueueSize: c.QueueSize,
+		Pool: pool, Sink: out, Workers: c.Workers, QueueSize: c.QueueSize, QueueMaxBytes: int64(c.QueueMaxBytes),
 		DeliveryTimeout: c.DeliveryTimeout, MaxAttempts: c.DeliveryMaxAttempts, Lease: lease, Logger: log, Metrics: m,
 	})
 	if err != nil {
@@ -92,8 +96,9 @@ func serve(ctx context.Context) error {
 		return err
 	}
 	pruner.Start()
-	defer pruner.Stop()
-	dd, err := dedup.New(dedup.Config{Pool: pool, Redis: rdb, DoneTTL: c.DedupTTL, Lease: lease, Logger: log, Metrics: m})
+	var stopPruner firstOnly
+	defer stopPruner.Do(pruner.Stop)
+	dd, err := dedup.New(dedup.Config{Pool: pool, Redis: rdb, KeyPrefix: c.RedisKeyPrefix, DoneTTL: c.DedupTTL, Lease: lease, Logger: log, Metrics: m})
 	if err != nil {
 		return err
 	}
@@ -122,8 +127,8 @@ func serve(ctx context.Context) error {
 	}
 	serveErr := make(chan error, 1)
 	go func() { serveErr <- srv.Serve(ln) }()
-	admin := startAdmin(c.AdminAddr, m, log)
-	log.Info("receiver listening", "addr", ln.Addr().String(), "admin_addr", c.AdminAddr,
+	admin := startAdmin(c.AdminAddr, m, srv, log)
+	log.Info("receiver listening", "addr", ln.Addr().String(), "admin_addr", c.AdminAddr, "sink", c.Sink,
 		"redis", c.RedisURL != "", "secrets", len(c.Secrets), "tls", c.TLSCertFile != "", "allowlist", len(c.Allowlist))
 
 	select {
@@ -132,20 +137,53 @@ func serve(ctx context.Context) error {
 	case err := <-serveErr:
 		log.Error("listener failed; shutting down", "error", err)
 	}
+	// Every step ends by one deadline, SHUTDOWN_TIMEOUT from now: a step
+	// still running then is left behind, as the process is about to exit.
 	sctx, cancel := context.WithTimeout(context.Background(), c.ShutdownTimeout)
 	defer cancel()
-	if err := srv.Shutdown(sctx); err != nil {
-		log.Warn("in-flight requests did not finish in time", "error", err)
-	}
-	dd.Stop()
-	if err := disp.Stop(sctx); err != nil {
-		log.Warn("delivery queue not drained", "error", err)
-	}
+	within(sctx, log, "listener and in-flight requests", func() {
+		if err := srv.Shutdown(sctx); err != nil {
+			log.Warn("in-flight requests did not finish in time", "error", err)
+		}
+	})
+	within(sctx, log, "batch writer", dd.Stop)
+	within(sctx, log, "delivery", func() {
+		if err := disp.Stop(sctx); err != nil {
+			log.Warn("delivery queue not drained", "error", err)
+		}
+	})
+	within(sctx, log, "pruner", func() { stopPruner.Do(pruner.Stop) })
 	if admin != nil {
 		_ = admin.Close()
 	}
+	within(sctx, log, "Postgres pool", func() { closePool.Do(pool.Close) })
 	log.Info("stopped")
 	return nil
+}
+
+// firstOnly runs a function the first time only. Unlike sync.Once, a later
+// call never waits for the first run, which may be stuck and left behind.
+type firstOnly struct{ started atomic.Bool }
+
+func (o *firstOnly) Do(f func()) {
+	if o.started.CompareAndSwap(false, true) {
+		f()
+	}
+}
+
+// within runs one shutdown step and waits for it until ctx ends. A step
+// still running then is logged and left behind.
+func within(ctx context.Context, log *slog.Logger, step string, f func()) {
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		f()
+	}()
+	select {
+	case <-done:
+	case <-ctx.Done():
+		log.Warn("shutdown step did not finish within SHUTDOWN_TIMEOUT; left behind", "step", step)
+	}
 }
 
 // openPool connects to Postgres, waiting up to startupTimeout for it to
@@ -153,7 +191,7 @@ func serve(ctx context.Context) error {
 func openPool(ctx context.Context, c config, log *slog.Logger) (*pgxpool.Pool, error) {
 	pcfg, err := pgxpool.ParseConfig(c.DatabaseURL)
 	if err != nil {
-		return nil, fmt.Errorf("DATABASE_URL: %w", err)
+		return nil, fmt.Errorf("DATABASE_URL: %w", redact.Error(err, c.DatabaseURL))
 	}
 	if !strings.Contains(c.DatabaseURL, "pool_max_conns") {
 		// One connection runs the insert batch; the others serve delivery
@@ -162,12 +200,12 @@ func openPool(ctx context.Context, c config, log *slog.Logger) (*pgxpool.Pool, e
 	}
 	pool, err := pgxpool.NewWithConfig(ctx, pcfg)
 	if err != nil {
-		return nil, fmt.Errorf("DATABASE_URL: %w", err)
+		return nil, fmt.Errorf("DATABASE_URL: %w", redact.Error(err, c.DatabaseURL))
 	}
 	deadline := time.Now().Add(startupTimeout)
 	for {
 		pctx, cancel := context.WithTimeout(ctx, 5*time.Second)
-		err = pool.Ping(pctx)
+		err = redact.Error(pool.Ping(pctx), c.DatabaseURL)
 		cancel()
 		if err == nil {
 			return pool, nil
@@ -195,13 +233,22 @@ func applyMigrations(ctx context.Context, pool *pgxpool.Pool, log *slog.Logger) 
 	return nil
 }
 
-// startAdmin serves /metrics and pprof on addr; empty addr turns it off.
-func startAdmin(addr string, m *metrics.Metrics, log *slog.Logger) *http.Server {
+// startAdmin serves /metrics, pprof and the detailed /readyz on addr; empty
+// addr turns it off.
+func startAdmin(addr string, m *metrics.Metrics, webhooks *receiver.Server, log *slog.Logger) *http.Server {
 	if addr == "" {
 		return nil
 	}
 	mux := http.NewServeMux()
 	mux.Handle("/metrics", promhttp.HandlerFor(m.Registry, promhttp.HandlerOpts{}))
+	mux.HandleFunc("/readyz", func(w http.ResponseWriter, r *http.Request) {
+		d := webhooks.ReadinessDetail(r.Context())
+		w.Header().Set("Content-Type", "application/json")
+		if d.Status != receiver.ReadyStatus {
+			w.WriteHeader(http.StatusServiceUnavailable)
+		}
+		_ = json.NewEncoder(w).Encode(d)
+	})
 	mux.HandleFunc("/debug/pprof/", pprof.Index)
 	mux.HandleFunc("/debug/pprof/cmdline", pprof.Cmdline)
 	mux.HandleFunc("/debug/pprof/profile", pprof.Profile)

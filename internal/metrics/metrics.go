@@ -31,6 +31,7 @@ const (
 	Delivered = "delivered"
 	Retry     = "retry" // failed, scheduled again
 	Dead      = "dead"  // failed for the last time
+	Stale     = "stale" // came after the lease was taken over; not applied
 )
 
 // Metrics is every collector, registered on Registry.
@@ -80,7 +81,7 @@ func New() *Metrics {
 	for _, o := range []string{Accepted, Duplicate, BadSignature, BadEvent, TooLarge, MethodNotAllowed, NotFound, Forbidden, BadRequest, Unavailable, Overloaded} {
 		m.requestsByName[o] = m.requests.WithLabelValues(o) // every outcome shows, at 0
 	}
-	for _, r := range []string{Delivered, Retry, Dead} {
+	for _, r := range []string{Delivered, Retry, Dead, Stale} {
 		m.deliveries.WithLabelValues(r)
 	}
 	for _, op := range []string{"claim", "mark done", "release"} {

@@ -53,6 +53,19 @@ func Postgres(t testing.TB) *pgxpool.Pool {
 // pool whose search_path is that schema.
 func Schema(t testing.TB, url string) *pgxpool.Pool {
 	t.Helper()
+	pool := EmptySchema(t, url)
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	if _, err := migrations.Apply(ctx, pool); err != nil {
+		t.Fatalf("migrating: %v", err)
+	}
+	return pool
+}
+
+// EmptySchema creates a schema without the migrations in the database at
+// url and returns a pool whose search_path is that schema.
+func EmptySchema(t testing.TB, url string) *pgxpool.Pool {
+	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	name := "t_" + RandomHex(6)
@@ -82,9 +95,6 @@ func Schema(t testing.TB, url string) *pgxpool.Pool {
 			_ = c.Close(ctx)
 		}
 	})
-	if _, err := migrations.Apply(ctx, pool); err != nil {
-		t.Fatalf("migrating: %v", err)
-	}
 	return pool
 }
 

@@ -1,0 +1,89 @@
+package sink_test
+
+import (
+	"context"
+	"fmt"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/oncehook/oncehook/dedup"
+	"github.com/oncehook/oncehook/internal/testenv"
+	"github.com/oncehook/oncehook/sink"
+)
+
+// TestQueueIsBoundedInBytes: the hand-off holds at most QueueMaxBytes of
+// payloads, counting deliveries under way; what does not fit stays pending
+// in Postgres. The sweeper claims no more than fits either, and an event
+// larger than the whole bound still goes through alone.
+func TestQueueIsBoundedInBytes(t *testing.T) {
+	t.Parallel()
+	pool := testenv.Postgres(t)
+	const size, bound = 3000, 10_000
+	var evs []*dedup.Event
+	for i := range 40 {
+		id := fmt.Sprintf("evt_bytes_%02d", i)
+		payload := []byte(`{"id":"` + id + `","pad":"` + strings.Repeat("x", size-30) + `"}`)
+		if _, err := pool.Exec(context.Background(), `INSERT INTO stripe_webhook_events (event_id, event_type, payload, locked_until, next_attempt_at)
+			VALUES ($1, 'invoice.paid', $2, now() + interval '1 minute', now() + interval '1 minute')`, id, payload); err != nil {
+			t.Fatal(err)
+		}
+		evs = append(evs, &dedup.Event{ID: id, Type: "invoice.paid", Payload: payload})
+	}
+	release := make(chan struct{})
+	cfg := fastRetries
+	cfg.Pool, cfg.Workers, cfg.QueueSize, cfg.QueueMaxBytes = pool, 2, 1000, bound
+	cfg.Sink = funcSink(func(ctx context.Context, _ *dedup.Event) error {
+		select {
+		case <-release:
+			return nil
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+	})
+	d, err := sink.NewDispatcher(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer d.Stop(context.Background())
+	accepted := 0
+	for _, ev := range evs[:20] {
+		if d.Enqueue(ev, leaseOf(t, pool, ev.ID)) {
+			accepted++
+		}
+	}
+	if want := bound / len(evs[0].Payload); accepted != want || d.QueueBytes() > bound {
+		t.Fatalf("accepted %d events holding %d bytes; want %d within %d bytes", accepted, d.QueueBytes(), want, bound)
+	}
+
+	// The other 20 rows are due: the sweeper must not claim past the room left.
+	if _, err := pool.Exec(context.Background(), `UPDATE stripe_webhook_events SET locked_until = NULL, next_attempt_at = now()
+		WHERE event_id >= 'evt_bytes_20'`); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(300 * time.Millisecond) // many sweeps at 20ms
+	var claimed int
+	if err := pool.QueryRow(context.Background(), `SELECT count(*) FROM stripe_webhook_events
+		WHERE event_id >= 'evt_bytes_20' AND locked_until > now()`).Scan(&claimed); err != nil {
+		t.Fatal(err)
+	}
+	if claimed != 0 || d.QueueBytes() > bound {
+		t.Fatalf("the sweeper claimed %d rows into a full queue (%d bytes held)", claimed, d.QueueBytes())
+	}
+	close(release)
+	waitFor(t, func() bool {
+		var left int
+		_ = pool.QueryRow(context.Background(), `SELECT count(*) FROM stripe_webhook_events WHERE event_id >= 'evt_bytes_20' AND status = 'pending'`).Scan(&left)
+		return left == 0
+	})
+
+	big := &dedup.Event{ID: "evt_bytes_big", Type: "invoice.paid", Payload: []byte(`{"pad":"` + strings.Repeat("y", 2*bound) + `"}`)}
+	if _, err := pool.Exec(context.Background(), `INSERT INTO stripe_webhook_events (event_id, event_type, payload, locked_until)
+		VALUES ($1, 'invoice.paid', $2, now() + interval '1 minute')`, big.ID, big.Payload); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, func() bool { return d.QueueBytes() == 0 })
+	if !d.Enqueue(big, leaseOf(t, pool, big.ID)) {
+		t.Fatal("an event larger than QueueMaxBytes was refused by an empty queue: it would never be delivered")
+	}
+}

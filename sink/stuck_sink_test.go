@@ -1,0 +1,77 @@
+package sink_test
+
+import (
+	"context"
+	"io"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/oncehook/oncehook/dedup"
+	"github.com/oncehook/oncehook/internal/testenv"
+	"github.com/oncehook/oncehook/sink"
+)
+
+// TestStalledSinkEndsWithinTimeoutAndShutdown: a JSON-lines sink writing to
+// a pipe nobody reads (a stalled stdout, a hung disk) blocks in Write and
+// cannot be cancelled. Each delivery must still end, as a failed attempt,
+// within DELIVERY_TIMEOUT, and Stop within its deadline.
+func TestStalledSinkEndsWithinTimeoutAndShutdown(t *testing.T) {
+	t.Parallel()
+	pool := testenv.Postgres(t)
+	evs := stored(t, pool, 3)
+	pr, pw := io.Pipe()
+	t.Cleanup(func() { pr.Close() })
+	cfg := fastRetries
+	cfg.Pool, cfg.Sink, cfg.Workers, cfg.DeliveryTimeout = pool, sink.NewWriter(pw), 2, 500*time.Millisecond
+	cfg.RetryBase, cfg.RetryMax = time.Minute, time.Hour // one attempt each in this test
+	d, err := sink.NewDispatcher(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	start := time.Now()
+	for _, ev := range evs {
+		d.Enqueue(ev, leaseOf(t, pool, ev.ID))
+	}
+	for _, ev := range evs[:2] {
+		r := waitRow(t, pool, ev.ID, func(r row) bool { return r.attempts == 1 })
+		if r.status != "pending" || !strings.Contains(r.lastError, "deadline exceeded") {
+			t.Errorf("%s: %+v, want a failed attempt naming the timeout", ev.ID, r)
+		}
+	}
+	if el := time.Since(start); el > 3*time.Second {
+		t.Errorf("the first attempts took %s with a 500ms DELIVERY_TIMEOUT", el)
+	}
+
+	ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+	defer cancel()
+	stopped := make(chan error, 1)
+	start = time.Now()
+	go func() { stopped <- d.Stop(ctx) }()
+	select {
+	case <-stopped:
+		if el := time.Since(start); el > 1500*time.Millisecond {
+			t.Errorf("Stop took %s with a 1s deadline", el)
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("Stop is still blocked 5s after its 1s deadline")
+	}
+}
+
+// TestWriterHonoursContextWhileStalled: the sink itself returns at ctx's
+// end, on the stalled write and on the writes queued behind it.
+func TestWriterHonoursContextWhileStalled(t *testing.T) {
+	t.Parallel()
+	pr, pw := io.Pipe()
+	t.Cleanup(func() { pr.Close() })
+	w := sink.NewWriter(pw)
+	for i := range 3 {
+		ctx, cancel := context.WithTimeout(context.Background(), 100*time.Millisecond)
+		start := time.Now()
+		err := w.Deliver(ctx, &dedup.Event{ID: "evt_stalled", Type: "invoice.paid", Payload: []byte(`{}`)})
+		cancel()
+		if err == nil || time.Since(start) > time.Second {
+			t.Fatalf("delivery %d on a stalled pipe: %v after %s, want an error at the deadline", i, err, time.Since(start))
+		}
+	}
+}
