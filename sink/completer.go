@@ -217,9 +217,10 @@ func isDataError(err error) bool {
 	return errors.As(err, &pgErr) && (strings.HasPrefix(pgErr.Code, "22") || strings.HasPrefix(pgErr.Code, "23"))
 }
 
-// maxHeld bounds the results kept while Postgres cannot take them. Dropped
-// results leave their rows pending, to be delivered again after the lease.
-func (c *completer) maxHeld() int { return 50 * c.cfg.MaxBatch }
+// maxHeld bounds the results kept while Postgres cannot take them (each at
+// most maxErrorLen of text). Dropped results leave their rows pending, to
+// be delivered again after the lease.
+func (c *completer) maxHeld() int { return 10 * c.cfg.MaxBatch }
 
 // write records one chunk in one transaction.
 func (c *completer) write(chunk []result) error {

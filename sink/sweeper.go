@@ -101,7 +101,10 @@ func (s *sweeper) sweep() bool {
 	}
 	defer rows.Close()
 	leaseUntil := start.Add(s.cfg.Lease - leaseMargin)
-	n := 0
+	// Every row is read before any is handed over: the claim commits only
+	// once its last row is sent, and a result written before that would
+	// not see the new lease.
+	var jobs []job
 	for rows.Next() {
 		ev := &dedup.Event{}
 		var created pgtype.Timestamptz
@@ -111,18 +114,19 @@ func (s *sweeper) sweep() bool {
 			return false
 		}
 		ev.Created = created.Time
-		n++
-		if !s.d.offer(job{ev: ev, lease: lease, leaseUntil: leaseUntil}) {
-			// Stopping, or the intake filled the queue: the lease ends and
-			// a sweeper takes the row again.
-			continue
-		}
+		jobs = append(jobs, job{ev: ev, lease: lease, leaseUntil: leaseUntil})
 	}
+	rows.Close()
 	if err := rows.Err(); err != nil {
-		s.errs.Warn("sweeper: claiming due events failed", "error", err)
+		s.errs.Warn("sweeper: claiming due events failed; the rows are retried after their lease", "error", err)
 		return false
 	}
-	return n == limit
+	for _, j := range jobs {
+		// false: stopping, or the intake filled the queue; the lease ends
+		// and a sweeper takes the row again.
+		s.d.offer(j)
+	}
+	return len(jobs) == limit
 }
 
 func (s *sweeper) stop() {
