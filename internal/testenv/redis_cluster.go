@@ -1,7 +1,9 @@
 package testenv
 
 import (
+	"net"
 	"os/exec"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -15,7 +17,7 @@ func StartRedisCluster(t testing.TB) string {
 	ensure(t)
 	var addrs []string
 	for range 3 {
-		dir, port := tempDir(t, "oncehook-redis-cluster-"), freePort(t)
+		dir, port := tempDir(t, "oncehook-redis-cluster-"), freeClusterPort(t)
 		t.Cleanup(func() { stopInCleanup(t, "redis-stop", dir) })
 		opts := "REDIS_EXTRA_OPTS=--cluster-enabled yes --cluster-config-file " + dir + "/nodes.conf --cluster-node-timeout 2000"
 		servicesEnv(t, []string{opts}, "redis-start", dir, port)
@@ -43,4 +45,25 @@ func StartRedisCluster(t testing.TB) string {
 		time.Sleep(100 * time.Millisecond)
 	}
 	return "redis://" + addrs[0] + "?addr=" + addrs[1] + "&addr=" + addrs[2]
+}
+
+// freeClusterPort is a free port whose cluster bus port (port + 10000) is
+// free too: a node whose bus port is taken exits at start.
+func freeClusterPort(t testing.TB) string {
+	t.Helper()
+	for range 50 {
+		port := freePort(t)
+		n, _ := strconv.Atoi(port)
+		if n+10000 > 65535 {
+			continue
+		}
+		ln, err := net.Listen("tcp", "127.0.0.1:"+strconv.Itoa(n+10000))
+		if err != nil {
+			continue
+		}
+		ln.Close()
+		return port
+	}
+	t.Fatal("no free port with a free cluster bus port (port + 10000)")
+	return ""
 }
