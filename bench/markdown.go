@@ -67,6 +67,9 @@ func (s *Suite) WriteMarkdown(w io.Writer, o MarkdownOptions) {
 		if len(r.URLs) > 1 {
 			mode += fmt.Sprintf(", %d receivers", len(r.URLs))
 		}
+		if r.Hostile != nil {
+			mode += ", under attack"
+		}
 		p("| %s | %s | %d | %.0f | %s | %d | %d | %d | %d | %d | %d | %d | %.2f | %.2f | %.2f | %.2f |",
 			r.Name, mode, r.Connections, r.RPS, ratio(r.RPS, floor), r.Events, c.Accepted, c.Duplicate,
 			c.Status4xx, c.Status5xx, c.Errors, c.Retries, l.P50, l.P90, l.P99, l.Max)
@@ -213,6 +216,15 @@ func describe(r *Result) string {
 		return fmt.Sprintf("new events and bad signatures, stale timestamps and malformed bodies (%d of %d), which must get 400.", bad, r.Events)
 	case Spread:
 		return fmt.Sprintf("each event sent %d times at once, each copy to another of %d receivers sharing Postgres and Redis.", r.Copies, len(r.URLs))
+	case Hostile:
+		h := r.Hostile
+		if h == nil {
+			return "every event new, under attack."
+		}
+		return fmt.Sprintf("every event new, while another address holds %d connections that send nothing, %d bodies "+
+			"(1 MB declared) sent a byte a second and %d requests whose headers come a byte a second; "+
+			"%d of them were open when the run began, and %d were opened again after the receiver cut them.",
+			h.Idle, h.SlowBodies, h.SlowHeaders, h.Held, h.Reconnects)
 	}
 	return ""
 }

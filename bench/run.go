@@ -44,6 +44,8 @@ type RunConfig struct {
 	// ReplaySet is how many events Replay accepts in its warm-up. Defaults
 	// to 10,000, or Events if that is smaller.
 	ReplaySet int
+	// Hostile is the attack Hostile holds during its measured phase.
+	Hostile HostileConfig
 	// DrainTimeout bounds the wait for every event to reach the sink.
 	// Defaults to 30s.
 	DrainTimeout time.Duration
@@ -180,6 +182,7 @@ type Result struct {
 	Timeline     []Second        `json:"timeline"`
 	Verify       *Verification   `json:"verify,omitempty"`
 	Memory       []ProcessMemory `json:"memory,omitempty"`
+	Hostile      *HostileStats   `json:"hostile,omitempty"`
 }
 
 // OK reports whether the run broke no guarantee (timings never fail it).
@@ -249,6 +252,16 @@ func Run(ctx context.Context, cfg RunConfig) (*Result, error) {
 		}
 	}
 
+	var att *attack
+	if cfg.Scenario == Hostile {
+		fmt.Fprintf(orDiscard(cfg.Progress), "%-14s opening the attack's connections\n", cfg.Name)
+		if att, err = startAttack(ctx, urls[0], cfg.Hostile, 30*time.Second); err != nil {
+			return nil, err
+		}
+		defer att.stop()
+		time.Sleep(time.Second) // slow bodies and headers under way
+	}
+
 	src := newSource()
 	if cfg.Scenario == Replay {
 		src.cycle = events
@@ -273,6 +286,10 @@ func Run(ctx context.Context, cfg RunConfig) (*Result, error) {
 	}
 	res.Events = int64(src.events())
 	events = max(events, src.events())
+	if att != nil {
+		st := att.stop()
+		res.Hostile = &st
+	}
 
 	if v != nil {
 		fmt.Fprintf(orDiscard(cfg.Progress), "%-14s verifying %d events at the sink\n", cfg.Name, events)

@@ -27,10 +27,14 @@ const (
 	// another of the URLs, as a load balancer spreads Stripe's overlapping
 	// deliveries over instances.
 	Spread = "spread"
+	// Hostile sends every event once while another address holds idle
+	// connections, slow bodies and slow headers (see HostileConfig): every
+	// event must still get 200, fast.
+	Hostile = "hostile"
 )
 
 // Scenarios lists them in the order of the standard suite.
-var Scenarios = []string{Floor, Unique, Storm, Replay, Mixed, Spread}
+var Scenarios = []string{Floor, Unique, Storm, Replay, Mixed, Spread, Hostile}
 
 func knownScenario(s string) bool {
 	for _, k := range Scenarios {

@@ -39,11 +39,22 @@ type Config struct {
 	WriteTimeout time.Duration
 	// IdleTimeout closes keep-alive connections idle this long. Defaults to 60s.
 	IdleTimeout time.Duration
-	// Concurrency bounds the connections served at once, and with
-	// MaxBodyBytes the memory their bodies take. Defaults to 512.
+	// Concurrency bounds the webhook requests being verified and stored at
+	// once, counted from when their body is read; past it they get 503.
+	// Defaults to 512.
 	Concurrency int
-	// MaxConnsPerIP bounds one client address's connections; 0 means no
-	// bound (the right setting behind a load balancer).
+	// MaxConns bounds open connections. A new connection at the bound
+	// closes the one idle longest (no byte of a request yet, or between
+	// keep-alive requests); only when none is idle is it refused with 503.
+	// At most 1048576. Defaults to 10000.
+	MaxConns int
+	// MaxBodyBytesInFlight bounds the bytes that webhook bodies being read
+	// and handled hold, charged as they arrive; a request that does not fit
+	// gets 503. At least MaxBodyBytes. Defaults to 64 MiB.
+	MaxBodyBytesInFlight int
+	// MaxConnsPerIP bounds one client address's connections, past it they
+	// are refused with 429; 0 means no bound (the right setting behind a
+	// load balancer).
 	MaxConnsPerIP int
 	// Allowlist, when set, is the only sources /webhooks/stripe accepts;
 	// others get 403.
@@ -76,6 +87,12 @@ func (c Config) WithDefaults() Config {
 	if c.Concurrency == 0 {
 		c.Concurrency = 512
 	}
+	if c.MaxConns == 0 {
+		c.MaxConns = 10000
+	}
+	if c.MaxBodyBytesInFlight == 0 {
+		c.MaxBodyBytesInFlight = 64 << 20
+	}
 	if c.Logger == nil {
 		c.Logger = slog.Default()
 	}
@@ -86,8 +103,12 @@ func (c Config) validate() error {
 	switch {
 	case c.Verifier == nil || c.Deduper == nil || c.Queue == nil || c.Pool == nil:
 		return errors.New("receiver: Config.Verifier, Deduper, Queue and Pool are required")
-	case c.MaxBodyBytes < 1 || c.Concurrency < 1 || c.MaxConnsPerIP < 0:
-		return errors.New("receiver: MaxBodyBytes and Concurrency must be positive")
+	case c.MaxBodyBytes < 1 || c.Concurrency < 1 || c.MaxConns < 1 || c.MaxConnsPerIP < 0:
+		return errors.New("receiver: MaxBodyBytes, Concurrency and MaxConns must be positive")
+	case c.MaxConns > 1<<20:
+		return errors.New("receiver: MaxConns must be at most 1048576")
+	case c.MaxBodyBytesInFlight < c.MaxBodyBytes:
+		return errors.New("receiver: MaxBodyBytesInFlight must be at least MaxBodyBytes")
 	case (c.TLSCertFile == "") != (c.TLSKeyFile == ""):
 		return errors.New("receiver: TLS needs both a certificate and a key file")
 	}

@@ -3,6 +3,7 @@ package receiver
 import (
 	"context"
 	"errors"
+	"fmt"
 	"net"
 	"sync/atomic"
 	"time"
@@ -20,11 +21,17 @@ const WebhookPath = "/webhooks/stripe"
 // Server is the webhook listener: the handlers of the HTTP contract on a
 // fasthttp server.
 type Server struct {
-	cfg       Config
-	srv       *fasthttp.Server
-	stopping  atomic.Bool
-	storeErr  ratelog.Logger
-	queueFull ratelog.Logger
+	cfg            Config
+	srv            *fasthttp.Server
+	guard          *connGuard
+	budget         bodyBudget
+	handling       atomic.Int64 // webhook requests past their body read
+	stopping       atomic.Bool
+	storeErr       ratelog.Logger
+	queueFull      ratelog.Logger
+	bodyBudgetFull ratelog.Logger
+	connsFull      ratelog.Logger
+	connErrs       ratelog.Logger
 }
 
 // New returns a Server; call Serve to start it.
@@ -33,26 +40,42 @@ func New(cfg Config) (*Server, error) {
 	if err := cfg.validate(); err != nil {
 		return nil, err
 	}
-	s := &Server{cfg: cfg, storeErr: ratelog.Logger{Log: cfg.Logger}, queueFull: ratelog.Logger{Log: cfg.Logger}}
+	s := &Server{cfg: cfg}
+	for _, l := range []*ratelog.Logger{&s.storeErr, &s.queueFull, &s.bodyBudgetFull, &s.connsFull, &s.connErrs} {
+		l.Log = cfg.Logger
+	}
+	s.budget.limit = int64(cfg.MaxBodyBytesInFlight)
+	s.guard = newConnGuard(cfg.MaxConns, cfg.MaxConnsPerIP, cfg.TLSCertFile != "", s.connRefused)
 	s.srv = &fasthttp.Server{
-		Handler:               s.Handle,
-		ErrorHandler:          s.handleTransportError,
-		Name:                  "oncehook",
-		MaxRequestBodySize:    cfg.MaxBodyBytes,
-		ReadTimeout:           cfg.ReadTimeout,
-		WriteTimeout:          cfg.WriteTimeout,
-		IdleTimeout:           cfg.IdleTimeout,
-		Concurrency:           cfg.Concurrency,
-		MaxConnsPerIP:         cfg.MaxConnsPerIP,
-		ReadBufferSize:        8192, // bounds the request line and headers: larger gets 431
-		NoDefaultServerHeader: true,
-		NoDefaultDate:         true,
+		Handler:            s.Handle,
+		ErrorHandler:       s.handleTransportError,
+		HeaderReceived:     s.headerReceived,
+		ExpectHandler:      s.expectBody,
+		ConnState:          s.guard.connState,
+		Logger:             connLog{&s.connErrs},
+		Name:               "oncehook",
+		MaxRequestBodySize: cfg.MaxBodyBytes,
+		ReadTimeout:        cfg.ReadTimeout,
+		WriteTimeout:       cfg.WriteTimeout,
+		IdleTimeout:        cfg.IdleTimeout,
+		// The guard bounds connections; fasthttp's bound (a goroutine per
+		// connection) only has to stay clear of it.
+		Concurrency:    2 * cfg.MaxConns,
+		ReadBufferSize: 8192, // bounds the request line and headers: larger gets 431
+		// A connection that has sent nothing holds no buffer, and the
+		// handler reads bodies itself, within the budget.
+		ReduceMemoryUsage:            true,
+		StreamRequestBody:            true,
+		DisablePreParseMultipartForm: true,
+		NoDefaultServerHeader:        true,
+		NoDefaultDate:                true,
 	}
 	return s, nil
 }
 
 // Serve serves on ln until Shutdown, over TLS when configured.
 func (s *Server) Serve(ln net.Listener) error {
+	ln = s.guard.listener(ln)
 	if s.cfg.TLSCertFile != "" {
 		return s.srv.ServeTLS(ln, s.cfg.TLSCertFile, s.cfg.TLSKeyFile)
 	}
@@ -96,7 +119,19 @@ func (s *Server) handleWebhook(ctx *fasthttp.RequestCtx) {
 			return
 		}
 	}
-	body := ctx.PostBody()
+	body, held, ok := s.readWebhookBody(ctx)
+	if !ok {
+		return
+	}
+	defer s.releaseBody(held)
+	if s.handling.Add(1) > int64(s.cfg.Concurrency) {
+		s.handling.Add(-1)
+		s.cfg.Metrics.Request(metrics.Overloaded)
+		ctx.Response.Header.Set("Retry-After", "1")
+		writeError(ctx, fasthttp.StatusServiceUnavailable, "receiver is at its bound for requests in progress; retry")
+		return
+	}
+	defer s.handling.Add(-1)
 	if err := s.cfg.Verifier.Verify(body, string(ctx.Request.Header.Peek("Stripe-Signature"))); err != nil {
 		s.cfg.Metrics.Request(metrics.BadSignature)
 		writeError(ctx, fasthttp.StatusBadRequest, err.Error())
@@ -121,7 +156,7 @@ func (s *Server) handleWebhook(ctx *fasthttp.RequestCtx) {
 		return
 	}
 	if res.Outcome == dedup.Accepted {
-		ev.Payload = append([]byte(nil), body...) // the request's buffer is reused after the handler
+		ev.Payload = append([]byte(nil), body...) // the body's buffer is reused after the handler
 		if !s.cfg.Queue.Enqueue(&ev, res.Lease) {
 			s.queueFull.Warn("delivery queue full; the event stays pending for the sweeper", "event_id", ev.ID, "event_type", ev.Type)
 		}
@@ -139,12 +174,41 @@ func (s *Server) handleReady(ctx *fasthttp.RequestCtx) {
 	writeJSONValue(ctx, code, st)
 }
 
-// handleTransportError answers requests fasthttp could not read.
+// headerReceived has a body over MaxBodyBytes answered from the headers
+// alone: marked as expecting 100-continue, it is not read by fasthttp,
+// which asks expectBody.
+func (s *Server) headerReceived(h *fasthttp.RequestHeader) fasthttp.RequestConfig {
+	if h.ContentLength() > s.cfg.MaxBodyBytes {
+		h.Set(fasthttp.HeaderExpect, "100-continue")
+	}
+	return fasthttp.RequestConfig{}
+}
+
+// expectBody answers 413 before a body over MaxBodyBytes is sent.
+func (s *Server) expectBody(ctx *fasthttp.RequestCtx) int {
+	if ctx.Request.Header.ContentLength() <= s.cfg.MaxBodyBytes {
+		return fasthttp.StatusContinue
+	}
+	s.cfg.Metrics.Request(metrics.TooLarge)
+	writeError(ctx, fasthttp.StatusRequestEntityTooLarge, "body is larger than MAX_BODY_BYTES")
+	return fasthttp.StatusRequestEntityTooLarge
+}
+
+// connRefused counts a connection the guard refused.
+func (s *Server) connRefused(status int) {
+	if status == fasthttp.StatusServiceUnavailable {
+		s.connsFull.Warn("connections are at MaxConns and none is idle; new ones are refused")
+		s.cfg.Metrics.Request(metrics.Overloaded)
+	}
+}
+
+// handleTransportError answers requests fasthttp, or the body reader,
+// could not read.
 func (s *Server) handleTransportError(ctx *fasthttp.RequestCtx, err error) {
 	var small *fasthttp.ErrSmallBuffer
 	var netErr net.Error
 	switch {
-	case errors.Is(err, fasthttp.ErrBodyTooLarge):
+	case errors.Is(err, fasthttp.ErrBodyTooLarge) || errors.Is(err, errBodyTooLarge):
 		s.cfg.Metrics.Request(metrics.TooLarge)
 		writeError(ctx, fasthttp.StatusRequestEntityTooLarge, "body is larger than MAX_BODY_BYTES")
 	case errors.As(err, &small):
@@ -157,6 +221,14 @@ func (s *Server) handleTransportError(ctx *fasthttp.RequestCtx, err error) {
 		s.cfg.Metrics.Request(metrics.BadRequest)
 		writeError(ctx, fasthttp.StatusBadRequest, "request could not be parsed")
 	}
+}
+
+// connLog takes fasthttp's own lines, one for each connection a client
+// drops mid-request: rate-limited, so that an attack does not flood the log.
+type connLog struct{ l *ratelog.Logger }
+
+func (c connLog) Printf(format string, args ...any) {
+	c.l.Warn("fasthttp: " + fmt.Sprintf(format, args...))
 }
 
 // readyTimeout bounds each dependency check of /readyz.

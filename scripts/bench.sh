@@ -13,7 +13,9 @@
 # request at the sink...); 2 something could not run. Timings never fail.
 #
 # Environment (default; smoke default):
-#   BENCH_SCENARIOS    unique,storm,replay,mixed,spread (the floor runs before and after them)
+#   BENCH_SCENARIOS    unique,storm,replay,mixed,hostile,spread; the same without hostile (the floor
+#                      runs before and after them; hostile holds 3,000 idle connections, 200 slow
+#                      bodies and 500 slow headers: BENCH_FLAGS=-hostile-idle N ... to change it)
 #   BENCH_DURATION     10s per scenario (ignored when BENCH_EVENTS is set)
 #   BENCH_EVENTS       unset; 400: events per scenario instead of a duration
 #   BENCH_CONNECTIONS  64; 16
@@ -39,9 +41,9 @@ services=$root/scripts/services.sh
 GO=${GO:-go}
 
 if [[ $mode == smoke ]]; then
-	: "${BENCH_EVENTS:=400}" "${BENCH_CONNECTIONS:=16}" "${BENCH_OUT:=bench/smoke}"
+	: "${BENCH_EVENTS:=400}" "${BENCH_CONNECTIONS:=16}" "${BENCH_OUT:=bench/smoke}" "${BENCH_SCENARIOS:=unique,storm,replay,mixed,spread}"
 fi
-scenarios=${BENCH_SCENARIOS:-unique,storm,replay,mixed,spread}
+scenarios=${BENCH_SCENARIOS:-unique,storm,replay,mixed,hostile,spread}
 conns=${BENCH_CONNECTIONS:-64}
 instances=${BENCH_INSTANCES:-3}
 out=${BENCH_OUT:-bench}

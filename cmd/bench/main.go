@@ -25,7 +25,7 @@ const usage = `usage:
   bench sink [-addr 127.0.0.1:8099]      serve the counting sink (SINK_URL=http://ADDR/)
   bench floor [-addr 127.0.0.1:8098]     serve the bare fasthttp floor
 
-Scenarios: floor, unique, storm, replay, mixed, spread.
+Scenarios: floor, unique, storm, replay, mixed, spread, hostile.
 Exit status: 0 ok; 1 a run broke a guarantee (loss, double delivery, a bad
 request at the sink...); 2 the run could not be made.
 `

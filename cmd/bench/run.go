@@ -31,6 +31,9 @@ func runCmd(ctx context.Context, args []string) error {
 		largeShare = fs.Float64("large-share", 0.05, "share of 20-80 KB invoices")
 		thinShare  = fs.Float64("thin-share", 0.02, "share of thin events (v2.core.event)")
 		replaySet  = fs.Int("replay-set", 10000, "replay: events accepted in the unmeasured warm-up")
+		hIdle      = fs.Int("hostile-idle", 3000, "hostile: connections that send nothing")
+		hBodies    = fs.Int("hostile-slow-bodies", 200, "hostile: bodies sent a byte a second")
+		hHeaders   = fs.Int("hostile-slow-headers", 500, "hostile: requests whose headers come a byte a second")
 		drain      = fs.Duration("drain-timeout", 30*time.Second, "how long to wait for every event to reach the sink")
 		settle     = fs.Duration("settle", time.Second, "how long to wait after the drain for late duplicates")
 		retryFor   = fs.Duration("retry-for", 30*time.Second, "how long a request answered 5xx or lost in transport is retried, from its first failure")
@@ -85,6 +88,7 @@ func runCmd(ctx context.Context, args []string) error {
 			BadShare: *badShare, LargeShare: orNone(*largeShare), ThinShare: orNone(*thinShare),
 			ReplaySet: *replaySet, DrainTimeout: *drain, Settle: *settle, RetryFor: *retryFor,
 			Timeout: *timeout, PIDs: pidList, Progress: progress,
+			Hostile: bench.HostileConfig{Idle: orNoneInt(*hIdle), SlowBodies: orNoneInt(*hBodies), SlowHeaders: orNoneInt(*hHeaders)},
 		}
 		if *events > 0 {
 			cfg.Duration = 0
@@ -220,4 +224,13 @@ func orNone(share float64) float64 {
 		return -1
 	}
 	return share
+}
+
+// orNoneInt maps a count of 0 to "none" (negative) for bench.HostileConfig,
+// where 0 means the default.
+func orNoneInt(n int) int {
+	if n == 0 {
+		return -1
+	}
+	return n
 }

@@ -41,6 +41,8 @@ type config struct {
 	Retention           time.Duration
 	ShutdownTimeout     time.Duration
 	MaxConcurrency      int
+	MaxConnections      int
+	MaxInflightBytes    int
 	MaxConnsPerIP       int
 	ReadTimeout         time.Duration
 	IdleTimeout         time.Duration
@@ -76,6 +78,8 @@ func loadConfig(lookup func(string) (string, bool)) (config, error) {
 		Retention:           e.duration("RETENTION", 720*time.Hour, 72*time.Hour),
 		ShutdownTimeout:     e.duration("SHUTDOWN_TIMEOUT", 30*time.Second, 0),
 		MaxConcurrency:      e.integer("MAX_CONCURRENCY", 512, 1),
+		MaxConnections:      e.integerUpTo("MAX_CONNECTIONS", 10000, 1, 1<<20),
+		MaxInflightBytes:    e.integer("MAX_INFLIGHT_BODY_BYTES", 64<<20, 1024),
 		MaxConnsPerIP:       e.integer("MAX_CONNS_PER_IP", 0, 0),
 		ReadTimeout:         e.duration("READ_TIMEOUT", 10*time.Second, 100*time.Millisecond),
 		IdleTimeout:         e.duration("IDLE_TIMEOUT", 60*time.Second, time.Second),
@@ -92,6 +96,9 @@ func loadConfig(lookup func(string) (string, bool)) (config, error) {
 	}
 	if c.TrustedProxies != nil && c.Allowlist == nil {
 		e.fail("TRUSTED_PROXIES", "only used with STRIPE_IP_ALLOWLIST")
+	}
+	if c.MaxInflightBytes < c.MaxBodyBytes {
+		e.fail("MAX_INFLIGHT_BODY_BYTES", "%d is less than MAX_BODY_BYTES (%d): one body must fit", c.MaxInflightBytes, c.MaxBodyBytes)
 	}
 	if c.QueueMaxBytes < c.MaxBodyBytes {
 		e.fail("QUEUE_MAX_BYTES", "%d is less than MAX_BODY_BYTES (%d): one event must fit", c.QueueMaxBytes, c.MaxBodyBytes)

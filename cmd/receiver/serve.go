@@ -53,6 +53,8 @@ func serve(ctx context.Context) error {
 		return err
 	}
 	log := newLogger(c)
+	limitMemory(c, log)
+	checkFileLimit(c, log)
 	pool, err := openPool(ctx, c, log)
 	if err != nil {
 		return err
@@ -110,7 +112,8 @@ func serve(ctx context.Context) error {
 	srv, err := receiver.New(receiver.Config{
 		Verifier: verifier, Deduper: dd, Queue: disp, Pool: pool, Redis: rdb,
 		MaxBodyBytes: c.MaxBodyBytes, Logger: log, Metrics: m,
-		Concurrency: c.MaxConcurrency, MaxConnsPerIP: c.MaxConnsPerIP, ReadTimeout: c.ReadTimeout, IdleTimeout: c.IdleTimeout,
+		Concurrency: c.MaxConcurrency, MaxConns: c.MaxConnections, MaxBodyBytesInFlight: c.MaxInflightBytes,
+		MaxConnsPerIP: c.MaxConnsPerIP, ReadTimeout: c.ReadTimeout, IdleTimeout: c.IdleTimeout,
 		Allowlist: c.Allowlist, TrustedProxies: c.TrustedProxies, TLSCertFile: c.TLSCertFile, TLSKeyFile: c.TLSKeyFile,
 	})
 	m.Gauge("oncehook_delivery_queue_depth", "Events waiting for a delivery worker in this process.",

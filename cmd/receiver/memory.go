@@ -1,0 +1,48 @@
+package main
+
+import (
+	"log/slog"
+	"os"
+	"runtime/debug"
+	"syscall"
+)
+
+// The memory bound, in bytes: what the process holds at most with the
+// configured limits. The README's sizing section gives the same formula.
+const (
+	baseBytes       = 64 << 20 // runtime, pools, buffers, metrics
+	perConnBytes    = 20 << 10 // an active connection: read buffer, request, body prefetch, stack
+	heldResultBytes = 10 << 20 // delivery results kept while Postgres is down
+)
+
+// memoryBound is base + MAX_CONNECTIONS × 20 KiB + MAX_INFLIGHT_BODY_BYTES
+// + QUEUE_MAX_BYTES + held results.
+func memoryBound(c config) int64 {
+	return baseBytes + int64(c.MaxConnections)*perConnBytes + int64(c.MaxInflightBytes) + int64(c.QueueMaxBytes) + heldResultBytes
+}
+
+// limitMemory makes the memory bound the Go runtime's soft limit, unless
+// GOMEMLIMIT sets one: with GOGC at 400 the heap could otherwise grow to
+// five times what is live before a collection.
+func limitMemory(c config, log *slog.Logger) {
+	if os.Getenv("GOMEMLIMIT") != "" {
+		return
+	}
+	bound := memoryBound(c)
+	debug.SetMemoryLimit(bound)
+	log.Info("memory bound", "bytes", bound, "mib", bound>>20)
+}
+
+// checkFileLimit warns when the open-file limit cannot hold MAX_CONNECTIONS
+// and the process's own connections. (Go raises the soft limit to the hard
+// one at start.)
+func checkFileLimit(c config, log *slog.Logger) {
+	var lim syscall.Rlimit
+	if err := syscall.Getrlimit(syscall.RLIMIT_NOFILE, &lim); err != nil {
+		return
+	}
+	if need := uint64(c.MaxConnections) + 256; lim.Cur < need {
+		log.Warn("the open-file limit is below MAX_CONNECTIONS plus 256 for Postgres, Redis and sinks; raise it (ulimit -n) or lower MAX_CONNECTIONS",
+			"limit", lim.Cur, "max_connections", c.MaxConnections)
+	}
+}
