@@ -15,8 +15,11 @@ import (
 
 // connGuard bounds a server's open connections. At the bound a new
 // connection closes the one idle longest, so that sockets sending nothing
-// cannot keep deliveries out; only when none is idle is the new one
-// refused. fasthttp reports which connections are idle through ConnState.
+// cannot keep deliveries out; when none is idle, it closes the one that
+// has been reading its request longest, if for more than readGrace (a
+// slow-header or slow-body client); only when neither exists is the new
+// one refused. fasthttp reports idle and reading through ConnState; the
+// handler reports when a request is read (serving).
 type connGuard struct {
 	max      int
 	maxPerIP int              // 0: no bound
@@ -26,17 +29,31 @@ type connGuard struct {
 	mu    sync.Mutex
 	open  int
 	peak  int
-	idle  connList // oldest first
-	perIP map[netip.Addr]int
+	idle    connList // oldest first
+	reading connList // oldest first
+	perIP   map[netip.Addr]int
 }
+
+// readGrace is how long a request may take to arrive before its connection
+// may be shed for a new one at the bound. A webhook arrives in
+// milliseconds; a client sending a byte a second takes minutes.
+const readGrace = time.Second
+
+// Phases of a connection.
+const (
+	phaseIdle    = iota // nothing of a request yet
+	phaseReading        // its request is arriving
+	phaseServing        // its request is read and being handled
+)
 
 // guardedConn is one connection the guard counts, from Accept to Close.
 type guardedConn struct {
 	net.Conn
 	g          *connGuard
 	ip         netip.Addr
-	prev, next *guardedConn // in g.idle, under g.mu
-	idle       bool         // under g.mu
+	prev, next *guardedConn // in g.idle or g.reading, under g.mu
+	phase      int          // under g.mu
+	since      time.Time    // start of the phase, under g.mu
 	closed     bool         // under g.mu
 }
 
@@ -91,15 +108,16 @@ func (g *connGuard) admit(c net.Conn) *guardedConn {
 		return nil
 	}
 	var victim *guardedConn
+	now := time.Now()
 	if g.open >= g.max {
-		if victim = g.idle.head; victim == nil {
+		if victim = g.victimLocked(now); victim == nil {
 			g.mu.Unlock()
 			g.refuse(c, fasthttp.StatusServiceUnavailable, fullRefusal)
 			return nil
 		}
 		g.dropLocked(victim)
 	}
-	gc := &guardedConn{Conn: c, g: g, ip: ip, idle: true}
+	gc := &guardedConn{Conn: c, g: g, ip: ip, phase: phaseIdle, since: now}
 	g.open++
 	g.peak = max(g.peak, g.open)
 	if g.maxPerIP > 0 {
@@ -113,10 +131,22 @@ func (g *connGuard) admit(c net.Conn) *guardedConn {
 	return gc
 }
 
-// shedOldest closes the connection idle longest, if any.
+// victimLocked is the connection to shed for a new one: the one idle
+// longest, else the one reading longest if for more than readGrace.
+func (g *connGuard) victimLocked(now time.Time) *guardedConn {
+	if g.idle.head != nil {
+		return g.idle.head
+	}
+	if r := g.reading.head; r != nil && now.Sub(r.since) > readGrace {
+		return r
+	}
+	return nil
+}
+
+// shedOldest closes the connection victimLocked names, if any.
 func (g *connGuard) shedOldest() {
 	g.mu.Lock()
-	victim := g.idle.head
+	victim := g.victimLocked(time.Now())
 	if victim != nil {
 		g.dropLocked(victim)
 	}
@@ -132,10 +162,7 @@ func (g *connGuard) dropLocked(c *guardedConn) {
 		return
 	}
 	c.closed = true
-	if c.idle {
-		g.idle.remove(c)
-		c.idle = false
-	}
+	g.unlistLocked(c)
 	g.open--
 	if g.maxPerIP > 0 {
 		if g.perIP[c.ip]--; g.perIP[c.ip] <= 0 {
@@ -152,11 +179,21 @@ func (c *guardedConn) Close() error {
 }
 
 // connState is fasthttp's ConnState hook: a connection is idle from its
-// accept to its first byte and between keep-alive requests.
+// accept to its first byte and between keep-alive requests, and reading
+// from its first byte until the handler says its request is read.
 func (g *connGuard) connState(nc net.Conn, st fasthttp.ConnState) {
-	if st != fasthttp.StateActive && st != fasthttp.StateIdle {
-		return // new connections start idle; Close does the rest
+	switch st {
+	case fasthttp.StateIdle:
+		g.enter(nc, phaseIdle)
+	case fasthttp.StateActive:
+		g.enter(nc, phaseReading)
 	}
+}
+
+// served marks nc's request as read: it is no longer shed at the bound.
+func (g *connGuard) served(nc net.Conn) { g.enter(nc, phaseServing) }
+
+func (g *connGuard) enter(nc net.Conn, phase int) {
 	c, ok := nc.(*guardedConn)
 	if !ok {
 		if tc, isTLS := nc.(interface{ NetConn() net.Conn }); isTLS {
@@ -166,17 +203,29 @@ func (g *connGuard) connState(nc net.Conn, st fasthttp.ConnState) {
 			return
 		}
 	}
-	idle := st == fasthttp.StateIdle
 	g.mu.Lock()
-	if !c.closed && c.idle != idle {
-		if idle {
-			g.idle.push(c)
-		} else {
-			g.idle.remove(c)
-		}
-		c.idle = idle
+	defer g.mu.Unlock()
+	if c.closed || c.phase == phase {
+		return
 	}
-	g.mu.Unlock()
+	g.unlistLocked(c)
+	c.phase, c.since = phase, time.Now()
+	switch phase {
+	case phaseIdle:
+		g.idle.push(c)
+	case phaseReading:
+		g.reading.push(c)
+	}
+}
+
+// unlistLocked takes c out of the list of its phase.
+func (g *connGuard) unlistLocked(c *guardedConn) {
+	switch c.phase {
+	case phaseIdle:
+		g.idle.remove(c)
+	case phaseReading:
+		g.reading.remove(c)
+	}
 }
 
 // counts returns the open connections, the idle ones among them, and the

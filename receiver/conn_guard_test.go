@@ -91,7 +91,7 @@ func TestConnGuardShedsOldestIdle(t *testing.T) {
 	c1, s1 := dial("127.0.0.1")
 	c2, s2 := dial("127.0.0.1")
 	_, s3 := dial("127.0.0.1")
-	g.connState(s1, fasthttp.StateActive) // c1 is reading a request: never shed
+	g.connState(s1, fasthttp.StateActive) // c1 is reading a request: not shed within readGrace
 	if open, idle, _ := g.counts(); open != 3 || idle != 2 {
 		t.Fatalf("open %d, idle %d; want 3 and 2", open, idle)
 	}

@@ -394,3 +394,37 @@ func (h *hostile) stop() {
 		c.Close()
 	}
 }
+
+// TestSlowReadersAtTheBoundAreShed: slow headers and slow bodies fill every
+// connection slot. Once they have been reading for longer than a request
+// takes, a new connection sheds the oldest of them, so signed deliveries
+// still get 200.
+func TestSlowReadersAtTheBoundAreShed(t *testing.T) {
+	t.Parallel()
+	pool := testenv.Postgres(t)
+	const maxConns, deliveries = 300, 40
+	in := harness.StartInstance(t, harness.InstanceConfig{Pool: pool, Sink: harness.NewRecordingSink(),
+		Tune: func(c *receiver.Config) { c.MaxConns = maxConns }})
+	attack := hostileConns(t, strings.TrimPrefix(in.Base, "http://"), 0, maxConns/2, maxConns/2)
+	defer attack.stop()
+	// Within the grace a request gets to arrive, the slow readers keep
+	// their slots: the bound is full.
+	body := harness.EventBody("evt_slow_bound_early", "invoice.paid")
+	req, _ := http.NewRequest(http.MethodPost, in.URL, bytes.NewReader(body))
+	req.Header.Set("Stripe-Signature", harness.Sign(body))
+	if resp, err := http.DefaultClient.Do(req); err == nil {
+		resp.Body.Close()
+		if resp.StatusCode != 503 {
+			t.Fatalf("with every slot reading for less than the grace: %d, want 503 or a refused connection", resp.StatusCode)
+		}
+	}
+	time.Sleep(1200 * time.Millisecond)
+
+	codes := map[int]int{}
+	for i := range deliveries {
+		codes[harness.Post(t, in.URL, harness.EventBody(fmt.Sprintf("evt_slow_bound_%d", i), "invoice.paid")).Code]++
+	}
+	if codes[200] != deliveries {
+		t.Fatalf("answers %v with %d slow readers holding every slot: want all %d deliveries 200", codes, maxConns, deliveries)
+	}
+}

@@ -91,7 +91,11 @@ func (s *Server) Shutdown(ctx context.Context) error {
 
 // Handle routes one request.
 func (s *Server) Handle(ctx *fasthttp.RequestCtx) {
-	switch string(ctx.Path()) {
+	path := string(ctx.Path())
+	if path != WebhookPath || !ctx.IsPost() {
+		s.guard.served(ctx.Conn()) // no body to wait for
+	}
+	switch path {
 	case WebhookPath:
 		if !ctx.IsPost() {
 			s.cfg.Metrics.Request(metrics.MethodNotAllowed)
@@ -123,10 +127,12 @@ func (s *Server) handleWebhook(ctx *fasthttp.RequestCtx) {
 	if !ok {
 		return
 	}
+	s.guard.served(ctx.Conn())
 	defer s.releaseBody(held)
 	if s.handling.Add(1) > int64(s.cfg.Concurrency) {
 		s.handling.Add(-1)
 		s.cfg.Metrics.Request(metrics.Overloaded)
+		ctx.SetConnectionClose()
 		ctx.Response.Header.Set("Retry-After", "1")
 		writeError(ctx, fasthttp.StatusServiceUnavailable, "receiver is at its bound for requests in progress; retry")
 		return

@@ -85,6 +85,8 @@ type completer struct {
 	pending []result
 
 	full    chan struct{}
+	ctx     context.Context // bounds every write; cancelled at close's deadline
+	cancel  context.CancelFunc
 	stopped chan struct{}
 	stop    chan time.Time // the deadline of the last flush
 }
@@ -92,6 +94,7 @@ type completer struct {
 func newCompleter(cfg DispatcherConfig) *completer {
 	c := &completer{cfg: cfg, errLog: ratelog.Logger{Log: cfg.Logger}, stale: ratelog.Logger{Log: cfg.Logger},
 		full: make(chan struct{}, 1), stop: make(chan time.Time, 1), stopped: make(chan struct{})}
+	c.ctx, c.cancel = context.WithCancel(context.Background())
 	go c.run()
 	return c
 }
@@ -127,14 +130,16 @@ func (c *completer) run() {
 			c.drain(deadline)
 			return
 		}
-		c.flush()
+		c.flush(c.ctx)
 	}
 }
 
 // drain writes what is held until nothing is left or deadline passes,
 // trying again while Postgres is unavailable.
 func (c *completer) drain(deadline time.Time) {
-	for c.flush() && time.Now().Before(deadline) {
+	ctx, cancel := context.WithDeadline(c.ctx, deadline)
+	defer cancel()
+	for ctx.Err() == nil && c.flush(ctx) {
 		time.Sleep(min(100*time.Millisecond, time.Until(deadline)))
 	}
 	c.mu.Lock()
@@ -151,7 +156,7 @@ func (c *completer) drain(deadline time.Time) {
 // reports whether some were held back because Postgres failed. Held
 // results wait for the next flush, up to maxHeld; past that the rows are
 // left to be delivered again.
-func (c *completer) flush() bool {
+func (c *completer) flush(ctx context.Context) bool {
 	for {
 		c.mu.Lock()
 		n := min(len(c.pending), c.cfg.MaxBatch)
@@ -161,7 +166,7 @@ func (c *completer) flush() bool {
 		if n == 0 {
 			return false
 		}
-		held, err := c.writeSplitting(chunk)
+		held, err := c.writeSplitting(ctx, chunk)
 		if len(held) == 0 {
 			continue
 		}
@@ -183,8 +188,8 @@ func (c *completer) flush() bool {
 // the bad row stands alone; a lone bad row is written again without its
 // error text, then given up. It returns the results to retry later because
 // Postgres itself failed, with that error.
-func (c *completer) writeSplitting(chunk []result) ([]result, error) {
-	err := c.write(chunk)
+func (c *completer) writeSplitting(ctx context.Context, chunk []result) ([]result, error) {
+	err := c.write(ctx, chunk)
 	switch {
 	case err == nil:
 		return nil, nil
@@ -192,8 +197,8 @@ func (c *completer) writeSplitting(chunk []result) ([]result, error) {
 		return chunk, err
 	case len(chunk) > 1:
 		half := len(chunk) / 2
-		held, err1 := c.writeSplitting(chunk[:half])
-		held2, err2 := c.writeSplitting(chunk[half:])
+		held, err1 := c.writeSplitting(ctx, chunk[:half])
+		held2, err2 := c.writeSplitting(ctx, chunk[half:])
 		return append(held, held2...), errors.Join(err1, err2)
 	}
 	r := chunk[0]
@@ -201,7 +206,7 @@ func (c *completer) writeSplitting(chunk []result) ([]result, error) {
 		"event_id", r.id, "error", err)
 	if !r.ok {
 		r.err = unstorableError
-		if err = c.write([]result{r}); err == nil {
+		if err = c.write(ctx, []result{r}); err == nil {
 			return nil, nil
 		}
 	}
@@ -222,8 +227,8 @@ func isDataError(err error) bool {
 // be delivered again after the lease.
 func (c *completer) maxHeld() int { return 10 * c.cfg.MaxBatch }
 
-// write records one chunk in one transaction.
-func (c *completer) write(chunk []result) error {
+// write records one chunk in one transaction, within 10s and ctx.
+func (c *completer) write(ctx context.Context, chunk []result) error {
 	var okIDs, failIDs, errs []string
 	var okLeases, failLeases []time.Time
 	ids, oks, texts := make([]string, len(chunk)), make([]bool, len(chunk)), make([]string, len(chunk))
@@ -235,7 +240,7 @@ func (c *completer) write(chunk []result) error {
 			failIDs, failLeases, errs = append(failIDs, r.id), append(failLeases, r.lease), append(errs, r.err)
 		}
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
 	defer cancel()
 	var delivered, retried, dead int
 	err := pgx.BeginFunc(ctx, c.cfg.Pool, func(tx pgx.Tx) error {
@@ -283,8 +288,12 @@ func countRows(rows pgx.Rows) (int, error) {
 	return n, rows.Err()
 }
 
-// close writes the last results, trying until deadline, and stops.
+// close writes the last results, trying until deadline, and stops. A write
+// under way is cancelled at the deadline.
 func (c *completer) close(deadline time.Time) {
+	t := time.AfterFunc(time.Until(deadline), c.cancel)
+	defer t.Stop()
+	defer c.cancel()
 	c.stop <- deadline
 	<-c.stopped
 }

@@ -36,7 +36,7 @@ func TestResultWriteSplitsAroundABadRow(t *testing.T) {
 	c := &completer{cfg: DispatcherConfig{Pool: pool, MaxAttempts: 5, RetryBase: time.Second, RetryMax: time.Hour,
 		MaxBatch: 100, Instance: "test", Logger: slog.New(slog.DiscardHandler)}}
 	c.errLog.Log, c.stale.Log = c.cfg.Logger, c.cfg.Logger
-	held, err := c.writeSplitting(chunk)
+	held, err := c.writeSplitting(ctx, chunk)
 	if len(held) != 0 || err != nil {
 		t.Fatalf("held %d results (%v): a data error must not hold the chunk back", len(held), err)
 	}

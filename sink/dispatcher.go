@@ -28,7 +28,8 @@ type DispatcherConfig struct {
 	// QueueSize bounds the events in the in-process hand-off. Defaults to 10000.
 	QueueSize int
 	// QueueMaxBytes bounds the payload bytes held by queued events and
-	// deliveries under way. An event that does not fit stays pending in
+	// deliveries under way; the sweeper may pass it by one event, so that a
+	// large one is never stuck. An event that does not fit stays pending in
 	// Postgres for the sweeper. Defaults to 64 MiB.
 	QueueMaxBytes int64
 	// DeliveryTimeout bounds one Deliver call. Defaults to 10s.
@@ -202,16 +203,27 @@ func (d *Dispatcher) Enqueue(ev *dedup.Event, lease dedup.Lease) bool {
 }
 
 func (d *Dispatcher) offer(j job) bool {
+	if !d.reserve(int64(len(j.ev.Payload))) {
+		return false
+	}
+	if !d.offerReserved(j) {
+		d.release(int64(len(j.ev.Payload)))
+		return false
+	}
+	return true
+}
+
+// offerReserved queues j, whose bytes the caller has reserved.
+func (d *Dispatcher) offerReserved(j job) bool {
 	d.mu.RLock()
 	defer d.mu.RUnlock()
-	if d.closed || !d.reserve(int64(len(j.ev.Payload))) {
+	if d.closed {
 		return false
 	}
 	select {
 	case d.queue <- j:
 		return true
 	default:
-		d.release(int64(len(j.ev.Payload)))
 		return false
 	}
 }
@@ -232,11 +244,11 @@ func (d *Dispatcher) reserve(n int64) bool {
 
 func (d *Dispatcher) release(n int64) { d.bytes.Add(-n) }
 
-// free is the room left in the queue: events, and bytes (negative past the
-// bound).
-func (d *Dispatcher) free() (int, int64) {
-	return cap(d.queue) - len(d.queue), d.cfg.QueueMaxBytes - d.bytes.Load()
-}
+// roomBytes is what is left under QueueMaxBytes (negative past it).
+func (d *Dispatcher) roomBytes() int64 { return d.cfg.QueueMaxBytes - d.bytes.Load() }
+
+// freeSlots is the room left in the queue, in events.
+func (d *Dispatcher) freeSlots() int { return cap(d.queue) - len(d.queue) }
 
 // QueueDepth is the number of events waiting for a worker.
 func (d *Dispatcher) QueueDepth() int { return len(d.queue) }
@@ -333,12 +345,13 @@ func stopReserve(ctx context.Context) time.Duration {
 func (d *Dispatcher) Stop(ctx context.Context) error {
 	d.stopOnce.Do(func() {
 		deadline, hasDeadline := ctx.Deadline()
-		drainCtx, cancelDrain := context.WithTimeout(ctx, max(0, time.Until(deadline)-stopReserve(ctx)))
+		drainCtx, cancelDrain := context.WithDeadline(ctx, deadline.Add(-stopReserve(ctx)))
 		if !hasDeadline {
+			cancelDrain()
 			drainCtx, cancelDrain = context.WithCancel(ctx)
 		}
 		defer cancelDrain()
-		d.sweeper.stop()
+		d.sweeper.stop(drainCtx)
 		d.mu.Lock()
 		d.closed = true
 		close(d.queue)

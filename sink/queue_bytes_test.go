@@ -14,8 +14,9 @@ import (
 
 // TestQueueIsBoundedInBytes: the hand-off holds at most QueueMaxBytes of
 // payloads, counting deliveries under way; what does not fit stays pending
-// in Postgres. The sweeper claims no more than fits either, and an event
-// larger than the whole bound still goes through alone.
+// in Postgres. The sweeper claims no more than fits either, but for one
+// event past the room (so that a large event is never stuck behind small
+// ones), and an event larger than the whole bound still goes through alone.
 func TestQueueIsBoundedInBytes(t *testing.T) {
 	t.Parallel()
 	pool := testenv.Postgres(t)
@@ -56,7 +57,8 @@ func TestQueueIsBoundedInBytes(t *testing.T) {
 		t.Fatalf("accepted %d events holding %d bytes; want %d within %d bytes", accepted, d.QueueBytes(), want, bound)
 	}
 
-	// The other 20 rows are due: the sweeper must not claim past the room left.
+	// The other 20 rows are due: the sweeper claims into the 1,000 bytes
+	// left, and may pass them by one event, no more.
 	if _, err := pool.Exec(context.Background(), `UPDATE stripe_webhook_events SET locked_until = NULL, next_attempt_at = now()
 		WHERE event_id >= 'evt_bytes_20'`); err != nil {
 		t.Fatal(err)
@@ -67,8 +69,8 @@ func TestQueueIsBoundedInBytes(t *testing.T) {
 		WHERE event_id >= 'evt_bytes_20' AND locked_until > now()`).Scan(&claimed); err != nil {
 		t.Fatal(err)
 	}
-	if claimed != 0 || d.QueueBytes() > bound {
-		t.Fatalf("the sweeper claimed %d rows into a full queue (%d bytes held)", claimed, d.QueueBytes())
+	if claimed > 1 || d.QueueBytes() > bound+int64(size) {
+		t.Fatalf("the sweeper claimed %d rows into a queue with room for none (%d bytes held, bound %d)", claimed, d.QueueBytes(), bound)
 	}
 	close(release)
 	waitFor(t, func() bool {

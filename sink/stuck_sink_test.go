@@ -7,7 +7,10 @@ import (
 	"testing"
 	"time"
 
+	"github.com/jackc/pgx/v5/pgxpool"
+
 	"github.com/oncehook/oncehook/dedup"
+	"github.com/oncehook/oncehook/internal/faultproxy"
 	"github.com/oncehook/oncehook/internal/testenv"
 	"github.com/oncehook/oncehook/sink"
 )
@@ -73,5 +76,45 @@ func TestWriterHonoursContextWhileStalled(t *testing.T) {
 		if err == nil || time.Since(start) > time.Second {
 			t.Fatalf("delivery %d on a stalled pipe: %v after %s, want an error at the deadline", i, err, time.Since(start))
 		}
+	}
+}
+
+// TestStopBoundedWhilePostgresHangs: with Postgres answering nothing, the
+// sweeper's claim and the last result writes must still end by Stop's
+// deadline.
+func TestStopBoundedWhilePostgresHangs(t *testing.T) {
+	t.Parallel()
+	pool := testenv.Postgres(t)
+	proxy := faultproxy.New(t, "postgres", faultproxy.Upstream(t, testenv.DatabaseURL(t)))
+	cfg := pool.Config().Copy()
+	viaCfg, err := pgxpool.ParseConfig(faultproxy.Via(t, testenv.DatabaseURL(t), proxy))
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg.ConnConfig.Host, cfg.ConnConfig.Port = viaCfg.ConnConfig.Host, viaCfg.ConnConfig.Port
+	hung, err := pgxpool.NewWithConfig(context.Background(), cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(hung.Close)
+	evs := stored(t, pool, 3)
+	dc := fastRetries
+	dc.Pool, dc.SweepInterval = hung, 5*time.Millisecond
+	dc.Sink = funcSink(func(context.Context, *dedup.Event) error { return nil })
+	d, err := sink.NewDispatcher(dc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, ev := range evs {
+		d.Enqueue(ev, leaseOf(t, pool, ev.ID))
+	}
+	proxy.Latency(t, time.Hour) // every statement from now on hangs
+	time.Sleep(50 * time.Millisecond)
+	ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+	defer cancel()
+	start := time.Now()
+	_ = d.Stop(ctx)
+	if el := time.Since(start); el > 1500*time.Millisecond {
+		t.Fatalf("Stop took %s with a 1s deadline while Postgres hangs", el)
 	}
 }

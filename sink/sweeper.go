@@ -17,10 +17,10 @@ import (
 // this instance. SKIP LOCKED lets every instance sweep at once without two
 // of them taking the same row. A row leased here becomes due again when
 // the lease ends, so a crash after the claim loses nothing. The rows taken
-// fit in $3 payload bytes (octet_length reads a stored value's size without
-// decompressing it); with $4, the first row is taken whatever its size, so
-// that an event larger than the queue's bound is never stuck.
-// $1 limit, $2 lease ms, $3 byte room, $4 queue empty.
+// start within $3 payload bytes (octet_length reads a stored value's size
+// without decompressing it): the last may pass the room, so that a large
+// event is never stuck behind small ones.
+// $1 limit, $2 lease ms, $3 byte room.
 const claimSQL = `
 WITH candidates AS (
 	SELECT event_id, next_attempt_at, octet_length(payload) AS size FROM stripe_webhook_events
@@ -31,11 +31,9 @@ WITH candidates AS (
 	FOR UPDATE SKIP LOCKED),
 due AS (
 	SELECT event_id FROM (
-		SELECT event_id, size,
-			sum(size) OVER (ORDER BY next_attempt_at, event_id) AS total,
-			row_number() OVER (ORDER BY next_attempt_at, event_id) AS n
+		SELECT event_id, size, sum(size) OVER (ORDER BY next_attempt_at, event_id) AS total
 		FROM candidates) c
-	WHERE total <= $3 OR (n = 1 AND $4))
+	WHERE total - size < $3)
 UPDATE stripe_webhook_events e
 SET locked_until = now() + $2::bigint * interval '1 millisecond',
 	next_attempt_at = now() + $2::bigint * interval '1 millisecond'
@@ -51,12 +49,16 @@ type sweeper struct {
 	d    *Dispatcher
 	errs ratelog.Logger
 	quit chan struct{}
-	wg   sync.WaitGroup
-	once sync.Once
+	// ctx bounds the claim under way; stop cancels it.
+	ctx    context.Context
+	cancel context.CancelFunc
+	wg     sync.WaitGroup
+	once   sync.Once
 }
 
 func startSweeper(cfg DispatcherConfig, d *Dispatcher) *sweeper {
 	s := &sweeper{cfg: cfg, d: d, errs: ratelog.Logger{Log: cfg.Logger}, quit: make(chan struct{})}
+	s.ctx, s.cancel = context.WithCancel(context.Background())
 	s.wg.Add(1)
 	go s.run()
 	return s
@@ -84,16 +86,18 @@ func (s *sweeper) run() {
 
 // sweep claims one batch and reports whether it was full.
 func (s *sweeper) sweep() bool {
-	room, bytes := s.d.free()
-	limit := min(s.cfg.SweepBatch, room)
-	empty := s.d.QueueBytes() == 0
-	if limit == 0 || (bytes <= 0 && !empty) {
+	limit := min(s.cfg.SweepBatch, s.d.freeSlots())
+	if limit == 0 {
 		return false
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	room := s.d.roomBytes()
+	if room <= 0 {
+		return false
+	}
+	ctx, cancel := context.WithTimeout(s.ctx, 10*time.Second)
 	defer cancel()
 	start := time.Now()
-	rows, err := s.cfg.Pool.Query(ctx, claimSQL, limit, s.cfg.Lease.Milliseconds(), max(bytes, 0), empty)
+	rows, err := s.cfg.Pool.Query(ctx, claimSQL, limit, s.cfg.Lease.Milliseconds(), room)
 	if err != nil {
 		s.cfg.Metrics.PostgresError("sweep")
 		s.errs.Warn("sweeper: claiming due events failed", "error", err)
@@ -121,15 +125,35 @@ func (s *sweeper) sweep() bool {
 		s.errs.Warn("sweeper: claiming due events failed; the rows are retried after their lease", "error", err)
 		return false
 	}
+	// false from an offer: stopping, or the intake filled the queue
+	// meanwhile; the lease ends and a sweeper takes the row again.
+	total := int64(0)
 	for _, j := range jobs {
-		// false: stopping, or the intake filled the queue; the lease ends
-		// and a sweeper takes the row again.
-		s.d.offer(j)
+		size := int64(len(j.ev.Payload))
+		if total += size; total <= room {
+			s.d.offer(j)
+			continue
+		}
+		// The last row, past the room: it goes in all the same, so the
+		// bound is passed by one event at most and a large one is never
+		// stuck behind a stream of small ones.
+		s.d.bytes.Add(size)
+		if !s.d.offerReserved(j) {
+			s.d.release(size)
+		}
 	}
 	return len(jobs) == limit
 }
 
-func (s *sweeper) stop() {
-	s.once.Do(func() { close(s.quit) })
-	s.wg.Wait()
+// stop ends the sweeps and cancels the claim under way, and waits for it
+// until ctx ends (a hung Postgres answers a cancel late). Rows a cancelled
+// claim took stay pending and are swept again after their lease.
+func (s *sweeper) stop(ctx context.Context) {
+	s.once.Do(func() { close(s.quit); s.cancel() })
+	done := make(chan struct{})
+	go func() { s.wg.Wait(); close(done) }()
+	select {
+	case <-done:
+	case <-ctx.Done():
+	}
 }

@@ -16,9 +16,11 @@ const (
 )
 
 // memoryBound is base + MAX_CONNECTIONS × 20 KiB + MAX_INFLIGHT_BODY_BYTES
-// + QUEUE_MAX_BYTES + held results.
+// + QUEUE_MAX_BYTES + MAX_BODY_BYTES (the sweeper's one event past the
+// queue's bound) + held results.
 func memoryBound(c config) int64 {
-	return baseBytes + int64(c.MaxConnections)*perConnBytes + int64(c.MaxInflightBytes) + int64(c.QueueMaxBytes) + heldResultBytes
+	return baseBytes + int64(c.MaxConnections)*perConnBytes + int64(c.MaxInflightBytes) +
+		int64(c.QueueMaxBytes) + int64(c.MaxBodyBytes) + heldResultBytes
 }
 
 // limitMemory makes the memory bound the Go runtime's soft limit, unless
