@@ -26,9 +26,9 @@ type connGuard struct {
 	tls      bool             // refusals get no plain-text answer
 	refused  func(status int) // told of each refusal
 
-	mu    sync.Mutex
-	open  int
-	peak  int
+	mu      sync.Mutex
+	open    int
+	peak    int
 	idle    connList // oldest first
 	reading connList // oldest first
 	perIP   map[netip.Addr]int

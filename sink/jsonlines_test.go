@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"io"
 	"os"
 	"path/filepath"
 	"strings"
@@ -70,5 +71,23 @@ func TestFileSinkAppends(t *testing.T) {
 	}
 	if _, err := sink.OpenFile(filepath.Join(t.TempDir(), "no", "such", "dir", "x")); err == nil {
 		t.Fatal("OpenFile in a missing directory: want error")
+	}
+}
+
+// TestWriterHonoursContextWhileStalled: the sink itself returns at ctx's
+// end, on the stalled write and on the writes queued behind it.
+func TestWriterHonoursContextWhileStalled(t *testing.T) {
+	t.Parallel()
+	pr, pw := io.Pipe()
+	t.Cleanup(func() { pr.Close() })
+	w := sink.NewWriter(pw)
+	for i := range 3 {
+		ctx, cancel := context.WithTimeout(context.Background(), 100*time.Millisecond)
+		start := time.Now()
+		err := w.Deliver(ctx, &dedup.Event{ID: "evt_stalled", Type: "invoice.paid", Payload: []byte(`{}`)})
+		cancel()
+		if err == nil || time.Since(start) > time.Second {
+			t.Fatalf("delivery %d on a stalled pipe: %v after %s, want an error at the deadline", i, err, time.Since(start))
+		}
 	}
 }

@@ -1,5 +1,6 @@
-// Package sink delivers accepted events to the application: the Sink
-// interface, its implementations, and the workers that call it.
+// Package sink is how events reach the application: the Sink interface
+// and its implementations (JSON lines, HTTP, Redis stream), which one
+// conformance suite checks. The machinery that calls them is in delivery.
 package sink
 
 import (

@@ -12,6 +12,7 @@ import (
 	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/oncehook/oncehook/dedup"
+	"github.com/oncehook/oncehook/delivery"
 	"github.com/oncehook/oncehook/internal/redact"
 	"github.com/oncehook/oncehook/receiver"
 	"github.com/oncehook/oncehook/sink"
@@ -72,8 +73,8 @@ func loadConfig(lookup func(string) (string, bool)) (config, error) {
 		Sink:                e.sink("SINK_URL"),
 		Workers:             e.integer("WORKERS", 32, 1),
 		QueueSize:           e.integer("QUEUE_SIZE", 10000, 1),
-		QueueMaxBytes:       e.integer("QUEUE_MAX_BYTES", sink.DefaultQueueMaxBytes, 1024),
-		DeliveryMaxAttempts: e.integerUpTo("DELIVERY_MAX_ATTEMPTS", 15, 1, sink.MaxAttemptsLimit),
+		QueueMaxBytes:       e.integer("QUEUE_MAX_BYTES", delivery.DefaultQueueMaxBytes, 1024),
+		DeliveryMaxAttempts: e.integerUpTo("DELIVERY_MAX_ATTEMPTS", 15, 1, delivery.MaxAttemptsLimit),
 		DeliveryTimeout:     e.duration("DELIVERY_TIMEOUT", 10*time.Second, time.Millisecond),
 		Retention:           e.duration("RETENTION", 720*time.Hour, 72*time.Hour),
 		ShutdownTimeout:     e.duration("SHUTDOWN_TIMEOUT", 30*time.Second, 0),
@@ -109,7 +110,7 @@ func loadConfig(lookup func(string) (string, bool)) (config, error) {
 	if c.Retention < c.DedupTTL {
 		e.fail("RETENTION", "%s is shorter than DEDUP_TTL (%s): a retry after the row is pruned would be accepted again", c.Retention, c.DedupTTL)
 	}
-	c.DeliveryLease = e.duration("DELIVERY_LEASE", sink.DefaultLease(c.DeliveryTimeout), c.DeliveryTimeout+10*time.Second)
+	c.DeliveryLease = e.duration("DELIVERY_LEASE", delivery.DefaultLease(c.DeliveryTimeout), c.DeliveryTimeout+10*time.Second)
 	return c, errors.Join(e.errs...)
 }
 

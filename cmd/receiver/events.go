@@ -15,7 +15,7 @@ import (
 
 	"github.com/jackc/pgx/v5/pgxpool"
 
-	"github.com/oncehook/oncehook/sink"
+	"github.com/oncehook/oncehook/delivery"
 )
 
 // The events and replay commands need only DATABASE_URL; the receiver need
@@ -53,7 +53,7 @@ func parseSince(v string, now time.Time) (time.Time, error) {
 
 func checkStatus(s string) error {
 	switch s {
-	case "", sink.StatusPending, sink.StatusDelivered, sink.StatusDead:
+	case "", delivery.StatusPending, delivery.StatusDelivered, delivery.StatusDead:
 		return nil
 	}
 	return fmt.Errorf("--status %q: want pending, delivered or dead", s)
@@ -97,13 +97,13 @@ func eventsList(ctx context.Context, args []string, out io.Writer) error {
 		return err
 	}
 	defer pool.Close()
-	rows, err := sink.ListEvents(ctx, pool, sink.ListFilter{Status: *status, Type: *typ, Since: from, Limit: *limit})
+	rows, err := delivery.ListEvents(ctx, pool, delivery.ListFilter{Status: *status, Type: *typ, Since: from, Limit: *limit})
 	if err != nil {
 		return err
 	}
 	if *asJSON {
 		if rows == nil {
-			rows = []sink.EventRow{}
+			rows = []delivery.EventRow{}
 		}
 		return writeJSON(out, rows)
 	}
@@ -135,18 +135,18 @@ func eventsShow(ctx context.Context, args []string, out io.Writer) error {
 		return err
 	}
 	defer pool.Close()
-	r, payload, history, err := sink.ShowEvent(ctx, pool, pos[0])
+	r, payload, history, err := delivery.ShowEvent(ctx, pool, pos[0])
 	if err != nil {
 		return err
 	}
 	if *asJSON {
 		if history == nil {
-			history = []sink.Attempt{}
+			history = []delivery.Attempt{}
 		}
 		return writeJSON(out, struct {
-			sink.EventRow
-			Payload json.RawMessage `json:"payload"`
-			History []sink.Attempt  `json:"history"`
+			delivery.EventRow
+			Payload json.RawMessage    `json:"payload"`
+			History []delivery.Attempt `json:"history"`
 		}{r, payload, history})
 	}
 	tw := tabwriter.NewWriter(out, 0, 4, 2, ' ', 0)
@@ -182,10 +182,10 @@ func replayCmd(ctx context.Context, args []string, out io.Writer) error {
 	if (len(ids) == 0) == (*status == "") {
 		return errors.New("usage: receiver replay EVT_ID... | receiver replay --status dead [--since D]")
 	}
-	if *status != "" && *status != sink.StatusDead && *status != sink.StatusDelivered {
+	if *status != "" && *status != delivery.StatusDead && *status != delivery.StatusDelivered {
 		return fmt.Errorf("--status %q: want dead or delivered (pending events are delivered anyway)", *status)
 	}
-	if *status == sink.StatusDelivered && *since == "" {
+	if *status == delivery.StatusDelivered && *since == "" {
 		return errors.New("--status delivered sends every stored delivered event again: give --since too")
 	}
 	from, err := parseSince(*since, time.Now())
@@ -198,14 +198,14 @@ func replayCmd(ctx context.Context, args []string, out io.Writer) error {
 	}
 	defer pool.Close()
 	if *status != "" {
-		n, err := sink.ReplayStatus(ctx, pool, *status, from)
+		n, err := delivery.ReplayStatus(ctx, pool, *status, from)
 		if err != nil {
 			return err
 		}
 		fmt.Fprintf(out, "%d %s events put back to pending\n", n, *status)
 		return nil
 	}
-	found, err := sink.Replay(ctx, pool, ids)
+	found, err := delivery.Replay(ctx, pool, ids)
 	if err != nil {
 		return err
 	}

@@ -19,11 +19,11 @@ import (
 	"github.com/redis/go-redis/v9"
 
 	"github.com/oncehook/oncehook/dedup"
+	"github.com/oncehook/oncehook/delivery"
 	"github.com/oncehook/oncehook/internal/metrics"
 	"github.com/oncehook/oncehook/internal/redact"
 	"github.com/oncehook/oncehook/migrations"
 	"github.com/oncehook/oncehook/receiver"
-	"github.com/oncehook/oncehook/sink"
 )
 
 // startupTimeout bounds waiting for Postgres and migrating at start.
@@ -81,7 +81,7 @@ func serve(ctx context.Context) error {
 		return fmt.Errorf("SINK_URL: %w", err)
 	}
 	lease := c.DeliveryLease
-	disp, err := sink.NewDispatcher(sink.DispatcherConfig{
+	disp, err := delivery.NewDispatcher(delivery.DispatcherConfig{
 		Pool: pool, Sink: out, Workers: c.Workers, QueueSize: c.QueueSize, QueueMaxBytes: int64(c.QueueMaxBytes),
 		DeliveryTimeout: c.DeliveryTimeout, MaxAttempts: c.DeliveryMaxAttempts, Lease: lease, Logger: log, Metrics: m,
 	})
@@ -93,7 +93,7 @@ func serve(ctx context.Context) error {
 		defer cancel()
 		_ = disp.Stop(ctx)
 	}()
-	pruner, err := sink.NewPruner(sink.PrunerConfig{Pool: pool, Retention: c.Retention, Logger: log, Metrics: m})
+	pruner, err := delivery.NewPruner(delivery.PrunerConfig{Pool: pool, Retention: c.Retention, Logger: log, Metrics: m})
 	if err != nil {
 		return err
 	}
@@ -119,7 +119,7 @@ func serve(ctx context.Context) error {
 	m.Gauge("oncehook_delivery_queue_depth", "Events waiting for a delivery worker in this process.",
 		func() float64 { return float64(disp.QueueDepth()) })
 	m.QueryGauge("oncehook_oldest_pending_age_seconds", "Age of the oldest event not yet delivered (all instances).",
-		time.Second, func(ctx context.Context) (float64, error) { return sink.OldestPendingAge(ctx, pool) })
+		time.Second, func(ctx context.Context) (float64, error) { return delivery.OldestPendingAge(ctx, pool) })
 	if err != nil {
 		return err
 	}

@@ -10,6 +10,7 @@ import (
 	"github.com/redis/go-redis/v9"
 
 	"github.com/oncehook/oncehook/dedup"
+	"github.com/oncehook/oncehook/delivery"
 	"github.com/oncehook/oncehook/receiver"
 	"github.com/oncehook/oncehook/sink"
 )
@@ -24,7 +25,7 @@ type Instance struct {
 	Base   string // http://host:port
 	Dedup  *dedup.Deduper
 	server *receiver.Server
-	disp   *sink.Dispatcher
+	disp   *delivery.Dispatcher
 	done   chan struct{}
 }
 
@@ -36,7 +37,7 @@ type InstanceConfig struct {
 	Sink      sink.Sink
 	// Delivery tunes the dispatcher; its Pool and Sink are set from above.
 	// FlushInterval defaults to 5ms here.
-	Delivery sink.DispatcherConfig
+	Delivery delivery.DispatcherConfig
 	// Tune, if set, adjusts the receiver's config before it starts.
 	Tune func(*receiver.Config)
 }
@@ -50,7 +51,7 @@ func StartInstance(t testing.TB, cfg InstanceConfig) *Instance {
 		dc.FlushInterval = 5 * time.Millisecond
 	}
 	dc = dc.WithDefaults()
-	disp, err := sink.NewDispatcher(dc)
+	disp, err := delivery.NewDispatcher(dc)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -1,4 +1,4 @@
-package sink_test
+package delivery_test
 
 import (
 	"context"
@@ -7,9 +7,9 @@ import (
 	"time"
 
 	"github.com/oncehook/oncehook/dedup"
+	"github.com/oncehook/oncehook/delivery"
 	"github.com/oncehook/oncehook/internal/metrics"
 	"github.com/oncehook/oncehook/internal/testenv"
-	"github.com/oncehook/oncehook/sink"
 )
 
 // TestLateResultDoesNotBreakAnotherLease: instance A's delivery outlives
@@ -23,7 +23,7 @@ func TestLateResultDoesNotBreakAnotherLease(t *testing.T) {
 	leaseA := leaseOf(t, pool, ev.ID)
 	started, release := make(chan struct{}), make(chan struct{})
 	m := metrics.New()
-	a, err := sink.NewDispatcher(sink.DispatcherConfig{Pool: pool, MaxAttempts: 1, Metrics: m, Instance: "a",
+	a, err := delivery.NewDispatcher(delivery.DispatcherConfig{Pool: pool, MaxAttempts: 1, Metrics: m, Instance: "a",
 		Sink: funcSink(func(context.Context, *dedup.Event) error {
 			close(started)
 			<-release
@@ -60,7 +60,7 @@ func TestLateResultDoesNotBreakAnotherLease(t *testing.T) {
 		t.Errorf("stale results counted: %v, want 1", n)
 	}
 
-	b, err := sink.NewDispatcher(sink.DispatcherConfig{Pool: pool, Instance: "b",
+	b, err := delivery.NewDispatcher(delivery.DispatcherConfig{Pool: pool, Instance: "b",
 		Sink: funcSink(func(context.Context, *dedup.Event) error { return nil })})
 	if err != nil {
 		t.Fatal(err)

@@ -1,4 +1,4 @@
-package sink
+package delivery
 
 import (
 	"context"
@@ -15,6 +15,7 @@ import (
 	"github.com/oncehook/oncehook/dedup"
 	"github.com/oncehook/oncehook/internal/metrics"
 	"github.com/oncehook/oncehook/internal/ratelog"
+	"github.com/oncehook/oncehook/sink"
 )
 
 // DispatcherConfig configures a Dispatcher.
@@ -22,7 +23,7 @@ type DispatcherConfig struct {
 	// Pool holds stripe_webhook_events, where delivery state is kept. Required.
 	Pool *pgxpool.Pool
 	// Sink receives the events. Required.
-	Sink Sink
+	Sink sink.Sink
 	// Workers is the number of delivery goroutines. Defaults to 32.
 	Workers int
 	// QueueSize bounds the events in the in-process hand-off. Defaults to 10000.

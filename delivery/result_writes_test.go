@@ -1,4 +1,4 @@
-package sink_test
+package delivery_test
 
 import (
 	"bufio"
@@ -14,6 +14,7 @@ import (
 	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/oncehook/oncehook/dedup"
+	"github.com/oncehook/oncehook/delivery"
 	"github.com/oncehook/oncehook/internal/testenv"
 	"github.com/oncehook/oncehook/sink"
 )
@@ -91,7 +92,7 @@ func TestHostileSinkAnswersCannotWedgeResultWrites(t *testing.T) {
 	})
 	cfg := fastRetries
 	cfg.Pool, cfg.Sink, cfg.MaxAttempts, cfg.Workers = pool, sink.NewHTTP(srv.URL, nil), 3, 4
-	d, err := sink.NewDispatcher(cfg)
+	d, err := delivery.NewDispatcher(cfg)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -113,7 +114,7 @@ func TestHostileSinkAnswersCannotWedgeResultWrites(t *testing.T) {
 		if r.attempts != 3 || !utf8.ValidString(r.lastError) || len(r.lastError) > 1000 || !strings.Contains(r.lastError, "500") {
 			t.Errorf("%s: %+v, want dead after 3 attempts with a valid, bounded error", id, r)
 		}
-		_, _, history, err := sink.ShowEvent(context.Background(), pool, id)
+		_, _, history, err := delivery.ShowEvent(context.Background(), pool, id)
 		if err != nil || len(history) != 3 {
 			t.Errorf("%s: history %+v, %v; want 3 attempts", id, history, err)
 		}
@@ -133,9 +134,9 @@ func TestBackoffIsBoundedForAnyAttemptCount(t *testing.T) {
 	setAttempts(t, pool, evs[0].ID, 1500)
 	setAttempts(t, pool, evs[1].ID, 1_000_000)
 	cfg := fastRetries
-	cfg.Pool, cfg.MaxAttempts = pool, sink.MaxAttemptsLimit
+	cfg.Pool, cfg.MaxAttempts = pool, delivery.MaxAttemptsLimit
 	cfg.Sink = funcSink(func(context.Context, *dedup.Event) error { return fmt.Errorf("sink down") })
-	d, err := sink.NewDispatcher(cfg)
+	d, err := delivery.NewDispatcher(cfg)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -147,8 +148,8 @@ func TestBackoffIsBoundedForAnyAttemptCount(t *testing.T) {
 		waitRow(t, pool, ev.ID, func(r row) bool { return r.status == "dead" })
 	}
 
-	cfg.MaxAttempts = sink.MaxAttemptsLimit + 1
-	if _, err := sink.NewDispatcher(cfg); err == nil || !strings.Contains(err.Error(), "MaxAttempts") {
+	cfg.MaxAttempts = delivery.MaxAttemptsLimit + 1
+	if _, err := delivery.NewDispatcher(cfg); err == nil || !strings.Contains(err.Error(), "MaxAttempts") {
 		t.Fatalf("MaxAttempts past the limit: %v, want an error naming it", err)
 	}
 }

@@ -1,4 +1,4 @@
-package sink_test
+package delivery_test
 
 import (
 	"context"
@@ -13,13 +13,13 @@ import (
 	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/oncehook/oncehook/dedup"
+	"github.com/oncehook/oncehook/delivery"
 	"github.com/oncehook/oncehook/internal/harness"
 	"github.com/oncehook/oncehook/internal/testenv"
-	"github.com/oncehook/oncehook/sink"
 )
 
 // fastRetries makes backoff and sweeping quick enough for a test.
-var fastRetries = sink.DispatcherConfig{
+var fastRetries = delivery.DispatcherConfig{
 	RetryBase: 10 * time.Millisecond, RetryMax: 200 * time.Millisecond,
 	SweepInterval: 20 * time.Millisecond, MaxAttempts: 50,
 }
@@ -138,7 +138,7 @@ func TestSinkDownThenBackWithBackoff(t *testing.T) {
 	// While down: attempts climb and each next attempt is further away.
 	deadline := time.Now().Add(10 * time.Second)
 	for {
-		rows, err := sink.ListEvents(context.Background(), pool, sink.ListFilter{Status: sink.StatusPending})
+		rows, err := delivery.ListEvents(context.Background(), pool, delivery.ListFilter{Status: delivery.StatusPending})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -156,7 +156,7 @@ func TestSinkDownThenBackWithBackoff(t *testing.T) {
 		}
 		time.Sleep(20 * time.Millisecond)
 	}
-	_, _, history, err := sink.ShowEvent(context.Background(), pool, ids[0])
+	_, _, history, err := delivery.ShowEvent(context.Background(), pool, ids[0])
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -197,7 +197,7 @@ func TestDeadLetterAndReplay(t *testing.T) {
 		}
 		time.Sleep(20 * time.Millisecond)
 	}
-	dead, err := sink.ListEvents(context.Background(), pool, sink.ListFilter{Status: sink.StatusDead})
+	dead, err := delivery.ListEvents(context.Background(), pool, delivery.ListFilter{Status: delivery.StatusDead})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -206,11 +206,11 @@ func TestDeadLetterAndReplay(t *testing.T) {
 	}
 
 	down.Store(false)
-	found, err := sink.Replay(context.Background(), pool, []string{ids[0], "evt_unknown"})
+	found, err := delivery.Replay(context.Background(), pool, []string{ids[0], "evt_unknown"})
 	if err != nil || len(found) != 1 || found[0] != ids[0] {
 		t.Fatalf("Replay: %v, %v; want only %s found", found, err, ids[0])
 	}
-	n, err := sink.ReplayStatus(context.Background(), pool, sink.StatusDead, time.Time{})
+	n, err := delivery.ReplayStatus(context.Background(), pool, delivery.StatusDead, time.Time{})
 	if err != nil || n != 2 {
 		t.Fatalf("ReplayStatus: %d, %v; want 2", n, err)
 	}

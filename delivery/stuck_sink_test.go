@@ -1,4 +1,4 @@
-package sink_test
+package delivery_test
 
 import (
 	"context"
@@ -10,6 +10,7 @@ import (
 	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/oncehook/oncehook/dedup"
+	"github.com/oncehook/oncehook/delivery"
 	"github.com/oncehook/oncehook/internal/faultproxy"
 	"github.com/oncehook/oncehook/internal/testenv"
 	"github.com/oncehook/oncehook/sink"
@@ -28,7 +29,7 @@ func TestStalledSinkEndsWithinTimeoutAndShutdown(t *testing.T) {
 	cfg := fastRetries
 	cfg.Pool, cfg.Sink, cfg.Workers, cfg.DeliveryTimeout = pool, sink.NewWriter(pw), 2, 500*time.Millisecond
 	cfg.RetryBase, cfg.RetryMax = time.Minute, time.Hour // one attempt each in this test
-	d, err := sink.NewDispatcher(cfg)
+	d, err := delivery.NewDispatcher(cfg)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -61,24 +62,6 @@ func TestStalledSinkEndsWithinTimeoutAndShutdown(t *testing.T) {
 	}
 }
 
-// TestWriterHonoursContextWhileStalled: the sink itself returns at ctx's
-// end, on the stalled write and on the writes queued behind it.
-func TestWriterHonoursContextWhileStalled(t *testing.T) {
-	t.Parallel()
-	pr, pw := io.Pipe()
-	t.Cleanup(func() { pr.Close() })
-	w := sink.NewWriter(pw)
-	for i := range 3 {
-		ctx, cancel := context.WithTimeout(context.Background(), 100*time.Millisecond)
-		start := time.Now()
-		err := w.Deliver(ctx, &dedup.Event{ID: "evt_stalled", Type: "invoice.paid", Payload: []byte(`{}`)})
-		cancel()
-		if err == nil || time.Since(start) > time.Second {
-			t.Fatalf("delivery %d on a stalled pipe: %v after %s, want an error at the deadline", i, err, time.Since(start))
-		}
-	}
-}
-
 // TestStopBoundedWhilePostgresHangs: with Postgres answering nothing, the
 // sweeper's claim and the last result writes must still end by Stop's
 // deadline.
@@ -101,7 +84,7 @@ func TestStopBoundedWhilePostgresHangs(t *testing.T) {
 	dc := fastRetries
 	dc.Pool, dc.SweepInterval = hung, 5*time.Millisecond
 	dc.Sink = funcSink(func(context.Context, *dedup.Event) error { return nil })
-	d, err := sink.NewDispatcher(dc)
+	d, err := delivery.NewDispatcher(dc)
 	if err != nil {
 		t.Fatal(err)
 	}

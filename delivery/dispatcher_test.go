@@ -1,4 +1,4 @@
-package sink_test
+package delivery_test
 
 import (
 	"context"
@@ -12,8 +12,8 @@ import (
 	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/oncehook/oncehook/dedup"
+	"github.com/oncehook/oncehook/delivery"
 	"github.com/oncehook/oncehook/internal/testenv"
-	"github.com/oncehook/oncehook/sink"
 )
 
 // funcSink is a Sink made of a function.
@@ -96,7 +96,7 @@ func TestDispatcherMarksDeliveredInBatches(t *testing.T) {
 	evs := stored(t, pool, 100)
 	var mu sync.Mutex
 	got := map[string]int{}
-	d, err := sink.NewDispatcher(sink.DispatcherConfig{Pool: pool, Workers: 4, Sink: funcSink(func(_ context.Context, ev *dedup.Event) error {
+	d, err := delivery.NewDispatcher(delivery.DispatcherConfig{Pool: pool, Workers: 4, Sink: funcSink(func(_ context.Context, ev *dedup.Event) error {
 		mu.Lock()
 		got[ev.ID]++
 		mu.Unlock()
@@ -127,7 +127,7 @@ func TestDispatcherRecordsFailure(t *testing.T) {
 	t.Parallel()
 	pool := testenv.Postgres(t)
 	evs := stored(t, pool, 1)
-	d, err := sink.NewDispatcher(sink.DispatcherConfig{Pool: pool, RetryBase: time.Minute, Sink: funcSink(func(context.Context, *dedup.Event) error {
+	d, err := delivery.NewDispatcher(delivery.DispatcherConfig{Pool: pool, RetryBase: time.Minute, Sink: funcSink(func(context.Context, *dedup.Event) error {
 		return errors.New("downstream said 502")
 	})})
 	if err != nil {
@@ -146,7 +146,7 @@ func TestDispatcherQueueIsBounded(t *testing.T) {
 	pool := testenv.Postgres(t)
 	evs := stored(t, pool, 4)
 	release := make(chan struct{})
-	d, err := sink.NewDispatcher(sink.DispatcherConfig{Pool: pool, Workers: 1, QueueSize: 2, Sink: funcSink(func(ctx context.Context, _ *dedup.Event) error {
+	d, err := delivery.NewDispatcher(delivery.DispatcherConfig{Pool: pool, Workers: 1, QueueSize: 2, Sink: funcSink(func(ctx context.Context, _ *dedup.Event) error {
 		select {
 		case <-release:
 			return nil
@@ -178,7 +178,7 @@ func TestDispatcherStopBoundedByContext(t *testing.T) {
 	t.Parallel()
 	pool := testenv.Postgres(t)
 	evs := stored(t, pool, 3)
-	d, err := sink.NewDispatcher(sink.DispatcherConfig{Pool: pool, Workers: 1, Sink: funcSink(func(ctx context.Context, _ *dedup.Event) error {
+	d, err := delivery.NewDispatcher(delivery.DispatcherConfig{Pool: pool, Workers: 1, Sink: funcSink(func(ctx context.Context, _ *dedup.Event) error {
 		<-ctx.Done() // a sink that hangs
 		return ctx.Err()
 	})})

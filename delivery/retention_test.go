@@ -1,12 +1,12 @@
-package sink_test
+package delivery_test
 
 import (
 	"context"
 	"testing"
 	"time"
 
+	"github.com/oncehook/oncehook/delivery"
 	"github.com/oncehook/oncehook/internal/testenv"
-	"github.com/oncehook/oncehook/sink"
 )
 
 func TestPruneDeletesOnlyOldDeliveredAndOlderDead(t *testing.T) {
@@ -33,7 +33,7 @@ func TestPruneDeletesOnlyOldDeliveredAndOlderDead(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	p, err := sink.NewPruner(sink.PrunerConfig{Pool: pool, Retention: 720 * time.Hour, BatchSize: 1})
+	p, err := delivery.NewPruner(delivery.PrunerConfig{Pool: pool, Retention: 720 * time.Hour, BatchSize: 1})
 	if err != nil {
 		t.Fatal(err)
 	}

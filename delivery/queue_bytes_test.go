@@ -1,4 +1,4 @@
-package sink_test
+package delivery_test
 
 import (
 	"context"
@@ -8,8 +8,8 @@ import (
 	"time"
 
 	"github.com/oncehook/oncehook/dedup"
+	"github.com/oncehook/oncehook/delivery"
 	"github.com/oncehook/oncehook/internal/testenv"
-	"github.com/oncehook/oncehook/sink"
 )
 
 // TestQueueIsBoundedInBytes: the hand-off holds at most QueueMaxBytes of
@@ -42,7 +42,7 @@ func TestQueueIsBoundedInBytes(t *testing.T) {
 			return ctx.Err()
 		}
 	})
-	d, err := sink.NewDispatcher(cfg)
+	d, err := delivery.NewDispatcher(cfg)
 	if err != nil {
 		t.Fatal(err)
 	}
