@@ -51,7 +51,7 @@ type batchWriter struct {
 	loop    *batchLoop[*insertReq]
 	bufs    sync.Pool // *batch, one per running flush
 	timeout time.Duration
-	leaseMS int64
+	lease   time.Duration
 	reqPool sync.Pool
 	batches atomic.Uint64 // statements run
 	rows    atomic.Uint64 // rows sent in them
@@ -62,7 +62,7 @@ func newBatchWriter(cfg Config) *batchWriter {
 	w := &batchWriter{
 		pool:    cfg.Pool,
 		timeout: cfg.CommitTimeout,
-		leaseMS: cfg.Lease.Milliseconds(),
+		lease:   cfg.Lease,
 		metrics: cfg.Metrics,
 	}
 	w.reqPool.New = func() any { return &insertReq{done: make(chan struct{}, 1)} }
@@ -161,7 +161,7 @@ func (w *batchWriter) query(b *batch, rows []*insertReq) error {
 	defer cancel()
 	start := time.Now() // before the statement's now(), where the leases begin
 	defer func() { w.metrics.Batch(len(rows), time.Since(start)) }()
-	dbRows, err := w.pool.Query(ctx, insertSQL, b.ids, b.types, b.livemodes, b.accounts, b.versions, b.created, b.payloads, w.leaseMS)
+	dbRows, err := w.pool.Query(ctx, insertSQL, b.ids, b.types, b.livemodes, b.accounts, b.versions, b.created, b.payloads, w.lease.Milliseconds())
 	if err != nil {
 		return err
 	}
@@ -187,7 +187,7 @@ func (w *batchWriter) query(b *batch, rows []*insertReq) error {
 		r.inserted = j < len(b.returned) && b.returned[j].id == r.ev.ID
 		r.lease = Lease{}
 		if r.inserted {
-			r.lease = Lease{Start: start, Until: b.returned[j].lease}
+			r.lease = Lease{Start: start, Until: b.returned[j].lease, Length: w.lease}
 		}
 	}
 	return nil

@@ -43,9 +43,10 @@ type Config struct {
 	QueueSize int
 	// CommitTimeout bounds one batch's round trip to Postgres. Defaults to 5s.
 	CommitTimeout time.Duration
-	// Lease is the locked_until (and next_attempt_at) given to a fresh row,
-	// so that no sweeper takes it while this instance delivers it. It must
-	// match sink.DispatcherConfig.Lease. Defaults to 1m.
+	// Lease is the length of the lease a fresh row is born with (its
+	// locked_until and next_attempt_at), so that no sweeper takes it while
+	// this instance delivers it. Result.Lease carries it to delivery, which
+	// reads it from there. Defaults to 1m.
 	Lease time.Duration
 	// Logger receives rate-limited fault reports. Defaults to slog.Default().
 	Logger *slog.Logger

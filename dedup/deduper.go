@@ -63,6 +63,9 @@ type Lease struct {
 	// Until is the row's locked_until as stored. It is the lease's token: a
 	// delivery result applies only while the row still holds this value.
 	Until time.Time
+	// Length is how long the lease lasts from Start, as the writer of the
+	// lease decided it.
+	Length time.Duration
 }
 
 var (

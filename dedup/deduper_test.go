@@ -332,7 +332,7 @@ func TestAcceptedResultCarriesLeaseStart(t *testing.T) {
 	if leaseEnd.Before(res.Lease.Start.Add(time.Minute - 50*time.Millisecond)) { // clock skew allowance with the local Postgres
 		t.Fatalf("lease ends %v, before Lease.Start+1m %v", leaseEnd, res.Lease.Start.Add(time.Minute))
 	}
-	if !res.Lease.Until.Equal(leaseEnd) {
+	if !res.Lease.Until.Equal(leaseEnd) || res.Lease.Length != time.Minute {
 		t.Fatalf("Lease.Until %v is not the stored locked_until %v", res.Lease.Until, leaseEnd)
 	}
 }

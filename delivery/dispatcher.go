@@ -43,10 +43,10 @@ type DispatcherConfig struct {
 	RetryBase time.Duration
 	// RetryMax caps the delay between attempts. Defaults to 1h.
 	RetryMax time.Duration
-	// Lease is how long an instance owns a row it is delivering; another
-	// instance's sweeper takes the row only after it. It must match the
-	// intake's dedup.Config.Lease. Defaults to the larger of 1m and
-	// 3 × DeliveryTimeout.
+	// Lease is how long the sweeper's claims last: an instance owns a row
+	// it claimed for this long, and another instance's sweeper takes the
+	// row only after it. Rows handed over by the intake come with their own
+	// lease (dedup.Lease). Defaults to the larger of 1m and 3 × DeliveryTimeout.
 	Lease time.Duration
 	// SweepInterval is how often due and orphaned rows are claimed. Defaults to 1s.
 	SweepInterval time.Duration
@@ -132,15 +132,15 @@ const leaseMargin = 5 * time.Second
 func (c DispatcherConfig) validate() error {
 	switch {
 	case c.Pool == nil || c.Sink == nil:
-		return errors.New("sink: DispatcherConfig.Pool and Sink are required")
+		return errors.New("delivery: DispatcherConfig.Pool and Sink are required")
 	case c.Workers < 1 || c.QueueSize < 1 || c.QueueMaxBytes < 1 || c.MaxBatch < 1 || c.SweepBatch < 1 || c.MaxAttempts < 1:
-		return errors.New("sink: Workers, QueueSize, QueueMaxBytes, MaxBatch, SweepBatch and MaxAttempts must be positive")
+		return errors.New("delivery: Workers, QueueSize, QueueMaxBytes, MaxBatch, SweepBatch and MaxAttempts must be positive")
 	case c.MaxAttempts > MaxAttemptsLimit:
-		return fmt.Errorf("sink: MaxAttempts %d is more than %d", c.MaxAttempts, MaxAttemptsLimit)
+		return fmt.Errorf("delivery: MaxAttempts %d is more than %d", c.MaxAttempts, MaxAttemptsLimit)
 	case c.DeliveryTimeout <= 0 || c.FlushInterval <= 0 || c.RetryBase <= 0 || c.RetryMax < c.RetryBase || c.SweepInterval <= 0:
-		return errors.New("sink: DeliveryTimeout, FlushInterval, RetryBase and SweepInterval must be positive, RetryMax at least RetryBase")
+		return errors.New("delivery: DeliveryTimeout, FlushInterval, RetryBase and SweepInterval must be positive, RetryMax at least RetryBase")
 	case c.Lease < c.DeliveryTimeout+2*leaseMargin:
-		return fmt.Errorf("sink: Lease %s must exceed DeliveryTimeout by at least %s", c.Lease, 2*leaseMargin)
+		return fmt.Errorf("delivery: Lease %s must exceed DeliveryTimeout by at least %s", c.Lease, 2*leaseMargin)
 	}
 	return nil
 }
@@ -200,7 +200,7 @@ func NewDispatcher(cfg DispatcherConfig) (*Dispatcher, error) {
 // or stopping; the row then stays pending and a sweeper delivers it once
 // its lease ends.
 func (d *Dispatcher) Enqueue(ev *dedup.Event, lease dedup.Lease) bool {
-	return d.offer(job{ev: ev, lease: lease.Until, leaseUntil: lease.Start.Add(d.cfg.Lease - leaseMargin)})
+	return d.offer(job{ev: ev, lease: lease.Until, leaseUntil: lease.Start.Add(lease.Length - leaseMargin)})
 }
 
 func (d *Dispatcher) offer(j job) bool {
@@ -364,7 +364,7 @@ func (d *Dispatcher) Stop(ctx context.Context) error {
 		case <-drainCtx.Done():
 			d.cancel()
 			<-drained // prompt: calls under way return at once when cancelled, or are abandoned
-			d.stopErr = errors.New("sink: shutdown timeout reached; undelivered events stay pending")
+			d.stopErr = errors.New("delivery: shutdown timeout reached; undelivered events stay pending")
 		}
 		d.cancel()
 		if !hasDeadline {
@@ -380,7 +380,7 @@ func (d *Dispatcher) Stop(ctx context.Context) error {
 			}
 		case <-time.After(time.Until(deadline)):
 			if d.stopErr == nil {
-				d.stopErr = errors.New("sink: closing the sink did not finish by the shutdown deadline")
+				d.stopErr = errors.New("delivery: closing the sink did not finish by the shutdown deadline")
 			}
 		}
 	})

@@ -44,7 +44,7 @@ func stored(t *testing.T, pool *pgxpool.Pool, n int) []*dedup.Event {
 // leaseOf is the lease the intake would hand over with a stored event.
 func leaseOf(t *testing.T, pool *pgxpool.Pool, id string) dedup.Lease {
 	t.Helper()
-	l := dedup.Lease{Start: time.Now()}
+	l := dedup.Lease{Start: time.Now(), Length: time.Minute} // as stored() leases them
 	if err := pool.QueryRow(context.Background(), `SELECT locked_until FROM stripe_webhook_events WHERE event_id = $1`, id).Scan(&l.Until); err != nil {
 		t.Fatal(err)
 	}

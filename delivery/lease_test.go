@@ -65,7 +65,7 @@ func TestLateResultDoesNotBreakAnotherLease(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	b.Enqueue(ev, dedup.Lease{Start: time.Now(), Until: leaseB})
+	b.Enqueue(ev, dedup.Lease{Start: time.Now(), Until: leaseB, Length: time.Minute})
 	if err := b.Stop(context.Background()); err != nil {
 		t.Fatal(err)
 	}

@@ -79,7 +79,7 @@ type Pruner struct {
 func NewPruner(cfg PrunerConfig) (*Pruner, error) {
 	cfg = cfg.WithDefaults()
 	if cfg.Pool == nil || cfg.Retention <= 0 || cfg.DeadRetention < cfg.Retention || cfg.BatchSize < 1 || cfg.Interval <= 0 {
-		return nil, errors.New("sink: PrunerConfig needs a Pool, positive Retention, Interval and BatchSize, and DeadRetention at least Retention")
+		return nil, errors.New("delivery: PrunerConfig needs a Pool, positive Retention, Interval and BatchSize, and DeadRetention at least Retention")
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	return &Pruner{cfg: cfg, errs: ratelog.Logger{Log: cfg.Logger}, ctx: ctx, cancel: cancel}, nil
