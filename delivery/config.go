@@ -1,0 +1,141 @@
+package delivery
+
+import (
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"time"
+
+	"github.com/jackc/pgx/v5/pgxpool"
+
+	"github.com/oncehook/oncehook/internal/metrics"
+	"github.com/oncehook/oncehook/sink"
+)
+
+// DispatcherConfig configures a Dispatcher.
+type DispatcherConfig struct {
+	// Pool holds stripe_webhook_events, where delivery state is kept. Required.
+	Pool *pgxpool.Pool
+	// Sink receives the events. Required.
+	Sink sink.Sink
+	// Workers is the number of delivery goroutines. Defaults to 32.
+	Workers int
+	// QueueSize bounds the events in the in-process hand-off. Defaults to 10000.
+	QueueSize int
+	// QueueMaxBytes bounds the payload bytes held by queued events and
+	// deliveries under way; the sweeper may pass it by one event, so that a
+	// large one is never stuck. An event that does not fit stays pending in
+	// Postgres for the sweeper. Defaults to 64 MiB.
+	QueueMaxBytes int64
+	// DeliveryTimeout bounds one Deliver call. Defaults to 10s.
+	DeliveryTimeout time.Duration
+	// MaxAttempts is how many failed attempts make an event dead, at most
+	// MaxAttemptsLimit. Defaults to 15.
+	MaxAttempts int
+	// RetryBase is the delay after the first failure; each further failure
+	// doubles it, up to RetryMax, with jitter of up to half. Defaults to 1s.
+	RetryBase time.Duration
+	// RetryMax caps the delay between attempts. Defaults to 1h.
+	RetryMax time.Duration
+	// Lease is how long the sweeper's claims last: an instance owns a row
+	// it claimed for this long, and another instance's sweeper takes the
+	// row only after it. Rows handed over by the intake come with their own
+	// lease (dedup.Lease). Defaults to the larger of 1m and 3 × DeliveryTimeout.
+	Lease time.Duration
+	// SweepInterval is how often due and orphaned rows are claimed. Defaults to 1s.
+	SweepInterval time.Duration
+	// SweepBatch bounds the rows claimed at once. Defaults to 200.
+	SweepBatch int
+	// FlushInterval is how often delivery results are written. Defaults to 20ms.
+	FlushInterval time.Duration
+	// MaxBatch bounds the results of one write. Defaults to 1000.
+	MaxBatch int
+	// Instance names this process in the delivery history. Defaults to host:pid.
+	Instance string
+	// Logger defaults to slog.Default().
+	Logger *slog.Logger
+	// Metrics counts deliveries and errors; nil records nothing.
+	Metrics *metrics.Metrics
+}
+
+// WithDefaults returns a copy of c with every zero field set to its default.
+func (c DispatcherConfig) WithDefaults() DispatcherConfig {
+	if c.Workers == 0 {
+		c.Workers = 32
+	}
+	if c.QueueSize == 0 {
+		c.QueueSize = 10000
+	}
+	if c.QueueMaxBytes == 0 {
+		c.QueueMaxBytes = DefaultQueueMaxBytes
+	}
+	if c.DeliveryTimeout == 0 {
+		c.DeliveryTimeout = 10 * time.Second
+	}
+	if c.MaxAttempts == 0 {
+		c.MaxAttempts = 15
+	}
+	if c.RetryBase == 0 {
+		c.RetryBase = time.Second
+	}
+	if c.RetryMax == 0 {
+		c.RetryMax = time.Hour
+	}
+	if c.Lease == 0 {
+		c.Lease = DefaultLease(c.DeliveryTimeout)
+	}
+	if c.SweepInterval == 0 {
+		c.SweepInterval = time.Second
+	}
+	if c.SweepBatch == 0 {
+		c.SweepBatch = 200
+	}
+	if c.FlushInterval == 0 {
+		c.FlushInterval = 20 * time.Millisecond
+	}
+	if c.MaxBatch == 0 {
+		c.MaxBatch = 1000
+	}
+	if c.Instance == "" {
+		host, _ := os.Hostname()
+		c.Instance = fmt.Sprintf("%s:%d", host, os.Getpid())
+	}
+	if c.Logger == nil {
+		c.Logger = slog.Default()
+	}
+	return c
+}
+
+// DefaultQueueMaxBytes is QueueMaxBytes's default.
+const DefaultQueueMaxBytes = 64 << 20
+
+// MaxAttemptsLimit bounds MaxAttempts: past a thousand failures an event is
+// better dead and replayed by hand than retried hourly for six weeks.
+const MaxAttemptsLimit = 1000
+
+// DefaultLease is the lease for a delivery timeout: the larger of 1m and
+// 3 × timeout.
+func DefaultLease(deliveryTimeout time.Duration) time.Duration {
+	return max(time.Minute, 3*deliveryTimeout)
+}
+
+// leaseMargin is kept free at the end of a lease: a worker does not start a
+// delivery that could still run then, because the row may be re-claimed.
+const leaseMargin = 5 * time.Second
+
+func (c DispatcherConfig) validate() error {
+	switch {
+	case c.Pool == nil || c.Sink == nil:
+		return errors.New("delivery: DispatcherConfig.Pool and Sink are required")
+	case c.Workers < 1 || c.QueueSize < 1 || c.QueueMaxBytes < 1 || c.MaxBatch < 1 || c.SweepBatch < 1 || c.MaxAttempts < 1:
+		return errors.New("delivery: Workers, QueueSize, QueueMaxBytes, MaxBatch, SweepBatch and MaxAttempts must be positive")
+	case c.MaxAttempts > MaxAttemptsLimit:
+		return fmt.Errorf("delivery: MaxAttempts %d is more than %d", c.MaxAttempts, MaxAttemptsLimit)
+	case c.DeliveryTimeout <= 0 || c.FlushInterval <= 0 || c.RetryBase <= 0 || c.RetryMax < c.RetryBase || c.SweepInterval <= 0:
+		return errors.New("delivery: DeliveryTimeout, FlushInterval, RetryBase and SweepInterval must be positive, RetryMax at least RetryBase")
+	case c.Lease < c.DeliveryTimeout+2*leaseMargin:
+		return fmt.Errorf("delivery: Lease %s must exceed DeliveryTimeout by at least %s", c.Lease, 2*leaseMargin)
+	}
+	return nil
+}
