@@ -4,13 +4,9 @@ import (
 	"context"
 	"fmt"
 	"net/url"
-	"runtime"
-	"sync"
-	"weak"
 
 	"github.com/redis/go-redis/v9"
 
-	"github.com/oncehook/oncehook/internal/ratelog"
 	"github.com/oncehook/oncehook/internal/redact"
 	"github.com/oncehook/oncehook/migrations"
 )
@@ -83,41 +79,14 @@ func (s *Server) ReadinessDetail(ctx context.Context) ReadinessDetail {
 func (s *Server) readiness(ctx context.Context) readiness {
 	d := s.ReadinessDetail(ctx)
 	if d.PostgresError != "" || d.RedisError != "" {
-		l := s.readyLog()
 		if d.PostgresError != "" {
-			l.postgres.Warn("readyz: postgres "+d.Postgres, "error", d.PostgresError)
+			s.readyPostgres.Warn("readyz: postgres "+d.Postgres, "error", d.PostgresError)
 		}
 		if d.RedisError != "" {
-			l.redis.Warn("readyz: redis "+d.Redis, "error", d.RedisError)
+			s.readyRedis.Warn("readyz: redis "+d.Redis, "error", d.RedisError)
 		}
 	}
 	return readiness{Status: d.Status, Postgres: d.Postgres, Redis: d.Redis}
-}
-
-// readyLog rate-limits one Server's readiness warnings, each dependency on
-// its own so that a Redis outage does not hide a Postgres one.
-type readyLog struct {
-	postgres, redis ratelog.Logger
-}
-
-// readyLogs holds each Server's readyLog, weakly keyed so that it goes
-// with its Server. (It belongs in a Server field; it is here only so that
-// readiness stays in this file.)
-var readyLogs sync.Map // weak.Pointer[Server] -> *readyLog
-
-func (s *Server) readyLog() *readyLog {
-	k := weak.Make(s)
-	if l, ok := readyLogs.Load(k); ok {
-		return l.(*readyLog)
-	}
-	l, loaded := readyLogs.LoadOrStore(k, &readyLog{
-		postgres: ratelog.Logger{Log: s.cfg.Logger},
-		redis:    ratelog.Logger{Log: s.cfg.Logger},
-	})
-	if !loaded {
-		runtime.AddCleanup(s, func(k weak.Pointer[Server]) { readyLogs.Delete(k) }, k)
-	}
-	return l.(*readyLog)
 }
 
 // redactPostgres removes the pool's password and URL query values from err.

@@ -32,6 +32,9 @@ type Server struct {
 	bodyBudgetFull ratelog.Logger
 	connsFull      ratelog.Logger
 	connErrs       ratelog.Logger
+	// The reasons behind /readyz, each dependency on its own so that a
+	// Redis outage does not hide a Postgres one.
+	readyPostgres, readyRedis ratelog.Logger
 }
 
 // New returns a Server; call Serve to start it.
@@ -41,7 +44,7 @@ func New(cfg Config) (*Server, error) {
 		return nil, err
 	}
 	s := &Server{cfg: cfg}
-	for _, l := range []*ratelog.Logger{&s.storeErr, &s.queueFull, &s.bodyBudgetFull, &s.connsFull, &s.connErrs} {
+	for _, l := range []*ratelog.Logger{&s.storeErr, &s.queueFull, &s.bodyBudgetFull, &s.connsFull, &s.connErrs, &s.readyPostgres, &s.readyRedis} {
 		l.Log = cfg.Logger
 	}
 	s.budget.limit = int64(cfg.MaxBodyBytesInFlight)
