@@ -110,3 +110,28 @@ func TestReadBodyChargesWhatArrived(t *testing.T) {
 		t.Errorf("%d bytes still charged after the read ended", u)
 	}
 }
+
+// TestLargestBodyFitsTheSmallestBudget: with MaxBodyBytesInFlight at its
+// least, twice MaxBodyBytes, a body of exactly MaxBodyBytes is read (its
+// buffer doubles, and the old one is held while it is copied); with the
+// budget at MaxBodyBytes alone it never could be.
+func TestLargestBodyFitsTheSmallestBudget(t *testing.T) {
+	for _, max := range []int{1 << 20, 300<<10 + 7, 64 << 10} {
+		body := bytes.Repeat([]byte("x"), max)
+		for _, declared := range []int{max, -1} {
+			budget := &bodyBudget{limit: 2 * int64(max)}
+			bb, charged, err := readBody(bytes.NewReader(body), declared, max, budget)
+			if err != nil || len(bb.b) != max {
+				t.Fatalf("max %d, declared %d, budget 2×max: %v", max, declared, err)
+			}
+			budget.give(charged)
+			if budget.used.Load() != 0 {
+				t.Fatalf("max %d: %d bytes left charged", max, budget.used.Load())
+			}
+		}
+	}
+	tight := &bodyBudget{limit: 1 << 20}
+	if _, _, err := readBody(bytes.NewReader(bytes.Repeat([]byte("x"), 1<<20)), 1<<20, 1<<20, tight); !errors.Is(err, errBodyBudget) {
+		t.Fatalf("a 1 MiB body with a 1 MiB budget: %v, want errBodyBudget (why the budget is at least twice MaxBodyBytes)", err)
+	}
+}

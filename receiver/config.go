@@ -50,7 +50,8 @@ type Config struct {
 	MaxConns int
 	// MaxBodyBytesInFlight bounds the bytes that webhook bodies being read
 	// and handled hold, charged as they arrive; a request that does not fit
-	// gets 503. At least MaxBodyBytes. Defaults to 64 MiB.
+	// gets 503. At least twice MaxBodyBytes: a body's buffer grows by
+	// doubling, and the old one is held while it is copied. Defaults to 64 MiB.
 	MaxBodyBytesInFlight int
 	// MaxConnsPerIP bounds one client address's connections, past it they
 	// are refused with 429; 0 means no bound (the right setting behind a
@@ -107,8 +108,8 @@ func (c Config) validate() error {
 		return errors.New("receiver: MaxBodyBytes, Concurrency and MaxConns must be positive")
 	case c.MaxConns > 1<<20:
 		return errors.New("receiver: MaxConns must be at most 1048576")
-	case c.MaxBodyBytesInFlight < c.MaxBodyBytes:
-		return errors.New("receiver: MaxBodyBytesInFlight must be at least MaxBodyBytes")
+	case c.MaxBodyBytesInFlight < 2*c.MaxBodyBytes:
+		return errors.New("receiver: MaxBodyBytesInFlight must be at least twice MaxBodyBytes")
 	case (c.TLSCertFile == "") != (c.TLSKeyFile == ""):
 		return errors.New("receiver: TLS needs both a certificate and a key file")
 	}

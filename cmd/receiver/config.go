@@ -98,8 +98,8 @@ func loadConfig(lookup func(string) (string, bool)) (config, error) {
 	if c.TrustedProxies != nil && c.Allowlist == nil {
 		e.fail("TRUSTED_PROXIES", "only used with STRIPE_IP_ALLOWLIST")
 	}
-	if c.MaxInflightBytes < c.MaxBodyBytes {
-		e.fail("MAX_INFLIGHT_BODY_BYTES", "%d is less than MAX_BODY_BYTES (%d): one body must fit", c.MaxInflightBytes, c.MaxBodyBytes)
+	if c.MaxInflightBytes < 2*c.MaxBodyBytes {
+		e.fail("MAX_INFLIGHT_BODY_BYTES", "%d is less than twice MAX_BODY_BYTES (%d): the largest body must fit while its buffer grows", c.MaxInflightBytes, c.MaxBodyBytes)
 	}
 	if c.QueueMaxBytes < c.MaxBodyBytes {
 		e.fail("QUEUE_MAX_BYTES", "%d is less than MAX_BODY_BYTES (%d): one event must fit", c.QueueMaxBytes, c.MaxBodyBytes)

@@ -148,7 +148,8 @@ func TestLoadConfigBoundsDeliveryAndQueue(t *testing.T) {
 		{"REDIS_KEY_PREFIX", "shared:"}, // without REDIS_URL
 		{"MAX_CONNECTIONS", "0"},
 		{"MAX_CONNECTIONS", "2000000"},
-		{"MAX_INFLIGHT_BODY_BYTES", "65536"}, // less than MAX_BODY_BYTES
+		{"MAX_INFLIGHT_BODY_BYTES", "65536"},   // less than MAX_BODY_BYTES
+		{"MAX_INFLIGHT_BODY_BYTES", "1048576"}, // less than twice MAX_BODY_BYTES
 	} {
 		env := map[string]string{"STRIPE_WEBHOOK_SECRET": "whsec_abc", "DATABASE_URL": minimal["DATABASE_URL"]}
 		env[tc.name] = tc.value
