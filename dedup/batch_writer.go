@@ -10,11 +10,11 @@ import (
 	"sync/atomic"
 	"time"
 
-	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/jackc/pgx/v5/pgtype"
 	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/oncehook/oncehook/internal/metrics"
+	"github.com/oncehook/oncehook/internal/pgerr"
 )
 
 // insertSQL inserts one batch in event_id order, so that batches from several
@@ -113,7 +113,7 @@ func (w *batchWriter) flush(b *batch) {
 	}
 	b.uniq = uniq
 	err := w.exec(b, uniq)
-	if err != nil && len(uniq) > 1 && isRowError(err) {
+	if err != nil && len(uniq) > 1 && pgerr.IsRowError(err) {
 		// One bad row must not fail the others: insert them one by one.
 		for _, r := range uniq {
 			r.err = w.exec(b, []*insertReq{r})
@@ -140,7 +140,7 @@ func (w *batchWriter) exec(b *batch, rows []*insertReq) error {
 	var err error
 	for try := 1; try <= maxBatchTries; try++ {
 		err = w.query(b, rows)
-		if err == nil || !isRetryable(err) {
+		if err == nil || !pgerr.IsRetryable(err) {
 			break
 		}
 	}
@@ -225,21 +225,4 @@ func (b *batch) fill(rows []*insertReq) {
 		b.created = append(b.created, pgtype.Timestamptz{Time: ev.Created, Valid: !ev.Created.IsZero()})
 		b.payloads = append(b.payloads, ev.Payload)
 	}
-}
-
-// isRetryable reports a deadlock or serialization failure, which a retry of
-// the same batch resolves.
-func isRetryable(err error) bool {
-	var pgErr *pgconn.PgError
-	return errors.As(err, &pgErr) && (pgErr.Code == "40P01" || pgErr.Code == "40001")
-}
-
-// isRowError reports an error caused by a row's data (SQLSTATE class 22, or
-// 23 other than a unique violation), which inserting rows one by one isolates.
-func isRowError(err error) bool {
-	var pgErr *pgconn.PgError
-	if !errors.As(err, &pgErr) {
-		return false
-	}
-	return strings.HasPrefix(pgErr.Code, "22") || (strings.HasPrefix(pgErr.Code, "23") && pgErr.Code != "23505")
 }

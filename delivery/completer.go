@@ -3,14 +3,13 @@ package delivery
 import (
 	"context"
 	"errors"
-	"strings"
 	"sync"
 	"time"
 
 	"github.com/jackc/pgx/v5"
-	"github.com/jackc/pgx/v5/pgconn"
 
 	"github.com/oncehook/oncehook/internal/metrics"
+	"github.com/oncehook/oncehook/internal/pgerr"
 	"github.com/oncehook/oncehook/internal/ratelog"
 	"github.com/oncehook/oncehook/internal/safetext"
 )
@@ -193,7 +192,7 @@ func (c *completer) writeSplitting(ctx context.Context, chunk []result) ([]resul
 	switch {
 	case err == nil:
 		return nil, nil
-	case !isDataError(err):
+	case !pgerr.IsRowError(err):
 		return chunk, err
 	case len(chunk) > 1:
 		half := len(chunk) / 2
@@ -213,13 +212,6 @@ func (c *completer) writeSplitting(ctx context.Context, chunk []result) ([]resul
 	c.cfg.Logger.Error("a delivery result could not be stored; its row stays pending and is delivered again after its lease",
 		"event_id", r.id, "error", err)
 	return nil, nil
-}
-
-// isDataError reports an error caused by the statement's data (SQLSTATE
-// class 22, or 23), which no retry of the same rows can cure.
-func isDataError(err error) bool {
-	var pgErr *pgconn.PgError
-	return errors.As(err, &pgErr) && (strings.HasPrefix(pgErr.Code, "22") || strings.HasPrefix(pgErr.Code, "23"))
 }
 
 // maxHeld bounds the results kept while Postgres cannot take them (each at

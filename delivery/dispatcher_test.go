@@ -41,6 +41,21 @@ func stored(t *testing.T, pool *pgxpool.Pool, n int) []*dedup.Event {
 	return evs
 }
 
+// dispatchAll starts a Dispatcher with cfg, stopped when the test ends,
+// and hands it evs as the intake would.
+func dispatchAll(t *testing.T, cfg delivery.DispatcherConfig, evs []*dedup.Event) *delivery.Dispatcher {
+	t.Helper()
+	d, err := delivery.NewDispatcher(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = d.Stop(context.Background()) })
+	for _, ev := range evs {
+		d.Enqueue(ev, leaseOf(t, cfg.Pool, ev.ID))
+	}
+	return d
+}
+
 // leaseOf is the lease the intake would hand over with a stored event.
 func leaseOf(t *testing.T, pool *pgxpool.Pool, id string) dedup.Lease {
 	t.Helper()

@@ -92,14 +92,7 @@ func TestHostileSinkAnswersCannotWedgeResultWrites(t *testing.T) {
 	})
 	cfg := fastRetries
 	cfg.Pool, cfg.Sink, cfg.MaxAttempts, cfg.Workers = pool, sink.NewHTTP(srv.URL, nil), 3, 4
-	d, err := delivery.NewDispatcher(cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer d.Stop(context.Background())
-	for _, ev := range evs {
-		d.Enqueue(ev, leaseOf(t, pool, ev.ID))
-	}
+	dispatchAll(t, cfg, evs)
 	for _, ev := range evs {
 		if ev.ID == latin1 || ev.ID == long {
 			continue
@@ -136,14 +129,7 @@ func TestBackoffIsBoundedForAnyAttemptCount(t *testing.T) {
 	cfg := fastRetries
 	cfg.Pool, cfg.MaxAttempts = pool, delivery.MaxAttemptsLimit
 	cfg.Sink = funcSink(func(context.Context, *dedup.Event) error { return fmt.Errorf("sink down") })
-	d, err := delivery.NewDispatcher(cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer d.Stop(context.Background())
-	for _, ev := range evs {
-		d.Enqueue(ev, leaseOf(t, pool, ev.ID))
-	}
+	dispatchAll(t, cfg, evs)
 	for _, ev := range evs {
 		waitRow(t, pool, ev.ID, func(r row) bool { return r.status == "dead" })
 	}

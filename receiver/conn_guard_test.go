@@ -21,7 +21,6 @@ import (
 	"github.com/stripe/stripe-go/v82/webhook"
 	"github.com/valyala/fasthttp"
 
-	"github.com/oncehook/oncehook/dedup"
 	"github.com/oncehook/oncehook/internal/testenv"
 )
 
@@ -201,24 +200,7 @@ func TestConnGuardOutOfFiles(t *testing.T) {
 // test ends, and returns it with its address and Serve's result.
 func startServer(t *testing.T, tune func(*Config)) (*Server, string, <-chan error) {
 	t.Helper()
-	pool := testenv.Postgres(t)
-	d, err := dedup.New(dedup.Config{Pool: pool})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(d.Stop)
-	v, err := NewVerifier([]string{secretA}, 5*time.Minute)
-	if err != nil {
-		t.Fatal(err)
-	}
-	cfg := Config{Verifier: v, Deduper: d, Queue: discardQueue{}, Pool: pool}
-	if tune != nil {
-		tune(&cfg)
-	}
-	s, err := New(cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
+	s := newTestServer(t, testenv.Postgres(t), tune)
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)

@@ -4,13 +4,10 @@ import (
 	"context"
 	"net"
 	"testing"
-	"time"
 
 	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/stripe/stripe-go/v82/webhook"
 	"github.com/valyala/fasthttp"
-
-	"github.com/oncehook/oncehook/dedup"
 )
 
 // BenchmarkServe is the request path on the wire up to dedup: accepting
@@ -23,19 +20,7 @@ func BenchmarkServe(b *testing.B) {
 		b.Fatal(err)
 	}
 	defer pool.Close()
-	d, err := dedup.New(dedup.Config{Pool: pool})
-	if err != nil {
-		b.Fatal(err)
-	}
-	defer d.Stop()
-	v, err := NewVerifier([]string{secretA}, 5*time.Minute)
-	if err != nil {
-		b.Fatal(err)
-	}
-	s, err := New(Config{Verifier: v, Deduper: d, Queue: discardQueue{}, Pool: pool})
-	if err != nil {
-		b.Fatal(err)
-	}
+	s := newTestServer(b, pool, nil)
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		b.Fatal(err)

@@ -4,38 +4,19 @@ import (
 	"encoding/json"
 	"slices"
 	"testing"
-	"time"
 
 	"github.com/stripe/stripe-go/v82/webhook"
 	"github.com/valyala/fasthttp"
 
-	"github.com/oncehook/oncehook/dedup"
 	"github.com/oncehook/oncehook/internal/testenv"
 )
-
-type discardQueue struct{}
-
-func (discardQueue) Enqueue(*dedup.Event, dedup.Lease) bool { return true }
 
 // FuzzHandler drives the whole request path, with a real Postgres behind
 // it: whatever the method, path, header and body, the handler answers a
 // status of the HTTP contract with a JSON body, and a 200 only for a body
 // that is a valid event with a valid signature.
 func FuzzHandler(f *testing.F) {
-	pool := testenv.Postgres(f)
-	d, err := dedup.New(dedup.Config{Pool: pool})
-	if err != nil {
-		f.Fatal(err)
-	}
-	f.Cleanup(d.Stop)
-	v, err := NewVerifier([]string{secretA}, 5*time.Minute)
-	if err != nil {
-		f.Fatal(err)
-	}
-	s, err := New(Config{Verifier: v, Deduper: d, Queue: discardQueue{}, Pool: pool})
-	if err != nil {
-		f.Fatal(err)
-	}
+	s := newTestServer(f, testenv.Postgres(f), nil)
 	f.Add("POST", "/webhooks/stripe", "", []byte(snapshotEventBody), true)
 	f.Add("POST", "/webhooks/stripe", "t=1,v1=00", []byte(`{"id":"evt_1","type":"x"}`), false)
 	f.Add("GET", "/webhooks/stripe", "", []byte{}, false)

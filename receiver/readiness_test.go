@@ -1,12 +1,10 @@
 package receiver_test
 
 import (
-	"bytes"
 	"context"
 	"log/slog"
 	"net"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -15,47 +13,18 @@ import (
 	"github.com/valyala/fasthttp"
 
 	"github.com/oncehook/oncehook/dedup"
+	"github.com/oncehook/oncehook/internal/harness"
 	"github.com/oncehook/oncehook/internal/testenv"
 	"github.com/oncehook/oncehook/receiver"
 )
-
-// closedAddr is a 127.0.0.1 address nobody listens on.
-func closedAddr(t *testing.T) string {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	addr := ln.Addr().String()
-	ln.Close()
-	return addr
-}
 
 // noQueue satisfies receiver.Enqueuer for a Server that never accepts an
 // event; calling it panics.
 type noQueue struct{ receiver.Enqueuer }
 
-// syncBuffer is a log destination that the race detector accepts.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (b *syncBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.b.Write(p)
-}
-
-func (b *syncBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.b.String()
-}
-
 // readinessServer is a Server on pool and a Redis at redisAddr (either may
 // refuse connections); its log goes to the returned buffer.
-func readinessServer(t *testing.T, pool *pgxpool.Pool, redisAddr string) (*receiver.Server, *syncBuffer) {
+func readinessServer(t *testing.T, pool *pgxpool.Pool, redisAddr string) (*receiver.Server, *harness.Buffer) {
 	t.Helper()
 	rdb := redis.NewClient(&redis.Options{Addr: redisAddr, Password: "redispassword", MaxRetries: -1})
 	t.Cleanup(func() { _ = rdb.Close() })
@@ -68,7 +37,7 @@ func readinessServer(t *testing.T, pool *pgxpool.Pool, redisAddr string) (*recei
 	if err != nil {
 		t.Fatal(err)
 	}
-	logs := new(syncBuffer)
+	logs := new(harness.Buffer)
 	srv, err := receiver.New(receiver.Config{
 		Verifier: v, Deduper: dd, Queue: noQueue{}, Pool: pool, Redis: rdb,
 		Logger: slog.New(slog.NewTextHandler(logs, nil)),
@@ -84,7 +53,7 @@ func readinessServer(t *testing.T, pool *pgxpool.Pool, redisAddr string) (*recei
 // hosts, ports, the database user and the database.
 func TestReadyzPublicAnswerNamesOnlyState(t *testing.T) {
 	t.Parallel()
-	pgAddr, redisAddr := closedAddr(t), closedAddr(t)
+	pgAddr, redisAddr := testenv.FreeAddr(t), testenv.FreeAddr(t)
 	databaseURL := "postgres://secretuser:secretpassword@" + pgAddr + "/secretdb?sslmode=disable&application_name=secretapp"
 	pool, err := pgxpool.New(context.Background(), databaseURL) // connects lazily
 	if err != nil {
@@ -140,7 +109,7 @@ func TestReadyzPublicAnswerNamesOnlyState(t *testing.T) {
 // not_migrated, with the versions in the detail only.
 func TestReadyzNotMigrated(t *testing.T) {
 	t.Parallel()
-	srv, _ := readinessServer(t, testenv.EmptySchema(t, testenv.DatabaseURL(t)), closedAddr(t))
+	srv, _ := readinessServer(t, testenv.EmptySchema(t, testenv.DatabaseURL(t)), testenv.FreeAddr(t))
 
 	var ctx fasthttp.RequestCtx
 	ctx.Request.SetRequestURI("/readyz")

@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/oncehook/oncehook/internal/sinktest"
+	"github.com/oncehook/oncehook/internal/testenv"
 )
 
 // TestHTTPSinkCountsOnlyA2xx: every other answer, or none, is a failed
@@ -74,12 +75,7 @@ func TestHTTPSinkErrorsRedactURL(t *testing.T) {
 		}
 	}))
 	t.Cleanup(hang.Close) // after the parallel subtests
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	closedAddr := ln.Addr().String()
-	ln.Close()
+	closedAddr := testenv.FreeAddr(t)
 
 	for name, tc := range map[string]struct {
 		url     string

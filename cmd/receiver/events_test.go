@@ -7,14 +7,12 @@ import (
 	"strings"
 	"testing"
 	"time"
-
-	"github.com/oncehook/oncehook/internal/testenv"
 )
 
 func TestEventsAndReplayCommands(t *testing.T) {
-	pool := testenv.Postgres(t) // not parallel: t.Setenv
+	pool, dbURL := testDB(t) // not parallel: t.Setenv
 	ctx := context.Background()
-	t.Setenv("DATABASE_URL", schemaURL(testenv.DatabaseURL(t), pool.Config().ConnConfig.RuntimeParams["search_path"]))
+	t.Setenv("DATABASE_URL", dbURL)
 	for _, q := range []string{
 		`INSERT INTO stripe_webhook_events (event_id, event_type, payload, status, attempts, last_error)
 		 VALUES ('evt_cmd_dead', 'invoice.paid', '{"id":"evt_cmd_dead"}', 'dead', 15, 'sink answered 500')`,

@@ -50,7 +50,7 @@ func newFaultRig(t *testing.T) *faultRig {
 	t.Helper()
 	pool := testenv.Postgres(t)
 	schema := pool.Config().ConnConfig.RuntimeParams["search_path"]
-	r := &faultRig{t: t, pool: pool, schema: schema, addr: freeAddr(t), admin: freeAddr(t), run: fmt.Sprint(time.Now().UnixNano()),
+	r := &faultRig{t: t, pool: pool, schema: schema, addr: testenv.FreeAddr(t), admin: testenv.FreeAddr(t), run: fmt.Sprint(time.Now().UnixNano()),
 		inflight: map[string]int{}, atKill: map[string]bool{}}
 	r.pg = faultproxy.New(t, "postgres", faultproxy.Upstream(t, testenv.DatabaseURL(t)))
 	r.rd = faultproxy.New(t, "redis", faultproxy.Upstream(t, testenv.RedisURL(t)))

@@ -7,7 +7,6 @@ import (
 	"fmt"
 	"io"
 	"maps"
-	"net"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -19,6 +18,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/oncehook/oncehook/internal/harness"
 	"github.com/oncehook/oncehook/internal/testenv"
@@ -38,29 +39,18 @@ var buildReceiver = sync.OnceValues(func() (string, error) {
 	return bin, nil
 })
 
-func freeAddr(t *testing.T) string {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ln.Close()
-	return ln.Addr().String()
-}
-
 // TestProcessServesAndDrainsOnSIGTERM runs the real binary: it migrates,
 // serves, and on SIGTERM finishes and delivers what it accepted, exits 0,
 // and never logs the secret.
 func TestProcessServesAndDrainsOnSIGTERM(t *testing.T) {
 	t.Parallel()
-	pool := testenv.Postgres(t)
-	schema := pool.Config().ConnConfig.RuntimeParams["search_path"]
+	pool, dbURL := testDB(t)
 	if _, err := pool.Exec(context.Background(), "DROP TABLE stripe_webhook_delivery_attempts, stripe_webhook_events, oncehook_schema_migrations, oncehook_identity"); err != nil {
 		t.Fatal(err) // the binary must migrate by itself
 	}
-	addr := freeAddr(t)
+	addr := testenv.FreeAddr(t)
 	sinkPath := filepath.Join(t.TempDir(), "events.jsonl")
-	p := startProcess(t, addr, schemaURL(testenv.DatabaseURL(t), schema),
+	p := startProcess(t, addr, dbURL,
 		"STRIPE_WEBHOOK_SECRET=whsec_other_endpoint,"+harness.Secret,
 		"SINK_URL=file://"+sinkPath,
 		"LOG_LEVEL=debug")
@@ -116,22 +106,17 @@ func TestProcessServesAndDrainsOnSIGTERM(t *testing.T) {
 // process is a running receiver binary.
 type process struct {
 	cmd    *exec.Cmd
-	stderr *syncBuffer
+	stderr *harness.Buffer
 	exited chan error
 }
 
-// syncBuffer is a bytes.Buffer safe for the process's writes and our reads.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
+// testDB is a pool on a fresh migrated schema, and a DATABASE_URL that
+// points the binary at that schema.
+func testDB(t *testing.T) (*pgxpool.Pool, string) {
+	t.Helper()
+	pool := testenv.Postgres(t)
+	return pool, schemaURL(testenv.DatabaseURL(t), pool.Config().ConnConfig.RuntimeParams["search_path"])
 }
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-func (s *syncBuffer) String() string { s.mu.Lock(); defer s.mu.Unlock(); return s.b.String() }
 
 // schemaURL is dbURL with its search_path set to schema.
 func schemaURL(dbURL, schema string) string {
@@ -164,7 +149,7 @@ func startProcessWithStdout(t *testing.T, stdout *os.File, addr, dbURL string, e
 		"LISTEN_ADDR="+addr,
 		"ADMIN_ADDR=",
 	), env...)
-	p := &process{cmd: cmd, stderr: &syncBuffer{}, exited: make(chan error, 1)}
+	p := &process{cmd: cmd, stderr: &harness.Buffer{}, exited: make(chan error, 1)}
 	cmd.Stderr = p.stderr
 	if stdout != nil {
 		cmd.Stdout = stdout
@@ -231,8 +216,7 @@ func (d *downstream) snapshot() map[string]int {
 // twice may be ones the killed instance had accepted.
 func TestSIGKILLDuringStormLosesNothing(t *testing.T) {
 	t.Parallel()
-	pool := testenv.Postgres(t)
-	schema := pool.Config().ConnConfig.RuntimeParams["search_path"]
+	pool, dbURL := testDB(t)
 	down := &downstream{counts: map[string]int{}}
 	srv := httptest.NewServer(down)
 	defer srv.Close()
@@ -240,10 +224,10 @@ func TestSIGKILLDuringStormLosesNothing(t *testing.T) {
 		"STRIPE_WEBHOOK_SECRET=" + harness.Secret, "SINK_URL=" + srv.URL,
 		"DELIVERY_TIMEOUT=1s", "DELIVERY_LEASE=11s", "LOG_LEVEL=warn",
 	}
-	addrs := []string{freeAddr(t), freeAddr(t)}
+	addrs := []string{testenv.FreeAddr(t), testenv.FreeAddr(t)}
 	// Two workers against a slow sink: the victim has a backlog when it dies.
-	victim := startProcess(t, addrs[0], schemaURL(testenv.DatabaseURL(t), schema), append(env, "WORKERS=2")...)
-	startProcess(t, addrs[1], schemaURL(testenv.DatabaseURL(t), schema), env...)
+	victim := startProcess(t, addrs[0], dbURL, append(env, "WORKERS=2")...)
+	startProcess(t, addrs[1], dbURL, env...)
 
 	run := fmt.Sprintf("%d", time.Now().UnixNano()) // ids unique across runs: the binary's Redis keys are not per test
 	var (

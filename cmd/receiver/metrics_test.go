@@ -66,10 +66,9 @@ next:
 
 func TestMetricsAddUpAfterAStorm(t *testing.T) {
 	t.Parallel()
-	pool := testenv.Postgres(t)
-	schema := pool.Config().ConnConfig.RuntimeParams["search_path"]
-	addr, admin := freeAddr(t), freeAddr(t)
-	startProcess(t, addr, schemaURL(testenv.DatabaseURL(t), schema),
+	_, dbURL := testDB(t)
+	addr, admin := testenv.FreeAddr(t), testenv.FreeAddr(t)
+	startProcess(t, addr, dbURL,
 		"STRIPE_WEBHOOK_SECRET="+harness.Secret, "ADMIN_ADDR="+admin, "SINK_URL=file://"+t.TempDir()+"/events.jsonl")
 	base := "http://" + addr
 	run := fmt.Sprint(time.Now().UnixNano())

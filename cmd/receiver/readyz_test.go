@@ -15,10 +15,9 @@ import (
 // and neither shows the Redis password.
 func TestReadyzReasonsOnlyOnAdmin(t *testing.T) {
 	t.Parallel()
-	pool := testenv.Postgres(t)
-	schema := pool.Config().ConnConfig.RuntimeParams["search_path"]
-	addr, admin, closed := freeAddr(t), freeAddr(t), freeAddr(t)
-	p := startProcess(t, addr, schemaURL(testenv.DatabaseURL(t), schema),
+	_, dbURL := testDB(t)
+	addr, admin, closed := testenv.FreeAddr(t), testenv.FreeAddr(t), testenv.FreeAddr(t)
+	p := startProcess(t, addr, dbURL,
 		"STRIPE_WEBHOOK_SECRET="+harness.Secret, "ADMIN_ADDR="+admin,
 		"REDIS_URL=redis://:PASSWORDVALUE@"+closed+"/0", "LOG_LEVEL=warn")
 	get := func(url string) (int, string) {

@@ -21,15 +21,14 @@ import (
 // SHUTDOWN_TIMEOUT of SIGTERM.
 func TestStalledStdoutDoesNotHoldShutdown(t *testing.T) {
 	t.Parallel()
-	pool := testenv.Postgres(t)
-	schema := pool.Config().ConnConfig.RuntimeParams["search_path"]
+	pool, dbURL := testDB(t)
 	r, w, err := os.Pipe()
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { r.Close() })
-	addr := freeAddr(t)
-	p := startProcessWithStdout(t, w, addr, schemaURL(testenv.DatabaseURL(t), schema),
+	addr := testenv.FreeAddr(t)
+	p := startProcessWithStdout(t, w, addr, dbURL,
 		"STRIPE_WEBHOOK_SECRET="+harness.Secret, "SINK_URL=stdout",
 		"DELIVERY_TIMEOUT=1s", "SHUTDOWN_TIMEOUT=3s", "WORKERS=4", "LOG_LEVEL=warn")
 	w.Close() // the child holds the write end

@@ -4,7 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"net"
+	"github.com/oncehook/oncehook/internal/testenv"
 	"net/http"
 	"net/url"
 	"strings"
@@ -50,17 +50,6 @@ func TestURL(t *testing.T) {
 	}
 }
 
-// closedAddr is a 127.0.0.1 address nobody listens on.
-func closedAddr(t *testing.T) string {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ln.Close()
-	return ln.Addr().String()
-}
-
 func TestError(t *testing.T) {
 	t.Parallel()
 	parseErr := func(raw string) error {
@@ -77,7 +66,7 @@ func TestError(t *testing.T) {
 		}
 		return err
 	}
-	addr := closedAddr(t)
+	addr := testenv.FreeAddr(t)
 	httpErr := func(raw string) error {
 		resp, err := http.Post(raw, "application/json", strings.NewReader("{}"))
 		if err == nil {
@@ -187,7 +176,7 @@ func TestError(t *testing.T) {
 
 func TestErrorUnwraps(t *testing.T) {
 	t.Parallel()
-	raw := "http://" + closedAddr(t) + "/hook?token=abcdef"
+	raw := "http://" + testenv.FreeAddr(t) + "/hook?token=abcdef"
 	resp, err := http.Post(raw, "text/plain", nil)
 	if err == nil {
 		resp.Body.Close()

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"errors"
 	"fmt"
+	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -188,3 +189,15 @@ var repoRoot = sync.OnceValues(func() (string, error) {
 		dir = parent
 	}
 })
+
+// FreeAddr is a 127.0.0.1 address that nothing listens on now: for a
+// server a test starts, or for a dependency that must refuse connections.
+func FreeAddr(t testing.TB) string {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	return ln.Addr().String()
+}
