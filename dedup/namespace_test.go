@@ -76,3 +76,30 @@ func hasDoneKey(t *testing.T, rdb redis.UniversalClient, id string) bool {
 	}
 	return false
 }
+
+// TestInstancesOfOneDeploymentShareTheNamespace: two instances on one
+// database derive the same key prefix, so one's "done" spares the other a
+// trip to Postgres.
+func TestInstancesOfOneDeploymentShareTheNamespace(t *testing.T) {
+	t.Parallel()
+	rdb, _ := testenv.Redis(t)
+	pool := testenv.Postgres(t)
+	a, b := newDeduper(t, pool, rdb, ""), newDeduper(t, testenv.AnotherPool(t, pool), rdb, "")
+	id := "evt_one_deployment_" + testenv.RandomHex(6)
+	if res := check(t, a, id); res.Outcome != dedup.Accepted {
+		t.Fatalf("instance A: %+v, want accepted", res)
+	}
+	deadline := time.Now().Add(5 * time.Second)
+	for !hasDoneKey(t, rdb, id) {
+		if time.Now().After(deadline) {
+			t.Fatal("instance A's done key never landed")
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	if res := check(t, b, id); res.Outcome != dedup.Duplicate || res.Path != dedup.PathRedisDone {
+		t.Fatalf("instance B: %+v, want a duplicate decided by Redis", res)
+	}
+	for k := range testenv.Keys(t, rdb, "oncehook:*evt:"+id) {
+		_ = rdb.Del(context.Background(), k)
+	}
+}
