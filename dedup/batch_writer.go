@@ -15,22 +15,33 @@ import (
 
 	"github.com/oncehook/oncehook/internal/metrics"
 	"github.com/oncehook/oncehook/internal/pgerr"
+	"github.com/oncehook/oncehook/route"
 )
 
-// insertSQL inserts one batch in event_id order, so that batches from several
-// instances take row locks in the same order, and returns the new ids with
-// their leases. A new row is leased to this instance ($8 ms): no sweeper
-// takes it before then.
+// insertSQL stores one batch: each new event's ledger row, written once,
+// and one delivery row per destination it matches, in one statement and so
+// one transaction. Rows go in event_id order, so that batches from several
+// instances take row locks in the same order. It returns the new ids and
+// their lease: a new delivery is leased to this instance ($8 ms), and no
+// sweeper takes it before then.
+// $1..$7 the events, $8 lease ms, $9/$10 (event id, destination) pairs.
 const insertSQL = `
-INSERT INTO stripe_webhook_events
-	(event_id, event_type, livemode, account, api_version, stripe_created, payload, locked_until, next_attempt_at)
-SELECT e.id, e.type, e.livemode, NULLIF(e.account, ''), NULLIF(e.api_version, ''), e.created, e.payload,
-	now() + $8::bigint * interval '1 millisecond', now() + $8::bigint * interval '1 millisecond'
-FROM unnest($1::text[], $2::text[], $3::bool[], $4::text[], $5::text[], $6::timestamptz[], $7::bytea[])
-	AS e(id, type, livemode, account, api_version, created, payload)
-ORDER BY e.id
-ON CONFLICT (event_id) DO NOTHING
-RETURNING event_id, locked_until`
+WITH ins AS (
+	INSERT INTO stripe_webhook_events
+		(event_id, event_type, livemode, account, api_version, stripe_created, payload, status)
+	SELECT e.id, e.type, e.livemode, NULLIF(e.account, ''), NULLIF(e.api_version, ''), e.created, e.payload, 'routed'
+	FROM unnest($1::text[], $2::text[], $3::bool[], $4::text[], $5::text[], $6::timestamptz[], $7::bytea[])
+		AS e(id, type, livemode, account, api_version, created, payload)
+	ORDER BY e.id
+	ON CONFLICT (event_id) DO NOTHING
+	RETURNING event_id),
+routed AS (
+	INSERT INTO stripe_webhook_deliveries (event_id, destination, locked_until, next_attempt_at)
+	SELECT r.id, r.destination, now() + $8::bigint * interval '1 millisecond', now() + $8::bigint * interval '1 millisecond'
+	FROM unnest($9::text[], $10::text[]) AS r(id, destination)
+	WHERE r.id IN (SELECT event_id FROM ins)
+	ORDER BY r.id, r.destination)
+SELECT event_id, now() + $8::bigint * interval '1 millisecond' FROM ins`
 
 // maxBatchTries bounds retries of a batch that hit a deadlock or a
 // serialization failure.
@@ -52,6 +63,7 @@ type batchWriter struct {
 	bufs    sync.Pool // *batch, one per running flush
 	timeout time.Duration
 	lease   time.Duration
+	routes  *route.Table
 	reqPool sync.Pool
 	batches atomic.Uint64 // statements run
 	rows    atomic.Uint64 // rows sent in them
@@ -63,6 +75,7 @@ func newBatchWriter(cfg Config) *batchWriter {
 		pool:    cfg.Pool,
 		timeout: cfg.CommitTimeout,
 		lease:   cfg.Lease,
+		routes:  cfg.Routes,
 		metrics: cfg.Metrics,
 	}
 	w.reqPool.New = func() any { return &insertReq{done: make(chan struct{}, 1)} }
@@ -136,7 +149,7 @@ func (w *batchWriter) flush(b *batch) {
 
 // exec inserts rows in one statement and sets each one's inserted flag.
 func (w *batchWriter) exec(b *batch, rows []*insertReq) error {
-	b.fill(rows)
+	b.fill(rows, w.routes)
 	var err error
 	for try := 1; try <= maxBatchTries; try++ {
 		err = w.query(b, rows)
@@ -161,7 +174,8 @@ func (w *batchWriter) query(b *batch, rows []*insertReq) error {
 	defer cancel()
 	start := time.Now() // before the statement's now(), where the leases begin
 	defer func() { w.metrics.Batch(len(rows), time.Since(start)) }()
-	dbRows, err := w.pool.Query(ctx, insertSQL, b.ids, b.types, b.livemodes, b.accounts, b.versions, b.created, b.payloads, w.lease.Milliseconds())
+	dbRows, err := w.pool.Query(ctx, insertSQL, b.ids, b.types, b.livemodes, b.accounts, b.versions, b.created, b.payloads,
+		w.lease.Milliseconds(), b.routeIDs, b.routeDests)
 	if err != nil {
 		return err
 	}
@@ -188,6 +202,9 @@ func (w *batchWriter) query(b *batch, rows []*insertReq) error {
 		r.lease = Lease{}
 		if r.inserted {
 			r.lease = Lease{Start: start, Until: b.returned[j].lease, Length: w.lease}
+			if len(w.routes.Match(nil, r.ev.Type, r.ev.Livemode)) == 0 {
+				w.metrics.Unrouted()
+			}
 		}
 	}
 	return nil
@@ -203,6 +220,8 @@ type batch struct {
 	versions   []string
 	created    []pgtype.Timestamptz
 	payloads   [][]byte
+	routeIDs   []string // one (id, destination) pair per delivery row
+	routeDests []string
 	returned   []returnedRow
 }
 
@@ -212,9 +231,10 @@ type returnedRow struct {
 	lease time.Time
 }
 
-func (b *batch) fill(rows []*insertReq) {
+func (b *batch) fill(rows []*insertReq, routes *route.Table) {
 	b.ids, b.types, b.accounts, b.versions = b.ids[:0], b.types[:0], b.accounts[:0], b.versions[:0]
 	b.livemodes, b.created, b.payloads = b.livemodes[:0], b.created[:0], b.payloads[:0]
+	b.routeIDs, b.routeDests = b.routeIDs[:0], b.routeDests[:0]
 	for _, r := range rows {
 		ev := r.ev
 		b.ids = append(b.ids, ev.ID)
@@ -224,5 +244,10 @@ func (b *batch) fill(rows []*insertReq) {
 		b.versions = append(b.versions, ev.APIVersion)
 		b.created = append(b.created, pgtype.Timestamptz{Time: ev.Created, Valid: !ev.Created.IsZero()})
 		b.payloads = append(b.payloads, ev.Payload)
+		n := len(b.routeDests)
+		b.routeDests = routes.Match(b.routeDests, ev.Type, ev.Livemode)
+		for range len(b.routeDests) - n {
+			b.routeIDs = append(b.routeIDs, ev.ID)
+		}
 	}
 }

@@ -9,6 +9,7 @@ import (
 	"github.com/redis/go-redis/v9"
 
 	"github.com/oncehook/oncehook/internal/metrics"
+	"github.com/oncehook/oncehook/route"
 )
 
 // Config configures a Deduper.
@@ -43,11 +44,15 @@ type Config struct {
 	QueueSize int
 	// CommitTimeout bounds one batch's round trip to Postgres. Defaults to 5s.
 	CommitTimeout time.Duration
-	// Lease is the length of the lease a fresh row is born with (its
-	// locked_until and next_attempt_at), so that no sweeper takes it while
-	// this instance delivers it. Result.Lease carries it to delivery, which
+	// Lease is the length of the lease a fresh delivery row is born with
+	// (its locked_until and next_attempt_at), so that no sweeper takes it
+	// while this instance delivers it. Result.Lease carries it to delivery, which
 	// reads it from there. Defaults to 1m.
 	Lease time.Duration
+	// Routes decides the destinations of a new event: one delivery row per
+	// match is stored with it. Defaults to route.All(), one destination
+	// "default" for every event.
+	Routes *route.Table
 	// Logger receives rate-limited fault reports. Defaults to slog.Default().
 	Logger *slog.Logger
 	// Metrics records decisions, batches and errors; nil records nothing.
@@ -79,6 +84,9 @@ func (c Config) WithDefaults() Config {
 	}
 	if c.Lease == 0 {
 		c.Lease = time.Minute
+	}
+	if c.Routes == nil {
+		c.Routes = route.All()
 	}
 	if c.Logger == nil {
 		c.Logger = slog.Default()

@@ -96,8 +96,9 @@ func TestStoredRowHoldsTheEvent(t *testing.T) {
 		payload                       []byte
 		lockedFuture                  bool
 	)
-	err := pool.QueryRow(context.Background(), `SELECT event_type, account, api_version, stripe_created, payload, status, locked_until > now()
-		FROM stripe_webhook_events WHERE event_id = 'evt_fields'`).Scan(&typ, &account, &version, &created, &payload, &status, &lockedFuture)
+	err := pool.QueryRow(context.Background(), `SELECT event_type, account, api_version, stripe_created, payload, d.status, d.locked_until > now()
+		FROM stripe_webhook_events e JOIN stripe_webhook_deliveries d USING (event_id)
+		WHERE event_id = 'evt_fields' AND d.destination = 'default' AND e.status = 'routed'`).Scan(&typ, &account, &version, &created, &payload, &status, &lockedFuture)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -326,7 +327,7 @@ func TestAcceptedResultCarriesLeaseStart(t *testing.T) {
 	}
 	// The row's lease ends no earlier than LeasedAt + Lease (1m by default).
 	var leaseEnd time.Time
-	if err := pool.QueryRow(context.Background(), "SELECT locked_until FROM stripe_webhook_events WHERE event_id = 'evt_lease'").Scan(&leaseEnd); err != nil {
+	if err := pool.QueryRow(context.Background(), "SELECT locked_until FROM stripe_webhook_deliveries WHERE event_id = 'evt_lease'").Scan(&leaseEnd); err != nil {
 		t.Fatal(err)
 	}
 	if leaseEnd.Before(res.Lease.Start.Add(time.Minute - 50*time.Millisecond)) { // clock skew allowance with the local Postgres

@@ -19,39 +19,39 @@ import (
 // result that finds another lease (taken over after this one ran out) is
 // stale, and is counted and left alone.
 
-// markDeliveredSQL closes rows whose delivery succeeded.
-// $1 ids, $2 leases.
+// markDeliveredSQL closes deliveries that succeeded.
+// $1 ids, $2 destinations, $3 leases.
 const markDeliveredSQL = `
-UPDATE stripe_webhook_events e
-SET status = 'delivered', delivered_at = now(), attempts = e.attempts + 1,
+UPDATE stripe_webhook_deliveries d
+SET status = 'delivered', delivered_at = now(), attempts = d.attempts + 1,
 	locked_until = NULL, last_error = NULL
-FROM unnest($1::text[], $2::timestamptz[]) AS r(id, lease)
-WHERE e.event_id = r.id AND e.status = 'pending' AND e.locked_until = r.lease
-RETURNING e.event_id`
+FROM unnest($1::text[], $2::text[], $3::timestamptz[]) AS r(id, destination, lease)
+WHERE d.event_id = r.id AND d.destination = r.destination AND d.status = 'pending' AND d.locked_until = r.lease
+RETURNING d.destination`
 
-// markFailedSQL schedules the next attempt of rows whose delivery failed:
+// markFailedSQL schedules the next attempt of deliveries that failed:
 // RetryBase × 2^attempts (the exponent capped, so it cannot overflow),
-// capped at RetryMax, less up to half of it at random; dead after
-// MaxAttempts.
-// $1 ids, $2 leases, $3 errors, $4 MaxAttempts, $5 RetryBase ms, $6 RetryMax ms.
+// capped at RetryMax, less up to half of it at random; dead after the
+// destination's MaxAttempts.
+// $1 ids, $2 destinations, $3 leases, $4 errors, $5 MaxAttempts, $6 RetryBase ms, $7 RetryMax ms.
 const markFailedSQL = `
-UPDATE stripe_webhook_events e
-SET attempts = e.attempts + 1,
+UPDATE stripe_webhook_deliveries d
+SET attempts = d.attempts + 1,
 	last_error = f.err,
 	locked_until = NULL,
-	status = CASE WHEN e.attempts + 1 >= $4 THEN 'dead' ELSE 'pending' END,
-	next_attempt_at = now() + least($5::float8 * power(2::float8, least(e.attempts, 62)), $6::float8)
+	status = CASE WHEN d.attempts + 1 >= f.max_attempts THEN 'dead' ELSE 'pending' END,
+	next_attempt_at = now() + least($6::float8 * power(2::float8, least(d.attempts, 62)), $7::float8)
 		* (1 - random() / 2) * interval '1 millisecond'
-FROM unnest($1::text[], $2::timestamptz[], $3::text[]) AS f(id, lease, err)
-WHERE e.event_id = f.id AND e.status = 'pending' AND e.locked_until = f.lease
-RETURNING e.status`
+FROM unnest($1::text[], $2::text[], $3::timestamptz[], $4::text[], $5::int[]) AS f(id, destination, lease, err, max_attempts)
+WHERE d.event_id = f.id AND d.destination = f.destination AND d.status = 'pending' AND d.locked_until = f.lease
+RETURNING d.destination, d.status`
 
 // recordAttemptsSQL appends to the delivery history, stale results too:
 // the attempt was made.
 const recordAttemptsSQL = `
-INSERT INTO stripe_webhook_delivery_attempts (event_id, ok, error, instance)
-SELECT a.id, a.ok, NULLIF(a.err, ''), $4
-FROM unnest($1::text[], $2::bool[], $3::text[]) AS a(id, ok, err)
+INSERT INTO stripe_webhook_delivery_attempts (event_id, destination, ok, error, instance)
+SELECT a.id, a.destination, a.ok, NULLIF(a.err, ''), $5
+FROM unnest($1::text[], $2::text[], $3::bool[], $4::text[]) AS a(id, destination, ok, err)
 WHERE EXISTS (SELECT 1 FROM stripe_webhook_events e WHERE e.event_id = a.id)`
 
 // maxErrorLen bounds a stored error, in bytes.
@@ -63,10 +63,12 @@ const unstorableError = "the delivery failed; its error text could not be stored
 
 // result is one delivery's outcome, ready to store.
 type result struct {
-	id    string
-	lease time.Time // the locked_until the delivery was made under
-	err   string    // "" when delivered; cleaned text otherwise
-	ok    bool
+	id          string
+	dest        string
+	lease       time.Time // the locked_until the delivery was made under
+	maxAttempts int       // the destination's
+	err         string    // "" when delivered; cleaned text otherwise
+	ok          bool
 }
 
 // completer writes delivery results in batches: every FlushInterval (or
@@ -98,10 +100,10 @@ func newCompleter(cfg DispatcherConfig) *completer {
 	return c
 }
 
-// add records one delivery's result; err's text is cleaned here, before it
-// can reach a statement.
-func (c *completer) add(id string, lease time.Time, err error) {
-	r := result{id: id, lease: lease, ok: err == nil}
+// add records one delivery's result (r without err and ok); err's text is
+// cleaned here, before it can reach a statement.
+func (c *completer) add(r result, err error) {
+	r.ok = err == nil
 	if err != nil {
 		r.err = safetext.Clean(err.Error(), maxErrorLen)
 	}
@@ -202,7 +204,7 @@ func (c *completer) writeSplitting(ctx context.Context, chunk []result) ([]resul
 	}
 	r := chunk[0]
 	c.errLog.Warn("a delivery result was refused by Postgres; storing it without its error text",
-		"event_id", r.id, "error", err)
+		"event_id", r.id, "destination", r.dest, "error", err)
 	if !r.ok {
 		r.err = unstorableError
 		if err = c.write(ctx, []result{r}); err == nil {
@@ -210,7 +212,7 @@ func (c *completer) writeSplitting(ctx context.Context, chunk []result) ([]resul
 		}
 	}
 	c.cfg.Logger.Error("a delivery result could not be stored; its row stays pending and is delivered again after its lease",
-		"event_id", r.id, "error", err)
+		"event_id", r.id, "destination", r.dest, "error", err)
 	return nil, nil
 }
 
@@ -221,63 +223,82 @@ func (c *completer) maxHeld() int { return 10 * c.cfg.MaxBatch }
 
 // write records one chunk in one transaction, within 10s and ctx.
 func (c *completer) write(ctx context.Context, chunk []result) error {
-	var okIDs, failIDs, errs []string
-	var okLeases, failLeases []time.Time
-	ids, oks, texts := make([]string, len(chunk)), make([]bool, len(chunk)), make([]string, len(chunk))
-	for i, r := range chunk {
-		ids[i], oks[i], texts[i] = r.id, r.ok, r.err
+	var ok, failed resultColumns
+	var all resultColumns
+	for _, r := range chunk {
+		all.add(r)
 		if r.ok {
-			okIDs, okLeases = append(okIDs, r.id), append(okLeases, r.lease)
+			ok.add(r)
 		} else {
-			failIDs, failLeases, errs = append(failIDs, r.id), append(failLeases, r.lease), append(errs, r.err)
+			failed.add(r)
 		}
 	}
 	ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
 	defer cancel()
-	var delivered, retried, dead int
+	applied := map[[2]string]int{} // (destination, result) -> count
 	err := pgx.BeginFunc(ctx, c.cfg.Pool, func(tx pgx.Tx) error {
-		delivered, retried, dead = 0, 0, 0
+		clear(applied)
 		var b pgx.Batch
-		b.Queue(markDeliveredSQL, okIDs, okLeases).Query(func(rows pgx.Rows) error {
-			n, err := countRows(rows)
-			delivered = n
+		b.Queue(markDeliveredSQL, ok.ids, ok.dests, ok.leases).Query(func(rows pgx.Rows) error {
+			dests, err := pgx.CollectRows(rows, pgx.RowTo[string])
+			for _, d := range dests {
+				applied[[2]string{d, metrics.Delivered}]++
+			}
 			return err
 		})
-		b.Queue(markFailedSQL, failIDs, failLeases, errs, c.cfg.MaxAttempts, c.cfg.RetryBase.Milliseconds(), c.cfg.RetryMax.Milliseconds()).
+		b.Queue(markFailedSQL, failed.ids, failed.dests, failed.leases, failed.errs, failed.maxAttempts,
+			c.cfg.RetryBase.Milliseconds(), c.cfg.RetryMax.Milliseconds()).
 			Query(func(rows pgx.Rows) error {
-				statuses, err := pgx.CollectRows(rows, pgx.RowTo[string])
-				for _, s := range statuses {
-					if s == StatusDead {
-						dead++
+				var dest, status string
+				_, err := pgx.ForEachRow(rows, []any{&dest, &status}, func() error {
+					if status == StatusDead {
+						applied[[2]string{dest, metrics.Dead}]++
 					} else {
-						retried++
+						applied[[2]string{dest, metrics.Retry}]++
 					}
-				}
+					return nil
+				})
 				return err
 			})
-		b.Queue(recordAttemptsSQL, ids, oks, texts, c.cfg.Instance)
+		b.Queue(recordAttemptsSQL, all.ids, all.dests, all.oks, all.errs, c.cfg.Instance)
 		return tx.SendBatch(ctx, &b).Close()
 	})
 	if err != nil {
 		return err
 	}
-	c.cfg.Metrics.Deliveries(metrics.Delivered, delivered)
-	c.cfg.Metrics.Deliveries(metrics.Retry, retried)
-	c.cfg.Metrics.Deliveries(metrics.Dead, dead)
-	if stale := len(chunk) - delivered - retried - dead; stale > 0 {
-		c.cfg.Metrics.Deliveries(metrics.Stale, stale)
-		c.stale.Warn("delivery results arrived after their lease was taken over; not applied",
-			"results", stale, "of", len(chunk))
+	sent := map[string]int{}
+	for _, r := range chunk {
+		sent[r.dest]++
+	}
+	for k, n := range applied {
+		c.cfg.Metrics.Deliveries(k[0], k[1], n)
+		sent[k[0]] -= n
+	}
+	for dest, stale := range sent {
+		if stale > 0 {
+			c.cfg.Metrics.Deliveries(dest, metrics.Stale, stale)
+			c.stale.Warn("delivery results arrived after their lease was taken over; not applied",
+				"destination", dest, "results", stale, "of", len(chunk))
+		}
 	}
 	return nil
 }
 
-func countRows(rows pgx.Rows) (int, error) {
-	n := 0
-	for rows.Next() {
-		n++
-	}
-	return n, rows.Err()
+// resultColumns holds results as the statements' arrays.
+type resultColumns struct {
+	ids, dests, errs []string
+	leases           []time.Time
+	maxAttempts      []int32
+	oks              []bool
+}
+
+func (rc *resultColumns) add(r result) {
+	rc.ids = append(rc.ids, r.id)
+	rc.dests = append(rc.dests, r.dest)
+	rc.errs = append(rc.errs, r.err)
+	rc.leases = append(rc.leases, r.lease)
+	rc.maxAttempts = append(rc.maxAttempts, int32(r.maxAttempts))
+	rc.oks = append(rc.oks, r.ok)
 }
 
 // close writes the last results, trying until deadline, and stops. A write

@@ -21,12 +21,14 @@ func TestResultWriteSplitsAroundABadRow(t *testing.T) {
 	for i := range 9 {
 		id := fmt.Sprintf("evt_split_%d", i)
 		var lease time.Time
-		err := pool.QueryRow(ctx, `INSERT INTO stripe_webhook_events (event_id, event_type, payload, locked_until)
-			VALUES ($1, 'invoice.paid', '{}', now() + interval '1 minute') RETURNING locked_until`, id).Scan(&lease)
+		err := pool.QueryRow(ctx, `WITH e AS (INSERT INTO stripe_webhook_events (event_id, event_type, payload, status)
+				VALUES ($1, 'invoice.paid', '{}', 'routed') RETURNING event_id)
+			INSERT INTO stripe_webhook_deliveries (event_id, destination, locked_until)
+			SELECT event_id, 'default', now() + interval '1 minute' FROM e RETURNING locked_until`, id).Scan(&lease)
 		if err != nil {
 			t.Fatal(err)
 		}
-		r := result{id: id, lease: lease, ok: i%2 == 0}
+		r := result{id: id, dest: "default", lease: lease, maxAttempts: 5, ok: i%2 == 0}
 		if !r.ok {
 			r.err = "sink down"
 		}
@@ -43,7 +45,7 @@ func TestResultWriteSplitsAroundABadRow(t *testing.T) {
 	for i, r := range chunk {
 		var status, lastErr string
 		var attempts int
-		if err := pool.QueryRow(ctx, `SELECT status, attempts, COALESCE(last_error, '') FROM stripe_webhook_events WHERE event_id = $1`, r.id).
+		if err := pool.QueryRow(ctx, `SELECT status, attempts, COALESCE(last_error, '') FROM stripe_webhook_deliveries WHERE event_id = $1`, r.id).
 			Scan(&status, &attempts, &lastErr); err != nil {
 			t.Fatal(err)
 		}

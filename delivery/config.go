@@ -10,27 +10,52 @@ import (
 	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/oncehook/oncehook/internal/metrics"
+	"github.com/oncehook/oncehook/route"
 	"github.com/oncehook/oncehook/sink"
 )
 
+// Destination is one place events are delivered to, with its own queue,
+// workers, retries and dead letters. Zero fields take the
+// DispatcherConfig's value.
+type Destination struct {
+	// Name is the destination's name in the delivery rows. Required.
+	Name string
+	// Filter selects its events; the zero Filter takes every event.
+	Filter route.Filter
+	// Sink receives its events. Required.
+	Sink sink.Sink
+	// Workers is its number of delivery goroutines.
+	Workers int
+	// DeliveryTimeout bounds one Deliver call.
+	DeliveryTimeout time.Duration
+	// MaxAttempts is how many failed attempts make a delivery dead.
+	MaxAttempts int
+}
+
 // DispatcherConfig configures a Dispatcher.
 type DispatcherConfig struct {
-	// Pool holds stripe_webhook_events, where delivery state is kept. Required.
+	// Pool holds stripe_webhook_deliveries, where delivery state is kept. Required.
 	Pool *pgxpool.Pool
-	// Sink receives the events. Required.
+	// Destinations are delivered to independently. Empty means one
+	// destination, route.DefaultName, taking every event to Sink.
+	Destinations []Destination
+	// Sink is the default destination's sink when Destinations is empty.
 	Sink sink.Sink
-	// Workers is the number of delivery goroutines. Defaults to 32.
+	// Workers is the number of delivery goroutines of each destination.
+	// Defaults to 32.
 	Workers int
-	// QueueSize bounds the events in the in-process hand-off. Defaults to 10000.
+	// QueueSize bounds the events in each destination's in-process
+	// hand-off. Defaults to 10000.
 	QueueSize int
 	// QueueMaxBytes bounds the payload bytes held by queued events and
-	// deliveries under way; the sweeper may pass it by one event, so that a
-	// large one is never stuck. An event that does not fit stays pending in
-	// Postgres for the sweeper. Defaults to 64 MiB.
+	// deliveries under way, shared equally between the destinations; a
+	// sweeper may pass its share by one event, so that a large one is never
+	// stuck. An event that does not fit stays pending in Postgres for the
+	// sweeper. Defaults to 64 MiB.
 	QueueMaxBytes int64
 	// DeliveryTimeout bounds one Deliver call. Defaults to 10s.
 	DeliveryTimeout time.Duration
-	// MaxAttempts is how many failed attempts make an event dead, at most
+	// MaxAttempts is how many failed attempts make a delivery dead, at most
 	// MaxAttemptsLimit. Defaults to 15.
 	MaxAttempts int
 	// RetryBase is the delay after the first failure; each further failure
@@ -41,7 +66,8 @@ type DispatcherConfig struct {
 	// Lease is how long the sweeper's claims last: an instance owns a row
 	// it claimed for this long, and another instance's sweeper takes the
 	// row only after it. Rows handed over by the intake come with their own
-	// lease (dedup.Lease). Defaults to the larger of 1m and 3 × DeliveryTimeout.
+	// lease (dedup.Lease). Defaults to the larger of 1m and 3 × the longest
+	// DeliveryTimeout.
 	Lease time.Duration
 	// SweepInterval is how often due and orphaned rows are claimed. Defaults to 1s.
 	SweepInterval time.Duration
@@ -76,6 +102,25 @@ func (c DispatcherConfig) WithDefaults() DispatcherConfig {
 	if c.MaxAttempts == 0 {
 		c.MaxAttempts = 15
 	}
+	if len(c.Destinations) == 0 {
+		c.Destinations = []Destination{{Name: route.DefaultName, Sink: c.Sink}}
+	} else {
+		c.Destinations = append([]Destination(nil), c.Destinations...)
+	}
+	longest := time.Duration(0)
+	for i := range c.Destinations {
+		d := &c.Destinations[i]
+		if d.Workers == 0 {
+			d.Workers = c.Workers
+		}
+		if d.DeliveryTimeout == 0 {
+			d.DeliveryTimeout = c.DeliveryTimeout
+		}
+		if d.MaxAttempts == 0 {
+			d.MaxAttempts = c.MaxAttempts
+		}
+		longest = max(longest, d.DeliveryTimeout)
+	}
 	if c.RetryBase == 0 {
 		c.RetryBase = time.Second
 	}
@@ -83,7 +128,7 @@ func (c DispatcherConfig) WithDefaults() DispatcherConfig {
 		c.RetryMax = time.Hour
 	}
 	if c.Lease == 0 {
-		c.Lease = DefaultLease(c.DeliveryTimeout)
+		c.Lease = DefaultLease(longest)
 	}
 	if c.SweepInterval == 0 {
 		c.SweepInterval = time.Second
@@ -126,16 +171,27 @@ const leaseMargin = 5 * time.Second
 
 func (c DispatcherConfig) validate() error {
 	switch {
-	case c.Pool == nil || c.Sink == nil:
-		return errors.New("delivery: DispatcherConfig.Pool and Sink are required")
-	case c.Workers < 1 || c.QueueSize < 1 || c.QueueMaxBytes < 1 || c.MaxBatch < 1 || c.SweepBatch < 1 || c.MaxAttempts < 1:
-		return errors.New("delivery: Workers, QueueSize, QueueMaxBytes, MaxBatch, SweepBatch and MaxAttempts must be positive")
-	case c.MaxAttempts > MaxAttemptsLimit:
-		return fmt.Errorf("delivery: MaxAttempts %d is more than %d", c.MaxAttempts, MaxAttemptsLimit)
-	case c.DeliveryTimeout <= 0 || c.FlushInterval <= 0 || c.RetryBase <= 0 || c.RetryMax < c.RetryBase || c.SweepInterval <= 0:
-		return errors.New("delivery: DeliveryTimeout, FlushInterval, RetryBase and SweepInterval must be positive, RetryMax at least RetryBase")
-	case c.Lease < c.DeliveryTimeout+2*leaseMargin:
-		return fmt.Errorf("delivery: Lease %s must exceed DeliveryTimeout by at least %s", c.Lease, 2*leaseMargin)
+	case c.Pool == nil:
+		return errors.New("delivery: DispatcherConfig.Pool is required")
+	case c.QueueSize < 1 || c.QueueMaxBytes < 1 || c.MaxBatch < 1 || c.SweepBatch < 1:
+		return errors.New("delivery: QueueSize, QueueMaxBytes, MaxBatch and SweepBatch must be positive")
+	case c.FlushInterval <= 0 || c.RetryBase <= 0 || c.RetryMax < c.RetryBase || c.SweepInterval <= 0:
+		return errors.New("delivery: FlushInterval, RetryBase and SweepInterval must be positive, RetryMax at least RetryBase")
 	}
-	return nil
+	dests := make([]route.Destination, len(c.Destinations))
+	for i, d := range c.Destinations {
+		dests[i] = route.Destination{Name: d.Name, Filter: d.Filter}
+		switch {
+		case d.Sink == nil:
+			return fmt.Errorf("delivery: destination %q has no Sink", d.Name)
+		case d.Workers < 1 || d.MaxAttempts < 1 || d.DeliveryTimeout <= 0:
+			return fmt.Errorf("delivery: destination %q: Workers, MaxAttempts and DeliveryTimeout must be positive", d.Name)
+		case d.MaxAttempts > MaxAttemptsLimit:
+			return fmt.Errorf("delivery: destination %q: MaxAttempts %d is more than %d", d.Name, d.MaxAttempts, MaxAttemptsLimit)
+		case c.Lease < d.DeliveryTimeout+2*leaseMargin:
+			return fmt.Errorf("delivery: Lease %s must exceed destination %q's DeliveryTimeout by at least %s", c.Lease, d.Name, 2*leaseMargin)
+		}
+	}
+	_, err := route.NewTable(dests)
+	return err
 }

@@ -43,7 +43,7 @@ func postMany(t *testing.T, urls []string, prefix string, n int) []string {
 
 func statusCounts(t *testing.T, pool *pgxpool.Pool) map[string]int {
 	t.Helper()
-	rows, err := pool.Query(context.Background(), "SELECT status, count(*) FROM stripe_webhook_events GROUP BY status")
+	rows, err := pool.Query(context.Background(), "SELECT status, count(*) FROM stripe_webhook_deliveries GROUP BY status")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -156,10 +156,11 @@ func TestSinkDownThenBackWithBackoff(t *testing.T) {
 		}
 		time.Sleep(20 * time.Millisecond)
 	}
-	_, _, history, err := delivery.ShowEvent(context.Background(), pool, ids[0])
+	shown, err := delivery.ShowEvent(context.Background(), pool, ids[0])
 	if err != nil {
 		t.Fatal(err)
 	}
+	history := shown.History
 	if len(history) < 5 {
 		t.Fatalf("history has %d attempts, want at least 5", len(history))
 	}
@@ -206,11 +207,11 @@ func TestDeadLetterAndReplay(t *testing.T) {
 	}
 
 	down.Store(false)
-	found, err := delivery.Replay(context.Background(), pool, []string{ids[0], "evt_unknown"})
+	found, err := delivery.Replay(context.Background(), pool, []string{ids[0], "evt_unknown"}, "")
 	if err != nil || len(found) != 1 || found[0] != ids[0] {
 		t.Fatalf("Replay: %v, %v; want only %s found", found, err, ids[0])
 	}
-	n, err := delivery.ReplayStatus(context.Background(), pool, delivery.StatusDead, time.Time{})
+	n, err := delivery.ReplayStatus(context.Background(), pool, delivery.StatusDead, time.Time{}, "")
 	if err != nil || n != 2 {
 		t.Fatalf("ReplayStatus: %d, %v; want 2", n, err)
 	}
@@ -226,8 +227,10 @@ func TestOrphanedEventsAreSweptOnce(t *testing.T) {
 	for i := range 150 {
 		id := fmt.Sprintf("evt_orphan_%03d", i)
 		ids = append(ids, id)
-		if _, err := pool.Exec(context.Background(), `INSERT INTO stripe_webhook_events (event_id, event_type, payload, locked_until, next_attempt_at)
-			VALUES ($1, 'invoice.paid', '{}', now() - interval '1 second', now() - interval '1 second')`, id); err != nil {
+		if _, err := pool.Exec(context.Background(), `WITH e AS (INSERT INTO stripe_webhook_events (event_id, event_type, payload, status)
+				VALUES ($1, 'invoice.paid', '{}', 'routed') RETURNING event_id)
+			INSERT INTO stripe_webhook_deliveries (event_id, destination, locked_until, next_attempt_at)
+			SELECT event_id, 'default', now() - interval '1 second', now() - interval '1 second' FROM e`, id); err != nil {
 			t.Fatal(err)
 		}
 	}

@@ -5,198 +5,105 @@ import (
 	"errors"
 	"fmt"
 	"sync"
-	"sync/atomic"
 	"time"
 
 	"github.com/oncehook/oncehook/dedup"
-	"github.com/oncehook/oncehook/internal/ratelog"
+	"github.com/oncehook/oncehook/route"
 )
 
-// job is one event to deliver while this instance holds its lease.
-type job struct {
-	ev         *dedup.Event
-	lease      time.Time // the row's locked_until: the lease's token
-	leaseUntil time.Time // local clock; already less leaseMargin
-}
-
-// Dispatcher delivers events to the Sink: those the intake hands over, and
-// those its sweeper claims from Postgres (due retries, and rows whose owner
-// died). The queue is bounded in events and in bytes; an event that does
-// not fit stays pending.
+// Dispatcher delivers events to their destinations: those the intake
+// hands over, and those its sweepers claim from Postgres (due retries, and
+// deliveries whose owner died). Each destination is a lane of its own,
+// with a queue bounded in events and in bytes; an event that does not fit
+// stays pending.
 type Dispatcher struct {
 	cfg      DispatcherConfig
-	queue    chan job
-	bytes    atomic.Int64 // payload bytes of queued jobs and calls under way
+	routes   *route.Table
+	lanes    []*lane
 	results  *completer
-	sweeper  *sweeper
+	adopter  *adopter
 	ctx      context.Context // cancelled to abort deliveries at the end of Stop
 	cancel   context.CancelFunc
-	workers  sync.WaitGroup
-	mu       sync.RWMutex // guards closed against Enqueue
-	closed   bool
 	stopOnce sync.Once
 	stopErr  error
-	failLog  ratelog.Logger
 }
 
-// NewDispatcher starts the workers and the sweeper. Stop them with Stop.
+// NewDispatcher starts the lanes and their sweepers. Stop them with Stop.
 func NewDispatcher(cfg DispatcherConfig) (*Dispatcher, error) {
 	cfg = cfg.WithDefaults()
 	if err := cfg.validate(); err != nil {
 		return nil, err
 	}
+	dests := make([]route.Destination, len(cfg.Destinations))
+	for i, d := range cfg.Destinations {
+		dests[i] = route.Destination{Name: d.Name, Filter: d.Filter}
+		cfg.Metrics.Destination(d.Name)
+	}
+	routes, err := route.NewTable(dests)
+	if err != nil {
+		return nil, err
+	}
 	ctx, cancel := context.WithCancel(context.Background())
-	d := &Dispatcher{
-		cfg:     cfg,
-		queue:   make(chan job, cfg.QueueSize),
-		results: newCompleter(cfg),
-		ctx:     ctx,
-		cancel:  cancel,
-		failLog: ratelog.Logger{Log: cfg.Logger},
+	d := &Dispatcher{cfg: cfg, routes: routes, results: newCompleter(cfg), ctx: ctx, cancel: cancel}
+	share := max(1, cfg.QueueMaxBytes/int64(len(cfg.Destinations)))
+	for _, dest := range cfg.Destinations {
+		d.lanes = append(d.lanes, startLane(d, dest, share))
 	}
-	for range cfg.Workers {
-		d.workers.Add(1)
-		go d.work()
-	}
-	d.sweeper = startSweeper(cfg, d)
+	d.adopter = startAdopter(cfg)
 	return d, nil
 }
 
-// Enqueue hands an event the intake just stored to the workers, without
-// blocking. It reports false when the queue is full (in events or bytes)
-// or stopping; the row then stays pending and a sweeper delivers it once
-// its lease ends.
+// Routes is the destination table: the intake stores one delivery row per
+// destination it matches (dedup.Config.Routes).
+func (d *Dispatcher) Routes() *route.Table { return d.routes }
+
+// Enqueue hands an event the intake just stored to the lanes of the
+// destinations it matches, without blocking. It reports false when a lane
+// took no hand-off (its queue full in events or bytes, or stopping); that
+// delivery stays pending and a sweeper takes it once its lease ends.
 func (d *Dispatcher) Enqueue(ev *dedup.Event, lease dedup.Lease) bool {
-	return d.offer(job{ev: ev, lease: lease.Until, leaseUntil: lease.Start.Add(lease.Length - leaseMargin)})
-}
-
-func (d *Dispatcher) offer(j job) bool {
-	if !d.reserve(int64(len(j.ev.Payload))) {
-		return false
-	}
-	if !d.offerReserved(j) {
-		d.release(int64(len(j.ev.Payload)))
-		return false
-	}
-	return true
-}
-
-// offerReserved queues j, whose bytes the caller has reserved.
-func (d *Dispatcher) offerReserved(j job) bool {
-	d.mu.RLock()
-	defer d.mu.RUnlock()
-	if d.closed {
-		return false
-	}
-	select {
-	case d.queue <- j:
-		return true
-	default:
-		return false
-	}
-}
-
-// reserve takes n bytes of QueueMaxBytes. An event larger than the whole
-// bound still goes through alone, so that none waits forever.
-func (d *Dispatcher) reserve(n int64) bool {
-	for {
-		held := d.bytes.Load()
-		if held > 0 && held+n > d.cfg.QueueMaxBytes {
-			return false
-		}
-		if d.bytes.CompareAndSwap(held, held+n) {
-			return true
+	j := job{ev: ev, lease: lease.Until, leaseUntil: lease.Start.Add(lease.Length - leaseMargin)}
+	ok := true
+	for _, l := range d.lanes {
+		if l.dest.Filter.Match(ev.Type, ev.Livemode) && !l.offer(j) {
+			ok = false
 		}
 	}
+	return ok
 }
 
-func (d *Dispatcher) release(n int64) { d.bytes.Add(-n) }
-
-// roomBytes is what is left under QueueMaxBytes (negative past it).
-func (d *Dispatcher) roomBytes() int64 { return d.cfg.QueueMaxBytes - d.bytes.Load() }
-
-// freeSlots is the room left in the queue, in events.
-func (d *Dispatcher) freeSlots() int { return cap(d.queue) - len(d.queue) }
-
-// QueueDepth is the number of events waiting for a worker.
-func (d *Dispatcher) QueueDepth() int { return len(d.queue) }
+// QueueDepth is the number of events waiting for a worker, over all
+// destinations.
+func (d *Dispatcher) QueueDepth() int {
+	n := 0
+	for _, l := range d.lanes {
+		n += len(l.queue)
+	}
+	return n
+}
 
 // QueueBytes is the payload bytes held by queued events and deliveries
-// under way.
-func (d *Dispatcher) QueueBytes() int64 { return d.bytes.Load() }
-
-func (d *Dispatcher) work() {
-	defer d.workers.Done()
-	for j := range d.queue {
-		d.deliver(j)
+// under way, over all destinations.
+func (d *Dispatcher) QueueBytes() int64 {
+	var n int64
+	for _, l := range d.lanes {
+		n += l.bytes.Load()
 	}
+	return n
 }
 
-func (d *Dispatcher) deliver(j job) {
-	size := int64(len(j.ev.Payload))
-	if d.ctx.Err() != nil {
-		d.release(size)
-		return // stopping: the row stays pending
-	}
-	if time.Now().Add(d.cfg.DeliveryTimeout).After(j.leaseUntil) {
-		d.release(size)
-		return // the lease could end mid-delivery: leave the row to a sweeper
-	}
-	ctx, cancel := context.WithTimeout(d.ctx, d.cfg.DeliveryTimeout)
-	returned, err := d.call(ctx, j.ev)
-	cancel()
-	if err != nil && d.ctx.Err() != nil {
-		d.afterCall(returned, size)
-		return // aborted by Stop, not the sink's fault: the row stays pending, no attempt counted
-	}
-	if err != nil {
-		d.failLog.Warn("delivery failed; will retry", "event_id", j.ev.ID, "event_type", j.ev.Type, "error", err)
-	}
-	d.results.add(j.ev.ID, j.lease, err)
-	d.afterCall(returned, size)
-}
-
-// errSinkStuck is the error of a sink call that outlived its timeout
-// without returning.
-var errSinkStuck = errors.New("the sink did not return within DELIVERY_TIMEOUT")
-
-// call runs one Deliver and returns by ctx's deadline even when the sink
-// ignores ctx (a stalled pipe, a hung disk). The channel is closed once the
-// sink has really returned.
-func (d *Dispatcher) call(ctx context.Context, ev *dedup.Event) (<-chan struct{}, error) {
-	done := make(chan struct{})
-	var err error
-	go func() {
-		defer close(done)
-		err = d.cfg.Sink.Deliver(ctx, ev)
-	}()
-	select {
-	case <-done:
-		return done, err
-	case <-ctx.Done():
-		select {
-		case <-done: // returned just in time
-			return done, err
-		case <-time.After(10 * time.Millisecond):
+// DestinationQueue is one destination's queue depth and bytes.
+func (d *Dispatcher) DestinationQueue(name string) (depth int, bytes int64, ok bool) {
+	for _, l := range d.lanes {
+		if l.dest.Name == name {
+			return len(l.queue), l.bytes.Load(), true
 		}
-		return done, fmt.Errorf("delivering %s: %w (%w)", ev.ID, errSinkStuck, ctx.Err())
 	}
-}
-
-// afterCall waits for an abandoned sink call to return before the worker
-// takes the next event, so stuck calls never outnumber the workers and
-// their payloads stay counted; Stop ends the wait.
-func (d *Dispatcher) afterCall(returned <-chan struct{}, size int64) {
-	select {
-	case <-returned:
-		d.release(size)
-	case <-d.ctx.Done():
-		go func() { <-returned; d.release(size) }()
-	}
+	return 0, 0, false
 }
 
 // stopReserve is the share of Stop's time kept for writing the last results
-// and closing the sink after the workers are aborted.
+// and closing the sinks after the workers are aborted.
 func stopReserve(ctx context.Context) time.Duration {
 	deadline, ok := ctx.Deadline()
 	if !ok {
@@ -205,11 +112,11 @@ func stopReserve(ctx context.Context) time.Duration {
 	return min(time.Until(deadline)/4, 2*time.Second)
 }
 
-// Stop takes no more events, stops the sweeper, lets the workers drain the
-// queue until ctx is nearly done, then aborts what is left (it stays
-// pending in Postgres), writes the last results and closes the sink. Every
-// step ends by ctx's deadline, even with a sink that does not return. It
-// is safe to call more than once.
+// Stop takes no more events, stops the sweepers, lets the workers drain
+// the queues until ctx is nearly done, then aborts what is left (it stays
+// pending in Postgres), writes the last results and closes the sinks.
+// Every step ends by ctx's deadline, even with a sink that does not
+// return. It is safe to call more than once.
 func (d *Dispatcher) Stop(ctx context.Context) error {
 	d.stopOnce.Do(func() {
 		deadline, hasDeadline := ctx.Deadline()
@@ -219,13 +126,20 @@ func (d *Dispatcher) Stop(ctx context.Context) error {
 			drainCtx, cancelDrain = context.WithCancel(ctx)
 		}
 		defer cancelDrain()
-		d.sweeper.stop(drainCtx)
-		d.mu.Lock()
-		d.closed = true
-		close(d.queue)
-		d.mu.Unlock()
+		d.adopter.stop(drainCtx)
+		for _, l := range d.lanes {
+			l.sweeper.stop(drainCtx)
+		}
+		for _, l := range d.lanes {
+			l.close()
+		}
 		drained := make(chan struct{})
-		go func() { d.workers.Wait(); close(drained) }()
+		go func() {
+			for _, l := range d.lanes {
+				l.workers.Wait()
+			}
+			close(drained)
+		}()
 		select {
 		case <-drained:
 		case <-drainCtx.Done():
@@ -238,18 +152,36 @@ func (d *Dispatcher) Stop(ctx context.Context) error {
 			deadline = time.Now().Add(10 * time.Second)
 		}
 		d.results.close(deadline)
-		closed := make(chan error, 1)
-		go func() { closed <- d.cfg.Sink.Close() }()
-		select {
-		case err := <-closed:
-			if err != nil && d.stopErr == nil {
-				d.stopErr = err
-			}
-		case <-time.After(time.Until(deadline)):
-			if d.stopErr == nil {
-				d.stopErr = errors.New("delivery: closing the sink did not finish by the shutdown deadline")
-			}
+		if err := d.closeSinks(deadline); err != nil && d.stopErr == nil {
+			d.stopErr = err
 		}
 	})
 	return d.stopErr
+}
+
+// closeSinks closes every destination's sink at once, waiting until
+// deadline.
+func (d *Dispatcher) closeSinks(deadline time.Time) error {
+	closed := make(chan error, len(d.lanes))
+	for _, l := range d.lanes {
+		go func() {
+			if err := l.dest.Sink.Close(); err != nil {
+				closed <- fmt.Errorf("destination %s: %w", l.dest.Name, err)
+				return
+			}
+			closed <- nil
+		}()
+	}
+	timer := time.NewTimer(time.Until(deadline))
+	defer timer.Stop()
+	var errs []error
+	for range d.lanes {
+		select {
+		case err := <-closed:
+			errs = append(errs, err)
+		case <-timer.C:
+			return errors.New("delivery: closing the sinks did not finish by the shutdown deadline")
+		}
+	}
+	return errors.Join(errs...)
 }

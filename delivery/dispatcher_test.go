@@ -30,8 +30,10 @@ func stored(t *testing.T, pool *pgxpool.Pool, n int) []*dedup.Event {
 	for i := range n {
 		id := fmt.Sprintf("evt_disp_%03d", i)
 		_, err := pool.Exec(context.Background(),
-			`INSERT INTO stripe_webhook_events (event_id, event_type, payload, locked_until, next_attempt_at)
-			 VALUES ($1, 'invoice.paid', $2, now() + interval '1 minute', now() + interval '1 minute')`,
+			`WITH e AS (INSERT INTO stripe_webhook_events (event_id, event_type, payload, status)
+				VALUES ($1, 'invoice.paid', $2, 'routed') RETURNING event_id)
+			 INSERT INTO stripe_webhook_deliveries (event_id, destination, locked_until, next_attempt_at)
+			 SELECT event_id, 'default', now() + interval '1 minute', now() + interval '1 minute' FROM e`,
 			id, []byte(`{"id":"`+id+`"}`))
 		if err != nil {
 			t.Fatal(err)
@@ -60,7 +62,7 @@ func dispatchAll(t *testing.T, cfg delivery.DispatcherConfig, evs []*dedup.Event
 func leaseOf(t *testing.T, pool *pgxpool.Pool, id string) dedup.Lease {
 	t.Helper()
 	l := dedup.Lease{Start: time.Now(), Length: time.Minute} // as stored() leases them
-	if err := pool.QueryRow(context.Background(), `SELECT locked_until FROM stripe_webhook_events WHERE event_id = $1`, id).Scan(&l.Until); err != nil {
+	if err := pool.QueryRow(context.Background(), `SELECT locked_until FROM stripe_webhook_deliveries WHERE event_id = $1`, id).Scan(&l.Until); err != nil {
 		t.Fatal(err)
 	}
 	return l
@@ -79,7 +81,7 @@ func readRow(t *testing.T, pool *pgxpool.Pool, id string) row {
 	var lastErr *string
 	var secs float64
 	err := pool.QueryRow(context.Background(), `SELECT status, attempts, last_error, extract(epoch FROM next_attempt_at - now())
-		FROM stripe_webhook_events WHERE event_id = $1`, id).Scan(&r.status, &r.attempts, &lastErr, &secs)
+		FROM stripe_webhook_deliveries WHERE event_id = $1`, id).Scan(&r.status, &r.attempts, &lastErr, &secs)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -8,22 +8,27 @@ import (
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
+
+	"github.com/oncehook/oncehook/route"
 )
 
-// Statuses of a row.
+// Statuses of a delivery; StatusUnrouted is an event with no delivery.
 const (
 	StatusPending   = "pending"
 	StatusDelivered = "delivered"
 	StatusDead      = "dead"
+	StatusUnrouted  = "unrouted"
 )
 
 // ErrNotFound is returned for an event id with no row.
 var ErrNotFound = errors.New("no such event")
 
-// EventRow is one stored event and its delivery state.
+// EventRow is one delivery of a stored event, or an event that matched no
+// destination (Status "unrouted", no Destination).
 type EventRow struct {
 	ID            string     `json:"id"`
 	Type          string     `json:"type"`
+	Destination   string     `json:"destination,omitempty"`
 	Status        string     `json:"status"`
 	Livemode      bool       `json:"livemode"`
 	Account       string     `json:"account,omitempty"`
@@ -31,7 +36,7 @@ type EventRow struct {
 	Created       *time.Time `json:"created,omitempty"`
 	ReceivedAt    time.Time  `json:"received_at"`
 	Attempts      int        `json:"attempts"`
-	NextAttemptAt time.Time  `json:"next_attempt_at"`
+	NextAttemptAt *time.Time `json:"next_attempt_at,omitempty"`
 	LockedUntil   *time.Time `json:"locked_until,omitempty"`
 	LastError     string     `json:"last_error,omitempty"`
 	DeliveredAt   *time.Time `json:"delivered_at,omitempty"`
@@ -39,36 +44,80 @@ type EventRow struct {
 
 // Attempt is one entry of the delivery history.
 type Attempt struct {
-	At       time.Time `json:"at"`
-	OK       bool      `json:"ok"`
-	Error    string    `json:"error,omitempty"`
-	Instance string    `json:"instance"`
+	At          time.Time `json:"at"`
+	Destination string    `json:"destination"`
+	OK          bool      `json:"ok"`
+	Error       string    `json:"error,omitempty"`
+	Instance    string    `json:"instance"`
 }
 
 // ListFilter selects rows for ListEvents; zero fields match everything.
 type ListFilter struct {
-	Status string
-	Type   string
-	Since  time.Time // received at or after
-	Limit  int       // defaults to 100
+	Status      string // pending, delivered, dead or unrouted
+	Type        string // an event type, or a pattern such as invoice.*
+	Destination string
+	Since       time.Time // received at or after
+	Limit       int       // defaults to 100
 }
 
-const rowColumns = `event_id, event_type, status, livemode, COALESCE(account, ''), COALESCE(api_version, ''),
-	stripe_created, received_at, attempts, next_attempt_at, locked_until, COALESCE(last_error, ''), delivered_at`
+// deliveryColumns read an event (e) with one delivery (d), which may be
+// missing: then the event matched no destination, or is a row of the
+// previous version not yet adopted (its state is on the event row, for
+// destination default).
+const deliveryColumns = `e.event_id, e.event_type,
+	COALESCE(d.destination, CASE WHEN e.status = 'routed' THEN '' ELSE 'default' END),
+	COALESCE(d.status, CASE WHEN e.status = 'routed' THEN 'unrouted' ELSE e.status END),
+	e.livemode, COALESCE(e.account, ''), COALESCE(e.api_version, ''), e.stripe_created, e.received_at,
+	COALESCE(d.attempts, e.attempts),
+	CASE WHEN d.event_id IS NOT NULL THEN d.next_attempt_at WHEN e.status <> 'routed' THEN e.next_attempt_at END,
+	CASE WHEN d.event_id IS NOT NULL THEN d.locked_until WHEN e.status <> 'routed' THEN e.locked_until END,
+	COALESCE(d.last_error, CASE WHEN e.status <> 'routed' THEN e.last_error END, ''),
+	CASE WHEN d.event_id IS NOT NULL THEN d.delivered_at WHEN e.status <> 'routed' THEN e.delivered_at END`
 
-func scanRow(row pgx.Row, r *EventRow, extra ...any) error {
-	return row.Scan(append([]any{&r.ID, &r.Type, &r.Status, &r.Livemode, &r.Account, &r.APIVersion,
-		&r.Created, &r.ReceivedAt, &r.Attempts, &r.NextAttemptAt, &r.LockedUntil, &r.LastError, &r.DeliveredAt}, extra...)...)
+func scanRow(row pgx.Row, r *EventRow) error {
+	return row.Scan(&r.ID, &r.Type, &r.Destination, &r.Status, &r.Livemode, &r.Account, &r.APIVersion,
+		&r.Created, &r.ReceivedAt, &r.Attempts, &r.NextAttemptAt, &r.LockedUntil, &r.LastError, &r.DeliveredAt)
 }
 
-// ListEvents returns the newest rows matching f.
+// typeLike turns a --type value into a LIKE pattern; empty matches all.
+func typeLike(t string) string {
+	if t == "" {
+		return "%"
+	}
+	return route.Filter{Types: []string{t}}.LikePatterns()[0]
+}
+
+// ListEvents returns the newest rows matching f: one per delivery, and one
+// per event that matched no destination.
 func ListEvents(ctx context.Context, pool *pgxpool.Pool, f ListFilter) ([]EventRow, error) {
 	if f.Limit <= 0 {
 		f.Limit = 100
 	}
-	rows, err := pool.Query(ctx, `SELECT `+rowColumns+` FROM stripe_webhook_events
-		WHERE ($1 = '' OR status = $1) AND ($2 = '' OR event_type = $2) AND received_at >= $3
-		ORDER BY received_at DESC, event_id LIMIT $4`, f.Status, f.Type, f.Since, f.Limit)
+	var rows pgx.Rows
+	var err error
+	switch {
+	case f.Status == StatusUnrouted && f.Destination != "":
+		return nil, errors.New("listing events: an unrouted event has no destination")
+	case f.Status == StatusUnrouted:
+		rows, err = pool.Query(ctx, `SELECT `+deliveryColumns+` FROM stripe_webhook_events e
+			LEFT JOIN stripe_webhook_deliveries d ON false
+			WHERE e.status = 'routed' AND e.event_type LIKE $1 AND e.received_at >= $2
+				AND NOT EXISTS (SELECT 1 FROM stripe_webhook_deliveries x WHERE x.event_id = e.event_id)
+			ORDER BY e.received_at DESC, e.event_id LIMIT $3`, typeLike(f.Type), f.Since, f.Limit)
+	case f.Status != "" || f.Destination != "":
+		// Driven by the deliveries' (destination, received_at) indexes.
+		rows, err = pool.Query(ctx, `SELECT `+deliveryColumns+` FROM stripe_webhook_deliveries d
+			JOIN stripe_webhook_events e ON e.event_id = d.event_id
+			WHERE ($1 = '' OR d.status = $1) AND ($2 = '' OR d.destination = $2)
+				AND e.event_type LIKE $3 AND d.received_at >= $4
+			ORDER BY d.received_at DESC, d.event_id, d.destination LIMIT $5`,
+			f.Status, f.Destination, typeLike(f.Type), f.Since, f.Limit)
+	default:
+		rows, err = pool.Query(ctx, `SELECT `+deliveryColumns+` FROM stripe_webhook_events e
+			LEFT JOIN stripe_webhook_deliveries d ON d.event_id = e.event_id
+			WHERE e.event_type LIKE $1 AND e.received_at >= $2
+			ORDER BY e.received_at DESC, e.event_id, d.destination LIMIT $3`, typeLike(f.Type), f.Since, f.Limit)
+	}
 	if err != nil {
 		return nil, fmt.Errorf("listing events: %w", err)
 	}
@@ -84,47 +133,93 @@ func ListEvents(ctx context.Context, pool *pgxpool.Pool, f ListFilter) ([]EventR
 	return out, rows.Err()
 }
 
-// ShowEvent returns one row, its raw payload and its delivery history.
-func ShowEvent(ctx context.Context, pool *pgxpool.Pool, id string) (EventRow, []byte, []Attempt, error) {
-	var r EventRow
-	var payload []byte
-	err := scanRow(pool.QueryRow(ctx, `SELECT `+rowColumns+`, payload FROM stripe_webhook_events WHERE event_id = $1`, id), &r, &payload)
-	if errors.Is(err, pgx.ErrNoRows) {
-		return r, nil, nil, fmt.Errorf("%s: %w", id, ErrNotFound)
-	}
-	if err != nil {
-		return r, nil, nil, fmt.Errorf("reading %s: %w", id, err)
-	}
-	rows, err := pool.Query(ctx, `SELECT attempted_at, ok, COALESCE(error, ''), instance
-		FROM stripe_webhook_delivery_attempts WHERE event_id = $1 ORDER BY attempted_at`, id)
-	if err != nil {
-		return r, nil, nil, fmt.Errorf("reading the history of %s: %w", id, err)
-	}
-	defer rows.Close()
-	var history []Attempt
-	for rows.Next() {
-		var a Attempt
-		if err := rows.Scan(&a.At, &a.OK, &a.Error, &a.Instance); err != nil {
-			return r, nil, nil, err
-		}
-		history = append(history, a)
-	}
-	return r, payload, history, rows.Err()
+// Event is one stored event with each destination's delivery and the
+// history of attempts.
+type Event struct {
+	ID         string     `json:"id"`
+	Type       string     `json:"type"`
+	Livemode   bool       `json:"livemode"`
+	Account    string     `json:"account,omitempty"`
+	APIVersion string     `json:"api_version,omitempty"`
+	Created    *time.Time `json:"created,omitempty"`
+	ReceivedAt time.Time  `json:"received_at"`
+	// Deliveries has one row per destination; an unrouted event has one
+	// row with Status "unrouted".
+	Deliveries []EventRow `json:"deliveries"`
+	History    []Attempt  `json:"history"`
+	Payload    []byte     `json:"-"`
 }
 
-// replaySQL puts rows back to pending, due now, with a fresh attempt count.
-// A pending row that an instance holds keeps its lease, so it is not
-// delivered twice at once.
-const replaySQL = `
-UPDATE stripe_webhook_events
-SET status = 'pending', attempts = 0, next_attempt_at = now(), delivered_at = NULL,
-	locked_until = CASE WHEN status = 'pending' AND locked_until > now() THEN locked_until END
-WHERE `
+// ShowEvent returns one event, its deliveries, its raw payload and its
+// delivery history.
+func ShowEvent(ctx context.Context, pool *pgxpool.Pool, id string) (Event, error) {
+	var ev Event
+	rows, err := pool.Query(ctx, `SELECT `+deliveryColumns+` FROM stripe_webhook_events e
+		LEFT JOIN stripe_webhook_deliveries d ON d.event_id = e.event_id
+		WHERE e.event_id = $1 ORDER BY d.destination`, id)
+	if err != nil {
+		return ev, fmt.Errorf("reading %s: %w", id, err)
+	}
+	for rows.Next() {
+		var r EventRow
+		if err := scanRow(rows, &r); err != nil {
+			rows.Close()
+			return ev, fmt.Errorf("reading %s: %w", id, err)
+		}
+		ev.Deliveries = append(ev.Deliveries, r)
+	}
+	rows.Close()
+	if err := rows.Err(); err != nil {
+		return ev, fmt.Errorf("reading %s: %w", id, err)
+	}
+	if len(ev.Deliveries) == 0 {
+		return ev, fmt.Errorf("%s: %w", id, ErrNotFound)
+	}
+	first := ev.Deliveries[0]
+	ev.ID, ev.Type, ev.Livemode, ev.Account, ev.APIVersion, ev.Created, ev.ReceivedAt =
+		first.ID, first.Type, first.Livemode, first.Account, first.APIVersion, first.Created, first.ReceivedAt
+	if err := pool.QueryRow(ctx, `SELECT payload FROM stripe_webhook_events WHERE event_id = $1`, id).Scan(&ev.Payload); err != nil {
+		return ev, fmt.Errorf("reading the payload of %s: %w", id, err)
+	}
+	hist, err := pool.Query(ctx, `SELECT attempted_at, destination, ok, COALESCE(error, ''), instance
+		FROM stripe_webhook_delivery_attempts WHERE event_id = $1 ORDER BY attempted_at`, id)
+	if err != nil {
+		return ev, fmt.Errorf("reading the history of %s: %w", id, err)
+	}
+	defer hist.Close()
+	for hist.Next() {
+		var a Attempt
+		if err := hist.Scan(&a.At, &a.Destination, &a.OK, &a.Error, &a.Instance); err != nil {
+			return ev, err
+		}
+		ev.History = append(ev.History, a)
+	}
+	return ev, hist.Err()
+}
 
-// Replay puts the given events back to pending and returns the ids it
-// found; the others do not exist.
-func Replay(ctx context.Context, pool *pgxpool.Pool, ids []string) ([]string, error) {
-	rows, err := pool.Query(ctx, replaySQL+`event_id = ANY($1::text[]) RETURNING event_id`, ids)
+// replaySet puts a delivery back to pending, due now, with a fresh attempt
+// count. A pending delivery that an instance holds keeps its lease, so it
+// is not delivered twice at once.
+const replaySet = `status = 'pending', attempts = 0, next_attempt_at = now(), delivered_at = NULL,
+	locked_until = CASE WHEN d.status = 'pending' AND d.locked_until > now() THEN d.locked_until END`
+
+// Replay puts the deliveries of the given events back to pending (only
+// destination's, when it is set; then a delivery the event lacks is
+// created) and returns the ids it found; the others do not exist.
+func Replay(ctx context.Context, pool *pgxpool.Pool, ids []string, destination string) ([]string, error) {
+	var rows pgx.Rows
+	var err error
+	if destination == "" {
+		rows, err = pool.Query(ctx, `WITH r AS (
+			UPDATE stripe_webhook_deliveries d SET `+replaySet+` WHERE d.event_id = ANY($1::text[]) RETURNING d.event_id)
+			SELECT DISTINCT event_id FROM r`, ids)
+	} else {
+		rows, err = pool.Query(ctx, `INSERT INTO stripe_webhook_deliveries AS d (event_id, destination, received_at)
+			SELECT event_id, $2, received_at FROM stripe_webhook_events
+			WHERE event_id = ANY($1::text[]) AND status = 'routed'
+			ON CONFLICT (event_id, destination) DO UPDATE SET `+replaySet+`
+			RETURNING d.event_id`, ids, destination)
+	}
 	if err != nil {
 		return nil, fmt.Errorf("replaying: %w", err)
 	}
@@ -135,12 +230,94 @@ func Replay(ctx context.Context, pool *pgxpool.Pool, ids []string) ([]string, er
 	return found, nil
 }
 
-// ReplayStatus puts every row of status received since since back to
-// pending and returns how many.
-func ReplayStatus(ctx context.Context, pool *pgxpool.Pool, status string, since time.Time) (int64, error) {
-	tag, err := pool.Exec(ctx, replaySQL+`status = $1 AND received_at >= $2`, status, since)
+// ReplayStatus puts every delivery of status (of destination, when set)
+// whose event was received since since back to pending and returns how
+// many.
+func ReplayStatus(ctx context.Context, pool *pgxpool.Pool, status string, since time.Time, destination string) (int64, error) {
+	tag, err := pool.Exec(ctx, `UPDATE stripe_webhook_deliveries d SET `+replaySet+`
+		WHERE d.status = $1 AND d.received_at >= $2 AND ($3 = '' OR d.destination = $3)`, status, since, destination)
 	if err != nil {
-		return 0, fmt.Errorf("replaying %s events: %w", status, err)
+		return 0, fmt.Errorf("replaying %s deliveries: %w", status, err)
 	}
 	return tag.RowsAffected(), nil
+}
+
+// Backfill gives destination a pending delivery of every event received
+// since since that its filter matches and that it has none of, and
+// returns how many: a destination added later receives only new events
+// otherwise.
+func Backfill(ctx context.Context, pool *pgxpool.Pool, destination string, f route.Filter, since time.Time) (int64, error) {
+	tag, err := pool.Exec(ctx, `INSERT INTO stripe_webhook_deliveries (event_id, destination, received_at)
+		SELECT event_id, $1, received_at FROM stripe_webhook_events
+		WHERE received_at >= $2 AND status = 'routed' AND event_type LIKE ANY($3::text[])
+			AND ($4::bool IS NULL OR livemode = $4)
+		ON CONFLICT (event_id, destination) DO NOTHING`, destination, since, f.LikePatterns(), f.LivemodeSQL())
+	if err != nil {
+		return 0, fmt.Errorf("backfilling %s: %w", destination, err)
+	}
+	return tag.RowsAffected(), nil
+}
+
+// DestinationStats is one destination's deliveries in Postgres.
+type DestinationStats struct {
+	Name      string `json:"name"`
+	Pending   int64  `json:"pending"`
+	Delivered int64  `json:"delivered"`
+	Dead      int64  `json:"dead"`
+	// OldestPendingSeconds is the age of the oldest pending delivery's event.
+	OldestPendingSeconds float64 `json:"oldest_pending_seconds"`
+}
+
+// Stats counts every destination's deliveries (a scan of the deliveries
+// table: for the command line, not for a metric).
+func Stats(ctx context.Context, pool *pgxpool.Pool) ([]DestinationStats, error) {
+	rows, err := pool.Query(ctx, `SELECT destination,
+			count(*) FILTER (WHERE status = 'pending'),
+			count(*) FILTER (WHERE status = 'delivered'),
+			count(*) FILTER (WHERE status = 'dead'),
+			COALESCE(extract(epoch FROM now() - min(received_at) FILTER (WHERE status = 'pending')), 0)::float8
+		FROM stripe_webhook_deliveries GROUP BY destination ORDER BY destination`)
+	if err != nil {
+		return nil, fmt.Errorf("counting deliveries: %w", err)
+	}
+	out, err := pgx.CollectRows(rows, func(row pgx.CollectableRow) (DestinationStats, error) {
+		var s DestinationStats
+		err := row.Scan(&s.Name, &s.Pending, &s.Delivered, &s.Dead, &s.OldestPendingSeconds)
+		return s, err
+	})
+	if err != nil {
+		return nil, fmt.Errorf("counting deliveries: %w", err)
+	}
+	return out, nil
+}
+
+// PendingDestinations returns the destinations that have pending
+// deliveries, one index probe per destination.
+func PendingDestinations(ctx context.Context, pool *pgxpool.Pool) ([]string, error) {
+	rows, err := pool.Query(ctx, `WITH RECURSIVE n AS (
+			(SELECT destination FROM stripe_webhook_deliveries WHERE status = 'pending' ORDER BY destination LIMIT 1)
+			UNION ALL
+			SELECT (SELECT destination FROM stripe_webhook_deliveries
+				WHERE status = 'pending' AND destination > n.destination ORDER BY destination LIMIT 1)
+			FROM n WHERE n.destination IS NOT NULL)
+		SELECT destination FROM n WHERE destination IS NOT NULL`)
+	if err != nil {
+		return nil, fmt.Errorf("listing destinations with pending deliveries: %w", err)
+	}
+	names, err := pgx.CollectRows(rows, pgx.RowTo[string])
+	if err != nil {
+		return nil, fmt.Errorf("listing destinations with pending deliveries: %w", err)
+	}
+	return names, nil
+}
+
+// Adopt moves up to limit rows written by an instance of the previous
+// version into destination default (see migrations/0006_deliveries.sql)
+// and returns how many.
+func Adopt(ctx context.Context, pool *pgxpool.Pool, limit int) (int, error) {
+	ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+	defer cancel()
+	var n int
+	err := pool.QueryRow(ctx, `SELECT oncehook_adopt_legacy($1)`, limit).Scan(&n)
+	return n, err
 }

@@ -37,7 +37,7 @@ func TestLateResultDoesNotBreakAnotherLease(t *testing.T) {
 
 	// A's lease ran out; B's sweeper claimed the row with a lease of its own.
 	var leaseB time.Time
-	if err := pool.QueryRow(context.Background(), `UPDATE stripe_webhook_events
+	if err := pool.QueryRow(context.Background(), `UPDATE stripe_webhook_deliveries
 		SET locked_until = now() + interval '1 minute', next_attempt_at = now() + interval '1 minute'
 		WHERE event_id = $1 RETURNING locked_until`, ev.ID).Scan(&leaseB); err != nil {
 		t.Fatal(err)
@@ -49,7 +49,7 @@ func TestLateResultDoesNotBreakAnotherLease(t *testing.T) {
 	var status string
 	var attempts int
 	var locked *time.Time
-	if err := pool.QueryRow(context.Background(), `SELECT status, attempts, locked_until FROM stripe_webhook_events WHERE event_id = $1`, ev.ID).
+	if err := pool.QueryRow(context.Background(), `SELECT status, attempts, locked_until FROM stripe_webhook_deliveries WHERE event_id = $1`, ev.ID).
 		Scan(&status, &attempts, &locked); err != nil {
 		t.Fatal(err)
 	}

@@ -25,8 +25,10 @@ func TestQueueIsBoundedInBytes(t *testing.T) {
 	for i := range 40 {
 		id := fmt.Sprintf("evt_bytes_%02d", i)
 		payload := []byte(`{"id":"` + id + `","pad":"` + strings.Repeat("x", size-30) + `"}`)
-		if _, err := pool.Exec(context.Background(), `INSERT INTO stripe_webhook_events (event_id, event_type, payload, locked_until, next_attempt_at)
-			VALUES ($1, 'invoice.paid', $2, now() + interval '1 minute', now() + interval '1 minute')`, id, payload); err != nil {
+		if _, err := pool.Exec(context.Background(), `WITH e AS (INSERT INTO stripe_webhook_events (event_id, event_type, payload, status)
+				VALUES ($1, 'invoice.paid', $2, 'routed') RETURNING event_id)
+			INSERT INTO stripe_webhook_deliveries (event_id, destination, locked_until, next_attempt_at)
+			SELECT event_id, 'default', now() + interval '1 minute', now() + interval '1 minute' FROM e`, id, payload); err != nil {
 			t.Fatal(err)
 		}
 		evs = append(evs, &dedup.Event{ID: id, Type: "invoice.paid", Payload: payload})
@@ -59,13 +61,13 @@ func TestQueueIsBoundedInBytes(t *testing.T) {
 
 	// The other 20 rows are due: the sweeper claims into the 1,000 bytes
 	// left, and may pass them by one event, no more.
-	if _, err := pool.Exec(context.Background(), `UPDATE stripe_webhook_events SET locked_until = NULL, next_attempt_at = now()
+	if _, err := pool.Exec(context.Background(), `UPDATE stripe_webhook_deliveries SET locked_until = NULL, next_attempt_at = now()
 		WHERE event_id >= 'evt_bytes_20'`); err != nil {
 		t.Fatal(err)
 	}
 	time.Sleep(300 * time.Millisecond) // many sweeps at 20ms
 	var claimed int
-	if err := pool.QueryRow(context.Background(), `SELECT count(*) FROM stripe_webhook_events
+	if err := pool.QueryRow(context.Background(), `SELECT count(*) FROM stripe_webhook_deliveries
 		WHERE event_id >= 'evt_bytes_20' AND locked_until > now()`).Scan(&claimed); err != nil {
 		t.Fatal(err)
 	}
@@ -75,13 +77,15 @@ func TestQueueIsBoundedInBytes(t *testing.T) {
 	close(release)
 	waitFor(t, func() bool {
 		var left int
-		_ = pool.QueryRow(context.Background(), `SELECT count(*) FROM stripe_webhook_events WHERE event_id >= 'evt_bytes_20' AND status = 'pending'`).Scan(&left)
+		_ = pool.QueryRow(context.Background(), `SELECT count(*) FROM stripe_webhook_deliveries WHERE event_id >= 'evt_bytes_20' AND status = 'pending'`).Scan(&left)
 		return left == 0
 	})
 
 	big := &dedup.Event{ID: "evt_bytes_big", Type: "invoice.paid", Payload: []byte(`{"pad":"` + strings.Repeat("y", 2*bound) + `"}`)}
-	if _, err := pool.Exec(context.Background(), `INSERT INTO stripe_webhook_events (event_id, event_type, payload, locked_until)
-		VALUES ($1, 'invoice.paid', $2, now() + interval '1 minute')`, big.ID, big.Payload); err != nil {
+	if _, err := pool.Exec(context.Background(), `WITH e AS (INSERT INTO stripe_webhook_events (event_id, event_type, payload, status)
+			VALUES ($1, 'invoice.paid', $2, 'routed') RETURNING event_id)
+		INSERT INTO stripe_webhook_deliveries (event_id, destination, locked_until)
+		SELECT event_id, 'default', now() + interval '1 minute' FROM e`, big.ID, big.Payload); err != nil {
 		t.Fatal(err)
 	}
 	waitFor(t, func() bool { return d.QueueBytes() == 0 })

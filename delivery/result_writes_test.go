@@ -107,9 +107,9 @@ func TestHostileSinkAnswersCannotWedgeResultWrites(t *testing.T) {
 		if r.attempts != 3 || !utf8.ValidString(r.lastError) || len(r.lastError) > 1000 || !strings.Contains(r.lastError, "500") {
 			t.Errorf("%s: %+v, want dead after 3 attempts with a valid, bounded error", id, r)
 		}
-		_, _, history, err := delivery.ShowEvent(context.Background(), pool, id)
-		if err != nil || len(history) != 3 {
-			t.Errorf("%s: history %+v, %v; want 3 attempts", id, history, err)
+		shown, err := delivery.ShowEvent(context.Background(), pool, id)
+		if err != nil || len(shown.History) != 3 {
+			t.Errorf("%s: history %+v, %v; want 3 attempts", id, shown.History, err)
 		}
 	}
 	if r := readRow(t, pool, latin1); !strings.Contains(r.lastError, "Erreur interne du serveur \uFFFD") {
@@ -142,7 +142,7 @@ func TestBackoffIsBoundedForAnyAttemptCount(t *testing.T) {
 
 func setAttempts(t *testing.T, pool *pgxpool.Pool, id string, n int) {
 	t.Helper()
-	if _, err := pool.Exec(context.Background(), `UPDATE stripe_webhook_events SET attempts = $2 WHERE event_id = $1`, id, n); err != nil {
+	if _, err := pool.Exec(context.Background(), `UPDATE stripe_webhook_deliveries SET attempts = $2 WHERE event_id = $1`, id, n); err != nil {
 		t.Fatal(err)
 	}
 }

@@ -7,32 +7,49 @@ import (
 	"sync"
 	"time"
 
+	"github.com/jackc/pgx/v5/pgtype"
 	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/oncehook/oncehook/internal/metrics"
 	"github.com/oncehook/oncehook/internal/ratelog"
 )
 
-// pruneSQL deletes one small batch of old rows of one status, skipping rows
-// another instance is pruning, so no statement holds locks for long. The
-// delivery history goes with its event (ON DELETE CASCADE).
-// $1 status, $2 age ms, $3 batch size.
+// pruneSQL deletes one small batch of events older than the retention
+// whose deliveries are all delivered (or that matched no destination), and
+// those older than the dead retention with no pending delivery. It skips
+// events another instance is pruning, so no statement holds locks for
+// long, and walks by received_at from $4 on, so that events kept back
+// (pending or dead deliveries) are passed once per pass. Deliveries and
+// history go with their event (ON DELETE CASCADE). Rows of the previous
+// version wait to be adopted.
+// $1 retention ms, $2 dead retention ms, $3 batch size, $4 cursor.
 const pruneSQL = `
-DELETE FROM stripe_webhook_events
-WHERE event_id IN (
-	SELECT event_id FROM stripe_webhook_events
-	WHERE status = $1 AND received_at < now() - $2::bigint * interval '1 millisecond'
+WITH doomed AS (
+	SELECT e.event_id, e.received_at FROM stripe_webhook_events e
+	WHERE e.received_at < now() - $1::bigint * interval '1 millisecond'
+		AND e.received_at >= $4
+		AND e.status = 'routed'
+		AND NOT EXISTS (
+			SELECT 1 FROM stripe_webhook_deliveries d
+			WHERE d.event_id = e.event_id
+				AND (d.status = 'pending'
+					OR (d.status = 'dead' AND e.received_at >= now() - $2::bigint * interval '1 millisecond')))
+	ORDER BY e.received_at
 	LIMIT $3
-	FOR UPDATE SKIP LOCKED)`
+	FOR UPDATE OF e SKIP LOCKED),
+gone AS (
+	DELETE FROM stripe_webhook_events e USING doomed WHERE e.event_id = doomed.event_id
+	RETURNING e.received_at)
+SELECT count(*), max(received_at) FROM gone`
 
 // PrunerConfig configures a Pruner.
 type PrunerConfig struct {
-	// Pool holds stripe_webhook_events. Required.
+	// Pool holds the ledger and the deliveries. Required.
 	Pool *pgxpool.Pool
-	// Retention is how long delivered rows are kept (RETENTION). Defaults to 720h.
+	// Retention is how long delivered events are kept (RETENTION). Defaults to 720h.
 	Retention time.Duration
-	// DeadRetention is how long dead rows are kept for replay. Defaults to
-	// 3 × Retention.
+	// DeadRetention is how long an event with a dead delivery is kept for
+	// replay. Defaults to 3 × Retention.
 	DeadRetention time.Duration
 	// Interval is the pause between pruning passes. Defaults to 1m.
 	Interval time.Duration
@@ -64,8 +81,9 @@ func (c PrunerConfig) WithDefaults() PrunerConfig {
 	return c
 }
 
-// Pruner deletes delivered rows older than Retention and dead rows older
-// than DeadRetention; pending rows are never pruned.
+// Pruner deletes events older than Retention once every delivery of theirs
+// is delivered, and those older than DeadRetention once none is pending;
+// an event with a pending delivery is never pruned.
 type Pruner struct {
 	cfg    PrunerConfig
 	errs   ratelog.Logger
@@ -107,28 +125,27 @@ func (p *Pruner) Start() {
 // pruneTimeout bounds one DELETE.
 const pruneTimeout = 30 * time.Second
 
-// Prune runs one pass, batch by batch, until ctx ends, and returns the rows
-// it deleted.
+// Prune runs one pass, batch by batch, until ctx ends, and returns the
+// events it deleted.
 func (p *Pruner) Prune(ctx context.Context) (int64, error) {
 	var total int64
-	for _, rule := range []struct {
-		status string
-		age    time.Duration
-	}{{"delivered", p.cfg.Retention}, {"dead", p.cfg.DeadRetention}} {
-		for {
-			bctx, cancel := context.WithTimeout(ctx, pruneTimeout)
-			tag, err := p.cfg.Pool.Exec(bctx, pruneSQL, rule.status, rule.age.Milliseconds(), p.cfg.BatchSize)
-			cancel()
-			if err != nil {
-				return total, err
-			}
-			total += tag.RowsAffected()
-			if tag.RowsAffected() < int64(p.cfg.BatchSize) {
-				break
-			}
+	cursor := time.Time{}
+	for {
+		bctx, cancel := context.WithTimeout(ctx, pruneTimeout)
+		var n int64
+		var last pgtype.Timestamptz
+		err := p.cfg.Pool.QueryRow(bctx, pruneSQL, p.cfg.Retention.Milliseconds(), p.cfg.DeadRetention.Milliseconds(),
+			p.cfg.BatchSize, cursor).Scan(&n, &last)
+		cancel()
+		if err != nil {
+			return total, err
 		}
+		total += n
+		if n < int64(p.cfg.BatchSize) || !last.Valid {
+			return total, nil
+		}
+		cursor = last.Time
 	}
-	return total, nil
 }
 
 // Stop ends pruning, cancelling a DELETE under way; it is safe to call

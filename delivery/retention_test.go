@@ -2,6 +2,7 @@ package delivery_test
 
 import (
 	"context"
+	"fmt"
 	"testing"
 	"time"
 
@@ -14,41 +15,70 @@ func TestPruneDeletesOnlyOldDeliveredAndOlderDead(t *testing.T) {
 	pool := testenv.Postgres(t)
 	ctx := context.Background()
 	rows := []struct {
-		id, status string
-		age        time.Duration
-		kept       bool
+		id       string
+		statuses []string // one delivery per status; none: unrouted
+		age      time.Duration
+		kept     bool
 	}{
-		{"evt_delivered_old", "delivered", 31 * 24 * time.Hour, false},
-		{"evt_delivered_new", "delivered", 29 * 24 * time.Hour, true},
-		{"evt_pending_old", "pending", 200 * 24 * time.Hour, true},
-		{"evt_dead_31d", "dead", 31 * 24 * time.Hour, true},
-		{"evt_dead_91d", "dead", 91 * 24 * time.Hour, false},
+		{"evt_delivered_old", []string{"delivered"}, 31 * 24 * time.Hour, false},
+		{"evt_delivered_new", []string{"delivered"}, 29 * 24 * time.Hour, true},
+		{"evt_pending_old", []string{"pending"}, 200 * 24 * time.Hour, true},
+		{"evt_dead_31d", []string{"dead"}, 31 * 24 * time.Hour, true},
+		{"evt_dead_91d", []string{"dead"}, 91 * 24 * time.Hour, false},
+		{"evt_unrouted_old", nil, 31 * 24 * time.Hour, false},
+		{"evt_unrouted_new", nil, 29 * 24 * time.Hour, true},
+		{"evt_one_pending_old", []string{"delivered", "pending"}, 40 * 24 * time.Hour, true},
+		{"evt_one_dead_31d", []string{"delivered", "dead"}, 31 * 24 * time.Hour, true},
+		{"evt_one_dead_91d", []string{"delivered", "dead"}, 91 * 24 * time.Hour, false},
+		{"evt_dead_pending_91d", []string{"dead", "pending"}, 91 * 24 * time.Hour, true},
 	}
 	for _, r := range rows {
 		if _, err := pool.Exec(ctx, `INSERT INTO stripe_webhook_events (event_id, event_type, payload, status, received_at)
-			VALUES ($1, 'invoice.paid', '{}', $2, now() - $3::bigint * interval '1 millisecond')`, r.id, r.status, r.age.Milliseconds()); err != nil {
+			VALUES ($1, 'invoice.paid', '{}', 'routed', now() - $2::bigint * interval '1 millisecond')`, r.id, r.age.Milliseconds()); err != nil {
 			t.Fatal(err)
+		}
+		for i, status := range r.statuses {
+			if _, err := pool.Exec(ctx, `INSERT INTO stripe_webhook_deliveries (event_id, destination, status, received_at)
+				SELECT event_id, $2, $3, received_at FROM stripe_webhook_events WHERE event_id = $1`, r.id, fmt.Sprintf("d%d", i), status); err != nil {
+				t.Fatal(err)
+			}
 		}
 		if _, err := pool.Exec(ctx, `INSERT INTO stripe_webhook_delivery_attempts (event_id, ok, instance) VALUES ($1, true, 'test')`, r.id); err != nil {
 			t.Fatal(err)
 		}
 	}
+	// A row of the previous version, not adopted yet, is left alone.
+	if _, err := pool.Exec(ctx, `INSERT INTO stripe_webhook_events (event_id, event_type, payload, status, received_at)
+		VALUES ('evt_legacy_old', 'invoice.paid', '{}', 'delivered', now() - interval '40 days')`); err != nil {
+		t.Fatal(err)
+	}
+	rows = append(rows, struct {
+		id       string
+		statuses []string
+		age      time.Duration
+		kept     bool
+	}{id: "evt_legacy_old", kept: true})
 	p, err := delivery.NewPruner(delivery.PrunerConfig{Pool: pool, Retention: 720 * time.Hour, BatchSize: 1})
 	if err != nil {
 		t.Fatal(err)
 	}
 	n, err := p.Prune(ctx)
-	if err != nil || n != 2 {
-		t.Fatalf("Prune: %d, %v; want 2 rows", n, err)
+	if err != nil || n != 4 {
+		t.Fatalf("Prune: %d, %v; want 4 events", n, err)
 	}
 	for _, r := range rows {
-		var events, attempts int
+		var events, deliveries, attempts int
 		if err := pool.QueryRow(ctx, `SELECT (SELECT count(*) FROM stripe_webhook_events WHERE event_id = $1),
-			(SELECT count(*) FROM stripe_webhook_delivery_attempts WHERE event_id = $1)`, r.id).Scan(&events, &attempts); err != nil {
+			(SELECT count(*) FROM stripe_webhook_deliveries WHERE event_id = $1),
+			(SELECT count(*) FROM stripe_webhook_delivery_attempts WHERE event_id = $1)`, r.id).Scan(&events, &deliveries, &attempts); err != nil {
 			t.Fatal(err)
 		}
-		if kept := events == 1; kept != r.kept || attempts != events {
-			t.Errorf("%s: %d rows, %d attempts; want kept=%v with its history", r.id, events, attempts, r.kept)
+		want := 0
+		if r.kept {
+			want = len(r.statuses)
+		}
+		if kept := events == 1; kept != r.kept || deliveries != want || (r.id != "evt_legacy_old" && attempts != events) {
+			t.Errorf("%s: %d rows, %d deliveries, %d attempts; want kept=%v with its deliveries and history", r.id, events, deliveries, attempts, r.kept)
 		}
 	}
 }

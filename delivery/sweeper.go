@@ -12,41 +12,46 @@ import (
 	"github.com/oncehook/oncehook/internal/ratelog"
 )
 
-// claimSQL takes due pending rows (retries, and rows whose lease ended
-// because their instance died or its queue was full) and leases them to
-// this instance. SKIP LOCKED lets every instance sweep at once without two
-// of them taking the same row. A row leased here becomes due again when
-// the lease ends, so a crash after the claim loses nothing. The rows taken
-// start within $3 payload bytes (octet_length reads a stored value's size
-// without decompressing it): the last may pass the room, so that a large
-// event is never stuck behind small ones.
-// $1 limit, $2 lease ms, $3 byte room.
+// claimSQL takes one destination's due pending deliveries (retries, and
+// deliveries whose lease ended because their instance died or its queue
+// was full) and leases them to this instance. SKIP LOCKED lets every
+// instance sweep at once without two of them taking the same row. A
+// delivery leased here becomes due again when the lease ends, so a crash
+// after the claim loses nothing. The deliveries taken start within $3
+// payload bytes (octet_length reads a stored value's size without
+// decompressing it): the last may pass the room, so that a large event is
+// never stuck behind small ones.
+// $1 limit, $2 lease ms, $3 byte room, $4 destination.
 const claimSQL = `
 WITH candidates AS (
-	SELECT event_id, next_attempt_at, octet_length(payload) AS size FROM stripe_webhook_events
-	WHERE status = 'pending' AND next_attempt_at <= now()
+	SELECT event_id, next_attempt_at FROM stripe_webhook_deliveries
+	WHERE destination = $4 AND status = 'pending' AND next_attempt_at <= now()
 		AND (locked_until IS NULL OR locked_until <= now())
 	ORDER BY next_attempt_at
 	LIMIT $1
 	FOR UPDATE SKIP LOCKED),
 due AS (
 	SELECT event_id FROM (
-		SELECT event_id, size, sum(size) OVER (ORDER BY next_attempt_at, event_id) AS total
-		FROM candidates) c
-	WHERE total - size < $3)
-UPDATE stripe_webhook_events e
-SET locked_until = now() + $2::bigint * interval '1 millisecond',
-	next_attempt_at = now() + $2::bigint * interval '1 millisecond'
-FROM due
-WHERE e.event_id = due.event_id
-RETURNING e.event_id, e.event_type, e.stripe_created, e.livemode,
-	COALESCE(e.account, ''), COALESCE(e.api_version, ''), e.payload, e.locked_until`
+		SELECT c.event_id, octet_length(e.payload) AS size,
+			sum(octet_length(e.payload)) OVER (ORDER BY c.next_attempt_at, c.event_id) AS total
+		FROM candidates c JOIN stripe_webhook_events e ON e.event_id = c.event_id) s
+	WHERE total - size < $3),
+claimed AS (
+	UPDATE stripe_webhook_deliveries d
+	SET locked_until = now() + $2::bigint * interval '1 millisecond',
+		next_attempt_at = now() + $2::bigint * interval '1 millisecond'
+	FROM due
+	WHERE d.event_id = due.event_id AND d.destination = $4
+	RETURNING d.event_id, d.locked_until)
+SELECT e.event_id, e.event_type, e.stripe_created, e.livemode,
+	COALESCE(e.account, ''), COALESCE(e.api_version, ''), e.payload, claimed.locked_until
+FROM claimed JOIN stripe_webhook_events e ON e.event_id = claimed.event_id`
 
-// sweeper claims due rows into the dispatcher's queue, never more than the
-// queue has room for.
+// sweeper claims one destination's due deliveries into its lane's queue,
+// never more than the queue has room for.
 type sweeper struct {
 	cfg  DispatcherConfig
-	d    *Dispatcher
+	l    *lane
 	errs ratelog.Logger
 	quit chan struct{}
 	// ctx bounds the claim under way; stop cancels it.
@@ -56,8 +61,8 @@ type sweeper struct {
 	once   sync.Once
 }
 
-func startSweeper(cfg DispatcherConfig, d *Dispatcher) *sweeper {
-	s := &sweeper{cfg: cfg, d: d, errs: ratelog.Logger{Log: cfg.Logger}, quit: make(chan struct{})}
+func startSweeper(cfg DispatcherConfig, l *lane) *sweeper {
+	s := &sweeper{cfg: cfg, l: l, errs: ratelog.Logger{Log: cfg.Logger.With("destination", l.dest.Name)}, quit: make(chan struct{})}
 	s.ctx, s.cancel = context.WithCancel(context.Background())
 	s.wg.Add(1)
 	go s.run()
@@ -86,18 +91,18 @@ func (s *sweeper) run() {
 
 // sweep claims one batch and reports whether it was full.
 func (s *sweeper) sweep() bool {
-	limit := min(s.cfg.SweepBatch, s.d.freeSlots())
+	limit := min(s.cfg.SweepBatch, s.l.freeSlots())
 	if limit == 0 {
 		return false
 	}
-	room := s.d.roomBytes()
+	room := s.l.roomBytes()
 	if room <= 0 {
 		return false
 	}
 	ctx, cancel := context.WithTimeout(s.ctx, 10*time.Second)
 	defer cancel()
 	start := time.Now()
-	rows, err := s.cfg.Pool.Query(ctx, claimSQL, limit, s.cfg.Lease.Milliseconds(), room)
+	rows, err := s.cfg.Pool.Query(ctx, claimSQL, limit, s.cfg.Lease.Milliseconds(), room, s.l.dest.Name)
 	if err != nil {
 		s.cfg.Metrics.PostgresError("sweep")
 		s.errs.Warn("sweeper: claiming due events failed", "error", err)
@@ -131,15 +136,15 @@ func (s *sweeper) sweep() bool {
 	for _, j := range jobs {
 		size := int64(len(j.ev.Payload))
 		if total += size; total <= room {
-			s.d.offer(j)
+			s.l.offer(j)
 			continue
 		}
 		// The last row, past the room: it goes in all the same, so the
 		// bound is passed by one event at most and a large one is never
 		// stuck behind a stream of small ones.
-		s.d.bytes.Add(size)
-		if !s.d.offerReserved(j) {
-			s.d.release(size)
+		s.l.bytes.Add(size)
+		if !s.l.offerReserved(j) {
+			s.l.release(size)
 		}
 	}
 	return len(jobs) == limit

@@ -2,47 +2,74 @@ package migrations_test
 
 import (
 	"context"
+	"os"
+	"strconv"
 	"testing"
+	"time"
 
+	"github.com/jackc/pgx/v5/pgxpool"
+
+	"github.com/oncehook/oncehook/delivery"
 	"github.com/oncehook/oncehook/internal/testenv"
 	"github.com/oncehook/oncehook/migrations"
 )
 
+// version4Rows fills a version-4 ledger with a row in every delivery
+// state, and their history.
+const version4Rows = `
+INSERT INTO stripe_webhook_events (event_id, event_type, payload, status, attempts, next_attempt_at, locked_until, last_error, delivered_at, received_at)
+VALUES ('evt_pending_retry', 'invoice.paid', '{"id":"evt_pending_retry"}', 'pending', 2, now() + interval '7 minutes', NULL, 'sink down', NULL, now() - interval '1 hour'),
+       ('evt_pending_due', 'invoice.paid', '{"id":"evt_pending_due"}', 'pending', 0, now() - interval '1 minute', now() - interval '1 minute', NULL, NULL, now() - interval '2 hours'),
+       ('evt_pending_leased', 'invoice.paid', '{"id":"evt_pending_leased"}', 'pending', 1, now() + interval '1 minute', now() + interval '1 minute', 'timeout', NULL, now()),
+       ('evt_delivered', 'invoice.paid', '{"id":"evt_delivered"}', 'delivered', 1, now(), NULL, NULL, now() - interval '5 minutes', now() - interval '6 minutes'),
+       ('evt_dead', 'customer.created', '{"id":"evt_dead"}', 'dead', 15, now(), NULL, 'sink answered 500', NULL, now() - interval '3 days');
+INSERT INTO stripe_webhook_delivery_attempts (event_id, ok, error, instance)
+VALUES ('evt_pending_retry', false, 'sink down', 'a'), ('evt_delivered', true, NULL, 'a'), ('evt_dead', false, 'sink answered 500', 'a')`
+
+// legacyState is each row's delivery state as version 4 keeps it.
+const legacyState = `SELECT string_agg(format('%s|%s|%s|%s|%s|%s|%s|%s', event_id, status, attempts, next_attempt_at, locked_until, last_error, delivered_at, received_at), ';' ORDER BY event_id)
+	FROM stripe_webhook_events WHERE event_id = ANY($1)`
+
+// deliveryState is the same, read from the deliveries of destination default.
+const deliveryState = `SELECT string_agg(format('%s|%s|%s|%s|%s|%s|%s|%s', event_id, status, attempts, next_attempt_at, locked_until, last_error, delivered_at, received_at), ';' ORDER BY event_id)
+	FROM stripe_webhook_deliveries WHERE destination = 'default' AND event_id = ANY($1)`
+
+func scalar(t *testing.T, pool *pgxpool.Pool, sql string, args ...any) string {
+	t.Helper()
+	var s *string
+	if err := pool.QueryRow(context.Background(), sql, args...).Scan(&s); err != nil {
+		t.Fatal(err)
+	}
+	if s == nil {
+		return ""
+	}
+	return *s
+}
+
 // TestUpgradeFromVersion4KeepsEveryRow upgrades a live version-4 schema,
-// with rows in every delivery state and their history, to the latest, and
-// checks that every row and its state are kept and that the database has
-// its Redis key namespace.
+// with rows in every delivery state and their history, to the latest. Each
+// row becomes a delivery of destination default with its state (attempts,
+// next attempt, lease, error), the ledger keeps every payload, and the
+// history is kept, for destination default. A row under its lease is left
+// to its instance and adopted once the lease ends.
 func TestUpgradeFromVersion4KeepsEveryRow(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
-	pool := testenv.Postgres(t)
-	if _, err := pool.Exec(ctx, "DROP TABLE stripe_webhook_delivery_attempts, stripe_webhook_events, oncehook_schema_migrations, oncehook_identity"); err != nil {
-		t.Fatal(err)
-	}
+	pool := testenv.EmptySchema(t, testenv.DatabaseURL(t))
 	if _, err := migrations.ApplyUpTo(ctx, pool, 4); err != nil {
 		t.Fatal(err)
 	}
-	_, err := pool.Exec(ctx, `
-		INSERT INTO stripe_webhook_events (event_id, event_type, payload, status, attempts, locked_until, last_error, delivered_at)
-		VALUES ('evt_pending', 'invoice.paid', '{"id":"evt_pending"}', 'pending', 2, now() + interval '1 minute', 'sink down', NULL),
-		       ('evt_delivered', 'invoice.paid', '{"id":"evt_delivered"}', 'delivered', 1, NULL, NULL, now()),
-		       ('evt_dead', 'customer.created', '{"id":"evt_dead"}', 'dead', 15, NULL, 'sink answered 500', NULL);
-		INSERT INTO stripe_webhook_delivery_attempts (event_id, ok, error, instance)
-		VALUES ('evt_pending', false, 'sink down', 'a'), ('evt_delivered', true, NULL, 'a'), ('evt_dead', false, 'sink answered 500', 'a')`)
-	if err != nil {
+	if _, err := pool.Exec(ctx, version4Rows); err != nil {
 		t.Fatal(err)
 	}
-	snapshot := func() string {
-		var s string
-		err := pool.QueryRow(ctx, `SELECT string_agg(format('%s|%s|%s|%s|%s|%s|%s', event_id, status, attempts, locked_until, last_error, delivered_at, payload), ';' ORDER BY event_id)
-			|| '#' || (SELECT string_agg(format('%s|%s|%s', event_id, ok, error), ';' ORDER BY event_id) FROM stripe_webhook_delivery_attempts)
-			FROM stripe_webhook_events`).Scan(&s)
-		if err != nil {
-			t.Fatal(err)
-		}
-		return s
-	}
-	before := snapshot()
+	free := []string{"evt_dead", "evt_delivered", "evt_pending_due", "evt_pending_retry"}
+	leased := []string{"evt_pending_leased"}
+	all := append(append([]string(nil), free...), leased...)
+	before := scalar(t, pool, legacyState, free)
+	beforeLeased := scalar(t, pool, legacyState, leased)
+	payloads := scalar(t, pool, `SELECT string_agg(event_id || payload::text, ';' ORDER BY event_id) FROM stripe_webhook_events`)
+	history := scalar(t, pool, `SELECT string_agg(format('%s|%s|%s', event_id, ok, error), ';' ORDER BY event_id) FROM stripe_webhook_delivery_attempts`)
+
 	applied, err := migrations.Apply(ctx, pool)
 	if err != nil {
 		t.Fatal(err)
@@ -50,9 +77,40 @@ func TestUpgradeFromVersion4KeepsEveryRow(t *testing.T) {
 	if len(applied) != migrations.Latest()-4 {
 		t.Fatalf("applied %v on a version-4 schema", applied)
 	}
-	if after := snapshot(); after != before {
-		t.Fatalf("rows changed by the upgrade:\nbefore %s\nafter  %s", before, after)
+	if after := scalar(t, pool, deliveryState, free); after != before {
+		t.Fatalf("delivery state changed by the upgrade:\nbefore %s\nafter  %s", before, after)
 	}
+	if got := scalar(t, pool, `SELECT string_agg(event_id || payload::text, ';' ORDER BY event_id) FROM stripe_webhook_events`); got != payloads {
+		t.Fatalf("payloads changed:\nbefore %s\nafter  %s", payloads, got)
+	}
+	if got := scalar(t, pool, `SELECT string_agg(format('%s|%s|%s', event_id, ok, error), ';' ORDER BY event_id) FROM stripe_webhook_delivery_attempts WHERE destination = 'default'`); got != history {
+		t.Fatalf("history changed:\nbefore %s\nafter  %s", history, got)
+	}
+	// The leased row is still its instance's, in the old columns.
+	if got := scalar(t, pool, legacyState, leased); got != beforeLeased {
+		t.Fatalf("the leased row was touched: before %s, after %s", beforeLeased, got)
+	}
+	if got := scalar(t, pool, `SELECT count(*)::text FROM stripe_webhook_deliveries WHERE event_id = ANY($1)`, leased); got != "0" {
+		t.Fatalf("the leased row was adopted under its lease")
+	}
+	// Its lease ends: the new instances adopt it, state and all.
+	if _, err := pool.Exec(ctx, `UPDATE stripe_webhook_events SET locked_until = now() - interval '1 second' WHERE event_id = ANY($1)`, leased); err != nil {
+		t.Fatal(err)
+	}
+	beforeLeased = scalar(t, pool, legacyState, leased)
+	if n, err := delivery.Adopt(ctx, pool, 100); err != nil || n != 1 {
+		t.Fatalf("Adopt: %d, %v; want the one row whose lease ended", n, err)
+	}
+	if got := scalar(t, pool, deliveryState, leased); got != beforeLeased {
+		t.Fatalf("adopted with another state:\nbefore %s\nafter  %s", beforeLeased, got)
+	}
+	if got := scalar(t, pool, `SELECT string_agg(DISTINCT status, ',') FROM stripe_webhook_events`); got != "routed" {
+		t.Fatalf("ledger statuses after adoption: %s, want every row routed", got)
+	}
+	if got := scalar(t, pool, `SELECT count(*)::text FROM stripe_webhook_deliveries WHERE event_id = ANY($1) AND destination = 'default'`, all); got != "5" {
+		t.Fatalf("%s rows map to destination default, want 5", got)
+	}
+
 	var n int
 	var ns string
 	if err := pool.QueryRow(ctx, `SELECT count(*), min(namespace) FROM oncehook_identity`).Scan(&n, &ns); err != nil || n != 1 || len(ns) != 32 {
@@ -61,4 +119,54 @@ func TestUpgradeFromVersion4KeepsEveryRow(t *testing.T) {
 	if _, err := pool.Exec(ctx, `INSERT INTO oncehook_identity DEFAULT VALUES`); err == nil {
 		t.Fatal("a second namespace row was accepted")
 	}
+}
+
+// TestUpgradeAtScale upgrades UPGRADE_ROWS rows (default 20,000; the
+// README's figure is for 1,000,000) spread over the states, and checks
+// that each one maps to destination default with its state. It logs how
+// long the upgrade took.
+func TestUpgradeAtScale(t *testing.T) {
+	t.Parallel()
+	rows := 20_000
+	if v := os.Getenv("UPGRADE_ROWS"); v != "" {
+		n, err := strconv.Atoi(v)
+		if err != nil || n < 1 {
+			t.Fatalf("UPGRADE_ROWS=%q: want a positive number", v)
+		}
+		rows = n
+	}
+	ctx := context.Background()
+	pool := testenv.EmptySchema(t, testenv.DatabaseURL(t))
+	if _, err := migrations.ApplyUpTo(ctx, pool, 4); err != nil {
+		t.Fatal(err)
+	}
+	// Payloads of about 1.5 KB, as a typical Stripe event; one in ten
+	// pending (half of those scheduled for a retry), one in fifty dead.
+	if _, err := pool.Exec(ctx, `
+		INSERT INTO stripe_webhook_events (event_id, event_type, payload, status, attempts, next_attempt_at, last_error, delivered_at, received_at)
+		SELECT format('evt_%s', lpad(i::text, 10, '0')), 'invoice.paid',
+			convert_to(format('{"id":"evt_%s","pad":"%s"}', i, repeat(md5(i::text), 45)), 'UTF8'),
+			CASE WHEN i % 50 = 0 THEN 'dead' WHEN i % 10 = 0 THEN 'pending' ELSE 'delivered' END,
+			CASE WHEN i % 50 = 0 THEN 15 WHEN i % 20 = 0 THEN 3 ELSE 1 END,
+			now() + (i % 20) * interval '1 minute',
+			CASE WHEN i % 10 = 0 THEN 'sink answered 503' END,
+			CASE WHEN i % 10 <> 0 THEN now() END,
+			now() - (i % 1000) * interval '1 minute'
+		FROM generate_series(1, $1) AS i`, rows); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := pool.Exec(ctx, "ANALYZE stripe_webhook_events"); err != nil {
+		t.Fatal(err)
+	}
+	sum := `SELECT format('%s/%s/%s/%s', count(*), sum(attempts), count(*) FILTER (WHERE status = 'pending'), md5(string_agg(format('%s|%s|%s|%s', event_id, status, attempts, next_attempt_at), ',' ORDER BY event_id)))`
+	before := scalar(t, pool, sum+` FROM stripe_webhook_events`)
+	start := time.Now()
+	if _, err := migrations.Apply(ctx, pool); err != nil {
+		t.Fatal(err)
+	}
+	took := time.Since(start)
+	if after := scalar(t, pool, sum+` FROM stripe_webhook_deliveries WHERE destination = 'default'`); after != before {
+		t.Fatalf("deliveries after the upgrade: %s, want %s (count/attempts/pending/digest)", after, before)
+	}
+	t.Logf("upgraded %d rows from version 4 in %s", rows, took.Round(time.Millisecond))
 }

@@ -31,8 +31,7 @@ type config struct {
 	RedisKeyPrefix      string // empty: bound to the database's namespace
 	DedupTTL            time.Duration
 	MaxBodyBytes        int
-	Sink                sink.Target
-	Signer              *sink.StandardWebhooksSigner // nil unless SINK_SIGNING_SECRET is set
+	Destinations        []destinationConfig // SINK_URL alone is one, named default
 	Workers             int
 	QueueSize           int
 	QueueMaxBytes       int
@@ -70,7 +69,6 @@ func loadConfig(lookup func(string) (string, bool)) (config, error) {
 		RedisKeyPrefix:      e.get("REDIS_KEY_PREFIX"),
 		DedupTTL:            e.duration("DEDUP_TTL", 72*time.Hour, time.Second),
 		MaxBodyBytes:        e.integer("MAX_BODY_BYTES", 1<<20, 1024),
-		Sink:                e.sink("SINK_URL"),
 		Workers:             e.integer("WORKERS", 32, 1),
 		QueueSize:           e.integer("QUEUE_SIZE", 10000, 1),
 		QueueMaxBytes:       e.integer("QUEUE_MAX_BYTES", delivery.DefaultQueueMaxBytes, 1024),
@@ -91,7 +89,7 @@ func loadConfig(lookup func(string) (string, bool)) (config, error) {
 		LogLevel:            e.level("LOG_LEVEL"),
 		LogFormat:           e.oneOf("LOG_FORMAT", "json", "json", "text"),
 	}
-	c.Signer = e.signer("SINK_SIGNING_SECRET", c.Sink)
+	c.Destinations = e.destinations(&c)
 	if (c.TLSCertFile == "") != (c.TLSKeyFile == "") {
 		e.fail("TLS_CERT_FILE", "TLS_CERT_FILE and TLS_KEY_FILE go together: set both or neither")
 	}
@@ -101,8 +99,8 @@ func loadConfig(lookup func(string) (string, bool)) (config, error) {
 	if c.MaxInflightBytes < 2*c.MaxBodyBytes {
 		e.fail("MAX_INFLIGHT_BODY_BYTES", "%d is less than twice MAX_BODY_BYTES (%d): the largest body must fit while its buffer grows", c.MaxInflightBytes, c.MaxBodyBytes)
 	}
-	if c.QueueMaxBytes < c.MaxBodyBytes {
-		e.fail("QUEUE_MAX_BYTES", "%d is less than MAX_BODY_BYTES (%d): one event must fit", c.QueueMaxBytes, c.MaxBodyBytes)
+	if n := max(1, len(c.Destinations)); c.QueueMaxBytes/n < c.MaxBodyBytes {
+		e.fail("QUEUE_MAX_BYTES", "%d shared by %d destination(s) leaves less than MAX_BODY_BYTES (%d) each: one event must fit", c.QueueMaxBytes, n, c.MaxBodyBytes)
 	}
 	if c.RedisKeyPrefix != "" && c.RedisURL == "" {
 		e.fail("REDIS_KEY_PREFIX", "only used with REDIS_URL")
@@ -110,7 +108,11 @@ func loadConfig(lookup func(string) (string, bool)) (config, error) {
 	if c.Retention < c.DedupTTL {
 		e.fail("RETENTION", "%s is shorter than DEDUP_TTL (%s): a retry after the row is pruned would be accepted again", c.Retention, c.DedupTTL)
 	}
-	c.DeliveryLease = e.duration("DELIVERY_LEASE", delivery.DefaultLease(c.DeliveryTimeout), c.DeliveryTimeout+10*time.Second)
+	longest := c.DeliveryTimeout
+	for _, d := range c.Destinations {
+		longest = max(longest, d.Timeout)
+	}
+	c.DeliveryLease = e.duration("DELIVERY_LEASE", delivery.DefaultLease(longest), longest+10*time.Second)
 	return c, errors.Join(e.errs...)
 }
 
@@ -239,14 +241,15 @@ func (e *env) sink(name string) sink.Target {
 	return t
 }
 
-// signer reads the HTTP sink's Standard Webhooks secret without echoing it.
-func (e *env) signer(name string, t sink.Target) *sink.StandardWebhooksSigner {
+// signer reads an HTTP sink's Standard Webhooks secret without echoing
+// it; urlVar names the variable that set t.
+func (e *env) signer(name string, t sink.Target, urlVar string) *sink.StandardWebhooksSigner {
 	v := e.get(name)
 	if v == "" {
 		return nil
 	}
 	if t.Scheme != "http" && t.Scheme != "https" {
-		e.fail(name, "only an http:// or https:// SINK_URL is signed; unset it or change SINK_URL")
+		e.fail(name, "only an http:// or https:// %s is signed; unset it or change %s", urlVar, urlVar)
 		return nil
 	}
 	s, err := sink.NewStandardWebhooksSigner(v)

@@ -24,7 +24,7 @@ func TestLoadConfigDefaults(t *testing.T) {
 	if c.ListenAddr != ":8080" || c.AdminAddr != "127.0.0.1:9090" || c.Tolerance != 5*time.Minute ||
 		c.DedupTTL != 72*time.Hour || c.MaxBodyBytes != 1<<20 || c.Workers != 32 || c.QueueSize != 10000 ||
 		c.DeliveryMaxAttempts != 15 || c.DeliveryTimeout != 10*time.Second || c.Retention != 720*time.Hour ||
-		c.ShutdownTimeout != 30*time.Second || c.RedisURL != "" || c.Sink.Scheme != "stdout" || c.LogFormat != "json" {
+		c.ShutdownTimeout != 30*time.Second || c.RedisURL != "" || len(c.Destinations) != 1 || c.Destinations[0].Name != "default" || c.Destinations[0].Target.Scheme != "stdout" || c.LogFormat != "json" {
 		t.Fatalf("defaults: %+v", c)
 	}
 }
@@ -42,7 +42,7 @@ func TestLoadConfigSecretsAndOptional(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if len(c.Secrets) != 2 || c.Secrets[1] != "whsec_new" || c.AdminAddr != "" || c.Sink.Scheme != "file" {
+	if len(c.Secrets) != 2 || c.Secrets[1] != "whsec_new" || c.AdminAddr != "" || c.Destinations[0].Target.Scheme != "file" {
 		t.Fatalf("config: %+v", c)
 	}
 }

@@ -216,6 +216,23 @@ func (r *faultRig) recovered(goroutines, fds, limitG, limitF float64) (float64, 
 func (r *faultRig) baseline() (goroutines, fds float64) {
 	ids, _ := r.storm(30, 2, func() {})
 	r.verify(ids, nil)
+	// Settled: every result written, so that a later fault cannot make the
+	// baseline's events look delivered twice.
+	deadline := time.Now().Add(20 * time.Second)
+	for {
+		var delivered int
+		if err := r.pool.QueryRow(context.Background(), `SELECT count(*) FROM stripe_webhook_deliveries
+			WHERE event_id = ANY($1) AND status = 'delivered'`, ids).Scan(&delivered); err != nil {
+			r.t.Fatal(err)
+		}
+		if delivered == len(ids) {
+			break
+		}
+		if time.Now().After(deadline) {
+			r.t.Fatalf("%d of %d baseline deliveries recorded within 20s", delivered, len(ids))
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
 	fams := scrape(r.t, "http://"+r.admin+"/metrics")
 	return value(fams, "go_goroutines"), value(fams, "process_open_fds")
 }

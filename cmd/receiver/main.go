@@ -4,8 +4,9 @@
 //	receiver [serve]          migrate, then serve (the default)
 //	receiver migrate          apply the embedded migrations and exit
 //	receiver send-test-event  post one signed test event to a running receiver
-//	receiver events list|show list stored events, or show one with its history
-//	receiver replay           put events back to pending
+//	receiver events list|show list stored events, or show one with its deliveries and history
+//	receiver replay           put deliveries back to pending, or backfill a destination
+//	receiver destinations     each destination's filter, URL and delivery counts
 //
 // Configuration comes from the environment; see README.md.
 package main
@@ -23,11 +24,13 @@ const usage = `usage:
   receiver [serve]                 migrate, then serve
   receiver migrate                 apply the embedded migrations
   receiver send-test-event [-url URL] [-id EVT_ID]
-  receiver events list [--status pending|delivered|dead] [--type T] [--since D] [--limit N] [--json]
+  receiver events list [--status pending|delivered|dead|unrouted] [--destination NAME] [--type T] [--since D] [--limit N] [--json]
   receiver events show EVT_ID [--json]
-  receiver replay EVT_ID...
-  receiver replay --status dead [--since D]
-  receiver replay --status delivered --since D
+  receiver replay EVT_ID... [--destination NAME]
+  receiver replay --status dead [--destination NAME] [--since D]
+  receiver replay --status delivered --since D [--destination NAME]
+  receiver replay --destination NAME --since D     backfill a destination added later
+  receiver destinations [--json]
 
 Configuration is read from the environment (see README.md).
 `
@@ -65,6 +68,8 @@ func run(ctx context.Context, args []string) error {
 		return eventsCmd(ctx, args, os.Stdout)
 	case "replay":
 		return replayCmd(ctx, args, os.Stdout)
+	case "destinations":
+		return destinationsCmd(ctx, args, os.Stdout)
 	case "help", "-h", "--help":
 		fmt.Print(usage)
 		return nil

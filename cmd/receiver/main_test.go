@@ -45,7 +45,7 @@ var buildReceiver = sync.OnceValues(func() (string, error) {
 func TestProcessServesAndDrainsOnSIGTERM(t *testing.T) {
 	t.Parallel()
 	pool, dbURL := testDB(t)
-	if _, err := pool.Exec(context.Background(), "DROP TABLE stripe_webhook_delivery_attempts, stripe_webhook_events, oncehook_schema_migrations, oncehook_identity"); err != nil {
+	if _, err := pool.Exec(context.Background(), "DROP TABLE stripe_webhook_deliveries, stripe_webhook_delivery_attempts, stripe_webhook_events, oncehook_schema_migrations, oncehook_identity; DROP FUNCTION oncehook_adopt_legacy"); err != nil {
 		t.Fatal(err) // the binary must migrate by itself
 	}
 	addr := testenv.FreeAddr(t)
@@ -92,7 +92,7 @@ func TestProcessServesAndDrainsOnSIGTERM(t *testing.T) {
 		t.Errorf("file sink has %d lines, want %d", lines, n)
 	}
 	var delivered int
-	if err := pool.QueryRow(context.Background(), "SELECT count(*) FROM stripe_webhook_events WHERE status = 'delivered'").Scan(&delivered); err != nil {
+	if err := pool.QueryRow(context.Background(), "SELECT count(*) FROM stripe_webhook_deliveries WHERE status = 'delivered' AND destination = 'default'").Scan(&delivered); err != nil {
 		t.Fatal(err)
 	}
 	if delivered != n {

@@ -52,6 +52,9 @@ func serve(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
+	if err := strayDestinationVars(os.Environ(), c.Destinations); err != nil {
+		return err
+	}
 	log := newLogger(c)
 	limitMemory(c, log)
 	checkFileLimit(c, log)
@@ -76,16 +79,17 @@ func serve(ctx context.Context) error {
 	}
 
 	m := metrics.New()
-	out, err := c.Sink.Open(c.Signer)
+	dests, err := openDestinations(c)
 	if err != nil {
-		return fmt.Errorf("SINK_URL: %w", err)
+		return err
 	}
 	lease := c.DeliveryLease
 	disp, err := delivery.NewDispatcher(delivery.DispatcherConfig{
-		Pool: pool, Sink: out, Workers: c.Workers, QueueSize: c.QueueSize, QueueMaxBytes: int64(c.QueueMaxBytes),
-		DeliveryTimeout: c.DeliveryTimeout, MaxAttempts: c.DeliveryMaxAttempts, Lease: lease, Logger: log, Metrics: m,
+		Pool: pool, Destinations: dests, QueueSize: c.QueueSize, QueueMaxBytes: int64(c.QueueMaxBytes),
+		Lease: lease, Logger: log, Metrics: m,
 	})
 	if err != nil {
+		closeSinks(dests)
 		return err
 	}
 	defer func() { // on an early return; after the shutdown below it returns at once
@@ -93,6 +97,7 @@ func serve(ctx context.Context) error {
 		defer cancel()
 		_ = disp.Stop(ctx)
 	}()
+	warnOrphaned(ctx, pool, c.Destinations, log)
 	pruner, err := delivery.NewPruner(delivery.PrunerConfig{Pool: pool, Retention: c.Retention, Logger: log, Metrics: m})
 	if err != nil {
 		return err
@@ -100,7 +105,8 @@ func serve(ctx context.Context) error {
 	pruner.Start()
 	var stopPruner firstOnly
 	defer stopPruner.Do(pruner.Stop)
-	dd, err := dedup.New(dedup.Config{Pool: pool, Redis: rdb, KeyPrefix: c.RedisKeyPrefix, DoneTTL: c.DedupTTL, Lease: lease, Logger: log, Metrics: m})
+	dd, err := dedup.New(dedup.Config{Pool: pool, Redis: rdb, KeyPrefix: c.RedisKeyPrefix, DoneTTL: c.DedupTTL, Lease: lease,
+		Routes: disp.Routes(), Logger: log, Metrics: m})
 	if err != nil {
 		return err
 	}
@@ -116,10 +122,7 @@ func serve(ctx context.Context) error {
 		MaxConnsPerIP: c.MaxConnsPerIP, ReadTimeout: c.ReadTimeout, IdleTimeout: c.IdleTimeout,
 		Allowlist: c.Allowlist, TrustedProxies: c.TrustedProxies, TLSCertFile: c.TLSCertFile, TLSKeyFile: c.TLSKeyFile,
 	})
-	m.Gauge("oncehook_delivery_queue_depth", "Events waiting for a delivery worker in this process.",
-		func() float64 { return float64(disp.QueueDepth()) })
-	m.QueryGauge("oncehook_oldest_pending_age_seconds", "Age of the oldest event not yet delivered (all instances).",
-		time.Second, func(ctx context.Context) (float64, error) { return delivery.OldestPendingAge(ctx, pool) })
+	registerDestinationGauges(m, disp, pool, c.Destinations)
 	if err != nil {
 		return err
 	}
@@ -131,7 +134,7 @@ func serve(ctx context.Context) error {
 	serveErr := make(chan error, 1)
 	go func() { serveErr <- srv.Serve(ln) }()
 	admin := startAdmin(c.AdminAddr, m, srv, log)
-	log.Info("receiver listening", "addr", ln.Addr().String(), "admin_addr", c.AdminAddr, "sink", c.Sink,
+	log.Info("receiver listening", "addr", ln.Addr().String(), "admin_addr", c.AdminAddr, "destinations", destinationsLog(c.Destinations),
 		"redis", c.RedisURL != "", "secrets", len(c.Secrets), "tls", c.TLSCertFile != "", "allowlist", len(c.Allowlist))
 
 	select {

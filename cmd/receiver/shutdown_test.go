@@ -47,7 +47,7 @@ func TestStalledStdoutDoesNotHoldShutdown(t *testing.T) {
 	deadline := time.Now().Add(10 * time.Second)
 	for {
 		var failed int
-		if err := pool.QueryRow(context.Background(), `SELECT count(*) FROM stripe_webhook_events WHERE attempts > 0 AND status = 'pending'`).Scan(&failed); err != nil {
+		if err := pool.QueryRow(context.Background(), `SELECT count(*) FROM stripe_webhook_deliveries WHERE attempts > 0 AND status = 'pending'`).Scan(&failed); err != nil {
 			t.Fatal(err)
 		}
 		if failed > 0 {

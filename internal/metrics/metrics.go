@@ -44,6 +44,7 @@ type Metrics struct {
 	batchRows      prometheus.Histogram
 	commitSeconds  prometheus.Histogram
 	deliveries     *prometheus.CounterVec
+	unrouted       prometheus.Counter
 	redisErrors    *prometheus.CounterVec
 	postgresErrors *prometheus.CounterVec
 }
@@ -68,8 +69,11 @@ func New() *Metrics {
 			Buckets: prometheus.ExponentialBuckets(0.0005, 2, 14),
 		}),
 		deliveries: prometheus.NewCounterVec(prometheus.CounterOpts{
-			Name: "oncehook_deliveries_total", Help: "Delivery attempts by result: delivered, retry (failed, scheduled again), dead (failed for the last time).",
-		}, []string{"result"}),
+			Name: "oncehook_deliveries_total", Help: "Delivery attempts by destination and result: delivered, retry (failed, scheduled again), dead (failed for the last time), stale (not applied: the lease was taken over).",
+		}, []string{"destination", "result"}),
+		unrouted: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "oncehook_events_unrouted_total", Help: "Accepted events that matched no destination: stored, not delivered.",
+		}),
 		redisErrors: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "oncehook_redis_errors_total", Help: "Redis command failures by operation; each fell back to Postgres.",
 		}, []string{"op"}),
@@ -81,16 +85,13 @@ func New() *Metrics {
 	for _, o := range []string{Accepted, Duplicate, BadSignature, BadEvent, TooLarge, MethodNotAllowed, NotFound, Forbidden, BadRequest, Unavailable, Overloaded} {
 		m.requestsByName[o] = m.requests.WithLabelValues(o) // every outcome shows, at 0
 	}
-	for _, r := range []string{Delivered, Retry, Dead, Stale} {
-		m.deliveries.WithLabelValues(r)
-	}
 	for _, op := range []string{"claim", "mark done", "release"} {
 		m.redisErrors.WithLabelValues(op)
 	}
 	for _, op := range []string{"insert", "sweep", "write results", "prune"} {
 		m.postgresErrors.WithLabelValues(op)
 	}
-	m.Registry.MustRegister(m.requests, m.decisions, m.batchRows, m.commitSeconds, m.deliveries, m.redisErrors, m.postgresErrors,
+	m.Registry.MustRegister(m.requests, m.decisions, m.batchRows, m.commitSeconds, m.deliveries, m.unrouted, m.redisErrors, m.postgresErrors,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	return m
 }
@@ -122,10 +123,26 @@ func (m *Metrics) Batch(rows int, took time.Duration) {
 	}
 }
 
-// Deliveries counts n delivery attempts with result.
-func (m *Metrics) Deliveries(result string, n int) {
+// Destination shows every delivery result of destination, at 0.
+func (m *Metrics) Destination(destination string) {
+	if m != nil {
+		for _, r := range []string{Delivered, Retry, Dead, Stale} {
+			m.deliveries.WithLabelValues(destination, r)
+		}
+	}
+}
+
+// Deliveries counts n delivery attempts for destination with result.
+func (m *Metrics) Deliveries(destination, result string, n int) {
 	if m != nil && n > 0 {
-		m.deliveries.WithLabelValues(result).Add(float64(n))
+		m.deliveries.WithLabelValues(destination, result).Add(float64(n))
+	}
+}
+
+// Unrouted counts an accepted event that matched no destination.
+func (m *Metrics) Unrouted() {
+	if m != nil {
+		m.unrouted.Inc()
 	}
 }
 
@@ -143,17 +160,18 @@ func (m *Metrics) PostgresError(op string) {
 	}
 }
 
-// Gauge registers a gauge whose value f reads at each scrape.
-func (m *Metrics) Gauge(name, help string, f func() float64) {
+// Gauge registers a gauge whose value f reads at each scrape; labels are
+// constant labels, such as the destination, and may be nil.
+func (m *Metrics) Gauge(name, help string, labels prometheus.Labels, f func() float64) {
 	if m != nil {
-		m.Registry.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: name, Help: help}, f))
+		m.Registry.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: name, Help: help, ConstLabels: labels}, f))
 	}
 }
 
 // QueryGauge registers a gauge read from Postgres at each scrape, bounded
 // by timeout; a failed read reports -1 and counts a Postgres error.
-func (m *Metrics) QueryGauge(name, help string, timeout time.Duration, f func(context.Context) (float64, error)) {
-	m.Gauge(name, help, func() float64 {
+func (m *Metrics) QueryGauge(name, help string, labels prometheus.Labels, timeout time.Duration, f func(context.Context) (float64, error)) {
+	m.Gauge(name, help, labels, func() float64 {
 		ctx, cancel := context.WithTimeout(context.Background(), timeout)
 		defer cancel()
 		v, err := f(ctx)

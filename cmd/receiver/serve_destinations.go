@@ -1,0 +1,78 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/jackc/pgx/v5/pgxpool"
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/oncehook/oncehook/delivery"
+	"github.com/oncehook/oncehook/internal/metrics"
+)
+
+// openDestinations opens every destination's sink; on an error it closes
+// those already open.
+func openDestinations(c config) ([]delivery.Destination, error) {
+	var out []delivery.Destination
+	for _, d := range c.Destinations {
+		s, err := d.Target.Open(d.Signer)
+		if err != nil {
+			closeSinks(out)
+			return nil, fmt.Errorf("%s: %w", d.URLVar, err)
+		}
+		out = append(out, delivery.Destination{Name: d.Name, Filter: d.Filter, Sink: s,
+			Workers: d.Workers, DeliveryTimeout: d.Timeout, MaxAttempts: d.MaxAttempts})
+	}
+	return out, nil
+}
+
+func closeSinks(dests []delivery.Destination) {
+	for _, d := range dests {
+		_ = d.Sink.Close()
+	}
+}
+
+// warnOrphaned logs the destinations that have pending deliveries but are
+// not configured: those stay untouched until the destination returns.
+func warnOrphaned(ctx context.Context, pool *pgxpool.Pool, dests []destinationConfig, log *slog.Logger) {
+	ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	defer cancel()
+	pending, err := delivery.PendingDestinations(ctx, pool)
+	if err != nil {
+		log.Warn("could not check for orphaned destinations", "error", err)
+		return
+	}
+	for _, name := range pending {
+		if !slices.ContainsFunc(dests, func(d destinationConfig) bool { return d.Name == name }) {
+			log.Warn("destination has pending deliveries but is not configured; they wait, untouched, until it is configured again (see `receiver destinations`)",
+				"destination", name)
+		}
+	}
+}
+
+// registerDestinationGauges adds each destination's queue depth and oldest
+// pending age.
+func registerDestinationGauges(m *metrics.Metrics, disp *delivery.Dispatcher, pool *pgxpool.Pool, dests []destinationConfig) {
+	for _, d := range dests {
+		labels := prometheus.Labels{"destination": d.Name}
+		m.Gauge("oncehook_delivery_queue_depth", "Events waiting for a delivery worker in this process, by destination.", labels,
+			func() float64 { n, _, _ := disp.DestinationQueue(d.Name); return float64(n) })
+		m.QueryGauge("oncehook_oldest_pending_age_seconds", "Age of the oldest event not yet delivered to the destination (all instances).",
+			labels, time.Second, func(ctx context.Context) (float64, error) { return delivery.OldestPendingAge(ctx, pool, d.Name) })
+	}
+}
+
+// destinationsLog describes the destinations for the start line, with
+// credentials redacted.
+func destinationsLog(dests []destinationConfig) string {
+	parts := make([]string, len(dests))
+	for i, d := range dests {
+		parts[i] = d.Name + "=" + d.Target.String()
+	}
+	return strings.Join(parts, " ")
+}

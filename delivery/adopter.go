@@ -1,0 +1,72 @@
+package delivery
+
+import (
+	"context"
+	"sync"
+	"time"
+
+	"github.com/oncehook/oncehook/internal/ratelog"
+)
+
+// adoptBatch bounds the legacy rows adopted by one statement.
+const adoptBatch = 500
+
+// adopter moves rows that an instance of the previous version wrote (with
+// the delivery state on the ledger row) into destination "default", once
+// their lease has ended, so that they are delivered and listed like any
+// other; see migrations/0006_deliveries.sql. Outside a rolling upgrade it
+// finds nothing, through an empty partial index.
+type adopter struct {
+	cfg    DispatcherConfig
+	errs   ratelog.Logger
+	ctx    context.Context
+	cancel context.CancelFunc
+	wg     sync.WaitGroup
+}
+
+func startAdopter(cfg DispatcherConfig) *adopter {
+	a := &adopter{cfg: cfg, errs: ratelog.Logger{Log: cfg.Logger}}
+	a.ctx, a.cancel = context.WithCancel(context.Background())
+	a.wg.Add(1)
+	go a.run()
+	return a
+}
+
+func (a *adopter) run() {
+	defer a.wg.Done()
+	for {
+		select {
+		case <-a.ctx.Done():
+			return
+		case <-time.After(a.cfg.SweepInterval):
+		}
+		for a.ctx.Err() == nil {
+			n, err := Adopt(a.ctx, a.cfg.Pool, adoptBatch)
+			if err != nil {
+				if a.ctx.Err() == nil {
+					a.cfg.Metrics.PostgresError("adopt")
+					a.errs.Warn("adopting rows of the previous version failed", "error", err)
+				}
+				break
+			}
+			if n > 0 {
+				a.cfg.Logger.Info("adopted rows of the previous version into destination default", "rows", n)
+			}
+			if n < adoptBatch {
+				break
+			}
+		}
+	}
+}
+
+// stop ends the adoption, cancelling a statement under way, and waits for
+// it until ctx ends.
+func (a *adopter) stop(ctx context.Context) {
+	a.cancel()
+	done := make(chan struct{})
+	go func() { a.wg.Wait(); close(done) }()
+	select {
+	case <-done:
+	case <-ctx.Done():
+	}
+}

@@ -1,0 +1,174 @@
+package delivery
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/oncehook/oncehook/dedup"
+	"github.com/oncehook/oncehook/internal/ratelog"
+)
+
+// job is one event to deliver while this instance holds its lease.
+type job struct {
+	ev         *dedup.Event
+	lease      time.Time // the delivery row's locked_until: the lease's token
+	leaseUntil time.Time // local clock; already less leaseMargin
+}
+
+// lane is one destination's delivery: its bounded queue (in events and in
+// bytes), its workers and its sweeper. Lanes share nothing but the result
+// writer, so a destination that is down or slow holds up only its own.
+type lane struct {
+	dest     Destination
+	d        *Dispatcher
+	queue    chan job
+	maxBytes int64
+	bytes    atomic.Int64 // payload bytes of queued jobs and calls under way
+	sweeper  *sweeper
+	workers  sync.WaitGroup
+	mu       sync.RWMutex // guards closed against offers
+	closed   bool
+	failLog  ratelog.Logger
+}
+
+func startLane(d *Dispatcher, dest Destination, maxBytes int64) *lane {
+	l := &lane{dest: dest, d: d, queue: make(chan job, d.cfg.QueueSize), maxBytes: maxBytes,
+		failLog: ratelog.Logger{Log: d.cfg.Logger.With("destination", dest.Name)}}
+	for range dest.Workers {
+		l.workers.Add(1)
+		go l.work()
+	}
+	l.sweeper = startSweeper(d.cfg, l)
+	return l
+}
+
+func (l *lane) offer(j job) bool {
+	if !l.reserve(int64(len(j.ev.Payload))) {
+		return false
+	}
+	if !l.offerReserved(j) {
+		l.release(int64(len(j.ev.Payload)))
+		return false
+	}
+	return true
+}
+
+// offerReserved queues j, whose bytes the caller has reserved.
+func (l *lane) offerReserved(j job) bool {
+	l.mu.RLock()
+	defer l.mu.RUnlock()
+	if l.closed {
+		return false
+	}
+	select {
+	case l.queue <- j:
+		return true
+	default:
+		return false
+	}
+}
+
+// reserve takes n bytes of the lane's share. An event larger than the
+// whole share still goes through alone, so that none waits forever.
+func (l *lane) reserve(n int64) bool {
+	for {
+		held := l.bytes.Load()
+		if held > 0 && held+n > l.maxBytes {
+			return false
+		}
+		if l.bytes.CompareAndSwap(held, held+n) {
+			return true
+		}
+	}
+}
+
+func (l *lane) release(n int64) { l.bytes.Add(-n) }
+
+// roomBytes is what is left of the lane's share (negative past it).
+func (l *lane) roomBytes() int64 { return l.maxBytes - l.bytes.Load() }
+
+// freeSlots is the room left in the queue, in events.
+func (l *lane) freeSlots() int { return cap(l.queue) - len(l.queue) }
+
+func (l *lane) work() {
+	defer l.workers.Done()
+	for j := range l.queue {
+		l.deliver(j)
+	}
+}
+
+func (l *lane) deliver(j job) {
+	size := int64(len(j.ev.Payload))
+	ctx := l.d.ctx
+	if ctx.Err() != nil {
+		l.release(size)
+		return // stopping: the row stays pending
+	}
+	if time.Now().Add(l.dest.DeliveryTimeout).After(j.leaseUntil) {
+		l.release(size)
+		return // the lease could end mid-delivery: leave the row to a sweeper
+	}
+	cctx, cancel := context.WithTimeout(ctx, l.dest.DeliveryTimeout)
+	returned, err := l.call(cctx, j.ev)
+	cancel()
+	if err != nil && ctx.Err() != nil {
+		l.afterCall(returned, size)
+		return // aborted by Stop, not the sink's fault: the row stays pending, no attempt counted
+	}
+	if err != nil {
+		l.failLog.Warn("delivery failed; will retry", "event_id", j.ev.ID, "event_type", j.ev.Type, "error", err)
+	}
+	l.d.results.add(result{id: j.ev.ID, dest: l.dest.Name, lease: j.lease, maxAttempts: l.dest.MaxAttempts}, err)
+	l.afterCall(returned, size)
+}
+
+// errSinkStuck is the error of a sink call that outlived its timeout
+// without returning.
+var errSinkStuck = errors.New("the sink did not return within DELIVERY_TIMEOUT")
+
+// call runs one Deliver and returns by ctx's deadline even when the sink
+// ignores ctx (a stalled pipe, a hung disk). The channel is closed once the
+// sink has really returned.
+func (l *lane) call(ctx context.Context, ev *dedup.Event) (<-chan struct{}, error) {
+	done := make(chan struct{})
+	var err error
+	go func() {
+		defer close(done)
+		err = l.dest.Sink.Deliver(ctx, ev)
+	}()
+	select {
+	case <-done:
+		return done, err
+	case <-ctx.Done():
+		select {
+		case <-done: // returned just in time
+			return done, err
+		case <-time.After(10 * time.Millisecond):
+		}
+		return done, fmt.Errorf("delivering %s: %w (%w)", ev.ID, errSinkStuck, ctx.Err())
+	}
+}
+
+// afterCall waits for an abandoned sink call to return before the worker
+// takes the next event, so stuck calls never outnumber the workers and
+// their payloads stay counted; Stop ends the wait.
+func (l *lane) afterCall(returned <-chan struct{}, size int64) {
+	select {
+	case <-returned:
+		l.release(size)
+	case <-l.d.ctx.Done():
+		go func() { <-returned; l.release(size) }()
+	}
+}
+
+// close takes no more events; the workers drain what is queued.
+func (l *lane) close() {
+	l.mu.Lock()
+	l.closed = true
+	close(l.queue)
+	l.mu.Unlock()
+}

@@ -1,0 +1,71 @@
+-- Delivery state moves out of the ledger into one narrow row per
+-- (event, destination). The ledger row is then written once and never
+-- updated: new instances store it with status 'routed'. The old delivery
+-- columns stay while instances of the previous version may still run
+-- (a rolling upgrade); their rows ("legacy": status other than 'routed')
+-- are adopted into destination 'default' by oncehook_adopt_legacy.
+CREATE TABLE stripe_webhook_deliveries (
+    event_id        text        NOT NULL REFERENCES stripe_webhook_events (event_id) ON DELETE CASCADE,
+    destination     text        NOT NULL,
+    status          text        NOT NULL DEFAULT 'pending'
+                    CHECK (status IN ('pending', 'delivered', 'dead')),
+    attempts        integer     NOT NULL DEFAULT 0,
+    next_attempt_at timestamptz NOT NULL DEFAULT now(),
+    locked_until    timestamptz,
+    last_error      text,
+    delivered_at    timestamptz,
+    received_at     timestamptz NOT NULL DEFAULT now(), -- the event's, for listing and age
+    PRIMARY KEY (event_id, destination)
+);
+
+-- Each destination's sweeper looks for its due pending deliveries.
+CREATE INDEX stripe_webhook_deliveries_due_idx
+    ON stripe_webhook_deliveries (destination, next_attempt_at)
+    WHERE status = 'pending';
+
+-- The oldest pending delivery of a destination, without a scan.
+CREATE INDEX stripe_webhook_deliveries_pending_received_idx
+    ON stripe_webhook_deliveries (destination, received_at)
+    WHERE status = 'pending';
+
+-- Dead letters are listed and replayed per destination.
+CREATE INDEX stripe_webhook_deliveries_dead_idx
+    ON stripe_webhook_deliveries (destination, received_at)
+    WHERE status = 'dead';
+
+-- The history records which destination an attempt was for; attempts made
+-- before destinations existed were for 'default'.
+ALTER TABLE stripe_webhook_delivery_attempts
+    ADD COLUMN destination text NOT NULL DEFAULT 'default';
+
+-- 'routed': the row's delivery state is in stripe_webhook_deliveries.
+ALTER TABLE stripe_webhook_events DROP CONSTRAINT stripe_webhook_events_status_check;
+ALTER TABLE stripe_webhook_events ADD CONSTRAINT stripe_webhook_events_status_check
+    CHECK (status IN ('pending', 'delivered', 'dead', 'routed')) NOT VALID;
+
+-- oncehook_adopt_legacy moves up to max_rows legacy rows (written by an
+-- instance of the previous version) into destination 'default', keeping
+-- their state, and marks them 'routed'. A pending row under its lease is
+-- left to its instance until the lease ends. SKIP LOCKED: rows another
+-- transaction holds are adopted by a later call. Returns the rows moved.
+CREATE FUNCTION oncehook_adopt_legacy(max_rows integer) RETURNS integer
+LANGUAGE sql AS $$
+    WITH legacy AS (
+        SELECT event_id, status, attempts, next_attempt_at, locked_until, last_error, delivered_at, received_at
+        FROM stripe_webhook_events
+        WHERE status <> 'routed' AND NOT (status = 'pending' AND COALESCE(locked_until > now(), false))
+        LIMIT max_rows
+        FOR UPDATE SKIP LOCKED
+    ), moved AS (
+        INSERT INTO stripe_webhook_deliveries
+            (event_id, destination, status, attempts, next_attempt_at, locked_until, last_error, delivered_at, received_at)
+        SELECT event_id, 'default', status, attempts, next_attempt_at, locked_until, last_error, delivered_at, received_at
+        FROM legacy
+        ON CONFLICT (event_id, destination) DO NOTHING
+    ), routed AS (
+        UPDATE stripe_webhook_events e SET status = 'routed'
+        FROM legacy WHERE e.event_id = legacy.event_id
+        RETURNING 1
+    )
+    SELECT count(*)::integer FROM routed
+$$;
