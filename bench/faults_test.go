@@ -25,6 +25,9 @@ const (
 	forwardTwice                 // forward 1 in 1,000 events twice
 	skipVerify                   // forward whatever comes, bad requests too
 	flaky                        // correct, but answer 503 to the first delivery of events 99, 199...
+	dropAtB                      // fanout: forward 1 in 1,000 events to every destination but b
+	twiceAtC                     // fanout: forward 1 in 1,000 events to c twice
+	strayToRoot                  // fanout: forward 1 in 1,000 events to / as well
 )
 
 // stubReceiver is a tiny in-process receiver: it checks the signature and
@@ -33,6 +36,7 @@ const (
 // mode plants one fault.
 type stubReceiver struct {
 	mode   stubMode
+	dests  []string // sink paths without the slash: [""], or fanout's
 	sink   *fasthttp.HostClient
 	seen   sync.Map
 	failed sync.Map // flaky: events answered 503 once
@@ -64,20 +68,26 @@ func (s *stubReceiver) handle(ctx *fasthttp.RequestCtx) {
 		ctx.SetBodyString(`{"status":"duplicate","event_id":"` + id + `"}`)
 		return
 	}
-	copies := 1
-	if k := s.n.Add(1); k%1000 == 0 {
-		switch s.mode {
-		case dropSome:
+	faulty := s.n.Add(1)%1000 == 0
+	dests := s.dests
+	if faulty && s.mode == strayToRoot {
+		dests = append([]string{""}, dests...)
+	}
+	for _, d := range dests {
+		copies := 1
+		switch {
+		case !faulty:
+		case s.mode == dropSome, s.mode == dropAtB && d == "b":
 			copies = 0
-		case forwardTwice:
+		case s.mode == forwardTwice, s.mode == twiceAtC && d == "c":
 			copies = 2
 		}
-	}
-	for range copies {
-		if err := s.forward(id, typ, body); err != nil {
-			s.seen.Delete(id)
-			ctx.Error(`{"error":"sink down"}`, fasthttp.StatusServiceUnavailable)
-			return
+		for range copies {
+			if err := s.forward(d, id, typ, body); err != nil {
+				s.seen.Delete(id)
+				ctx.Error(`{"error":"sink down"}`, fasthttp.StatusServiceUnavailable)
+				return
+			}
 		}
 	}
 	ctx.SetBodyString(`{"status":"accepted","event_id":"` + id + `"}`)
@@ -98,11 +108,11 @@ func topLevel(body []byte, key string) string {
 	return ""
 }
 
-func (s *stubReceiver) forward(id, typ string, body []byte) error {
+func (s *stubReceiver) forward(dest, id, typ string, body []byte) error {
 	req, resp := fasthttp.AcquireRequest(), fasthttp.AcquireResponse()
 	defer fasthttp.ReleaseRequest(req)
 	defer fasthttp.ReleaseResponse(resp)
-	req.SetRequestURI("http://" + s.sink.Addr + "/")
+	req.SetRequestURI("http://" + s.sink.Addr + "/" + dest)
 	req.Header.SetMethod(fasthttp.MethodPost)
 	req.Header.Set("Idempotency-Key", id)
 	req.Header.Set("Stripe-Event-Type", typ)
@@ -128,7 +138,10 @@ func runAgainstStub(t *testing.T, mode stubMode, scenario string, events int, ra
 	t.Helper()
 	sink := NewSinkServer(SinkConfig{})
 	sinkAddr := serveOnLoopback(t, sink.Serve, sink.Shutdown)
-	stub := &stubReceiver{mode: mode, sink: &fasthttp.HostClient{Addr: sinkAddr, MaxConns: 64}}
+	stub := &stubReceiver{mode: mode, dests: []string{""}, sink: &fasthttp.HostClient{Addr: sinkAddr, MaxConns: 64}}
+	if scenario == Fanout {
+		stub.dests = FanoutDestinations
+	}
 	srv := &fasthttp.Server{Handler: stub.handle}
 	addr := serveOnLoopback(t, srv.Serve, srv.Shutdown)
 	client, err := NewSinkClient("http://" + sinkAddr)
@@ -166,6 +179,7 @@ func TestVerificationPassesCorrectReceiver(t *testing.T) {
 		{"mixed", forwardOnce, Mixed, 600, 0},
 		{"open loop", forwardOnce, Unique, 300, 3000},
 		{"503 then retried", flaky, Unique, 1000, 0},
+		{"fanout", forwardOnce, Fanout, 2000, 0},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()
@@ -185,6 +199,16 @@ func TestVerificationPassesCorrectReceiver(t *testing.T) {
 			}
 			if tc.mode == flaky && (res.Counts.Status5xx != 10 || res.Counts.Retries != 10) {
 				t.Fatalf("flaky: %d 5xx and %d retries, want 10 each", res.Counts.Status5xx, res.Counts.Retries)
+			}
+			if tc.scenario == Fanout {
+				if len(v.Destinations) != 3 || v.Expected != 3*res.Counts.Accepted || v.Stray != 0 {
+					t.Fatalf("fanout: %d accepted, verification %+v", res.Counts.Accepted, v)
+				}
+				for _, d := range v.Destinations {
+					if !d.OK() || d.Delivered != res.Counts.Accepted {
+						t.Fatalf("fanout: destination %+v, %d accepted", d, res.Counts.Accepted)
+					}
+				}
 			}
 			if (res.Mode == "open") != (tc.rate > 0) {
 				t.Fatalf("mode %s at rate %g", res.Mode, tc.rate)
@@ -207,6 +231,18 @@ func TestVerificationCatchesPlantedFaults(t *testing.T) {
 		{"forwards bad requests", skipVerify, Mixed, 600, func(v *Verification) bool {
 			return v.BadAtSink == v.BadSent && v.BadAccepted == v.BadSent && v.BadSent > 0
 		}},
+		{"fanout: b misses 1 in 1000", dropAtB, Fanout, 3000, func(v *Verification) bool {
+			return v.Missing == 3 && !v.Drained && onlyAt(v, "b", DestVerification{Missing: 3}) &&
+				failureNames(v, "never reached destination /b")
+		}},
+		{"fanout: c gets 1 in 1000 twice", twiceAtC, Fanout, 3000, func(v *Verification) bool {
+			return v.OverDelivered == 3 && v.Drained && onlyAt(v, "c", DestVerification{OverDelivered: 3, ExtraDeliveries: 3}) &&
+				failureNames(v, "reached destination /c more than once")
+		}},
+		{"fanout: 1 in 1000 also sent to /", strayToRoot, Fanout, 3000, func(v *Verification) bool {
+			return v.Stray == 3 && v.Missing+v.OverDelivered+v.Unexpected == 0 && len(v.Destinations) == 3 &&
+				failureNames(v, "no destination of the run")
+		}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()
@@ -222,4 +258,23 @@ func TestVerificationCatchesPlantedFaults(t *testing.T) {
 			}
 		})
 	}
+}
+
+// onlyAt reports whether destination dest has the problem counts of want
+// and the others none.
+func onlyAt(v *Verification, dest string, want DestVerification) bool {
+	if len(v.Destinations) != len(FanoutDestinations) {
+		return false
+	}
+	for _, d := range v.Destinations {
+		got := DestVerification{Missing: d.Missing, OverDelivered: d.OverDelivered, ExtraDeliveries: d.ExtraDeliveries, Unexpected: d.Unexpected, BadAtSink: d.BadAtSink}
+		if d.Dest == dest && got != want || d.Dest != dest && !d.OK() {
+			return false
+		}
+	}
+	return true
+}
+
+func failureNames(v *Verification, text string) bool {
+	return strings.Contains(strings.Join(v.Failures, "\n"), text)
 }

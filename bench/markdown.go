@@ -67,6 +67,9 @@ func (s *Suite) WriteMarkdown(w io.Writer, o MarkdownOptions) {
 		if len(r.URLs) > 1 {
 			mode += fmt.Sprintf(", %d receivers", len(r.URLs))
 		}
+		if len(r.Destinations) > 0 {
+			mode += fmt.Sprintf(", %d destinations", len(r.Destinations))
+		}
 		if r.Hostile != nil {
 			mode += ", under attack"
 		}
@@ -77,6 +80,10 @@ func (s *Suite) WriteMarkdown(w io.Writer, o MarkdownOptions) {
 	p("")
 	p("Floor: %.0f req/s (mean of %d floor runs).", floor, s.count(Floor))
 	p("")
+	if got, fan, uni, ok := s.FanoutRatio(); ok {
+		p("Fanout: %.0f req/s, %.2f× unique (%.0f req/s) in this suite; the target, reported only, is ≥ %.2f×.", fan, got, uni, targetFanoutRatio)
+		p("")
+	}
 
 	if !o.NoTargets {
 		p("## Targets")
@@ -114,7 +121,12 @@ func (s *Suite) WriteMarkdown(w io.Writer, o MarkdownOptions) {
 	p("## The runs")
 	p("")
 	p("Events are signed, pretty-printed Stripe events of the usual types, mostly 1-4 KB, with a share")
-	p("of 20-80 KB invoices and of thin events. Runs follow each other against the same database.")
+	if s.count(Fanout) > 0 {
+		p("of 20-80 KB invoices and of thin events. Runs follow each other against the same database, but fanout's")
+		p("receiver has a database of its own.")
+	} else {
+		p("of 20-80 KB invoices and of thin events. Runs follow each other against the same database.")
+	}
 	p("")
 	for _, r := range s.firstOfEach() {
 		p("- **%s**: %s", r.Scenario, describe(r))
@@ -137,6 +149,8 @@ func (s *Suite) writeVerification(p func(string, ...any)) {
 	p("counts deliveries by Idempotency-Key), then %.0f ms more for late duplicates, and compares what", settle)
 	p("the receiver answered with what the sink got. Drain is from the last response to the last event's")
 	p("first delivery. Bad requests are the mixed run's bad signatures, stale timestamps and malformed bodies.")
+	p("A fanout run's events must reach each of its destinations (a path of the sink) exactly once: its row")
+	p("sums the destinations (expected is events × destinations), and the rows under it show each.")
 	p("")
 	p("| run | expected | delivered | missing | over-delivered | unexpected | bad sent | bad at sink | bad answered 2xx | accepted twice | drain ms | result |")
 	p("| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | --- |")
@@ -156,6 +170,16 @@ func (s *Suite) writeVerification(p func(string, ...any)) {
 		}
 		p("| %s | %d | %d | %d | %d | %d | %d | %d | %d | %d | %s | %s |", r.Name, v.Expected, v.Delivered, v.Missing,
 			v.OverDelivered, v.Unexpected, v.BadSent, v.BadAtSink, v.BadAccepted, v.AcceptedTwice, drain, result)
+		if r.Scenario == Fanout {
+			for _, d := range v.Destinations {
+				result := "ok"
+				if !d.OK() {
+					result = "**FAIL**"
+				}
+				p("| %s → /%s | %d | %d | %d | %d | %d | | %d | | | %.0f | %s |", r.Name, d.Dest, d.Expected, d.Delivered,
+					d.Missing, d.OverDelivered, d.Unexpected, d.BadAtSink, d.DrainMS, result)
+			}
+		}
 		for _, f := range v.Failures {
 			failures = append(failures, fmt.Sprintf("- %s: %s", r.Name, f))
 		}
@@ -204,6 +228,10 @@ func describe(r *Result) string {
 		return "the unique load against `bench floor`, a bare fasthttp handler that reads the body and answers 200: the yardstick."
 	case Unique:
 		return "every event new."
+	case Fanout:
+		return fmt.Sprintf("the unique load to a receiver with %d destinations, all taking every event type, each an HTTP "+
+			"destination on its own path of the sink (/%s): every event must reach each exactly once.",
+			len(r.Destinations), strings.Join(r.Destinations, ", /"))
 	case Storm:
 		return fmt.Sprintf("each event sent %d times at once.", r.Copies)
 	case Replay:

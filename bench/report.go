@@ -91,6 +91,19 @@ func verdict(r *Result) string {
 	}
 }
 
+// destinationsLine says what reached each destination of a run.
+func destinationsLine(v *Verification) string {
+	var parts []string
+	for _, d := range v.Destinations {
+		state := "each once"
+		if !d.OK() {
+			state = fmt.Sprintf("%d missing, %d over-delivered, %d unexpected", d.Missing, d.OverDelivered, d.Unexpected+d.BadAtSink)
+		}
+		parts = append(parts, fmt.Sprintf("/%s %d of %d, %s", d.Dest, d.Delivered, d.Expected, state))
+	}
+	return strings.Join(parts, "; ")
+}
+
 // WriteTable prints the results as a terminal table.
 func (s *Suite) WriteTable(w io.Writer) {
 	floor := s.FloorRPS()
@@ -107,6 +120,14 @@ func (s *Suite) WriteTable(w io.Writer) {
 			c.Errors, c.Retries, l.P50, l.P90, l.P99, l.Max, drain, verdict(r))
 	}
 	_ = tw.Flush()
+	if got, fan, uni, ok := s.FanoutRatio(); ok {
+		fmt.Fprintf(w, "fanout/unique: %.2f (%.0f of %.0f req/s; target ≥ %.2f, reported only)\n", got, fan, uni, targetFanoutRatio)
+	}
+	for _, r := range s.Results {
+		if r.Verify != nil && r.Scenario == Fanout {
+			fmt.Fprintf(w, "%s: %s\n", r.Name, destinationsLine(r.Verify))
+		}
+	}
 	for _, r := range s.Results {
 		if r.Verify != nil {
 			for _, f := range r.Verify.Failures {

@@ -21,6 +21,10 @@ type RunConfig struct {
 	Secret string
 	// Sink checks delivery end to end; nil skips the check (the floor).
 	Sink *SinkClient
+	// Destinations are Fanout's: the receiver delivers each event to the
+	// sink's path /NAME of every one. Defaults to FanoutDestinations. The
+	// other scenarios expect each event once at the sink's /.
+	Destinations []string
 	// Connections is the most requests in flight, and each URL's
 	// connection limit. Defaults to 64.
 	Connections int
@@ -111,6 +115,9 @@ func (c RunConfig) WithDefaults() RunConfig {
 	if c.Seed == 0 {
 		c.Seed = 1
 	}
+	if c.Scenario == Fanout && len(c.Destinations) == 0 {
+		c.Destinations = FanoutDestinations
+	}
 	return c
 }
 
@@ -133,6 +140,11 @@ func (c RunConfig) validate() error {
 	}
 	if c.BadShare < 0 || c.BadShare > 1 {
 		errs = append(errs, fmt.Errorf("bad share %g: want 0 to 1", c.BadShare))
+	}
+	if c.Scenario == Fanout {
+		if err := checkDestinations(c.Destinations); err != nil {
+			errs = append(errs, err)
+		}
 	}
 	return errors.Join(errs...)
 }
@@ -172,6 +184,7 @@ type Result struct {
 	Connections  int             `json:"connections"`
 	Rate         float64         `json:"rate,omitempty"`
 	Copies       int             `json:"copies"`
+	Destinations []string        `json:"destinations,omitempty"` // fanout's
 	Started      time.Time       `json:"started"`
 	Seconds      float64         `json:"seconds"` // measured phase: first send to last answer
 	Events       int64           `json:"events"`  // distinct events sent in the measured phase
@@ -214,13 +227,20 @@ func Run(ctx context.Context, cfg RunConfig) (*Result, error) {
 	if cfg.Scenario == Mixed {
 		badCut = uint64(cfg.BadShare * 10000)
 	}
+	dests := []string{""}
+	if cfg.Scenario == Fanout {
+		dests = cfg.Destinations
+	}
 	var v *verifier
 	if cfg.Sink != nil {
-		v = &verifier{sink: cfg.Sink, gen: gen, track: track, badCut: badCut}
+		v = &verifier{sink: cfg.Sink, gen: gen, track: track, badCut: badCut, dests: dests}
 	}
 	res := &Result{
 		Name: cfg.Name, Scenario: cfg.Scenario, Run: cfg.Run, URLs: urls, Mode: "closed",
 		Connections: cfg.Connections, Rate: cfg.Rate, Copies: cfg.Copies,
+	}
+	if cfg.Scenario == Fanout {
+		res.Destinations = dests
 	}
 	if cfg.Rate > 0 {
 		res.Mode = "open"

@@ -14,6 +14,10 @@ const (
 	Floor = "floor"
 	// Unique sends every event once.
 	Unique = "unique"
+	// Fanout sends the unique load to a receiver with several destinations
+	// (RunConfig.Destinations), each a path of the sink: every event must
+	// reach every destination exactly once.
+	Fanout = "fanout"
 	// Storm sends each event Copies times (default 8), all at once.
 	Storm = "storm"
 	// Replay first accepts ReplaySet events in an unmeasured warm-up, waits
@@ -34,7 +38,7 @@ const (
 )
 
 // Scenarios lists them in the order of the standard suite.
-var Scenarios = []string{Floor, Unique, Storm, Replay, Mixed, Spread, Hostile}
+var Scenarios = []string{Floor, Unique, Fanout, Storm, Replay, Mixed, Spread, Hostile}
 
 func knownScenario(s string) bool {
 	for _, k := range Scenarios {

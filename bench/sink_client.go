@@ -26,7 +26,7 @@ func NewSinkClient(base string) (*SinkClient, error) {
 	return &SinkClient{base: "http://" + u.Host, http: &http.Client{Timeout: 30 * time.Second}}, nil
 }
 
-// Summary returns what the sink saw of run.
+// Summary returns what the sink saw of run at destination "" (/).
 func (c *SinkClient) Summary(ctx context.Context, run string) (RunSummary, error) {
 	var s RunSummary
 	b, err := c.get(ctx, "/runs/"+run)
@@ -36,9 +36,28 @@ func (c *SinkClient) Summary(ctx context.Context, run string) (RunSummary, error
 	return s, json.Unmarshal(b, &s)
 }
 
-// Counts returns run's per-event delivery counts, one byte per event n.
-func (c *SinkClient) Counts(ctx context.Context, run string) ([]byte, error) {
-	return c.get(ctx, "/runs/"+run+"/counts")
+// Summaries returns what the sink saw of run at each destination that got
+// it, keyed by destination.
+func (c *SinkClient) Summaries(ctx context.Context, run string) (map[string]RunSummary, error) {
+	b, err := c.get(ctx, "/runs/"+run+"/dests")
+	if err != nil {
+		return nil, err
+	}
+	var list []RunSummary
+	if err := json.Unmarshal(b, &list); err != nil {
+		return nil, err
+	}
+	out := make(map[string]RunSummary, len(list))
+	for _, s := range list {
+		out[s.Dest] = s
+	}
+	return out, nil
+}
+
+// Counts returns run's per-event delivery counts at dest, one byte per
+// event n.
+func (c *SinkClient) Counts(ctx context.Context, run, dest string) ([]byte, error) {
+	return c.get(ctx, "/runs/"+run+"/counts?dest="+url.QueryEscape(dest))
 }
 
 // Stats returns the sink's totals.

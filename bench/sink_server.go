@@ -2,8 +2,10 @@ package bench
 
 import (
 	"bytes"
+	"cmp"
 	"encoding/json"
 	"net"
+	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -32,14 +34,16 @@ const foreignSampleSize = 20
 
 // SinkServer is the downstream HTTP sink of a benchmark: it counts the
 // deliveries of every event by its Idempotency-Key, which the receiver's
-// HTTP sink sets to the event id.
+// HTTP sink sets to the event id, separately for each destination: the
+// POST's path without its slashes ("" for /, "a" for /a).
 //
-//	POST (any path)          a delivery; answered 200
-//	GET  /runs/RUN           RunSummary of run RUN, as JSON
-//	GET  /runs/RUN/counts    the deliveries of events 0..n of RUN, one byte each (saturating at 255)
-//	DELETE /runs/RUN         forget RUN
-//	GET  /stats              SinkStats, as JSON
-//	GET  /readyz, /healthz   200
+//	POST /DEST                    a delivery to destination DEST; answered 200
+//	GET  /runs/RUN                RunSummary of run RUN at destination "" (/), as JSON
+//	GET  /runs/RUN/dests          a RunSummary per destination that got RUN, by Dest, as JSON
+//	GET  /runs/RUN/counts?dest=D  the deliveries of events 0..n of RUN at D, one byte each (saturating at 255)
+//	DELETE /runs/RUN              forget RUN at every destination
+//	GET  /stats                   SinkStats, as JSON
+//	GET  /readyz, /healthz        200
 //
 // It is safe for concurrent use.
 type SinkServer struct {
@@ -47,19 +51,23 @@ type SinkServer struct {
 	srv *fasthttp.Server
 
 	mu    sync.Mutex
-	runs  map[string]*sinkRun
+	runs  map[runDest]*sinkRun
 	bytes int       // len of every run's counts
 	stats SinkStats // Runs is filled in by Stats
 }
+
+// runDest keys the counters: one run at one destination.
+type runDest struct{ run, dest string }
 
 type sinkRun struct {
 	counts []uint8
 	sum    RunSummary
 }
 
-// RunSummary is what the sink saw of one run.
+// RunSummary is what the sink saw of one run at one destination.
 type RunSummary struct {
 	Run        string `json:"run"`
+	Dest       string `json:"dest"`
 	Deliveries uint64 `json:"deliveries"`
 	Distinct   uint64 `json:"distinct"`
 	// Mismatched deliveries had a body without their Idempotency-Key id,
@@ -78,12 +86,12 @@ type SinkStats struct {
 	Deliveries    uint64   `json:"deliveries"`
 	Foreign       uint64   `json:"foreign"`
 	ForeignSample []string `json:"foreign_sample"`
-	Runs          int      `json:"runs"`
+	Runs          int      `json:"runs"` // distinct runs held, over all destinations
 }
 
 // NewSinkServer returns a SinkServer; call Serve to start it.
 func NewSinkServer(cfg SinkConfig) *SinkServer {
-	s := &SinkServer{cfg: cfg.WithDefaults(), runs: map[string]*sinkRun{}}
+	s := &SinkServer{cfg: cfg.WithDefaults(), runs: map[runDest]*sinkRun{}}
 	s.srv = &fasthttp.Server{
 		Handler:            s.handle,
 		Name:               "oncehook-bench-sink",
@@ -104,7 +112,7 @@ func (s *SinkServer) handle(ctx *fasthttp.RequestCtx) {
 	path := string(ctx.Path())
 	switch {
 	case ctx.IsPost():
-		s.deliver(ctx.Request.Header.Peek("Idempotency-Key"), ctx.Request.Header.Peek("Stripe-Event-Type"), ctx.PostBody())
+		s.deliver(strings.Trim(path, "/"), ctx.Request.Header.Peek("Idempotency-Key"), ctx.Request.Header.Peek("Stripe-Event-Type"), ctx.PostBody())
 		ctx.SetContentType("application/json")
 		ctx.SetBodyString(`{"received":true}`)
 	case path == "/readyz" || path == "/healthz":
@@ -120,13 +128,16 @@ func (s *SinkServer) handle(ctx *fasthttp.RequestCtx) {
 
 func (s *SinkServer) handleRun(ctx *fasthttp.RequestCtx, rest string) {
 	run, counts := strings.CutSuffix(rest, "/counts")
+	run, dests := strings.CutSuffix(run, "/dests")
 	switch {
-	case ctx.IsGet() && counts:
+	case ctx.IsGet() && counts && !dests:
 		ctx.SetContentType("application/octet-stream")
-		ctx.SetBody(s.Counts(run))
-	case ctx.IsGet():
+		ctx.SetBody(s.Counts(run, string(ctx.QueryArgs().Peek("dest"))))
+	case ctx.IsGet() && dests && !counts:
+		writeJSONBody(ctx, s.Summaries(run))
+	case ctx.IsGet() && !counts && !dests:
 		writeJSONBody(ctx, s.Summary(run))
-	case ctx.IsDelete() && !counts:
+	case ctx.IsDelete() && !counts && !dests:
 		s.Forget(run)
 	default:
 		ctx.SetStatusCode(fasthttp.StatusMethodNotAllowed)
@@ -139,8 +150,8 @@ func writeJSONBody(ctx *fasthttp.RequestCtx, v any) {
 	ctx.SetBody(b)
 }
 
-// deliver counts one delivery.
-func (s *SinkServer) deliver(id, typ, body []byte) {
+// deliver counts one delivery to dest.
+func (s *SinkServer) deliver(dest string, id, typ, body []byte) {
 	now := time.Now().UnixNano()
 	run, n, ok := ParseEventID(id)
 	s.mu.Lock()
@@ -153,10 +164,11 @@ func (s *SinkServer) deliver(id, typ, body []byte) {
 		}
 		return
 	}
-	r := s.runs[string(run)]
+	key := runDest{string(run), dest}
+	r := s.runs[key]
 	if r == nil {
-		r = &sinkRun{sum: RunSummary{Run: string(run)}}
-		s.runs[string(run)] = r
+		r = &sinkRun{sum: RunSummary{Run: key.run, Dest: dest}}
+		s.runs[key] = r
 	}
 	r.sum.Deliveries++
 	r.sum.Last = now
@@ -208,33 +220,50 @@ func containsQuoted(body, id []byte) bool {
 	}
 }
 
-// Summary returns what the sink saw of run.
+// Summary returns what the sink saw of run at destination "" (/).
 func (s *SinkServer) Summary(run string) RunSummary {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if r := s.runs[run]; r != nil {
+	if r := s.runs[runDest{run, ""}]; r != nil {
 		return r.sum
 	}
 	return RunSummary{Run: run}
 }
 
-// Counts returns a copy of run's per-event delivery counts.
-func (s *SinkServer) Counts(run string) []byte {
+// Summaries returns what the sink saw of run at each destination that got
+// it, sorted by destination.
+func (s *SinkServer) Summaries(run string) []RunSummary {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if r := s.runs[run]; r != nil {
+	out := []RunSummary{}
+	for k, r := range s.runs {
+		if k.run == run {
+			out = append(out, r.sum)
+		}
+	}
+	slices.SortFunc(out, func(a, b RunSummary) int { return cmp.Compare(a.Dest, b.Dest) })
+	return out
+}
+
+// Counts returns a copy of run's per-event delivery counts at dest.
+func (s *SinkServer) Counts(run, dest string) []byte {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if r := s.runs[runDest{run, dest}]; r != nil {
 		return bytes.Clone(r.counts)
 	}
 	return nil
 }
 
-// Forget drops run's counters.
+// Forget drops run's counters at every destination.
 func (s *SinkServer) Forget(run string) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if r := s.runs[run]; r != nil {
-		s.bytes -= len(r.counts)
-		delete(s.runs, run)
+	for k, r := range s.runs {
+		if k.run == run {
+			s.bytes -= len(r.counts)
+			delete(s.runs, k)
+		}
 	}
 }
 
@@ -244,6 +273,10 @@ func (s *SinkServer) Stats() SinkStats {
 	defer s.mu.Unlock()
 	st := s.stats
 	st.ForeignSample = append([]string(nil), st.ForeignSample...)
-	st.Runs = len(s.runs)
+	runs := map[string]bool{}
+	for k := range s.runs {
+		runs[k.run] = true
+	}
+	st.Runs = len(runs)
 	return st
 }

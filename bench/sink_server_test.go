@@ -9,10 +9,16 @@ import (
 
 func postDelivery(t *testing.T, addr, id, typ, body string) {
 	t.Helper()
+	postTo(t, addr, "/", id, typ, body)
+}
+
+// postTo delivers to the sink's path (its destination).
+func postTo(t *testing.T, addr, path, id, typ, body string) {
+	t.Helper()
 	req, resp := fasthttp.AcquireRequest(), fasthttp.AcquireResponse()
 	defer fasthttp.ReleaseRequest(req)
 	defer fasthttp.ReleaseResponse(resp)
-	req.SetRequestURI("http://" + addr + "/")
+	req.SetRequestURI("http://" + addr + path)
 	req.Header.SetMethod(fasthttp.MethodPost)
 	req.Header.Set("Idempotency-Key", id)
 	if typ != "" {
@@ -56,7 +62,7 @@ func TestSinkCountsDeliveriesPerEvent(t *testing.T) {
 	if sum.Deliveries != 7 || sum.Distinct != 5 || sum.Mismatched != 2 || sum.Overflow != 1 || sum.LastNew == 0 {
 		t.Fatalf("summary %+v", sum)
 	}
-	counts, err := c.Counts(ctx, "sinkrun")
+	counts, err := c.Counts(ctx, "sinkrun", "")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -75,5 +81,50 @@ func TestSinkCountsDeliveriesPerEvent(t *testing.T) {
 	}
 	if sum, _ := c.Summary(ctx, "sinkrun"); sum.Deliveries != 0 {
 		t.Fatalf("forgotten run still has %+v", sum)
+	}
+}
+
+func TestSinkCountsEachDestinationApart(t *testing.T) {
+	t.Parallel()
+	s := NewSinkServer(SinkConfig{})
+	addr := serveOnLoopback(t, s.Serve, s.Shutdown)
+	c, err := NewSinkClient("http://" + addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := context.Background()
+	id := EventID("fanrun", 3)
+	body := `{"id": "` + id + `"}`
+	for _, path := range []string{"/a", "/b", "/b", "/c/", "/"} {
+		postTo(t, addr, path, id, "invoice.paid", body)
+	}
+	sums, err := c.Summaries(ctx, "fanrun")
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := map[string]uint64{"": 1, "a": 1, "b": 2, "c": 1}
+	if len(sums) != len(want) {
+		t.Fatalf("summaries %+v, want destinations %v", sums, want)
+	}
+	for d, n := range want {
+		if sums[d].Deliveries != n || sums[d].Distinct != 1 || sums[d].Dest != d {
+			t.Fatalf("destination %q: %+v, want %d deliveries", d, sums[d], n)
+		}
+		counts, err := c.Counts(ctx, "fanrun", d)
+		if err != nil || len(counts) < 4 || counts[3] != uint8(n) {
+			t.Fatalf("destination %q counts: %v %v", d, err, counts[:min(len(counts), 4)])
+		}
+	}
+	if sum, _ := c.Summary(ctx, "fanrun"); sum.Deliveries != 1 {
+		t.Fatalf("summary of / %+v", sum)
+	}
+	if st, _ := c.Stats(ctx); st.Runs != 1 {
+		t.Fatalf("stats %+v: want 1 run", st)
+	}
+	if err := c.Forget(ctx, "fanrun"); err != nil {
+		t.Fatal(err)
+	}
+	if sums, _ := c.Summaries(ctx, "fanrun"); len(sums) != 0 {
+		t.Fatalf("forgotten run still has %+v", sums)
 	}
 }

@@ -8,6 +8,7 @@ const (
 	targetReplayRatio = 0.5
 	targetStormRatio  = 0.35
 	targetUniqueRatio = 0.2
+	targetFanoutRatio = 0.7 // of unique, in the same suite
 	targetDrainMS     = 2000
 	targetP99MS       = 25
 	targetHostileP99  = 100
@@ -56,7 +57,13 @@ func (s *Suite) Targets() []TargetCheck {
 		ratioCheck(Storm, targetStormRatio),
 		ratioCheck(Unique, targetUniqueRatio),
 	}
-	goal := fmt.Sprintf("unique: every event at the sink within %.0f s of the last response", targetDrainMS/1000.0)
+	goal := fmt.Sprintf("fanout ≥ %.2f× unique", targetFanoutRatio)
+	if got, fan, uni, ok := s.FanoutRatio(); ok {
+		out = append(out, check(goal, true, got >= targetFanoutRatio, fmt.Sprintf("%.2f× (%.0f of %.0f req/s)", got, fan, uni)))
+	} else {
+		out = append(out, check(goal, false, false, "-"))
+	}
+	goal = fmt.Sprintf("unique: every event at the sink within %.0f s of the last response", targetDrainMS/1000.0)
 	if r := first[Unique]; r != nil && r.Verify != nil {
 		v := r.Verify
 		measured := fmt.Sprintf("%.0f ms", v.DrainMS)
@@ -91,6 +98,24 @@ func (s *Suite) Targets() []TargetCheck {
 		out = append(out, check(goal, true, mb <= targetRSSMB, fmt.Sprintf("%.0f MB peak (VmHWM of pid %d)", mb, pid)))
 	}
 	return out
+}
+
+// FanoutRatio is the first fanout run's throughput over the first unique
+// run's (req/s each); ok is false unless both ran.
+func (s *Suite) FanoutRatio() (ratio, fanout, unique float64, ok bool) {
+	var f, u *Result
+	for _, r := range s.Results {
+		switch {
+		case r.Scenario == Fanout && f == nil:
+			f = r
+		case r.Scenario == Unique && u == nil:
+			u = r
+		}
+	}
+	if f == nil || u == nil || u.RPS == 0 {
+		return 0, 0, 0, false
+	}
+	return f.RPS / u.RPS, f.RPS, u.RPS, true
 }
 
 // PeakRSS is the highest VmHWM (KiB) of any receiver, and its pid.

@@ -8,14 +8,17 @@ import (
 	"github.com/oncehook/oncehook/internal/ratelog"
 )
 
-// adoptBatch bounds the legacy rows adopted by one statement.
-const adoptBatch = 500
+// adoptBatch bounds the legacy rows adopted by one statement, so that
+// each holds its row locks briefly.
+const adoptBatch = 1000
 
-// adopter moves rows that an instance of the previous version wrote (with
-// the delivery state on the ledger row) into destination "default", once
-// their lease has ended, so that they are delivered and listed like any
-// other; see migrations/0006_deliveries.sql. Outside a rolling upgrade it
-// finds nothing, through an empty partial index.
+// adopter moves rows of the previous version (the ledger's rows from
+// before the upgrade, and those that previous-version instances still
+// write during a rolling upgrade) into destination "default", once their
+// lease has ended, so that they are delivered, listed and pruned like any
+// other; see migrations/0006_deliveries.sql. After an upgrade it works
+// through the old ledger batch by batch; later it finds nothing, through
+// an empty partial index.
 type adopter struct {
 	cfg    DispatcherConfig
 	errs   ratelog.Logger
@@ -40,21 +43,15 @@ func (a *adopter) run() {
 			return
 		case <-time.After(a.cfg.SweepInterval):
 		}
-		for a.ctx.Err() == nil {
-			n, err := Adopt(a.ctx, a.cfg.Pool, adoptBatch)
-			if err != nil {
-				if a.ctx.Err() == nil {
-					a.cfg.Metrics.PostgresError("adopt")
-					a.errs.Warn("adopting rows of the previous version failed", "error", err)
-				}
-				break
-			}
-			if n > 0 {
-				a.cfg.Logger.Info("adopted rows of the previous version into destination default", "rows", n)
-			}
-			if n < adoptBatch {
-				break
-			}
+		start := time.Now()
+		n, err := Adopt(a.ctx, a.cfg.Pool, adoptBatch)
+		if err != nil && a.ctx.Err() == nil {
+			a.cfg.Metrics.PostgresError("adopt")
+			a.errs.Warn("adopting rows of the previous version failed", "error", err, "adopted", n)
+		}
+		if n > 0 {
+			a.cfg.Logger.Info("adopted rows of the previous version into destination default",
+				"rows", n, "took", time.Since(start).Round(time.Millisecond).String())
 		}
 	}
 }

@@ -311,13 +311,25 @@ func PendingDestinations(ctx context.Context, pool *pgxpool.Pool) ([]string, err
 	return names, nil
 }
 
-// Adopt moves up to limit rows written by an instance of the previous
-// version into destination default (see migrations/0006_deliveries.sql)
-// and returns how many.
-func Adopt(ctx context.Context, pool *pgxpool.Pool, limit int) (int, error) {
-	ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
-	defer cancel()
-	var n int
-	err := pool.QueryRow(ctx, `SELECT oncehook_adopt_legacy($1)`, limit).Scan(&n)
-	return n, err
+// Adopt moves the rows written by instances of the previous version
+// (see migrations/0006_deliveries.sql) into destination default, walking
+// the ledger in batches of batch rows, and returns how many it moved. Rows
+// under a lease are left for a later call.
+func Adopt(ctx context.Context, pool *pgxpool.Pool, batch int) (int, error) {
+	total, after := 0, ""
+	for {
+		bctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+		var n int
+		var last *string
+		err := pool.QueryRow(bctx, `SELECT adopted, last_id FROM oncehook_adopt_legacy($1, $2)`, after, batch).Scan(&n, &last)
+		cancel()
+		if err != nil {
+			return total, err
+		}
+		total += n
+		if last == nil || n < batch {
+			return total, nil
+		}
+		after = *last
+	}
 }

@@ -12,6 +12,9 @@ import (
 	"time"
 
 	"gopkg.in/yaml.v3"
+
+	"github.com/oncehook/oncehook/route"
+	"github.com/oncehook/oncehook/sink"
 )
 
 // TestDeployFiles checks the real docker-compose.yml, Dockerfile and load
@@ -33,6 +36,9 @@ func TestDeployFiles(t *testing.T) {
 		t.Fatalf("found %d variables in cmd/receiver and %d in README.md's configuration table: are the scans still right?",
 			len(known), len(documented))
 	}
+	if !known["DESTINATIONS"] || !known[destinationPattern+"URL"] {
+		t.Fatalf("found no DESTINATIONS or %sURL in cmd/receiver: is the scan of destinations.go still right?", destinationPattern)
+	}
 	for _, p := range check(read, known, documented) {
 		t.Error(p)
 	}
@@ -41,8 +47,10 @@ func TestDeployFiles(t *testing.T) {
 // TestCheckerFails makes sure the checker can fail: a small stack that
 // passes, and one broken edit of it per problem that must be reported.
 func TestCheckerFails(t *testing.T) {
-	known := map[string]bool{"DATABASE_URL": true, "SHUTDOWN_TIMEOUT": true, "LOG_LEVEL": true, "WORKERS": true}
-	documented := map[string]bool{"DATABASE_URL": true, "SHUTDOWN_TIMEOUT": true, "LOG_LEVEL": true}
+	known := map[string]bool{"DATABASE_URL": true, "SHUTDOWN_TIMEOUT": true, "LOG_LEVEL": true, "WORKERS": true, "SINK_URL": true,
+		"DESTINATIONS": true, "DESTINATION_<NAME>_URL": true, "DESTINATION_<NAME>_TYPES": true, "DESTINATION_<NAME>_LIVEMODE": true}
+	documented := map[string]bool{"DATABASE_URL": true, "SHUTDOWN_TIMEOUT": true, "LOG_LEVEL": true, "SINK_URL": true,
+		"DESTINATIONS": true, "DESTINATION_<NAME>_URL": true, "DESTINATION_<NAME>_TYPES": true}
 	readFrom := func(files map[string]string) func(string) ([]byte, error) {
 		return func(p string) ([]byte, error) {
 			s, ok := files[p]
@@ -78,6 +86,41 @@ func TestCheckerFails(t *testing.T) {
 		{"root final stage", docker, "USER 65532:65532", "USER root", "Dockerfile: the final stage runs as root"},
 		{"root by default", docker, "USER 65532:65532\n", "", "Dockerfile: the final stage runs as root"},
 		{"cgo", docker, "ENV CGO_ENABLED=0\n", "", "Dockerfile: a go build without CGO_ENABLED=0"},
+		// Destinations.
+		{"SINK_URL alongside DESTINATIONS", compose, "    LOG_LEVEL: info\n", "    LOG_LEVEL: info\n    SINK_URL: stdout\n",
+			"receiver1: sets both SINK_URL and DESTINATIONS"},
+		{"SINK_URL instead of DESTINATIONS", compose, "    DESTINATIONS: billing,analytics\n", "    SINK_URL: stdout\n",
+			"receiver1: set DESTINATIONS"},
+		{"empty DESTINATIONS", compose, "DESTINATIONS: billing,analytics", `DESTINATIONS: ""`, "receiver1: DESTINATIONS is empty"},
+		{"listed destination without a URL", compose, "DESTINATIONS: billing,analytics", "DESTINATIONS: billing,analytics,crm",
+			"receiver1: destination crm has no DESTINATION_CRM_URL"},
+		{"URL of a destination not listed", compose, "    DESTINATION_ANALYTICS_URL: stdout\n",
+			"    DESTINATION_ANALYTICS_URL: stdout\n    DESTINATION_CRM_URL: stdout\n",
+			"receiver1: sets DESTINATION_CRM_URL, which belongs to no destination in DESTINATIONS"},
+		{"list form, URL missing", compose, "DESTINATION_MAIN_URL=stdout, ", "", "receiver2: destination main has no DESTINATION_MAIN_URL"},
+		{"empty URL", compose, "    DESTINATION_ANALYTICS_URL: stdout\n", "    DESTINATION_ANALYTICS_URL: ${DESTINATION_ANALYTICS_URL:-}\n",
+			"receiver1: destination analytics has no DESTINATION_ANALYTICS_URL"},
+		{"destination name not valid", compose, "DESTINATIONS: billing,analytics", "DESTINATIONS: Billing,analytics",
+			`receiver1: DESTINATIONS: destination name "Billing"`},
+		{"destination listed twice", compose, "DESTINATIONS: billing,analytics", "DESTINATIONS: billing,analytics,billing",
+			`receiver1: DESTINATIONS: "billing" is listed twice`},
+		{"destinations sharing variables", compose, "DESTINATIONS: billing,analytics", "DESTINATIONS: billing,analytics,eu-billing,eu_billing",
+			`receiver1: DESTINATIONS: "eu-billing" and "eu_billing" both use the variables DESTINATION_EU_BILLING_*`},
+		{"unsupported sink", compose, "    DESTINATION_ANALYTICS_URL: stdout\n", "    DESTINATION_ANALYTICS_URL: ftp://example.com/events\n",
+			"receiver1: DESTINATION_ANALYTICS_URL: unsupported scheme"},
+		{"Redis sink without a stream", compose, "?stream=billing", "", "receiver1: DESTINATION_BILLING_URL: a Redis sink needs ?stream=NAME"},
+		{"bad type pattern", compose, `DESTINATION_BILLING_TYPES: "invoice.*"`, `DESTINATION_BILLING_TYPES: "invoice.*, customer created"`,
+			`receiver1: DESTINATION_BILLING_TYPES: event type pattern "customer created"`},
+		{"bad livemode", compose, "    DESTINATION_ANALYTICS_URL: stdout\n", "    DESTINATION_ANALYTICS_URL: stdout\n    DESTINATION_BILLING_LIVEMODE: prod\n",
+			"receiver1: DESTINATION_BILLING_LIVEMODE is \"prod\", want live, test or both"},
+		{"destination setting cmd/receiver does not read", compose, "    DESTINATION_ANALYTICS_URL: stdout\n",
+			"    DESTINATION_ANALYTICS_URL: stdout\n    DESTINATION_BILLING_WORKER: \"4\"\n",
+			"receiver1: sets DESTINATION_BILLING_WORKER, which cmd/receiver does not read (as DESTINATION_<NAME>_WORKER)"},
+		{"overlapping destination names", compose, "DESTINATIONS: billing,analytics\n", "DESTINATIONS: billing,analytics,billing_eu\n    DESTINATION_BILLING_EU_URL: stdout\n    DESTINATION_BILLING_EU_TIPES: x\n",
+			"receiver1: sets DESTINATION_BILLING_EU_TIPES, which cmd/receiver does not read (as DESTINATION_<NAME>_TIPES)"},
+		{"undocumented destination setting", compose, "    DESTINATION_ANALYTICS_URL: stdout\n",
+			"    DESTINATION_ANALYTICS_URL: stdout\n    DESTINATION_BILLING_LIVEMODE: live\n",
+			"receiver1: sets DESTINATION_BILLING_LIVEMODE, which README.md's configuration table does not document (as DESTINATION_<NAME>_LIVEMODE)"},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
@@ -94,6 +137,26 @@ func TestCheckerFails(t *testing.T) {
 	}
 }
 
+func TestReadmeConfig(t *testing.T) {
+	readme := "# x\n\n## Configuration\n\n| variable | default | meaning |\n| --- | --- | --- |\n" +
+		"| `LISTEN_ADDR` | `:8080` | listener, not `IGNORED` |\n" +
+		"| `TLS_CERT_FILE` / `TLS_KEY_FILE` | empty | TLS |\n" +
+		"| `DESTINATIONS` | empty | names |\n" +
+		"| `DESTINATION_<NAME>_URL` | required | sink |\n" +
+		"| `DESTINATION_<name>_TYPES`, `_LIVEMODE` | `*` | filter |\n" +
+		"\n## Other\n\n| `NOT_CONFIG` | x | y |\n"
+	got := slices.Sorted(maps.Keys(readmeConfig(readme)))
+	want := []string{"DESTINATIONS", "DESTINATION_<NAME>_LIVEMODE", "DESTINATION_<NAME>_TYPES", "DESTINATION_<NAME>_URL",
+		"LISTEN_ADDR", "TLS_CERT_FILE", "TLS_KEY_FILE"}
+	if !slices.Equal(got, want) {
+		t.Errorf("readmeConfig = %v, want %v", got, want)
+	}
+	wild := readmeConfig("## Configuration\n| `DESTINATION_<NAME>_*` | | every destination setting |\n")
+	if !isDocumented(wild, "DESTINATION_<NAME>_WORKERS") || isDocumented(wild, "WORKERS") {
+		t.Errorf("DESTINATION_<NAME>_* documents %v", wild)
+	}
+}
+
 // fixture is a small stack the checker passes. receiver2 sets its
 // environment in list form.
 var fixture = map[string]string{
@@ -103,6 +166,10 @@ x-receiver: &receiver
     DATABASE_URL: postgres://u:p@postgres:5432/db
     SHUTDOWN_TIMEOUT: ${SHUTDOWN_TIMEOUT:-30s}
     LOG_LEVEL: info
+    DESTINATIONS: billing,analytics
+    DESTINATION_BILLING_URL: ${DESTINATION_BILLING_URL:-redis://redis:6379/1?stream=billing&maxlen=1000}
+    DESTINATION_BILLING_TYPES: "invoice.*"
+    DESTINATION_ANALYTICS_URL: stdout
   stop_grace_period: 40s
   depends_on:
     postgres: {condition: service_healthy}
@@ -114,7 +181,7 @@ services:
     <<: *receiver
   receiver2:
     <<: *receiver
-    environment: [DATABASE_URL=postgres://u:p@postgres:5432/db, SHUTDOWN_TIMEOUT=30s]
+    environment: [DATABASE_URL=postgres://u:p@postgres:5432/db, DESTINATIONS=main, DESTINATION_MAIN_URL=stdout, SHUTDOWN_TIMEOUT=30s]
   lb:
     image: haproxy:3.0
     volumes: ["./deploy/haproxy/haproxy.cfg:/usr/local/etc/haproxy/haproxy.cfg:ro"]
@@ -142,15 +209,24 @@ backend receivers
 `,
 }
 
+// destinationPattern starts the name under which a destination's
+// variables are known and documented: DESTINATION_BILLING_URL is
+// DESTINATION_<NAME>_URL.
+const destinationPattern = "DESTINATION_<NAME>_"
+
 // receiverEnv returns the variables the receiver reads: every method of its
 // env type (e.str("LISTEN_ADDR", ...), e.duration(...), ...) takes the
-// variable's name first.
+// variable's name first. A destination's variables are named by
+// destinationVar(name, "URL"), or by a closure over it (v("URL")), and are
+// returned as DESTINATION_<NAME>_URL.
 func receiverEnv(dir string) (map[string]bool, error) {
 	files, err := filepath.Glob(filepath.Join(dir, "*.go"))
 	if err != nil {
 		return nil, err
 	}
 	call := regexp.MustCompile(`\be\.\w+\("([A-Z][A-Z0-9_]*)"`)
+	destVar := regexp.MustCompile(`\bdestinationVar\([^,()]+,\s*"([A-Z][A-Z0-9_]*)"\)`)
+	closure := regexp.MustCompile(`\b(\w+)\s*:=\s*func\(\w+ string\) string \{\s*return destinationVar\(`)
 	out := map[string]bool{}
 	for _, f := range files {
 		if strings.HasSuffix(f, "_test.go") {
@@ -163,26 +239,58 @@ func receiverEnv(dir string) (map[string]bool, error) {
 		for _, m := range call.FindAllSubmatch(b, -1) {
 			out[string(m[1])] = true
 		}
+		for _, m := range destVar.FindAllSubmatch(b, -1) {
+			out[destinationPattern+string(m[1])] = true
+		}
+		for _, c := range closure.FindAllSubmatch(b, -1) {
+			field := regexp.MustCompile(`\b` + regexp.QuoteMeta(string(c[1])) + `\("([A-Z][A-Z0-9_]*)"\)`)
+			for _, m := range field.FindAllSubmatch(b, -1) {
+				out[destinationPattern+string(m[1])] = true
+			}
+		}
 	}
 	return out, nil
 }
 
 // readmeConfig returns the variables named in the first cell of the table
-// rows of README.md's "## Configuration" section.
+// rows of README.md's "## Configuration" section. A placeholder in a name
+// (DESTINATION_<NAME>_URL, DESTINATION_<name>_URL) is returned as <NAME>; a
+// name that starts with _ after one with a placeholder shares its start
+// (`DESTINATION_<NAME>_URL` / `_TYPES`); DESTINATION_<NAME>_* stands for
+// every destination variable.
 func readmeConfig(readme string) map[string]bool {
-	name := regexp.MustCompile("`([A-Z][A-Z0-9_]*)`")
+	code := regexp.MustCompile("`([A-Za-z0-9_<>*]+)`")
+	placeholder := regexp.MustCompile(`<[A-Za-z_]+>`)
+	valid := regexp.MustCompile(`^[A-Z][A-Z0-9_]*(?:<NAME>[A-Z0-9_]*)*\*?$`)
 	out := map[string]bool{}
 	in := false
 	for _, line := range strings.Split(readme, "\n") {
 		if strings.HasPrefix(line, "## ") {
 			in = strings.TrimSpace(line) == "## Configuration"
 		} else if cells := strings.Split(line, "|"); in && strings.HasPrefix(line, "|") && len(cells) > 2 {
-			for _, m := range name.FindAllStringSubmatch(cells[1], -1) {
-				out[m[1]] = true
+			stem := "" // up to the last placeholder of the previous name
+			for _, m := range code.FindAllStringSubmatch(cells[1], -1) {
+				n := placeholder.ReplaceAllString(m[1], "<NAME>")
+				if strings.HasPrefix(n, "_") && stem != "" {
+					n = stem + n
+				}
+				if !valid.MatchString(n) {
+					continue
+				}
+				if i := strings.LastIndex(n, "<NAME>"); i >= 0 {
+					stem = n[:i+len("<NAME>")]
+				}
+				out[n] = true
 			}
 		}
 	}
 	return out
+}
+
+// isDocumented reports whether variable v (DESTINATION_<NAME>_URL for a
+// destination's) is in documented, directly or as DESTINATION_<NAME>_*.
+func isDocumented(documented map[string]bool, v string) bool {
+	return documented[v] || strings.HasPrefix(v, destinationPattern) && documented[destinationPattern+"*"]
 }
 
 type service struct {
@@ -268,12 +376,17 @@ func checkReceiver(name string, svcs map[string]service, known, documented map[s
 	default:
 		fail("%s: environment is neither a map nor a list", name)
 	}
+	generic := checkDestinations(name, env, known, fail)
 	for _, k := range slices.Sorted(maps.Keys(env)) {
-		if !known[k] {
-			fail("%s: sets %s, which cmd/receiver does not read", name, k)
+		g, as := k, ""
+		if d, ok := generic[k]; ok {
+			g, as = d, " (as "+d+")"
 		}
-		if !documented[k] {
-			fail("%s: sets %s, which README.md's configuration table does not document", name, k)
+		if !known[g] {
+			fail("%s: sets %s, which cmd/receiver does not read%s", name, k, as)
+		}
+		if !isDocumented(documented, g) {
+			fail("%s: sets %s, which README.md's configuration table does not document%s", name, k, as)
 		}
 	}
 
@@ -300,6 +413,101 @@ func checkReceiver(name string, svcs map[string]service, known, documented map[s
 	if grace < shutdown {
 		fail("%s: stop_grace_period %s is shorter than SHUTDOWN_TIMEOUT %s", name, grace, shutdown)
 	}
+}
+
+// destinationPrefix is the start of destination name's variables, as the
+// receiver spells it: DESTINATION_<NAME>_, upper-cased, with - as _.
+func destinationPrefix(name string) string {
+	return "DESTINATION_" + strings.ToUpper(strings.ReplaceAll(name, "-", "_")) + "_"
+}
+
+// checkDestinations checks a receiver's routing as the receiver would at
+// start: DESTINATIONS (and not SINK_URL) lists valid, distinct names, each
+// with a DESTINATION_<NAME>_URL the sink package accepts, valid _TYPES and
+// _LIVEMODE, and no DESTINATION_* variable for a name not listed. It returns
+// the generic name (DESTINATION_<NAME>_URL) of each DESTINATION_* variable
+// set, for the known and documented checks.
+func checkDestinations(name string, env map[string]string, known map[string]bool, fail func(string, ...any)) map[string]string {
+	list, hasList := env["DESTINATIONS"]
+	if _, ok := env["SINK_URL"]; ok && hasList {
+		fail("%s: sets both SINK_URL and DESTINATIONS, which the receiver refuses: keep DESTINATIONS", name)
+	}
+	if !hasList {
+		fail("%s: set DESTINATIONS (with each destination's DESTINATION_<NAME>_URL): this file shows routing events to destinations", name)
+	} else if strings.TrimSpace(interpolate(list)) == "" {
+		fail("%s: DESTINATIONS is empty, so the receiver would fall back to SINK_URL", name)
+		hasList = false
+	}
+
+	var dests []string
+	byPrefix := map[string]string{}
+	if hasList {
+		for _, d := range strings.Split(interpolate(list), ",") {
+			d = strings.TrimSpace(d)
+			if err := route.ValidName(d); err != nil {
+				fail("%s: DESTINATIONS: %v", name, err)
+				continue
+			}
+			p := destinationPrefix(d)
+			if other, ok := byPrefix[p]; ok {
+				if other == d {
+					fail("%s: DESTINATIONS: %q is listed twice", name, d)
+				} else {
+					fail("%s: DESTINATIONS: %q and %q both use the variables %s*", name, other, d, p)
+				}
+				continue
+			}
+			byPrefix[p] = d
+			dests = append(dests, d)
+		}
+	}
+	for _, d := range dests {
+		p := destinationPrefix(d)
+		url := interpolate(env[p+"URL"])
+		if url == "" {
+			fail("%s: destination %s has no %sURL", name, d, p)
+		} else if _, err := sink.ParseURL(url); err != nil {
+			fail("%s: %sURL: %v", name, p, err)
+		}
+		if types, ok := env[p+"TYPES"]; ok && strings.TrimSpace(interpolate(types)) != "*" {
+			for _, t := range strings.Split(interpolate(types), ",") {
+				if err := route.ValidPattern(strings.TrimSpace(t)); err != nil {
+					fail("%s: %sTYPES: %v", name, p, err)
+				}
+			}
+		}
+		if lm, ok := env[p+"LIVEMODE"]; ok {
+			if v := route.Livemode(interpolate(lm)); v != route.Live && v != route.Test && v != route.Both {
+				fail("%s: %sLIVEMODE is %q, want live, test or both", name, p, v)
+			}
+		}
+	}
+
+	generic := map[string]string{}
+	for k := range env {
+		if !strings.HasPrefix(k, "DESTINATION_") {
+			continue
+		}
+		// With a and a-b listed, DESTINATION_A_B_URL is a-b's URL: prefer
+		// the prefix that leaves a known field, then the longest.
+		g, gKnown, gLen := "", false, 0
+		for p := range byPrefix {
+			field, ok := strings.CutPrefix(k, p)
+			if !ok {
+				continue
+			}
+			c := destinationPattern + field
+			if g == "" || known[c] && !gKnown || known[c] == gKnown && len(p) > gLen {
+				g, gKnown, gLen = c, known[c], len(p)
+			}
+		}
+		if g == "" {
+			fail("%s: sets %s, which belongs to no destination in DESTINATIONS (the receiver refuses to start)", name, k)
+			continue
+		}
+		generic[k] = g
+	}
+	return generic
 }
 
 // interpolate resolves Compose's ${NAME:-default} and ${NAME-default} to

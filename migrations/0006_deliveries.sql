@@ -3,7 +3,10 @@
 -- updated: new instances store it with status 'routed'. The old delivery
 -- columns stay while instances of the previous version may still run
 -- (a rolling upgrade); their rows ("legacy": status other than 'routed')
--- are adopted into destination 'default' by oncehook_adopt_legacy.
+-- are adopted into destination 'default' by oncehook_adopt_legacy, which
+-- every new instance calls in the background, in small batches: this
+-- migration itself copies no row, so it is quick on any ledger, and the
+-- adoption takes row locks only, so previous-version instances keep running.
 CREATE TABLE stripe_webhook_deliveries (
     event_id        text        NOT NULL REFERENCES stripe_webhook_events (event_id) ON DELETE CASCADE,
     destination     text        NOT NULL,
@@ -44,16 +47,21 @@ ALTER TABLE stripe_webhook_events ADD CONSTRAINT stripe_webhook_events_status_ch
     CHECK (status IN ('pending', 'delivered', 'dead', 'routed')) NOT VALID;
 
 -- oncehook_adopt_legacy moves up to max_rows legacy rows (written by an
--- instance of the previous version) into destination 'default', keeping
--- their state, and marks them 'routed'. A pending row under its lease is
--- left to its instance until the lease ends. SKIP LOCKED: rows another
--- transaction holds are adopted by a later call. Returns the rows moved.
-CREATE FUNCTION oncehook_adopt_legacy(max_rows integer) RETURNS integer
+-- instance of the previous version) with event_id after after_id into
+-- destination 'default', keeping their state, and marks them 'routed'. A
+-- pending row under its lease is left to its instance until the lease
+-- ends. SKIP LOCKED: rows another transaction holds are adopted by a later
+-- pass. Callers walk the ledger in event_id order, passing the last id
+-- returned, so that no pass reads a row twice. Returns the rows moved and
+-- the last event_id looked at (NULL when none was left).
+CREATE FUNCTION oncehook_adopt_legacy(after_id text, max_rows integer, OUT adopted integer, OUT last_id text)
 LANGUAGE sql AS $$
     WITH legacy AS (
         SELECT event_id, status, attempts, next_attempt_at, locked_until, last_error, delivered_at, received_at
         FROM stripe_webhook_events
-        WHERE status <> 'routed' AND NOT (status = 'pending' AND COALESCE(locked_until > now(), false))
+        WHERE status <> 'routed' AND event_id > after_id
+            AND NOT (status = 'pending' AND COALESCE(locked_until > now(), false))
+        ORDER BY event_id
         LIMIT max_rows
         FOR UPDATE SKIP LOCKED
     ), moved AS (
@@ -65,7 +73,14 @@ LANGUAGE sql AS $$
     ), routed AS (
         UPDATE stripe_webhook_events e SET status = 'routed'
         FROM legacy WHERE e.event_id = legacy.event_id
-        RETURNING 1
+        RETURNING e.event_id
     )
-    SELECT count(*)::integer FROM routed
+    SELECT count(*)::integer, max(event_id) FROM routed
 $$;
+
+-- The legacy rows, found without a scan: all of them right after this
+-- migration, few once they are adopted (only previous-version instances
+-- write them).
+CREATE INDEX stripe_webhook_events_legacy_idx
+    ON stripe_webhook_events (event_id)
+    WHERE status <> 'routed';

@@ -77,6 +77,10 @@ func TestUpgradeFromVersion4KeepsEveryRow(t *testing.T) {
 	if len(applied) != migrations.Latest()-4 {
 		t.Fatalf("applied %v on a version-4 schema", applied)
 	}
+	// What every new instance does in the background.
+	if n, err := delivery.Adopt(ctx, pool, 100); err != nil || n != len(free) {
+		t.Fatalf("Adopt: %d, %v; want the %d rows not under a lease", n, err, len(free))
+	}
 	if after := scalar(t, pool, deliveryState, free); after != before {
 		t.Fatalf("delivery state changed by the upgrade:\nbefore %s\nafter  %s", before, after)
 	}
@@ -164,9 +168,24 @@ func TestUpgradeAtScale(t *testing.T) {
 	if _, err := migrations.Apply(ctx, pool); err != nil {
 		t.Fatal(err)
 	}
+	migrated := time.Since(start)
+	adopted := 0
+	for {
+		n, err := delivery.Adopt(ctx, pool, 1000) // as an instance's adopter does
+		if err != nil {
+			t.Fatal(err)
+		}
+		if adopted += n; n == 0 {
+			break
+		}
+	}
 	took := time.Since(start)
+	if adopted != rows {
+		t.Fatalf("adopted %d rows, want %d", adopted, rows)
+	}
 	if after := scalar(t, pool, sum+` FROM stripe_webhook_deliveries WHERE destination = 'default'`); after != before {
 		t.Fatalf("deliveries after the upgrade: %s, want %s (count/attempts/pending/digest)", after, before)
 	}
-	t.Logf("upgraded %d rows from version 4 in %s", rows, took.Round(time.Millisecond))
+	t.Logf("upgraded %d rows from version 4: migrations %s, then adopted by one instance in %s (%.0f rows/s)",
+		rows, migrated.Round(time.Millisecond), (took - migrated).Round(time.Millisecond), float64(rows)/(took-migrated).Seconds())
 }

@@ -13,9 +13,11 @@
 # request at the sink...); 2 something could not run. Timings never fail.
 #
 # Environment (default; smoke default):
-#   BENCH_SCENARIOS    unique,storm,replay,mixed,hostile,spread; the same without hostile (the floor
-#                      runs before and after them; hostile holds 3,000 idle connections, 200 slow
-#                      bodies and 500 slow headers: BENCH_FLAGS=-hostile-idle N ... to change it)
+#   BENCH_SCENARIOS    unique,fanout,storm,replay,mixed,hostile,spread; the same without hostile (the
+#                      floor runs before and after them; fanout runs on a receiver of its own with
+#                      DESTINATIONS=a,b,c, each a path of the sink; hostile holds 3,000 idle
+#                      connections, 200 slow bodies and 500 slow headers: BENCH_FLAGS=-hostile-idle N
+#                      ... to change it)
 #   BENCH_DURATION     10s per scenario (ignored when BENCH_EVENTS is set)
 #   BENCH_EVENTS       unset; 400: events per scenario instead of a duration
 #   BENCH_CONNECTIONS  64; 16
@@ -41,9 +43,11 @@ services=$root/scripts/services.sh
 GO=${GO:-go}
 
 if [[ $mode == smoke ]]; then
-	: "${BENCH_EVENTS:=400}" "${BENCH_CONNECTIONS:=16}" "${BENCH_OUT:=bench/smoke}" "${BENCH_SCENARIOS:=unique,storm,replay,mixed,spread}"
+	: "${BENCH_EVENTS:=400}" "${BENCH_CONNECTIONS:=16}" "${BENCH_OUT:=bench/smoke}" "${BENCH_SCENARIOS:=unique,fanout,storm,replay,mixed,spread}"
 fi
-scenarios=${BENCH_SCENARIOS:-unique,storm,replay,mixed,hostile,spread}
+scenarios=${BENCH_SCENARIOS:-unique,fanout,storm,replay,mixed,hostile,spread}
+# The fanout receiver's DESTINATIONS: destination NAME posts to the sink's /NAME.
+fanout_dests=a,b,c
 conns=${BENCH_CONNECTIONS:-64}
 instances=${BENCH_INSTANCES:-3}
 out=${BENCH_OUT:-bench}
@@ -127,20 +131,56 @@ floor_port=$("$services" free-port)
 bin/bench floor -addr "127.0.0.1:$floor_port" >"$tmp/floor.log" 2>&1 &
 procs+=($!)
 
-receiver_urls=() receiver_pids=()
-# start_receiver starts one more receiver on free ports, sharing Postgres and Redis.
+# start_receiver NAME DATABASE_URL VAR=VALUE...: start a receiver on free
+# ports with Redis, the database and the sink variables given; it logs to
+# $tmp/NAME.log and sets started_pid and started_url.
 start_receiver() {
-	local i=$((${#receiver_pids[@]} + 1)) port admin
+	local name=$1 db=$2 port admin
+	shift 2
 	port=$("$services" free-port)
 	admin=$("$services" free-port)
-	LISTEN_ADDR=127.0.0.1:$port ADMIN_ADDR=127.0.0.1:$admin \
-		DATABASE_URL=$database_url REDIS_URL=$redis_url \
-		SINK_URL=http://127.0.0.1:$sink_port/ LOG_LEVEL=warn SHUTDOWN_TIMEOUT=5s \
-		bin/receiver >"$tmp/receiver$i.log" 2>&1 &
-	procs+=($!)
-	receiver_pids+=($!)
-	receiver_urls+=("http://127.0.0.1:$port/webhooks/stripe")
-	echo "bench.sh: receiver $i: pid $!, http://127.0.0.1:$port, pprof http://127.0.0.1:$admin/debug/pprof/" >&2
+	env -u SINK_URL -u DESTINATIONS LISTEN_ADDR=127.0.0.1:$port ADMIN_ADDR=127.0.0.1:$admin \
+		DATABASE_URL=$db REDIS_URL=$redis_url LOG_LEVEL=warn SHUTDOWN_TIMEOUT=5s "$@" \
+		bin/receiver >"$tmp/$name.log" 2>&1 &
+	started_pid=$! started_url=http://127.0.0.1:$port/webhooks/stripe
+	procs+=("$started_pid")
+	echo "bench.sh: $name: pid $started_pid, http://127.0.0.1:$port, pprof http://127.0.0.1:$admin/debug/pprof/" >&2
+}
+
+receiver_urls=() receiver_pids=()
+# start_single starts one more receiver with SINK_URL, sharing Postgres and Redis.
+start_single() {
+	start_receiver "receiver$((${#receiver_pids[@]} + 1))" "$database_url" SINK_URL="http://127.0.0.1:$sink_port/"
+	receiver_pids+=("$started_pid")
+	receiver_urls+=("$started_url")
+}
+
+# start_fanout starts a receiver with DESTINATIONS=$fanout_dests and no
+# SINK_URL, on a database (and so a Redis namespace) of its own, apart
+# from the SINK_URL receivers that stay up.
+fanout_db=oncehook_bench_fanout fanout_starts=0
+start_fanout() {
+	local d var dest_env=()
+	for d in ${fanout_dests//,/ }; do
+		var=${d^^}
+		dest_env+=("DESTINATION_${var//-/_}_URL=http://127.0.0.1:$sink_port/$d")
+	done
+	"$services" pg-createdb "$pg_dir" "$pg_port" "$fanout_db"
+	fanout_starts=$((fanout_starts + 1))
+	start_receiver "receiver-fanout$fanout_starts" "postgres://postgres@127.0.0.1:$pg_port/$fanout_db?sslmode=disable" \
+		DESTINATIONS="$fanout_dests" "${dest_env[@]}"
+}
+
+# stop_receiver PID: SIGTERM, then SIGKILL after 10 s.
+stop_receiver() {
+	local i
+	kill -TERM "$1" 2>/dev/null || true
+	for ((i = 0; i < 100; i++)); do
+		kill -0 "$1" 2>/dev/null || break
+		sleep 0.1
+	done
+	kill -KILL "$1" 2>/dev/null || true
+	wait "$1" 2>/dev/null || true
 }
 
 join() {
@@ -149,7 +189,7 @@ join() {
 }
 
 run_flags=(-sink "http://127.0.0.1:$sink_port" -floor-url "http://127.0.0.1:$floor_port/webhooks/stripe"
-	-c "$conns" -rate "${BENCH_RATE:-0}")
+	-c "$conns" -rate "${BENCH_RATE:-0}" -destinations "$fanout_dests")
 if [[ -n ${BENCH_EVENTS:-} ]]; then
 	run_flags+=(-n "$BENCH_EVENTS")
 else
@@ -158,42 +198,68 @@ fi
 # shellcheck disable=SC2206 # BENCH_FLAGS is split on purpose
 run_flags+=(${BENCH_FLAGS:-})
 
-# The floor runs first and last; spread runs last, once more receivers are up.
-single=() spread=0
+# Phases: runs of consecutive scenarios on the same receivers, in the order
+# asked. Fanout has a receiver of its own; spread runs last, once more
+# receivers are up; the floor runs first and last.
+groups=() kinds=() spread="" fanout=0
 IFS=, read -r -a wanted <<<"$scenarios"
 for s in "${wanted[@]}"; do
-	case $s in
-	spread) spread=1 ;;
-	floor) ;;
-	*) single+=("$s") ;;
+	case ${s%%:*} in
+	spread)
+		spread=$s
+		continue
+		;;
+	floor) continue ;;
+	fanout) kind=fanout fanout=1 ;;
+	*) kind=single ;;
 	esac
+	n=${#groups[@]}
+	if ((n > 0)) && [[ ${kinds[n - 1]} == "$kind" ]]; then
+		groups[n - 1]+=",$s"
+	else
+		groups+=("$s") kinds+=("$kind")
+	fi
 done
+if [[ -n $spread ]]; then
+	groups+=("$spread") kinds+=(spread)
+fi
+if ((${#groups[@]} == 0)); then
+	groups=("") kinds=(single)
+fi
+groups[0]=floor:before${groups[0]:+,${groups[0]}}
+groups[${#groups[@]} - 1]+=,floor:after
 
 rc=0
-run_phase() { # run_phase JSON SCENARIOS
-	local json=$1 list=$2 code=0
-	bin/bench run "${run_flags[@]}" -scenarios "$list" -url "$(join "${receiver_urls[@]}")" \
-		-pids "$(join "${receiver_pids[@]}")" -json "$json" || code=$?
+run_phase() { # run_phase JSON SCENARIOS URLS PIDS
+	local code=0
+	bin/bench run "${run_flags[@]}" -scenarios "$2" -url "$3" -pids "$4" -json "$1" || code=$?
 	if ((code > rc)); then
 		rc=$code
 	fi
 }
 
-start_receiver
+start_single
 idle_before=$(cpu_idle) || true
 phases=()
-if ((spread)); then
-	run_phase "$tmp/phase1.json" "$(join floor:before "${single[@]}")"
-	phases+=("$tmp/phase1.json")
-	while ((${#receiver_pids[@]} < instances)); do
-		start_receiver
-	done
-	run_phase "$tmp/phase2.json" "spread,floor:after"
-	phases+=("$tmp/phase2.json")
-else
-	run_phase "$tmp/phase1.json" "$(join floor:before "${single[@]}" floor:after)"
-	phases+=("$tmp/phase1.json")
-fi
+for i in "${!groups[@]}"; do
+	json=$tmp/phase$((i + 1)).json
+	case ${kinds[i]} in
+	fanout)
+		start_fanout
+		run_phase "$json" "${groups[i]}" "$started_url" "$started_pid"
+		stop_receiver "$started_pid"
+		;;
+	*)
+		if [[ ${kinds[i]} == spread ]]; then
+			while ((${#receiver_pids[@]} < instances)); do
+				start_single
+			done
+		fi
+		run_phase "$json" "${groups[i]}" "$(join "${receiver_urls[@]}")" "$(join "${receiver_pids[@]}")"
+		;;
+	esac
+	phases+=("$json")
+done
 
 # What the report says about the setup.
 pg_query() {
@@ -214,7 +280,11 @@ fi
 		"max_connections $(pg_show max_connections); data on $(df -T "$pg_dir" | awk 'NR==2 {print $2}') ($(df "$pg_dir" | awk 'NR==2 {print $1}'))"
 	echo "- $(redis-server --version | awk '{print "Redis", $3}' | sed 's/v=//'), no persistence"
 	echo "- Receivers: bin/receiver with its defaults (WORKERS, QUEUE_SIZE, the pgx pool size), LOG_LEVEL=warn," \
-		"Redis and the HTTP sink (\`bench sink\`); 1 instance, ${#receiver_pids[@]} for spread"
+		"Redis and the HTTP sink (\`bench sink\`); 1 instance${spread:+, ${#receiver_pids[@]} for spread}"
+	if ((fanout)); then
+		echo "- Fanout: one more receiver, started for its run and stopped after it, without SINK_URL but with DESTINATIONS=$fanout_dests," \
+			"each an HTTP destination on its own path of the same sink, taking every event type, on a database of its own"
+	fi
 	read -r timed requested wal <<<"$(pg_query "SELECT checkpoints_timed, checkpoints_req,
 		pg_size_pretty(pg_current_wal_lsn() - '0/0'::pg_lsn) FROM pg_stat_bgwriter")"
 	echo "- Postgres over the whole suite (from initdb): ${wal:-?} of WAL written, checkpoints: ${requested:-?} requested (WAL size), ${timed:-?} timed"

@@ -22,10 +22,11 @@ import (
 const usage = `usage:
   bench run [flags]                      run scenarios; bench run -h lists the flags
   bench report [flags] RESULT.json...    write RESULTS.md and the chart from bench run -json files
-  bench sink [-addr 127.0.0.1:8099]      serve the counting sink (SINK_URL=http://ADDR/)
+  bench sink [-addr 127.0.0.1:8099]      serve the counting sink (SINK_URL=http://ADDR/, or for
+                                         fanout DESTINATION_<NAME>_URL=http://ADDR/NAME)
   bench floor [-addr 127.0.0.1:8098]     serve the bare fasthttp floor
 
-Scenarios: floor, unique, storm, replay, mixed, spread, hostile.
+Scenarios: floor, unique, fanout, storm, replay, mixed, spread, hostile.
 Exit status: 0 ok; 1 a run broke a guarantee (loss, double delivery, a bad
 request at the sink...); 2 the run could not be made.
 `

@@ -27,6 +27,7 @@ func runCmd(ctx context.Context, args []string) error {
 		events     = fs.Int("n", 0, "send this many events per scenario instead of running for -d")
 		rate       = fs.Float64("rate", 0, "open loop: requests per second whatever the answers (0: closed loop)")
 		copies     = fs.Int("copies", 0, "copies per event for storm (default 8) and spread (default 2)")
+		dests      = fs.String("destinations", strings.Join(bench.FanoutDestinations, ","), "fanout: the receiver's DESTINATIONS, each delivering to the sink's path /NAME")
 		badShare   = fs.Float64("bad-share", 0.1, "mixed: share of bad signatures, stale timestamps and malformed bodies")
 		largeShare = fs.Float64("large-share", 0.05, "share of 20-80 KB invoices")
 		thinShare  = fs.Float64("thin-share", 0.02, "share of thin events (v2.core.event)")
@@ -83,7 +84,7 @@ func runCmd(ctx context.Context, args []string) error {
 	suite := &bench.Suite{Machine: bench.ThisMachine()}
 	for _, p := range plan {
 		cfg := bench.RunConfig{
-			Scenario: p.scenario, Name: p.name, URLs: receivers, Secret: *secret, Sink: sink,
+			Scenario: p.scenario, Name: p.name, URLs: receivers, Secret: *secret, Sink: sink, Destinations: splitList(*dests),
 			Connections: *conns, Duration: *duration, Events: *events, Rate: *rate, Copies: *copies,
 			BadShare: *badShare, LargeShare: orNone(*largeShare), ThinShare: orNone(*thinShare),
 			ReplaySet: *replaySet, DrainTimeout: *drain, Settle: *settle, RetryFor: *retryFor,
@@ -126,7 +127,11 @@ func printSummary(r *bench.Result) {
 		if !v.OK() {
 			state = "FAIL: " + strings.Join(v.Failures, "; ")
 		}
-		line += fmt.Sprintf("; sink: %d of %d delivered, drain %.0f ms: %s", v.Delivered, v.Expected, v.DrainMS, state)
+		where := "sink"
+		if n := len(r.Destinations); n > 0 {
+			where = fmt.Sprintf("%d destinations", n)
+		}
+		line += fmt.Sprintf("; %s: %d of %d delivered, drain %.0f ms: %s", where, v.Delivered, v.Expected, v.DrainMS, state)
 	}
 	fmt.Println(line)
 }

@@ -1,5 +1,6 @@
 // Package grafana holds oncehook's Grafana dashboard. Its test keeps the
-// dashboard honest against the metrics the receiver really exports.
+// dashboard and ../ALERTING.md honest against the metrics the receiver
+// really exports: their names, kinds and labels.
 package grafana
 
 import (
@@ -9,11 +10,13 @@ import (
 	"os"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"sort"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
 	dto "github.com/prometheus/client_model/go"
 
 	"github.com/oncehook/oncehook/internal/metrics"
@@ -36,6 +39,19 @@ type variable struct {
 	Type       string          `json:"type"`
 	Query      json.RawMessage `json:"query"`
 	Datasource *datasourceRef  `json:"datasource"`
+	Multi      bool            `json:"multi"`
+	IncludeAll bool            `json:"includeAll"`
+}
+
+// query returns a query variable's query, a string or {"query": ...}.
+func (v variable) query() string {
+	var q string
+	if json.Unmarshal(v.Query, &q) != nil {
+		var obj struct{ Query string }
+		_ = json.Unmarshal(v.Query, &obj)
+		q = obj.Query
+	}
+	return q
 }
 
 type panel struct {
@@ -62,30 +78,47 @@ type datasourceRef struct {
 }
 
 // series describes what oncehook exports: each series name (histograms
-// as name_bucket, name_sum and name_count) with its family and whether it
-// is cumulative (a counter, or a histogram's parts), so needs rate().
+// as name_bucket, name_sum and name_count) with its family, whether it
+// is cumulative (a counter, or a histogram's parts), so needs rate(), and
+// its label names.
 type series struct {
 	family     map[string]string
 	cumulative map[string]bool
-	families   []string // every oncehook_* family
+	labels     map[string]map[string]bool // series name -> label names (le on buckets)
+	families   []string                   // every oncehook_* family
 	prefixes   map[string]bool
 }
 
+// targetLabels are added by Prometheus to every scraped series.
+var targetLabels = map[string]bool{"instance": true, "job": true}
+
+// hasLabel reports whether series name can carry label l.
+func (s series) hasLabel(name, l string) bool {
+	return s.labels[name][l] || targetLabels[l] || l == "__name__"
+}
+
+// exampleDestination is the destination exported() records under.
+const exampleDestination = "billing"
+
 // exported builds the receiver's registry the way cmd/receiver/serve.go
-// does and lists what it exports.
+// (and serve_destinations.go) does for one destination, and lists what it
+// exports.
 func exported(t testing.TB) series {
 	t.Helper()
 	m := metrics.New()
-	m.Gauge("oncehook_delivery_queue_depth", "Events waiting for a delivery worker in this process.",
+	dest := prometheus.Labels{"destination": exampleDestination}
+	m.Gauge("oncehook_delivery_queue_depth", "Events waiting for a delivery worker in this process, by destination.", dest,
 		func() float64 { return 0 })
-	m.QueryGauge("oncehook_oldest_pending_age_seconds", "Age of the oldest event not yet delivered (all instances).",
-		time.Second, func(context.Context) (float64, error) { return 0, nil })
+	m.QueryGauge("oncehook_oldest_pending_age_seconds", "Age of the oldest event not yet delivered to the destination (all instances).",
+		dest, time.Second, func(context.Context) (float64, error) { return 0, nil })
+	m.Destination(exampleDestination)
 	// A vector with no child yet is left out of Gather; record once on
 	// every collector so that each family shows.
 	m.Request(metrics.Accepted)
 	m.Decision("postgres", "accepted")
 	m.Batch(1, time.Millisecond)
-	m.Deliveries(metrics.Delivered, 1)
+	m.Deliveries(exampleDestination, metrics.Delivered, 1)
+	m.Unrouted()
 	m.RedisError("claim")
 	m.PostgresError("insert")
 
@@ -93,25 +126,39 @@ func exported(t testing.TB) series {
 	if err != nil {
 		t.Fatalf("gathering the registry: %v", err)
 	}
-	s := series{family: map[string]string{}, cumulative: map[string]bool{}, prefixes: map[string]bool{}}
-	add := func(name, fam string, cumulative bool) {
-		s.family[name], s.cumulative[name] = fam, cumulative
-	}
+	s := series{family: map[string]string{}, cumulative: map[string]bool{}, labels: map[string]map[string]bool{},
+		prefixes: map[string]bool{}}
 	for _, f := range fams {
 		name := f.GetName()
 		s.prefixes[name[:strings.IndexByte(name, '_')+1]] = true
 		if strings.HasPrefix(name, "oncehook_") {
 			s.families = append(s.families, name)
 		}
+		labels := map[string]bool{}
+		for _, m := range f.GetMetric() {
+			for _, lp := range m.GetLabel() {
+				labels[lp.GetName()] = true
+			}
+		}
+		add := func(name, fam string, cumulative bool, extra ...string) {
+			s.family[name], s.cumulative[name] = fam, cumulative
+			s.labels[name] = map[string]bool{}
+			for l := range labels {
+				s.labels[name][l] = true
+			}
+			for _, l := range extra {
+				s.labels[name][l] = true
+			}
+		}
 		switch f.GetType() {
 		case dto.MetricType_COUNTER:
 			add(name, name, true)
 		case dto.MetricType_HISTOGRAM, dto.MetricType_GAUGE_HISTOGRAM:
-			add(name+"_bucket", name, true)
+			add(name+"_bucket", name, true, "le")
 			add(name+"_sum", name, true)
 			add(name+"_count", name, true)
 		case dto.MetricType_SUMMARY:
-			add(name, name, false) // the quantiles
+			add(name, name, false, "quantile") // the quantiles
 			add(name+"_sum", name, true)
 			add(name+"_count", name, true)
 		default:
@@ -123,13 +170,29 @@ func exported(t testing.TB) series {
 }
 
 var (
-	metricName  = regexp.MustCompile(`\b(?:oncehook|go|process)_[A-Za-z0-9_:]*`)
-	rangeFunc   = regexp.MustCompile(`\b(rate|irate|increase)\s*\(`)
-	rangeSel    = regexp.MustCompile(`\[[^\]]*\]`)
-	quantileFn  = regexp.MustCompile(`\bhistogram_quantile\s*\(`)
-	byLe        = regexp.MustCompile(`\bby\s*\([^)]*\ble\b[^)]*\)`)
-	instanceSel = `instance=~"$instance"`
+	metricName = regexp.MustCompile(`\b(?:oncehook|go|process)_[A-Za-z0-9_:]*`)
+	rangeFunc  = regexp.MustCompile(`\b(rate|irate|increase)\s*\(`)
+	rangeSel   = regexp.MustCompile(`\[[^\]]*\]`)
+	quantileFn = regexp.MustCompile(`\bhistogram_quantile\s*\(`)
+	byLe       = regexp.MustCompile(`\bby\s*\([^)]*\ble\b[^)]*\)`)
+	matcher    = regexp.MustCompile(`([A-Za-z_][A-Za-z0-9_]*)\s*(?:=~|!~|!=|=)`)
+	// An aggregation operator, its grouping if written before the
+	// argument, and the argument's opening parenthesis.
+	aggOp   = regexp.MustCompile(`\b(sum|min|max|avg|group|stddev|stdvar|count_values|count|bottomk|topk|quantile|limitk|limit_ratio)\s*(?:(by|without)\s*\(([^)]*)\)\s*)?\(`)
+	groupBy = regexp.MustCompile(`^\s*(by|without)\s*\(([^)]*)\)`)
+	// What comes before the right operand of a set operator.
+	setOp = regexp.MustCompile(`(?:^|[^A-Za-z0-9_:])(?:and|unless)\s*(?:(?:on|ignoring)\s*\([^)]*\)\s*)?$`)
+
+	instanceSel    = `instance=~"$instance"`
+	destinationSel = `destination=~"$destination"`
 )
+
+// Every panel query filters on these template variables, the second only
+// on series with a destination label.
+var filters = []struct{ label, sel string }{
+	{"instance", instanceSel},
+	{"destination", destinationSel},
+}
 
 // blankStrings replaces the inside of every quoted string with x, keeping
 // positions, so that label values are not read as PromQL.
@@ -196,53 +259,99 @@ func balanced(s string) error {
 	return nil
 }
 
-// checkExpr reports what is wrong with one panel query: an unknown metric
-// name, a metric without the $instance filter, a counter read without
-// rate()/increase(), a gauge under rate(), a rate() not over
-// $__rate_interval, or a histogram_quantile() that drops le. It returns the
-// metric names the query uses.
-func checkExpr(expr string, s series) (used []string, errs []error) {
+// span is the inside of a function's or aggregation's parentheses.
+type span struct {
+	fn         string
+	start, end int // the parentheses
+}
+
+func (sp span) holds(pos int) bool { return pos > sp.start && pos < sp.end }
+
+// aggregation is an aggregation operator with its grouping.
+type aggregation struct {
+	span
+	mode   string // "", "by" or "without"
+	labels []string
+}
+
+// keeps reports whether the aggregation's result keeps label l.
+func (a aggregation) keeps(l string) bool {
+	switch a.mode {
+	case "by":
+		return slices.Contains(a.labels, l)
+	case "without":
+		return !slices.Contains(a.labels, l)
+	}
+	return false
+}
+
+// metricUse is one metric name in a query.
+type metricUse struct {
+	name     string
+	pos      int
+	selector string // {...} as written, "" without one
+	fn       string // the enclosing rate(), irate() or increase(), if any
+	// filter: the right operand of and/unless, which only selects the
+	// left one's series: its value and labels do not reach the result.
+	filter bool
+}
+
+// query is a parsed PromQL expression: what the checks below look at.
+type query struct {
+	expr, code string // code: expr with its strings blanked
+	uses       []metricUse
+	aggs       []aggregation
+}
+
+func splitLabels(list string) []string {
+	var out []string
+	for _, l := range strings.Split(list, ",") {
+		if l = strings.TrimSpace(l); l != "" {
+			out = append(out, l)
+		}
+	}
+	return out
+}
+
+// parseQuery finds the metrics of expr and reports what is wrong whatever
+// the query is for: an unknown metric name or label, a counter read without
+// rate()/increase(), a gauge under rate(), a range selector outside them, a
+// grouping by a label no metric under it has, or a histogram_quantile()
+// that drops le. ok is false when expr could not be read at all.
+func parseQuery(expr string, s series) (q query, errs []error, ok bool) {
 	bad := func(format string, a ...any) { errs = append(errs, fmt.Errorf(format, a...)) }
 	if strings.TrimSpace(expr) == "" {
 		bad("empty expr")
-		return nil, errs
+		return q, errs, false
 	}
 	code, err := blankStrings(expr)
 	if err != nil {
 		bad("%v", err)
-		return nil, errs
+		return q, errs, false
 	}
 	if err := balanced(code); err != nil {
 		bad("%v", err)
-		return nil, errs
+		return q, errs, false
 	}
+	q = query{expr: expr, code: code}
 
-	type span struct {
-		fn         string
-		start, end int
-	}
 	var spans []span // arguments of rate(), irate(), increase()
 	for _, loc := range rangeFunc.FindAllStringSubmatchIndex(code, -1) {
 		open := loc[1] - 1
-		sp := span{fn: code[loc[2]:loc[3]], start: open, end: closing(code, open)}
-		spans = append(spans, sp)
-		arg := code[sp.start:sp.end]
-		if !rangeSel.MatchString(arg) {
-			bad("%s() without a range selector", sp.fn)
-		}
-		for _, r := range rangeSel.FindAllString(arg, -1) {
-			if sp.fn != "increase" && r != "[$__rate_interval]" {
-				bad("%s() over %s: use [$__rate_interval]", sp.fn, r)
-			}
-		}
+		spans = append(spans, span{fn: code[loc[2]:loc[3]], start: open, end: closing(code, open)})
 	}
 	inSpan := func(pos int) string {
 		for _, sp := range spans {
-			if pos > sp.start && pos < sp.end {
+			if sp.holds(pos) {
 				return sp.fn
 			}
 		}
 		return ""
+	}
+	for _, sp := range spans {
+		if !rangeSel.MatchString(code[sp.start:sp.end]) {
+			bad("%s() without a range selector", sp.fn)
+		}
 	}
 	for _, loc := range rangeSel.FindAllStringIndex(code, -1) {
 		if inSpan(loc[0]) == "" {
@@ -266,22 +375,104 @@ func checkExpr(expr string, s series) (used []string, errs []error) {
 			bad("%s is not exported by oncehook", name)
 			continue
 		}
-		used = append(used, name)
+		u := metricUse{name: name, pos: loc[0], fn: inSpan(loc[0]), filter: setOp.MatchString(code[:loc[0]])}
 		rest := strings.TrimLeft(code[loc[1]:], " \t\n")
-		if !strings.HasPrefix(rest, "{") {
-			bad("%s has no label selector; filter it with %s", name, instanceSel)
-		} else {
+		if strings.HasPrefix(rest, "{") {
 			open := len(code) - len(rest)
-			if !strings.Contains(expr[open:closing(code, open)+1], instanceSel) {
-				bad("%s is not filtered with %s", name, instanceSel)
+			end := closing(code, open)
+			u.selector = expr[open : end+1]
+			for _, m := range matcher.FindAllStringSubmatch(code[open+1:end], -1) {
+				if !s.hasLabel(name, m[1]) {
+					bad("%s has no label %s", name, m[1])
+				}
 			}
 		}
-		fn := inSpan(loc[0])
+		q.uses = append(q.uses, u)
 		switch {
-		case s.cumulative[name] && fn == "":
+		case s.cumulative[name] && u.fn == "" && !u.filter:
 			bad("%s is cumulative: read it through rate() or increase()", name)
-		case !s.cumulative[name] && fn != "":
-			bad("%s is a gauge: %s() of it is meaningless", name, fn)
+		case !s.cumulative[name] && u.fn != "":
+			bad("%s is a gauge: %s() of it is meaningless", name, u.fn)
+		}
+	}
+
+	for _, loc := range aggOp.FindAllStringSubmatchIndex(code, -1) {
+		open := loc[1] - 1
+		a := aggregation{span: span{fn: code[loc[2]:loc[3]], start: open, end: closing(code, open)}}
+		if loc[4] >= 0 {
+			a.mode, a.labels = code[loc[4]:loc[5]], splitLabels(code[loc[6]:loc[7]])
+		} else if m := groupBy.FindStringSubmatch(code[a.end+1:]); m != nil {
+			a.mode, a.labels = m[1], splitLabels(m[2])
+		}
+		q.aggs = append(q.aggs, a)
+		if a.mode != "by" {
+			continue
+		}
+		var under []string
+		for _, u := range q.uses {
+			if a.holds(u.pos) {
+				under = append(under, u.name)
+			}
+		}
+		if len(under) == 0 {
+			continue // over something this test does not know, such as probe_success
+		}
+		for _, l := range a.labels {
+			if !slices.ContainsFunc(under, func(n string) bool { return s.hasLabel(n, l) }) {
+				bad("%s by (%s): no metric under it has the label %s", a.fn, strings.Join(a.labels, ", "), l)
+			}
+		}
+	}
+	return q, errs, true
+}
+
+// dropsDestination reports each series with a destination label that an
+// aggregation sums away, for views that must show each destination.
+func (q query) dropsDestination(s series) []error {
+	var errs []error
+	for _, u := range q.uses {
+		if !s.labels[u.name]["destination"] || u.filter {
+			continue
+		}
+		for _, a := range q.aggs {
+			if a.holds(u.pos) && !a.keeps("destination") {
+				errs = append(errs, fmt.Errorf("%s(...) of %s loses the destination: aggregate by (destination, ...)", a.fn, u.name))
+			}
+		}
+	}
+	return errs
+}
+
+// checkExpr reports what is wrong with one panel query: what parseQuery
+// finds, a metric without the $instance filter (or, if it has a
+// destination label, the $destination filter), or a rate() not over
+// $__rate_interval. It returns the metric names the query uses.
+func checkExpr(expr string, s series) (used []string, errs []error) {
+	q, errs, ok := parseQuery(expr, s)
+	if !ok {
+		return nil, errs
+	}
+	bad := func(format string, a ...any) { errs = append(errs, fmt.Errorf(format, a...)) }
+	for _, loc := range rangeFunc.FindAllStringSubmatchIndex(q.code, -1) {
+		fn, open := q.code[loc[2]:loc[3]], loc[1]-1
+		for _, r := range rangeSel.FindAllString(q.code[open:closing(q.code, open)], -1) {
+			if fn != "increase" && r != "[$__rate_interval]" {
+				bad("%s() over %s: use [$__rate_interval]", fn, r)
+			}
+		}
+	}
+	for _, u := range q.uses {
+		used = append(used, u.name)
+		if u.selector == "" {
+			bad("%s has no label selector; filter it with %s", u.name, instanceSel)
+			continue
+		}
+		for _, f := range filters {
+			if s.labels[u.name][f.label] || targetLabels[f.label] {
+				if !strings.Contains(u.selector, f.sel) {
+					bad("%s is not filtered with %s", u.name, f.sel)
+				}
+			}
 		}
 	}
 	return used, errs
@@ -320,20 +511,25 @@ func checkDashboard(raw []byte, s series) []error {
 	if v, ok := vars["datasource"]; !ok || v.Type != "datasource" || string(v.Query) != `"prometheus"` {
 		bad(`templating needs a "datasource" variable of type datasource with query "prometheus"`)
 	}
-	if v, ok := vars["instance"]; !ok || v.Type != "query" {
-		bad(`templating needs an "instance" query variable`)
-	} else {
-		var q string
-		if json.Unmarshal(v.Query, &q) != nil {
-			var obj struct{ Query string }
-			_ = json.Unmarshal(v.Query, &obj)
-			q = obj.Query
+	// Query variables: the label each lists, from which metric, and
+	// whether several values (and All) may be chosen.
+	for _, want := range []struct{ name, query string }{
+		{"instance", "label_values(oncehook_requests_total, instance)"},
+		{"destination", "label_values(oncehook_deliveries_total, destination)"},
+	} {
+		v, ok := vars[want.name]
+		if !ok || v.Type != "query" {
+			bad("templating needs a %q query variable", want.name)
+			continue
 		}
-		if q != "label_values(oncehook_requests_total, instance)" {
-			bad("instance variable query is %q", q)
+		if q := v.query(); q != want.query {
+			bad("%s variable query is %q, want %q", want.name, q, want.query)
+		}
+		if !v.Multi || !v.IncludeAll {
+			bad("%s variable must be multi-select and include All", want.name)
 		}
 		if v.Datasource == nil || v.Datasource.UID != "${datasource}" {
-			bad("instance variable must use ${datasource}")
+			bad("%s variable must use ${datasource}", want.name)
 		}
 	}
 
@@ -347,6 +543,7 @@ func checkDashboard(raw []byte, s series) []error {
 	}
 	walk(d.Panels)
 	queries, ids := 0, map[int]bool{}
+	byDestination := 0 // timeseries panels that show each destination
 	for _, p := range all {
 		where := fmt.Sprintf("panel %d %q", p.ID, p.Title)
 		if p.ID == 0 || ids[p.ID] {
@@ -373,6 +570,7 @@ func checkDashboard(raw []byte, s series) []error {
 			bad("%s: no targets", where)
 		}
 		refs := map[string]bool{}
+		perDestination := false
 		for _, tg := range p.Targets {
 			if tg.RefID == "" || refs[tg.RefID] {
 				bad("%s: missing or repeated refId %q", where, tg.RefID)
@@ -383,10 +581,26 @@ func checkDashboard(raw []byte, s series) []error {
 			}
 			queries++
 			check(fmt.Sprintf("%s target %s", where, tg.RefID), tg.Expr)
+			// A graph of a per-destination metric draws each destination;
+			// a stat may sum the selected ones.
+			if q, _, ok := parseQuery(tg.Expr, s); ok && p.Type == "timeseries" {
+				for _, e := range q.dropsDestination(s) {
+					bad("%s target %s: %v\n\texpr: %s", where, tg.RefID, e, tg.Expr)
+				}
+				if slices.ContainsFunc(q.uses, func(u metricUse) bool { return s.labels[u.name]["destination"] }) {
+					perDestination = true
+				}
+			}
+		}
+		if perDestination {
+			byDestination++
 		}
 	}
 	if queries == 0 {
 		bad("no panels with queries")
+	}
+	if byDestination == 0 {
+		bad("no timeseries panel shows a per-destination delivery metric by destination")
 	}
 	for _, f := range s.families {
 		if !used[f] {
@@ -406,17 +620,70 @@ func TestDashboard(t *testing.T) {
 	}
 }
 
+// TestDestinationLabels checks which families exported() gives a
+// destination label: without any, the $destination checks would check
+// nothing.
+func TestDestinationLabels(t *testing.T) {
+	s := exported(t)
+	var got []string
+	for _, f := range s.families {
+		if s.labels[f]["destination"] || s.labels[f+"_bucket"]["destination"] {
+			got = append(got, f)
+		}
+	}
+	want := []string{"oncehook_deliveries_total", "oncehook_delivery_queue_depth", "oncehook_oldest_pending_age_seconds"}
+	if !slices.Equal(got, want) {
+		t.Fatalf("families with a destination label: %v, want %v", got, want)
+	}
+}
+
 // TestRegistryMatchesSource guards exported(): every oncehook_* name the
-// receiver registers must show in the registry this test builds, so that a
-// gauge added to serve.go or a vector never touched above is not missed.
+// receiver registers must show in the registry this test builds, with the
+// same labels, so that a gauge added to serve.go, a vector never touched
+// above or a label added or dropped in the source is not missed.
 func TestRegistryMatchesSource(t *testing.T) {
 	s := exported(t)
 	have := map[string]bool{}
 	for _, f := range s.families {
 		have[f] = true
 	}
+	// own returns the labels of family name that are not a histogram's le.
+	own := func(name string) []string {
+		var out []string
+		ls := s.labels[name]
+		if ls == nil {
+			ls = s.labels[name+"_bucket"]
+		}
+		for l := range ls {
+			if l != "le" {
+				out = append(out, l)
+			}
+		}
+		slices.Sort(out)
+		return out
+	}
+	sameLabels := func(where, name string, want []string) {
+		slices.Sort(want)
+		if got := own(name); have[name] && !slices.Equal(got, want) {
+			t.Errorf("%s: %s has labels %v in the source, %v in this test's registry: update exported()", where, name, want, got)
+		}
+	}
+
 	lit := regexp.MustCompile(`(?:Name:\s*|Gauge\(\s*)"(oncehook_[A-Za-z0-9_:]+)"`)
-	found := 0
+	// A collector made in internal/metrics: its options' Name, then its
+	// label names if it is a vector.
+	collector := regexp.MustCompile(`(?s)Name:\s*"(oncehook_[A-Za-z0-9_:]+)".*?\}(?:,\s*\[\]string\{([^}]*)\})?\)`)
+	// m.Gauge or m.QueryGauge in cmd/receiver: name, help, then labels.
+	gauge := regexp.MustCompile(`Gauge\(\s*"(oncehook_[A-Za-z0-9_:]+)",\s*"(?:[^"\\]|\\.)*",\s*([^,]+),`)
+	labelsLit := regexp.MustCompile(`prometheus\.Labels\{([^}]*)\}`)
+	keys := func(lit string) []string {
+		var out []string
+		for _, m := range regexp.MustCompile(`"([A-Za-z_][A-Za-z0-9_]*)"\s*:`).FindAllStringSubmatch(lit, -1) {
+			out = append(out, m[1])
+		}
+		return out
+	}
+	found, checked := 0, 0
 	for _, dir := range []string{"../../internal/metrics", "../../cmd/receiver"} {
 		files, err := filepath.Glob(filepath.Join(dir, "*.go"))
 		if err != nil || len(files) == 0 {
@@ -426,57 +693,85 @@ func TestRegistryMatchesSource(t *testing.T) {
 			if strings.HasSuffix(f, "_test.go") {
 				continue
 			}
-			src, err := os.ReadFile(f)
+			b, err := os.ReadFile(f)
 			if err != nil {
 				t.Fatal(err)
 			}
-			for _, m := range lit.FindAllStringSubmatch(string(src), -1) {
+			src := string(b)
+			for _, m := range lit.FindAllStringSubmatch(src, -1) {
 				found++
 				if !have[m[1]] {
 					t.Errorf("%s registers %s, missing from this test's registry: update exported()", f, m[1])
 				}
 			}
+			for _, m := range collector.FindAllStringSubmatch(src, -1) {
+				checked++
+				var want []string
+				for _, l := range strings.Split(m[2], ",") {
+					if l = strings.Trim(strings.TrimSpace(l), `"`); l != "" {
+						want = append(want, l)
+					}
+				}
+				sameLabels(f, m[1], want)
+			}
+			for _, m := range gauge.FindAllStringSubmatch(src, -1) {
+				checked++
+				arg := strings.TrimSpace(m[2])
+				var want []string
+				switch {
+				case arg == "nil":
+				case labelsLit.MatchString(arg):
+					want = keys(arg)
+				default: // a variable: its prometheus.Labels{...} in the same file
+					def := regexp.MustCompile(`\b` + regexp.QuoteMeta(arg) + `\s*:?=\s*prometheus\.Labels\{([^}]*)\}`).FindStringSubmatch(src)
+					if def == nil {
+						t.Errorf("%s: cannot tell the labels of %s (%s): update this test", f, m[1], arg)
+						continue
+					}
+					want = keys(def[1])
+				}
+				sameLabels(f, m[1], want)
+			}
 		}
 	}
-	if found == 0 {
-		t.Fatal("found no metric names in the source; has the registration moved?")
-	}
-}
-
-// TestAlertingNames keeps ../ALERTING.md to metric names that exist.
-func TestAlertingNames(t *testing.T) {
-	s := exported(t)
-	doc, err := os.ReadFile("../ALERTING.md")
-	if err != nil {
-		t.Fatal(err)
-	}
-	names := regexp.MustCompile(`\boncehook_[A-Za-z0-9_:]+`).FindAllString(string(doc), -1)
-	if len(names) == 0 {
-		t.Fatal("ALERTING.md names no oncehook metric")
-	}
-	for _, n := range names {
-		if _, ok := s.family[n]; !ok {
-			t.Errorf("ALERTING.md: %s is not exported by oncehook", n)
-		}
+	if found == 0 || checked == 0 {
+		t.Fatalf("found %d metric names and %d label lists in the source; has the registration moved?", found, checked)
 	}
 }
 
 // TestCheckerCatchesMistakes shows that the checks above can fail.
 func TestCheckerCatchesMistakes(t *testing.T) {
 	s := exported(t)
-	good := `sum by (outcome) (rate(oncehook_requests_total{instance=~"$instance", outcome="accepted"}[$__rate_interval]))`
-	if _, errs := checkExpr(good, s); len(errs) != 0 {
-		t.Fatalf("good expr rejected: %v", errs)
+	for _, good := range []string{
+		`sum by (outcome) (rate(oncehook_requests_total{instance=~"$instance", outcome="accepted"}[$__rate_interval]))`,
+		`sum by (destination, result) (rate(oncehook_deliveries_total{instance=~"$instance", destination=~"$destination"}[$__rate_interval]))`,
+		`max(oncehook_oldest_pending_age_seconds{instance=~"$instance", destination=~"$destination"}) by (destination)`,
+	} {
+		if _, errs := checkExpr(good, s); len(errs) != 0 {
+			t.Fatalf("good expr rejected: %v\n\t%s", errs, good)
+		}
 	}
 	for _, c := range []struct{ name, expr, want string }{
 		{"typo", `sum(rate(oncehook_request_total{instance=~"$instance"}[$__rate_interval]))`, "not exported"},
 		{"bogus", `oncehook_bogus_metric{instance=~"$instance"}`, "not exported"},
 		{"histogram base name", `sum(rate(oncehook_insert_batch_rows{instance=~"$instance"}[$__rate_interval]))`, "not exported"},
-		{"counter without rate", `sum(oncehook_deliveries_total{instance=~"$instance"})`, "cumulative"},
-		{"rate of a gauge", `sum(rate(oncehook_delivery_queue_depth{instance=~"$instance"}[$__rate_interval]))`, "gauge"},
+		{"counter without rate", `sum(oncehook_deliveries_total{instance=~"$instance", destination=~"$destination"})`, "cumulative"},
+		{"rate of a gauge", `sum(rate(oncehook_delivery_queue_depth{instance=~"$instance", destination=~"$destination"}[$__rate_interval]))`, "gauge"},
 		{"fixed rate window", `sum(rate(oncehook_requests_total{instance=~"$instance"}[5m]))`, "$__rate_interval"},
-		{"no instance filter", `sum(rate(oncehook_requests_total{outcome="accepted"}[$__rate_interval]))`, "not filtered"},
+		{"no instance filter", `sum(rate(oncehook_requests_total{outcome="accepted"}[$__rate_interval]))`, "not filtered with " + instanceSel},
+		{"no destination filter", `sum by (destination) (rate(oncehook_deliveries_total{instance=~"$instance", result="dead"}[$__rate_interval]))`,
+			"oncehook_deliveries_total is not filtered with " + destinationSel},
+		{"no destination filter on a gauge", `max by (destination) (oncehook_oldest_pending_age_seconds{instance=~"$instance"})`,
+			"oncehook_oldest_pending_age_seconds is not filtered with " + destinationSel},
 		{"no selector", `sum(rate(oncehook_requests_total[$__rate_interval]))`, "no label selector"},
+		{"label the metric lacks", `sum(rate(oncehook_requests_total{instance=~"$instance", destination=~"$destination"}[$__rate_interval]))`,
+			"oncehook_requests_total has no label destination"},
+		{"label typo", `sum(rate(oncehook_deliveries_total{instance=~"$instance", destination=~"$destination", reslt="dead"}[$__rate_interval]))`,
+			"has no label reslt"},
+		{"group by a missing label", `sum by (destinaton) (rate(oncehook_deliveries_total{instance=~"$instance", destination=~"$destination"}[$__rate_interval]))`,
+			"no metric under it has the label destinaton"},
+		{"group after, missing label", `max(oncehook_delivery_queue_depth{instance=~"$instance", destination=~"$destination"}) by (result)`,
+			"no metric under it has the label result"},
 		{"quantile without le", `histogram_quantile(0.99, sum(rate(oncehook_insert_batch_seconds_bucket{instance=~"$instance"}[$__rate_interval])))`, "le"},
 		{"unbalanced", `sum(rate(oncehook_requests_total{instance=~"$instance"}[$__rate_interval])`, "unclosed"},
 		{"empty", ` `, "empty"},
@@ -496,32 +791,88 @@ func TestCheckerCatchesMistakes(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	t.Run("invalid JSON", func(t *testing.T) {
-		if errs := checkDashboard(raw[:len(raw)/2], s); len(errs) == 0 || !strings.Contains(errs[0].Error(), "JSON") {
-			t.Fatalf("got %v", errs)
+	if errs := checkDashboard(raw, s); len(errs) != 0 {
+		t.Fatalf("the dashboard has problems (see TestDashboard): %v", errs)
+	}
+	// edit returns the dashboard with old replaced by new, which must occur.
+	edit := func(t *testing.T, old, new string) []byte {
+		t.Helper()
+		if !strings.Contains(string(raw), old) {
+			t.Fatalf("%q is not in the dashboard", old)
 		}
-	})
-	t.Run("no panels", func(t *testing.T) {
+		return []byte(strings.ReplaceAll(string(raw), old, new))
+	}
+	// variables returns the dashboard with its template variables changed by f.
+	variables := func(t *testing.T, f func([]any) []any) []byte {
+		t.Helper()
 		var d map[string]any
 		if err := json.Unmarshal(raw, &d); err != nil {
 			t.Fatal(err)
 		}
-		d["panels"] = []any{}
-		b, _ := json.Marshal(d)
-		if !strings.Contains(fmt.Sprint(checkDashboard(b, s)), "no panels") {
-			t.Fatal("a dashboard without panels passed")
+		tm := d["templating"].(map[string]any)
+		tm["list"] = f(tm["list"].([]any))
+		b, err := json.Marshal(d)
+		if err != nil {
+			t.Fatal(err)
 		}
-	})
-	t.Run("family dropped", func(t *testing.T) {
-		b := strings.ReplaceAll(string(raw), "oncehook_redis_errors_total", "oncehook_postgres_errors_total")
-		if !strings.Contains(fmt.Sprint(checkDashboard([]byte(b), s)), "oncehook_redis_errors_total is on no panel") {
-			t.Fatal("a dashboard without Redis errors passed")
-		}
-	})
-	t.Run("unknown metric in dashboard", func(t *testing.T) {
-		b := strings.ReplaceAll(string(raw), "go_goroutines", "oncehook_goroutines")
-		if !strings.Contains(fmt.Sprint(checkDashboard([]byte(b), s)), "oncehook_goroutines is not exported") {
-			t.Fatal("a dashboard with an unknown metric passed")
-		}
-	})
+		return b
+	}
+	isDestination := func(v any) bool { return v.(map[string]any)["name"] == "destination" }
+	for _, c := range []struct {
+		name string
+		dash func(t *testing.T) []byte
+		want string
+	}{
+		{"invalid JSON", func(*testing.T) []byte { return raw[:len(raw)/2] }, "JSON"},
+		{"no panels", func(t *testing.T) []byte {
+			var d map[string]any
+			if err := json.Unmarshal(raw, &d); err != nil {
+				t.Fatal(err)
+			}
+			d["panels"] = []any{}
+			b, _ := json.Marshal(d)
+			return b
+		}, "no panels"},
+		{"family dropped", func(t *testing.T) []byte {
+			return edit(t, "oncehook_redis_errors_total", "oncehook_postgres_errors_total")
+		}, "oncehook_redis_errors_total is on no panel"},
+		{"unrouted dropped", func(t *testing.T) []byte {
+			return edit(t, "oncehook_events_unrouted_total", "oncehook_redis_errors_total")
+		}, "oncehook_events_unrouted_total is on no panel"},
+		{"unknown metric in dashboard", func(t *testing.T) []byte {
+			return edit(t, "go_goroutines", "oncehook_goroutines")
+		}, "oncehook_goroutines is not exported"},
+		{"no destination variable", func(t *testing.T) []byte {
+			return variables(t, func(l []any) []any { return slices.DeleteFunc(l, isDestination) })
+		}, `templating needs a "destination" query variable`},
+		{"destination variable on the wrong metric", func(t *testing.T) []byte {
+			return edit(t, "label_values(oncehook_deliveries_total, destination)", "label_values(oncehook_requests_total, destination)")
+		}, "destination variable query is"},
+		{"destination variable single-select", func(t *testing.T) []byte {
+			return variables(t, func(l []any) []any {
+				for _, v := range l {
+					if isDestination(v) {
+						v.(map[string]any)["multi"] = false
+					}
+				}
+				return l
+			})
+		}, "destination variable must be multi-select"},
+		{"delivery panels not filtered by destination", func(t *testing.T) []byte {
+			return edit(t, `, destination=~\"$destination\"`, "")
+		}, "oncehook_deliveries_total is not filtered with " + destinationSel},
+		{"delivery graph summed over destinations", func(t *testing.T) []byte {
+			return edit(t, "sum by (destination, result) (rate(oncehook_deliveries_total", "sum by (result) (rate(oncehook_deliveries_total")
+		}, "loses the destination"},
+		{"oldest pending age over all destinations", func(t *testing.T) []byte {
+			return edit(t, "max by (destination) (oncehook_oldest_pending_age_seconds", "max(oncehook_oldest_pending_age_seconds")
+		}, "max(...) of oncehook_oldest_pending_age_seconds loses the destination"},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			errs := checkDashboard(c.dash(t), s)
+			if !strings.Contains(fmt.Sprint(errs), c.want) {
+				t.Fatalf("want a problem containing %q, got %v", c.want, errs)
+			}
+		})
+	}
 }

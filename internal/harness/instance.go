@@ -26,6 +26,7 @@ type Instance struct {
 	Dedup  *dedup.Deduper
 	server *receiver.Server
 	disp   *delivery.Dispatcher
+	pool   *pgxpool.Pool
 	done   chan struct{}
 }
 
@@ -34,7 +35,7 @@ type InstanceConfig struct {
 	Pool      *pgxpool.Pool
 	Redis     redis.UniversalClient // nil: Postgres alone
 	KeyPrefix string
-	Sink      sink.Sink
+	Sink      sink.Sink // the one destination, default, unless Delivery.Destinations are set
 	// Delivery tunes the dispatcher; its Pool and Sink are set from above.
 	// FlushInterval defaults to 5ms here.
 	Delivery delivery.DispatcherConfig
@@ -55,7 +56,8 @@ func StartInstance(t testing.TB, cfg InstanceConfig) *Instance {
 	if err != nil {
 		t.Fatal(err)
 	}
-	dd, err := dedup.New(dedup.Config{Pool: cfg.Pool, Redis: cfg.Redis, KeyPrefix: cfg.KeyPrefix, RedisBackoff: 100 * time.Millisecond, Lease: dc.Lease})
+	dd, err := dedup.New(dedup.Config{Pool: cfg.Pool, Redis: cfg.Redis, KeyPrefix: cfg.KeyPrefix, RedisBackoff: 100 * time.Millisecond,
+		Lease: dc.Lease, Routes: disp.Routes()})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -76,7 +78,7 @@ func StartInstance(t testing.TB, cfg InstanceConfig) *Instance {
 		t.Fatal(err)
 	}
 	in := &Instance{
-		Base: "http://" + ln.Addr().String(), Dedup: dd, server: srv, disp: disp, done: make(chan struct{}),
+		Base: "http://" + ln.Addr().String(), Dedup: dd, server: srv, disp: disp, pool: cfg.Pool, done: make(chan struct{}),
 	}
 	in.URL = in.Base + receiver.WebhookPath
 	go func() {
@@ -86,6 +88,9 @@ func StartInstance(t testing.TB, cfg InstanceConfig) *Instance {
 	t.Cleanup(in.Stop)
 	return in
 }
+
+// Pool is the Postgres pool the instance stores in.
+func (in *Instance) Pool() *pgxpool.Pool { return in.pool }
 
 // Stop shuts the instance down in cmd/receiver's order. It is idempotent.
 func (in *Instance) Stop() {
