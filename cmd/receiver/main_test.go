@@ -216,13 +216,40 @@ func (d *downstream) snapshot() map[string]int {
 // twice may be ones the killed instance had accepted.
 func TestSIGKILLDuringStormLosesNothing(t *testing.T) {
 	t.Parallel()
+	sigkillStorm(t, nil)
+}
+
+// TestSIGKILLDuringStormWithThreeDestinations is the same with three
+// destinations: nothing is lost at any of them.
+func TestSIGKILLDuringStormWithThreeDestinations(t *testing.T) {
+	t.Parallel()
+	sigkillStorm(t, []string{"billing", "crm", "analytics"})
+}
+
+// sigkillStorm runs the kill with SINK_URL (no names) or with one HTTP
+// destination per name, each matching every event.
+func sigkillStorm(t *testing.T, names []string) {
 	pool, dbURL := testDB(t)
-	down := &downstream{counts: map[string]int{}}
-	srv := httptest.NewServer(down)
-	defer srv.Close()
 	env := []string{
-		"STRIPE_WEBHOOK_SECRET=" + harness.Secret, "SINK_URL=" + srv.URL,
+		"STRIPE_WEBHOOK_SECRET=" + harness.Secret,
 		"DELIVERY_TIMEOUT=1s", "DELIVERY_LEASE=11s", "LOG_LEVEL=warn",
+	}
+	sinks := map[string]*downstream{}
+	if len(names) == 0 {
+		names = []string{"default"}
+	} else {
+		env = append(env, "DESTINATIONS="+strings.Join(names, ","))
+	}
+	for _, name := range names {
+		down := &downstream{counts: map[string]int{}}
+		srv := httptest.NewServer(down)
+		t.Cleanup(srv.Close)
+		sinks[name] = down
+		if name == "default" {
+			env = append(env, "SINK_URL="+srv.URL)
+		} else {
+			env = append(env, "DESTINATION_"+strings.ToUpper(name)+"_URL="+srv.URL)
+		}
 	}
 	addrs := []string{testenv.FreeAddr(t), testenv.FreeAddr(t)}
 	// Two workers against a slow sink: the victim has a backlog when it dies.
@@ -277,47 +304,51 @@ func TestSIGKILLDuringStormLosesNothing(t *testing.T) {
 		t.Fatalf("%d of %d events answered 200", len(answered), events)
 	}
 
-	deadline := time.Now().Add(60 * time.Second)
-	for {
-		got := down.snapshot()
-		missing := 0
-		for id := range answered {
-			if got[id] == 0 {
-				missing++
-			}
-		}
-		if missing == 0 {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("%d events that got a 200 never reached the sink", missing)
-		}
-		time.Sleep(100 * time.Millisecond)
-	}
-	twice := 0
-	for id, n := range down.snapshot() {
-		if n > 1 {
-			twice++
-			if !victimAccepts[id] {
-				t.Errorf("%s delivered %d times but the killed instance never accepted it", id, n)
-			}
-		}
-	}
-	// The survivor's sweeper, not luck, delivered the victim's backlog.
 	var victimIDs []string
 	for id := range victimAccepts {
 		victimIDs = append(victimIDs, id)
 	}
-	var rescued int
-	if err := pool.QueryRow(context.Background(), `SELECT count(DISTINCT event_id) FROM stripe_webhook_delivery_attempts
-		WHERE ok AND event_id = ANY($1) AND instance NOT LIKE $2`, victimIDs, fmt.Sprintf("%%:%d", victim.cmd.Process.Pid)).Scan(&rescued); err != nil {
-		t.Fatal(err)
+	deadline := time.Now().Add(60 * time.Second)
+	for _, name := range names {
+		down := sinks[name]
+		for {
+			got := down.snapshot()
+			missing := 0
+			for id := range answered {
+				if got[id] == 0 {
+					missing++
+				}
+			}
+			if missing == 0 {
+				break
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("%d events that got a 200 never reached destination %s", missing, name)
+			}
+			time.Sleep(100 * time.Millisecond)
+		}
+		twice := 0
+		for id, n := range down.snapshot() {
+			if n > 1 {
+				twice++
+				if !victimAccepts[id] {
+					t.Errorf("%s delivered %d times to %s but the killed instance never accepted it", id, n, name)
+				}
+			}
+		}
+		// The survivor's sweeper, not luck, delivered the victim's backlog.
+		var rescued int
+		if err := pool.QueryRow(context.Background(), `SELECT count(DISTINCT event_id) FROM stripe_webhook_delivery_attempts
+			WHERE ok AND destination = $3 AND event_id = ANY($1) AND instance NOT LIKE $2`,
+			victimIDs, fmt.Sprintf("%%:%d", victim.cmd.Process.Pid), name).Scan(&rescued); err != nil {
+			t.Fatal(err)
+		}
+		if rescued == 0 {
+			t.Errorf("%s: no event the killed instance accepted was delivered by the survivor: the kill hit no backlog", name)
+		}
+		t.Logf("%s: %d events; killed instance accepted %d, survivor delivered %d of them; %d delivered twice (all in the kill window)",
+			name, events, len(victimAccepts), rescued, twice)
 	}
-	if rescued == 0 {
-		t.Fatal("no event the killed instance accepted was delivered by the survivor: the kill hit no backlog")
-	}
-	t.Logf("%d events; killed instance accepted %d, survivor delivered %d of them; %d delivered twice (all in the kill window)",
-		events, len(victimAccepts), rescued, twice)
 }
 
 type rawResponse struct {
