@@ -16,11 +16,12 @@ const (
 )
 
 // memoryBound is base + MAX_CONNECTIONS × 20 KiB + MAX_INFLIGHT_BODY_BYTES
-// + QUEUE_MAX_BYTES + MAX_BODY_BYTES (the sweeper's one event past the
-// queue's bound) + held results.
+// + QUEUE_MAX_BYTES + D × MAX_BODY_BYTES (each of the D destinations'
+// sweepers may pass its share by one event) + held results.
 func memoryBound(c config) int64 {
+	d := int64(max(1, len(c.Destinations)))
 	return baseBytes + int64(c.MaxConnections)*perConnBytes + int64(c.MaxInflightBytes) +
-		int64(c.QueueMaxBytes) + int64(c.MaxBodyBytes) + heldResultBytes
+		int64(c.QueueMaxBytes) + d*int64(c.MaxBodyBytes) + heldResultBytes
 }
 
 // limitMemory makes the memory bound the Go runtime's soft limit, unless

@@ -68,8 +68,11 @@ func TestMetricsAddUpAfterAStorm(t *testing.T) {
 	t.Parallel()
 	_, dbURL := testDB(t)
 	addr, admin := testenv.FreeAddr(t), testenv.FreeAddr(t)
+	dir := t.TempDir()
 	startProcess(t, addr, dbURL,
-		"STRIPE_WEBHOOK_SECRET="+harness.Secret, "ADMIN_ADDR="+admin, "SINK_URL=file://"+t.TempDir()+"/events.jsonl")
+		"STRIPE_WEBHOOK_SECRET="+harness.Secret, "ADMIN_ADDR="+admin, "DESTINATIONS=billing,crm",
+		"DESTINATION_BILLING_URL=file://"+dir+"/billing.jsonl", "DESTINATION_BILLING_TYPES=invoice.*",
+		"DESTINATION_CRM_URL=file://"+dir+"/crm.jsonl", "DESTINATION_CRM_TYPES=customer.*")
 	base := "http://" + addr
 	run := fmt.Sprint(time.Now().UnixNano())
 
@@ -80,6 +83,10 @@ func TestMetricsAddUpAfterAStorm(t *testing.T) {
 		for range copies {
 			wg.Go(func() { harness.Post(t, base+"/webhooks/stripe", body) })
 		}
+	}
+	const unrouted = 3
+	for e := range unrouted {
+		harness.Post(t, base+"/webhooks/stripe", harness.EventBody(fmt.Sprintf("evt_metrics_unrouted_%s_%d", run, e), "charge.succeeded"))
 	}
 	wg.Wait()
 	for range 5 {
@@ -96,7 +103,7 @@ func TestMetricsAddUpAfterAStorm(t *testing.T) {
 	var fams map[string]*dto.MetricFamily
 	for {
 		fams = scrape(t, url)
-		if value(fams, "oncehook_deliveries_total", "result", "delivered") == events || time.Now().After(deadline) {
+		if value(fams, "oncehook_deliveries_total", "destination", "billing", "result", "delivered") == events || time.Now().After(deadline) {
 			break
 		}
 		time.Sleep(50 * time.Millisecond)
@@ -106,20 +113,24 @@ func TestMetricsAddUpAfterAStorm(t *testing.T) {
 		labels []string
 		want   float64
 	}{
-		{"oncehook_requests_total", []string{"outcome", "accepted"}, events},
+		{"oncehook_requests_total", []string{"outcome", "accepted"}, events + unrouted},
 		{"oncehook_requests_total", []string{"outcome", "duplicate"}, events * (copies - 1)},
 		{"oncehook_requests_total", []string{"outcome", "bad_signature"}, 5},
 		{"oncehook_requests_total", []string{"outcome", "not_found"}, 2},
 		{"oncehook_requests_total", []string{"outcome", "method_not_allowed"}, 1},
 		{"oncehook_requests_total", []string{"outcome", "unavailable"}, 0},
-		{"oncehook_dedup_decisions_total", nil, events * copies},
-		{"oncehook_dedup_decisions_total", []string{"outcome", "accepted"}, events},
-		{"oncehook_deliveries_total", []string{"result", "delivered"}, events},
+		{"oncehook_dedup_decisions_total", nil, events*copies + unrouted},
+		{"oncehook_dedup_decisions_total", []string{"outcome", "accepted"}, events + unrouted},
+		{"oncehook_deliveries_total", []string{"destination", "billing", "result", "delivered"}, events},
+		{"oncehook_deliveries_total", []string{"destination", "crm", "result", "delivered"}, 0},
 		{"oncehook_deliveries_total", []string{"result", "dead"}, 0},
+		{"oncehook_events_unrouted_total", nil, unrouted},
 		{"oncehook_redis_errors_total", nil, 0},
 		{"oncehook_postgres_errors_total", nil, 0},
-		{"oncehook_delivery_queue_depth", nil, 0},
-		{"oncehook_oldest_pending_age_seconds", nil, 0},
+		{"oncehook_delivery_queue_depth", []string{"destination", "billing"}, 0},
+		{"oncehook_delivery_queue_depth", []string{"destination", "crm"}, 0},
+		{"oncehook_oldest_pending_age_seconds", []string{"destination", "billing"}, 0},
+		{"oncehook_oldest_pending_age_seconds", []string{"destination", "crm"}, 0},
 	} {
 		if got := value(fams, c.family, c.labels...); got != c.want {
 			t.Errorf("%s%v = %v, want %v", c.family, c.labels, got, c.want)
@@ -128,6 +139,13 @@ func TestMetricsAddUpAfterAStorm(t *testing.T) {
 	// Every accepted event was a row of some INSERT batch.
 	if rows := value(fams, "oncehook_insert_batch_rows"); rows < events {
 		t.Errorf("insert batches carried %v rows, want at least %d", rows, events)
+	}
+	for _, family := range []string{"oncehook_deliveries_total", "oncehook_delivery_queue_depth", "oncehook_oldest_pending_age_seconds"} {
+		for _, d := range []string{"billing", "crm"} {
+			if value(fams, family, "destination", d) < 0 || !hasLabel(fams[family], "destination", d) {
+				t.Errorf("%s has no series for destination %s", family, d)
+			}
+		}
 	}
 	if fams["oncehook_insert_batch_seconds"] == nil || fams["go_goroutines"] == nil || fams["process_resident_memory_bytes"] == nil {
 		t.Errorf("missing families; have %v", strings.Join(keys(fams), " "))
@@ -147,4 +165,18 @@ func keys(m map[string]*dto.MetricFamily) []string {
 		out = append(out, k)
 	}
 	return out
+}
+
+func hasLabel(f *dto.MetricFamily, name, value string) bool {
+	if f == nil {
+		return false
+	}
+	for _, m := range f.Metric {
+		for _, l := range m.Label {
+			if l.GetName() == name && l.GetValue() == value {
+				return true
+			}
+		}
+	}
+	return false
 }
