@@ -25,6 +25,14 @@
 #   BENCH_INSTANCES    3: receivers for spread (the other scenarios use one)
 #   BENCH_OUT          bench; bench/smoke: where the report goes
 #   BENCH_FLAGS        more flags for `bench run` (see bin/bench run -h)
+#   BENCH_PGSS         0; 1: measure each scenario's cost per event. Postgres starts with
+#                      pg_stat_statements (and track_wal_io_timing); each scenario then runs as
+#                      a `bench run` of its own, with the statistics reset before it and, after
+#                      it (drain and check included), $BENCH_OUT/pgss-SCENARIO.txt written: the
+#                      statements' execution time per event, the top statements, commits, WAL
+#                      and WAL syncs per event, and the CPU split (Postgres, Redis, receivers,
+#                      sink, load generator) per event. A line per scenario goes to
+#                      $BENCH_OUT/pgss.txt and stderr. The floor is not measured.
 #   GO                 go
 set -euo pipefail
 
@@ -51,6 +59,8 @@ fanout_dests=a,b,c
 conns=${BENCH_CONNECTIONS:-64}
 instances=${BENCH_INSTANCES:-3}
 out=${BENCH_OUT:-bench}
+pgss=${BENCH_PGSS:-0}
+[[ $pgss == 0 || $pgss == 1 ]] || { echo "bench.sh: BENCH_PGSS must be 0 or 1" >&2; exit 2; }
 [[ $instances =~ ^[1-9][0-9]*$ ]] || { echo "bench.sh: BENCH_INSTANCES must be a positive number" >&2; exit 2; }
 
 # cpu_idle prints the machine's idle CPU share over one second: other work
@@ -113,7 +123,17 @@ trap 'exit 143' TERM
 # full_page_writes on): this benchmarks a payments system. Only memory is raised.
 pg_port=$("$services" free-port)
 pg_dir=$tmp/pg
-PG_EXTRA_OPTS="-c shared_buffers=256MB" "$services" pg-start "$pg_dir" "$pg_port"
+pg_opts="-c shared_buffers=256MB"
+if ((pgss)); then
+	# pg_stat_statements ships with the server (Debian: postgresql-NN;
+	# elsewhere postgresql-contrib). track_wal_io_timing times WAL fsyncs,
+	# which statement times leave out (a commit waits for its flush after
+	# the statement).
+	pg_opts+=" -c shared_preload_libraries=pg_stat_statements -c pg_stat_statements.track=top"
+	pg_opts+=" -c pg_stat_statements.track_utility=on -c track_wal_io_timing=on"
+fi
+PG_EXTRA_OPTS=$pg_opts "$services" pg-start "$pg_dir" "$pg_port" ||
+	{ ((pgss)) && echo "bench.sh: BENCH_PGSS=1 needs pg_stat_statements (postgresql-contrib)" >&2; exit 2; }
 "$services" pg-createdb "$pg_dir" "$pg_port" oncehook_bench
 redis_port=$("$services" free-port)
 redis_dir=$tmp/redis
@@ -127,6 +147,7 @@ redis_url="redis://127.0.0.1:$redis_port/0"
 sink_port=$("$services" free-port)
 bin/bench sink -addr "127.0.0.1:$sink_port" >"$tmp/sink.log" 2>&1 &
 procs+=($!)
+sink_pid=$!
 floor_port=$("$services" free-port)
 bin/bench floor -addr "127.0.0.1:$floor_port" >"$tmp/floor.log" 2>&1 &
 procs+=($!)
@@ -229,18 +250,163 @@ fi
 groups[0]=floor:before${groups[0]:+,${groups[0]}}
 groups[${#groups[@]} - 1]+=,floor:after
 
+# BENCH_PGSS=1: cost per event, measured around each scenario's `bench run`.
+pg_admin() { # pg_admin SQL: run SQL in the postgres database (the receivers use others)
+	psql -X -q -v ON_ERROR_STOP=1 -P pager=off -h 127.0.0.1 -p "$pg_port" -U postgres -d postgres "$@"
+}
+# cpu_ticks PID...: utime+stime of the processes, in clock ticks.
+cpu_ticks() {
+	local pid st f t=0
+	for pid; do
+		{ read -r st <"/proc/$pid/stat"; } 2>/dev/null || continue
+		read -r -a f <<<"${st##*) }"
+		t=$((t + f[11] + f[12]))
+	done
+	echo "$t"
+}
+# pg_ticks: the CPU of Postgres: the postmaster, its live children (backends,
+# WAL writer, checkpointer...) and the children it has reaped.
+pg_ticks() {
+	local pm st f t=0 p
+	read -r pm <"$pg_dir/postmaster.pid"
+	{ read -r st <"/proc/$pm/stat"; } 2>/dev/null || { echo 0; return; }
+	read -r -a f <<<"${st##*) }"
+	t=$((f[11] + f[12] + f[13] + f[14]))
+	for p in /proc/[0-9]*/stat; do
+		{ read -r st <"$p"; } 2>/dev/null || continue
+		read -r -a f <<<"${st##*) }"
+		((f[1] == pm)) && t=$((t + f[11] + f[12]))
+	done
+	echo "$t"
+}
+# bench_ticks: the CPU of this script's reaped children: the load generator
+# (`bench run` and little else during a scenario).
+bench_ticks() {
+	local st f
+	read -r st <"/proc/$$/stat"
+	read -r -a f <<<"${st##*) }"
+	echo $((f[13] + f[14]))
+}
+clk_tck=$(getconf CLK_TCK 2>/dev/null || echo 100)
+if ((pgss)); then
+	pg_admin -c "CREATE EXTENSION IF NOT EXISTS pg_stat_statements" >/dev/null
+	rm -f "$out"/pgss-*.txt "$out/pgss.txt"
+fi
+declare -A mark=()
+# wait_ready URLS: wait up to 60 s for each receiver's /readyz, so that a
+# receiver's start (migrations) stays out of the measurement.
+wait_ready() {
+	local u b i
+	command -v curl >/dev/null 2>&1 || return 0
+	for u in ${1//,/ }; do
+		b=${u#*://} b=${u%%://*}://${b%%/*}
+		for ((i = 0; i < 600; i++)); do
+			curl -fsS -o /dev/null --max-time 2 "$b/readyz" 2>/dev/null && break
+			sleep 0.1
+		done
+	done
+}
+measure_start() { # measure_start URLS PIDS: reset the statistics and note the counters
+	wait_ready "$1"
+	pg_admin -c "SELECT pg_stat_statements_reset()" -c "SELECT pg_stat_reset_shared('wal')" >/dev/null
+	mark[commits]=$(pg_admin -A -t -c "SELECT sum(xact_commit) FROM pg_stat_database WHERE datname LIKE 'oncehook_bench%'")
+	mark[pg]=$(pg_ticks) mark[redis]=$(cpu_ticks "$(cat "$redis_dir/redis.pid")")
+	mark[receivers]=$(cpu_ticks ${2//,/ }) mark[sink]=$(cpu_ticks "$sink_pid")
+	mark[at]=$(date +%s.%N) mark[bench]=$(bench_ticks)
+}
+# measure_end NAME JSON PIDS: write $out/pgss-NAME.txt and a line to $out/pgss.txt.
+measure_end() {
+	local name=$1 json=$2 bench pg redis receivers sink at events file line commits f
+	bench=$(($(bench_ticks) - mark[bench])) at=$(date +%s.%N)
+	pg=$(($(pg_ticks) - mark[pg])) redis=$(($(cpu_ticks "$(cat "$redis_dir/redis.pid")") - mark[redis]))
+	receivers=$(($(cpu_ticks ${3//,/ }) - mark[receivers])) sink=$(($(cpu_ticks "$sink_pid") - mark[sink]))
+	# Distinct events sent, the replay's warm-up included.
+	[[ -s $json ]] || return 0
+	if command -v jq >/dev/null 2>&1; then
+		events=$(jq '[.results[] | .events + (.warmup_events // 0)] | add // 0' "$json")
+	else
+		events=$(sed -n 's/^      "\(warmup_\)\{0,1\}events": \([0-9]*\),\{0,1\}$/\2/p' "$json" | awk '{ n += $1 } END { print n + 0 }')
+	fi
+	[[ $events =~ ^[0-9]+$ ]] && ((events > 0)) || return 0
+	sleep 0.6 # PG 15 flushes a backend's pg_stat_database counters at most every 0.5-1 s
+	commits=$(pg_admin -A -t -c "SELECT sum(xact_commit) FROM pg_stat_database WHERE datname LIKE 'oncehook_bench%'")
+	commits=$((commits - mark[commits]))
+	file=$out/pgss-${name//[^A-Za-z0-9_-]/-}.txt
+	{
+		echo "# $name: $events events; Postgres from pg_stat_statements (statements of the oncehook_bench databases,"
+		echo "# reset before the scenario; read after its drain and check); CPU from /proc/PID/stat over the same window"
+		echo
+		awk -v ev="$events" -v s="$(awk -v a="${mark[at]}" -v b="$at" 'BEGIN { print b - a }')" -v hz="$clk_tck" \
+			-v pg="$pg" -v redis="$redis" -v rcv="$receivers" -v sink="$sink" -v bench="$bench" -v commits="$commits" 'BEGIN {
+			printf "window %.1f s; transactions committed: %.2f per event\n\n", s, commits / ev
+			printf "CPU split (ms per event; CPU s over the window):\n"
+			n = split("postgres redis receivers sink bench", k, " ")
+			v["postgres"] = pg; v["redis"] = redis; v["receivers"] = rcv; v["sink"] = sink; v["bench"] = bench
+			for (i = 1; i <= n; i++) { t += v[k[i]]; printf "  %-10s %8.3f ms/event  %7.2f s\n", k[i], 1000 * v[k[i]] / hz / ev, v[k[i]] / hz }
+			printf "  %-10s %8.3f ms/event  %7.2f s\n", "total", 1000 * t / hz / ev, t / hz
+		}'
+		echo
+		pg_admin -c "SELECT round(sum(total_exec_time)::numeric, 1) AS exec_ms,
+				round((sum(total_exec_time) / $events)::numeric, 4) AS exec_ms_per_event,
+				sum(calls) AS calls, round(sum(calls)::numeric / $events, 2) AS calls_per_event,
+				round(sum(rows)::numeric / $events, 2) AS rows_per_event
+			FROM pg_stat_statements s JOIN pg_database d ON d.oid = s.dbid WHERE d.datname LIKE 'oncehook_bench%'" \
+			-c "SELECT wal_records, pg_size_pretty(wal_bytes) AS wal, round(wal_bytes / $events) AS wal_bytes_per_event,
+				wal_sync, round(wal_sync::numeric / $events, 3) AS syncs_per_event, round(wal_sync_time::numeric, 1) AS sync_ms,
+				round((wal_sync_time / $events)::numeric, 4) AS sync_ms_per_event, round(wal_write_time::numeric, 1) AS write_ms
+			FROM pg_stat_wal" \
+			-c "SELECT round(total_exec_time::numeric, 1) AS total_ms, round((total_exec_time / $events)::numeric, 4) AS ms_per_event,
+				round(100 * total_exec_time / nullif(sum(total_exec_time) OVER (), 0))::int AS pct,
+				calls, round(calls::numeric / $events, 2) AS calls_per_event, rows, round(mean_exec_time::numeric, 3) AS mean_ms,
+				round(wal_bytes / $events) AS wal_b_per_event, left(regexp_replace(query, '\s+', ' ', 'g'), 80) AS query
+			FROM pg_stat_statements s JOIN pg_database d ON d.oid = s.dbid WHERE d.datname LIKE 'oncehook_bench%'
+			ORDER BY total_exec_time DESC LIMIT 15"
+	} >"$file" 2>&1 || true
+	line=$(pg_admin -A -t -F ' ' -c "SELECT round((coalesce(sum(total_exec_time), 0) / $events)::numeric, 4),
+			round(coalesce(sum(calls), 0)::numeric / $events, 2), (SELECT round((wal_sync_time / $events)::numeric, 4) FROM pg_stat_wal)
+		FROM pg_stat_statements s JOIN pg_database d ON d.oid = s.dbid WHERE d.datname LIKE 'oncehook_bench%'" 2>/dev/null) || line="? ? ?"
+	read -r -a f <<<"$line"
+	line=$(printf '%-16s %8d events  Postgres %s ms/event in statements (%s calls/event), %s ms/event in WAL syncs, CPU ms/event: postgres %s, receivers %s' \
+		"$name" "$events" "${f[0]}" "${f[1]}" "${f[2]}" \
+		"$(awk -v t="$pg" -v hz="$clk_tck" -v ev="$events" 'BEGIN { printf "%.3f", 1000 * t / hz / ev }')" \
+		"$(awk -v t="$receivers" -v hz="$clk_tck" -v ev="$events" 'BEGIN { printf "%.3f", 1000 * t / hz / ev }')")
+	echo "$line" >>"$out/pgss.txt"
+	echo "bench.sh: pgss: $line (see $file)" >&2
+}
+
 rc=0
-run_phase() { # run_phase JSON SCENARIOS URLS PIDS
+phases=()
+run_bench() { # run_bench JSON SCENARIOS URLS PIDS
 	local code=0
 	bin/bench run "${run_flags[@]}" -scenarios "$2" -url "$3" -pids "$4" -json "$1" || code=$?
 	if ((code > rc)); then
 		rc=$code
 	fi
+	phases+=("$1")
+}
+# run_phase JSON SCENARIOS URLS PIDS: one `bench run`, or with BENCH_PGSS=1
+# one per scenario, each measured.
+run_phase() {
+	local k=0 s list
+	if ((!pgss)); then
+		run_bench "$@"
+		return
+	fi
+	IFS=, read -r -a list <<<"$2"
+	for s in "${list[@]}"; do
+		k=$((k + 1))
+		if [[ ${s%%:*} == floor ]]; then
+			run_bench "$1.$k" "$s" "$3" "$4"
+			continue
+		fi
+		measure_start "$3" "$4"
+		run_bench "$1.$k" "$s" "$3" "$4"
+		measure_end "$s" "$1.$k" "$4"
+	done
 }
 
 start_single
 idle_before=$(cpu_idle) || true
-phases=()
 for i in "${!groups[@]}"; do
 	json=$tmp/phase$((i + 1)).json
 	case ${kinds[i]} in
@@ -258,7 +424,6 @@ for i in "${!groups[@]}"; do
 		run_phase "$json" "${groups[i]}" "$(join "${receiver_urls[@]}")" "$(join "${receiver_pids[@]}")"
 		;;
 	esac
-	phases+=("$json")
 done
 
 # What the report says about the setup.
@@ -289,6 +454,10 @@ fi
 		pg_size_pretty(pg_current_wal_lsn() - '0/0'::pg_lsn) FROM pg_stat_bgwriter")"
 	echo "- Postgres over the whole suite (from initdb): ${wal:-?} of WAL written, checkpoints: ${requested:-?} requested (WAL size), ${timed:-?} timed"
 	echo "- Load: \`bench run $load_flags\` (fasthttp client on the same machine)"
+	if ((pgss)); then
+		echo "- BENCH_PGSS=1: Postgres with pg_stat_statements and track_wal_io_timing, one \`bench run\` per scenario;" \
+			"the cost per event of each scenario in pgss-SCENARIO.txt (these add overhead: compare with runs made the same way)"
+	fi
 	echo "- CPU idle in the second before the runs (with the services up): ${idle_before:-?}; anything else running skews the numbers"
 } >"$tmp/setup.md"
 
