@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"errors"
 	"fmt"
+	"math/rand/v2"
 	"net"
 	"os"
 	"os/exec"
@@ -192,12 +193,33 @@ var repoRoot = sync.OnceValues(func() (string, error) {
 
 // FreeAddr is a 127.0.0.1 address that nothing listens on now: for a
 // server a test starts, or for a dependency that must refuse connections.
+// Its port is below the kernel's ephemeral range (and below the 20000-32000
+// of scripts/services.sh), so that no outgoing connection of a test takes
+// it between now and the server's bind, nor while a killed server is down
+// before its restart on the same address; and it is never handed out
+// twice in a process.
 func FreeAddr(t testing.TB) string {
 	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
+	freeMu.Lock()
+	defer freeMu.Unlock()
+	for range 200 {
+		port := 10000 + rand.IntN(10000)
+		if freeGiven[port] {
+			continue
+		}
+		ln, err := net.Listen("tcp", fmt.Sprintf("127.0.0.1:%d", port))
+		if err != nil {
+			continue
+		}
+		_ = ln.Close()
+		freeGiven[port] = true
+		return ln.Addr().String()
 	}
-	defer ln.Close()
-	return ln.Addr().String()
+	t.Fatal("testenv: no free port in 10000-19999 after 200 tries")
+	return ""
 }
+
+var (
+	freeMu    sync.Mutex
+	freeGiven = map[int]bool{}
+)
