@@ -40,6 +40,7 @@ SET attempts = d.attempts + 1,
 	last_error = f.err,
 	locked_until = NULL,
 	status = CASE WHEN d.attempts + 1 >= f.max_attempts THEN 'dead' ELSE 'pending' END,
+	dead_at = CASE WHEN d.attempts + 1 >= f.max_attempts THEN now() END,
 	next_attempt_at = now() + least($6::float8 * power(2::float8, least(d.attempts, 62)), $7::float8)
 		* (1 - random() / 2) * interval '1 millisecond'
 FROM unnest($1::text[], $2::text[], $3::timestamptz[], $4::text[], $5::int[]) AS f(id, destination, lease, err, max_attempts)

@@ -104,13 +104,22 @@ func ListEvents(ctx context.Context, pool *pgxpool.Pool, f ListFilter) ([]EventR
 			WHERE e.status = 'routed' AND e.event_type LIKE $1 AND e.received_at >= $2
 				AND NOT EXISTS (SELECT 1 FROM stripe_webhook_deliveries x WHERE x.event_id = e.event_id)
 			ORDER BY e.received_at DESC, e.event_id LIMIT $3`, typeLike(f.Type), f.Since, f.Limit)
-	case f.Status != "" || f.Destination != "":
-		// Driven by the deliveries' (destination, received_at) indexes.
+	case f.Status == StatusPending || f.Status == StatusDead:
+		// Few rows: driven by the deliveries' partial indexes.
 		rows, err = pool.Query(ctx, `SELECT `+deliveryColumns+` FROM stripe_webhook_deliveries d
 			JOIN stripe_webhook_events e ON e.event_id = d.event_id
-			WHERE ($1 = '' OR d.status = $1) AND ($2 = '' OR d.destination = $2)
+			WHERE d.status = $1 AND ($2 = '' OR d.destination = $2)
 				AND e.event_type LIKE $3 AND d.received_at >= $4
 			ORDER BY d.received_at DESC, d.event_id, d.destination LIMIT $5`,
+			f.Status, f.Destination, typeLike(f.Type), f.Since, f.Limit)
+	case f.Status != "" || f.Destination != "":
+		// Delivered, or one destination's: most events have such a delivery,
+		// so walk the ledger newest first and look each one's up by key.
+		rows, err = pool.Query(ctx, `SELECT `+deliveryColumns+` FROM stripe_webhook_events e
+			JOIN stripe_webhook_deliveries d ON d.event_id = e.event_id
+			WHERE ($1 = '' OR d.status = $1) AND ($2 = '' OR d.destination = $2)
+				AND e.event_type LIKE $3 AND e.received_at >= $4
+			ORDER BY e.received_at DESC, e.event_id, d.destination LIMIT $5`,
 			f.Status, f.Destination, typeLike(f.Type), f.Since, f.Limit)
 	default:
 		rows, err = pool.Query(ctx, `SELECT `+deliveryColumns+` FROM stripe_webhook_events e
@@ -200,8 +209,14 @@ func ShowEvent(ctx context.Context, pool *pgxpool.Pool, id string) (Event, error
 // replaySet puts a delivery back to pending, due now, with a fresh attempt
 // count. A pending delivery that an instance holds keeps its lease, so it
 // is not delivered twice at once.
-const replaySet = `status = 'pending', attempts = 0, next_attempt_at = now(), delivered_at = NULL,
+const replaySet = `status = 'pending', attempts = 0, next_attempt_at = now(), delivered_at = NULL, dead_at = NULL,
 	locked_until = CASE WHEN d.status = 'pending' AND d.locked_until > now() THEN d.locked_until END`
+
+// Replays and backfills lock the events they give a pending delivery (FOR
+// KEY SHARE, in event_id order) before they write it: the pruner, which
+// locks the events it deletes FOR UPDATE SKIP LOCKED and checks their
+// deliveries again after, can then never delete an event whose delivery
+// was just put back to pending.
 
 // Replay puts the deliveries of the given events back to pending (only
 // destination's, when it is set; then a delivery the event lacks is
@@ -210,13 +225,17 @@ func Replay(ctx context.Context, pool *pgxpool.Pool, ids []string, destination s
 	var rows pgx.Rows
 	var err error
 	if destination == "" {
-		rows, err = pool.Query(ctx, `WITH r AS (
-			UPDATE stripe_webhook_deliveries d SET `+replaySet+` WHERE d.event_id = ANY($1::text[]) RETURNING d.event_id)
+		rows, err = pool.Query(ctx, `WITH locked AS (
+				SELECT event_id FROM stripe_webhook_events WHERE event_id = ANY($1::text[]) ORDER BY event_id FOR KEY SHARE),
+			r AS (
+				UPDATE stripe_webhook_deliveries d SET `+replaySet+` FROM locked WHERE d.event_id = locked.event_id RETURNING d.event_id)
 			SELECT DISTINCT event_id FROM r`, ids)
 	} else {
 		rows, err = pool.Query(ctx, `INSERT INTO stripe_webhook_deliveries AS d (event_id, destination, received_at)
 			SELECT event_id, $2, received_at FROM stripe_webhook_events
 			WHERE event_id = ANY($1::text[]) AND status = 'routed'
+			ORDER BY event_id
+			FOR KEY SHARE
 			ON CONFLICT (event_id, destination) DO UPDATE SET `+replaySet+`
 			RETURNING d.event_id`, ids, destination)
 	}
@@ -234,8 +253,14 @@ func Replay(ctx context.Context, pool *pgxpool.Pool, ids []string, destination s
 // whose event was received since since back to pending and returns how
 // many.
 func ReplayStatus(ctx context.Context, pool *pgxpool.Pool, status string, since time.Time, destination string) (int64, error) {
-	tag, err := pool.Exec(ctx, `UPDATE stripe_webhook_deliveries d SET `+replaySet+`
-		WHERE d.status = $1 AND d.received_at >= $2 AND ($3 = '' OR d.destination = $3)`, status, since, destination)
+	tag, err := pool.Exec(ctx, `WITH locked AS (
+			SELECT e.event_id FROM stripe_webhook_events e
+			WHERE e.event_id IN (SELECT event_id FROM stripe_webhook_deliveries
+				WHERE status = $1 AND received_at >= $2 AND ($3 = '' OR destination = $3))
+			ORDER BY e.event_id FOR KEY SHARE OF e)
+		UPDATE stripe_webhook_deliveries d SET `+replaySet+`
+		FROM locked
+		WHERE d.event_id = locked.event_id AND d.status = $1 AND ($3 = '' OR d.destination = $3)`, status, since, destination)
 	if err != nil {
 		return 0, fmt.Errorf("replaying %s deliveries: %w", status, err)
 	}
@@ -251,6 +276,8 @@ func Backfill(ctx context.Context, pool *pgxpool.Pool, destination string, f rou
 		SELECT event_id, $1, received_at FROM stripe_webhook_events
 		WHERE received_at >= $2 AND status = 'routed' AND event_type LIKE ANY($3::text[])
 			AND ($4::bool IS NULL OR livemode = $4)
+		ORDER BY event_id
+		FOR KEY SHARE
 		ON CONFLICT (event_id, destination) DO NOTHING`, destination, since, f.LikePatterns(), f.LivemodeSQL())
 	if err != nil {
 		return 0, fmt.Errorf("backfilling %s: %w", destination, err)
@@ -313,23 +340,28 @@ func PendingDestinations(ctx context.Context, pool *pgxpool.Pool) ([]string, err
 
 // Adopt moves the rows written by instances of the previous version
 // (see migrations/0006_deliveries.sql) into destination default, walking
-// the ledger in batches of batch rows, and returns how many it moved. Rows
-// under a lease are left for a later call.
+// the ledger in batches of batch rows, pending rows first so that they are
+// delivered soon, and returns how many it moved. Rows under a lease are
+// left for a later call.
 func Adopt(ctx context.Context, pool *pgxpool.Pool, batch int) (int, error) {
-	total, after := 0, ""
-	for {
-		bctx, cancel := context.WithTimeout(ctx, 30*time.Second)
-		var n int
-		var last *string
-		err := pool.QueryRow(bctx, `SELECT adopted, last_id FROM oncehook_adopt_legacy($1, $2)`, after, batch).Scan(&n, &last)
-		cancel()
-		if err != nil {
-			return total, err
+	total := 0
+	for _, pendingOnly := range []bool{true, false} {
+		after := ""
+		for {
+			bctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+			var n int
+			var last *string
+			err := pool.QueryRow(bctx, `SELECT adopted, last_id FROM oncehook_adopt_legacy($1, $2, $3)`, after, batch, pendingOnly).Scan(&n, &last)
+			cancel()
+			if err != nil {
+				return total, err
+			}
+			total += n
+			if last == nil || n < batch {
+				break
+			}
+			after = *last
 		}
-		total += n
-		if last == nil || n < batch {
-			return total, nil
-		}
-		after = *last
 	}
+	return total, nil
 }

@@ -7,40 +7,46 @@ import (
 	"sync"
 	"time"
 
-	"github.com/jackc/pgx/v5/pgtype"
+	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/oncehook/oncehook/internal/metrics"
 	"github.com/oncehook/oncehook/internal/ratelog"
 )
 
-// pruneSQL deletes one small batch of events older than the retention
-// whose deliveries are all delivered (or that matched no destination), and
-// those older than the dead retention with no pending delivery. It skips
-// events another instance is pruning, so no statement holds locks for
-// long, and walks by received_at from $4 on, so that events kept back
-// (pending or dead deliveries) are passed once per pass. Deliveries and
-// history go with their event (ON DELETE CASCADE). Rows of the previous
-// version wait to be adopted.
+// keptSQL is true for an event that must be kept: a delivery of it is
+// pending, or went dead less than the dead retention ago ($2 ms).
+const keptSQL = `EXISTS (
+	SELECT 1 FROM stripe_webhook_deliveries d
+	WHERE d.event_id = e.event_id
+		AND (d.status = 'pending'
+			OR (d.status = 'dead' AND COALESCE(d.dead_at, e.received_at) >= now() - $2::bigint * interval '1 millisecond')))`
+
+// pickSQL locks one small batch of events older than the retention ($1
+// ms) that look prunable: every delivery delivered (or none: unrouted),
+// or dead long enough. It skips events another transaction holds (another
+// pruner, or a replay giving one a pending delivery), and walks by
+// received_at from $4 on, so that the events kept are passed once per
+// walk. Rows of the previous version wait to be adopted.
 // $1 retention ms, $2 dead retention ms, $3 batch size, $4 cursor.
+const pickSQL = `
+SELECT e.event_id, e.received_at FROM stripe_webhook_events e
+WHERE e.received_at < now() - $1::bigint * interval '1 millisecond'
+	AND e.received_at >= $4
+	AND e.status = 'routed'
+	AND NOT ` + keptSQL + `
+ORDER BY e.received_at
+LIMIT $3
+FOR UPDATE OF e SKIP LOCKED`
+
+// pruneSQL deletes the picked events, checking their deliveries again in a
+// statement of its own, so with a fresh snapshot: a delivery put back to
+// pending after pickSQL began keeps its event. Deliveries and history go
+// with their event (ON DELETE CASCADE).
+// $1 event ids, $2 dead retention ms.
 const pruneSQL = `
-WITH doomed AS (
-	SELECT e.event_id, e.received_at FROM stripe_webhook_events e
-	WHERE e.received_at < now() - $1::bigint * interval '1 millisecond'
-		AND e.received_at >= $4
-		AND e.status = 'routed'
-		AND NOT EXISTS (
-			SELECT 1 FROM stripe_webhook_deliveries d
-			WHERE d.event_id = e.event_id
-				AND (d.status = 'pending'
-					OR (d.status = 'dead' AND e.received_at >= now() - $2::bigint * interval '1 millisecond')))
-	ORDER BY e.received_at
-	LIMIT $3
-	FOR UPDATE OF e SKIP LOCKED),
-gone AS (
-	DELETE FROM stripe_webhook_events e USING doomed WHERE e.event_id = doomed.event_id
-	RETURNING e.received_at)
-SELECT count(*), max(received_at) FROM gone`
+DELETE FROM stripe_webhook_events e
+WHERE e.event_id = ANY($1::text[]) AND NOT ` + keptSQL
 
 // PrunerConfig configures a Pruner.
 type PrunerConfig struct {
@@ -48,8 +54,8 @@ type PrunerConfig struct {
 	Pool *pgxpool.Pool
 	// Retention is how long delivered events are kept (RETENTION). Defaults to 720h.
 	Retention time.Duration
-	// DeadRetention is how long an event with a dead delivery is kept for
-	// replay. Defaults to 3 × Retention.
+	// DeadRetention is how long an event is kept for replay after a delivery
+	// of it went dead. Defaults to 3 × Retention.
 	DeadRetention time.Duration
 	// Interval is the pause between pruning passes. Defaults to 1m.
 	Interval time.Duration
@@ -82,14 +88,18 @@ func (c PrunerConfig) WithDefaults() PrunerConfig {
 }
 
 // Pruner deletes events older than Retention once every delivery of theirs
-// is delivered, and those older than DeadRetention once none is pending;
-// an event with a pending delivery is never pruned.
+// is delivered; a delivery that went dead keeps its event DeadRetention
+// from then, and a pending one keeps it always. Each pass walks on from
+// where the last one ended; once an hour it walks the whole ledger again,
+// for events behind the cursor whose deliveries have finished since.
 type Pruner struct {
-	cfg    PrunerConfig
-	errs   ratelog.Logger
-	ctx    context.Context // cancelled by Stop
-	cancel context.CancelFunc
-	wg     sync.WaitGroup
+	cursor   time.Time // where the walk goes on; only the Start loop moves it
+	lastWalk time.Time // when the walk last started from the beginning
+	cfg      PrunerConfig
+	errs     ratelog.Logger
+	ctx      context.Context // cancelled by Stop
+	cancel   context.CancelFunc
+	wg       sync.WaitGroup
 }
 
 // NewPruner checks cfg; call Start to prune in the background, or Prune
@@ -109,10 +119,15 @@ func (p *Pruner) Start() {
 	go func() {
 		defer p.wg.Done()
 		for {
-			if _, err := p.Prune(p.ctx); err != nil && p.ctx.Err() == nil {
+			if time.Since(p.lastWalk) > fullWalkEvery {
+				p.cursor, p.lastWalk = time.Time{}, time.Now()
+			}
+			_, cursor, err := p.prune(p.ctx, p.cursor)
+			if err != nil && p.ctx.Err() == nil {
 				p.cfg.Metrics.PostgresError("prune")
 				p.errs.Warn("pruning old events failed", "error", err)
 			}
+			p.cursor = cursor
 			select {
 			case <-p.ctx.Done():
 				return
@@ -122,30 +137,66 @@ func (p *Pruner) Start() {
 	}()
 }
 
+// fullWalkEvery is how often a pass starts from the oldest event again.
+const fullWalkEvery = time.Hour
+
 // pruneTimeout bounds one DELETE.
 const pruneTimeout = 30 * time.Second
 
-// Prune runs one pass, batch by batch, until ctx ends, and returns the
-// events it deleted.
+// Prune runs one pass over the whole ledger, batch by batch, until ctx
+// ends, and returns the events it deleted.
 func (p *Pruner) Prune(ctx context.Context) (int64, error) {
+	n, _, err := p.prune(ctx, time.Time{})
+	return n, err
+}
+
+// prune walks from cursor to the newest prunable event and returns the
+// events deleted and where the walk ended.
+func (p *Pruner) prune(ctx context.Context, cursor time.Time) (int64, time.Time, error) {
 	var total int64
-	cursor := time.Time{}
 	for {
 		bctx, cancel := context.WithTimeout(ctx, pruneTimeout)
-		var n int64
-		var last pgtype.Timestamptz
-		err := p.cfg.Pool.QueryRow(bctx, pruneSQL, p.cfg.Retention.Milliseconds(), p.cfg.DeadRetention.Milliseconds(),
-			p.cfg.BatchSize, cursor).Scan(&n, &last)
+		picked, deleted, last, err := p.batch(bctx, cursor)
 		cancel()
 		if err != nil {
-			return total, err
+			return total, cursor, err
 		}
-		total += n
-		if n < int64(p.cfg.BatchSize) || !last.Valid {
-			return total, nil
+		total += deleted
+		if picked > 0 {
+			cursor = last
 		}
-		cursor = last.Time
+		if picked < p.cfg.BatchSize {
+			return total, cursor, nil
+		}
 	}
+}
+
+// batch picks and deletes one batch in one transaction and returns how
+// many it picked and deleted, and the received_at of the last one picked.
+func (p *Pruner) batch(ctx context.Context, cursor time.Time) (picked int, deleted int64, last time.Time, err error) {
+	err = pgx.BeginFunc(ctx, p.cfg.Pool, func(tx pgx.Tx) error {
+		rows, err := tx.Query(ctx, pickSQL, p.cfg.Retention.Milliseconds(), p.cfg.DeadRetention.Milliseconds(), p.cfg.BatchSize, cursor)
+		if err != nil {
+			return err
+		}
+		var ids []string
+		var id string
+		var at time.Time
+		if _, err := pgx.ForEachRow(rows, []any{&id, &at}, func() error {
+			ids, last = append(ids, id), at
+			return nil
+		}); err != nil {
+			return err
+		}
+		picked = len(ids)
+		if picked == 0 {
+			return nil
+		}
+		tag, err := tx.Exec(ctx, pruneSQL, ids, p.cfg.DeadRetention.Milliseconds())
+		deleted = tag.RowsAffected()
+		return err
+	})
+	return picked, deleted, last, err
 }
 
 // Stop ends pruning, cancelling a DELETE under way; it is safe to call

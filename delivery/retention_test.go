@@ -82,3 +82,79 @@ func TestPruneDeletesOnlyOldDeliveredAndOlderDead(t *testing.T) {
 		}
 	}
 }
+
+// TestPruneKeepsADeadLetterFromWhenItDied: a delivery that went dead just
+// now keeps its event, however old, for the dead retention; one that went
+// dead longer ago than that does not.
+func TestPruneKeepsADeadLetterFromWhenItDied(t *testing.T) {
+	t.Parallel()
+	pool := testenv.Postgres(t)
+	ctx := context.Background()
+	for _, r := range []struct {
+		id   string
+		died time.Duration
+	}{{"evt_died_now", 0}, {"evt_died_long_ago", 91 * 24 * time.Hour}} {
+		if _, err := pool.Exec(ctx, `WITH e AS (INSERT INTO stripe_webhook_events (event_id, event_type, payload, status, received_at)
+				VALUES ($1, 'invoice.paid', '{}', 'routed', now() - interval '100 days') RETURNING event_id, received_at)
+			INSERT INTO stripe_webhook_deliveries (event_id, destination, status, dead_at, received_at)
+			SELECT event_id, 'billing', 'dead', now() - $2::bigint * interval '1 millisecond', received_at FROM e`, r.id, r.died.Milliseconds()); err != nil {
+			t.Fatal(err)
+		}
+	}
+	p, err := delivery.NewPruner(delivery.PrunerConfig{Pool: pool, Retention: 720 * time.Hour})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if n, err := p.Prune(ctx); err != nil || n != 1 {
+		t.Fatalf("Prune: %d, %v; want only the event whose delivery died long ago", n, err)
+	}
+	var left string
+	if err := pool.QueryRow(ctx, `SELECT string_agg(event_id, ',') FROM stripe_webhook_events`).Scan(&left); err != nil || left != "evt_died_now" {
+		t.Fatalf("left %q (%v), want evt_died_now", left, err)
+	}
+}
+
+// TestPruneSkipsAnEventBeingReplayed: a replay that is putting an old
+// event's delivery back to pending holds the event, and the pruner leaves
+// it; after the replay the pending delivery keeps it.
+func TestPruneSkipsAnEventBeingReplayed(t *testing.T) {
+	t.Parallel()
+	pool := testenv.Postgres(t)
+	ctx := context.Background()
+	if _, err := pool.Exec(ctx, `WITH e AS (INSERT INTO stripe_webhook_events (event_id, event_type, payload, status, received_at)
+			VALUES ('evt_replayed_old', 'invoice.paid', '{}', 'routed', now() - interval '40 days') RETURNING event_id, received_at)
+		INSERT INTO stripe_webhook_deliveries (event_id, destination, status, received_at)
+		SELECT event_id, 'billing', 'delivered', received_at FROM e`); err != nil {
+		t.Fatal(err)
+	}
+	p, err := delivery.NewPruner(delivery.PrunerConfig{Pool: pool, Retention: 720 * time.Hour})
+	if err != nil {
+		t.Fatal(err)
+	}
+	// A replay under way: it has locked the event as Replay does, and
+	// updated the delivery, but not committed yet.
+	tx, err := pool.Begin(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer tx.Rollback(ctx)
+	if _, err := tx.Exec(ctx, `SELECT 1 FROM stripe_webhook_events WHERE event_id = 'evt_replayed_old' FOR KEY SHARE`); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := tx.Exec(ctx, `UPDATE stripe_webhook_deliveries SET status = 'pending' WHERE event_id = 'evt_replayed_old'`); err != nil {
+		t.Fatal(err)
+	}
+	if n, err := p.Prune(ctx); err != nil || n != 0 {
+		t.Fatalf("Prune during the replay: %d, %v; want the event left alone", n, err)
+	}
+	if err := tx.Commit(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if n, err := p.Prune(ctx); err != nil || n != 0 {
+		t.Fatalf("Prune after the replay: %d, %v; a pending delivery keeps its event", n, err)
+	}
+	found, err := delivery.Replay(ctx, pool, []string{"evt_replayed_old"}, "")
+	if err != nil || len(found) != 1 {
+		t.Fatalf("Replay: %v, %v", found, err)
+	}
+}
