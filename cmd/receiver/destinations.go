@@ -22,6 +22,9 @@ type destinationConfig struct {
 	MaxAttempts int
 }
 
+// maxDestinations bounds DESTINATIONS.
+const maxDestinations = 64
+
 // destinationVar is the variable DESTINATION_<NAME>_<field>.
 func destinationVar(name, field string) string {
 	return "DESTINATION_" + strings.ToUpper(strings.ReplaceAll(name, "-", "_")) + "_" + field
@@ -44,9 +47,14 @@ func (e *env) destinations(c *config) []destinationConfig {
 		e.fail("DESTINATIONS", "set either SINK_URL (one destination, named default) or DESTINATIONS, not both")
 		return nil
 	}
+	names := strings.Split(list, ",")
+	if len(names) > maxDestinations {
+		e.fail("DESTINATIONS", "%d destinations; at most %d (each has its own workers, queue and sweeper)", len(names), maxDestinations)
+		return nil
+	}
 	var out []destinationConfig
 	seen := map[string]string{} // variable prefix -> name
-	for _, name := range strings.Split(list, ",") {
+	for _, name := range names {
 		name = strings.TrimSpace(name)
 		if err := route.ValidName(name); err != nil {
 			e.fail("DESTINATIONS", "%v; want names like billing,crm,analytics", err)

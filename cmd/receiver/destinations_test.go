@@ -71,6 +71,7 @@ func TestDestinationConfigErrors(t *testing.T) {
 		{map[string]string{"DESTINATIONS": "a,a", "DESTINATION_A_URL": "stdout"}, `DESTINATIONS: "a" is listed twice`},
 		{map[string]string{"DESTINATIONS": "a-b,a_b", "DESTINATION_A_B_URL": "stdout"}, `DESTINATIONS: "a-b" and "a_b" both use the variables DESTINATION_A_B_*`},
 		{map[string]string{"DESTINATIONS": strings.Repeat("x", 65)}, "longer than 64 characters"},
+		{map[string]string{"DESTINATIONS": strings.Repeat("d,", 64) + "d"}, "DESTINATIONS: 65 destinations; at most 64"},
 		{map[string]string{"DESTINATIONS": "a"}, "DESTINATION_A_URL: required for destination a"},
 		{map[string]string{"DESTINATIONS": "a", "DESTINATION_A_URL": "ftp://x/y"}, "DESTINATION_A_URL: "},
 		{map[string]string{"DESTINATIONS": "a", "DESTINATION_A_URL": "stdout", "DESTINATION_A_TYPES": "invoice.%"}, `DESTINATION_A_TYPES: event type pattern "invoice.%"`},
