@@ -14,7 +14,7 @@ import (
 
 // Config configures a Deduper.
 type Config struct {
-	// Pool is the Postgres pool holding stripe_webhook_events. Required.
+	// Pool is the Postgres pool holding the ledger and the deliveries. Required.
 	Pool *pgxpool.Pool
 	// Redis is the fast path. Nil means Postgres alone.
 	Redis redis.UniversalClient

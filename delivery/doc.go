@@ -1,7 +1,9 @@
-// Package delivery is the machinery that takes stored events to a sink, at
-// least once: the bounded queue and its workers (Dispatcher), the sweeper
-// that claims due and orphaned rows under leases, the batched result
-// writer, the pruner, and the queries behind the events and replay
-// commands. Delivery state lives in Postgres; a result applies only while
-// its writer still holds the row's lease.
+// Package delivery is the machinery that takes stored events to their
+// destinations, at least once: one lane per destination (its bounded queue,
+// workers and sweeper, which claims due and orphaned deliveries under
+// leases), the batched result writer, the adopter of rows of the previous
+// version, the pruner, and the queries behind the events, replay and
+// destinations commands. Delivery state lives in Postgres, one row per
+// (event, destination); a result applies only while its writer still holds
+// the row's lease.
 package delivery

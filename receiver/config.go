@@ -12,9 +12,9 @@ import (
 	"github.com/oncehook/oncehook/internal/metrics"
 )
 
-// Enqueuer takes accepted events for delivery without blocking; false
-// means the event stays pending in Postgres for a later pass. lease is
-// dedup.Result.Lease.
+// Enqueuer takes accepted events for delivery to the destinations they
+// match, without blocking; false means a delivery stays pending in Postgres
+// for a later pass. lease is dedup.Result.Lease.
 type Enqueuer interface {
 	Enqueue(ev *dedup.Event, lease dedup.Lease) bool
 }
