@@ -1,5 +1,5 @@
 // Command receiver is the oncehook daemon: it receives Stripe webhooks,
-// stores each event once and delivers it to the sink.
+// stores each event once and delivers it to the destinations it matches.
 //
 //	receiver [serve]          migrate, then serve (the default)
 //	receiver migrate          apply the embedded migrations and exit
