@@ -38,7 +38,7 @@ func (e *env) destinations(c *config) []destinationConfig {
 	if strings.TrimSpace(list) == "" {
 		t := e.sink("SINK_URL")
 		return []destinationConfig{{
-			Name: route.DefaultName, URLVar: "SINK_URL", Target: t,
+			Name: route.DefaultName, URLVar: "SINK_URL", Target: t, Filter: route.Filter{Livemode: route.Both},
 			Signer:  e.signer("SINK_SIGNING_SECRET", t, "SINK_URL"),
 			Workers: c.Workers, Timeout: c.DeliveryTimeout, MaxAttempts: c.DeliveryMaxAttempts,
 		}}
