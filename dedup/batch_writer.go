@@ -13,6 +13,7 @@ import (
 	"github.com/jackc/pgx/v5/pgtype"
 	"github.com/jackc/pgx/v5/pgxpool"
 
+	"github.com/oncehook/oncehook/event"
 	"github.com/oncehook/oncehook/internal/metrics"
 	"github.com/oncehook/oncehook/internal/pgerr"
 	"github.com/oncehook/oncehook/route"
@@ -48,7 +49,7 @@ SELECT event_id, now() + $8::bigint * interval '1 millisecond' FROM ins`
 const maxBatchTries = 3
 
 type insertReq struct {
-	ev       *Event
+	ev       *event.Event
 	inserted bool
 	lease    Lease // Start taken before the INSERT that stored ev began
 	err      error
@@ -93,7 +94,7 @@ func newBatchWriter(cfg Config) *batchWriter {
 // insert commits ev and reports whether its row is new, and its lease. It
 // waits for the outcome even when ctx ends, so the caller always knows what
 // happened.
-func (w *batchWriter) insert(ctx context.Context, ev *Event) (bool, Lease, error) {
+func (w *batchWriter) insert(ctx context.Context, ev *event.Event) (bool, Lease, error) {
 	r := w.reqPool.Get().(*insertReq)
 	r.ev = ev
 	if err := w.loop.send(r); err != nil {

@@ -6,6 +6,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/oncehook/oncehook/event"
 	"github.com/oncehook/oncehook/internal/metrics"
 )
 
@@ -111,7 +112,7 @@ func New(cfg Config) (*Deduper, error) {
 // Check stores ev unless it is already stored and says which it was. An
 // error wraps ErrUnavailable or is ErrOverloaded; then nothing in Redis
 // claims the event, so a retry is judged afresh.
-func (d *Deduper) Check(ctx context.Context, ev *Event) (Result, error) {
+func (d *Deduper) Check(ctx context.Context, ev *event.Event) (Result, error) {
 	fl, leader := d.flights.begin(ev.ID)
 	if !leader {
 		<-fl.done // bounded by the leader's Redis timeout and CommitTimeout
@@ -129,7 +130,7 @@ func (d *Deduper) Check(ctx context.Context, ev *Event) (Result, error) {
 	return res, err
 }
 
-func (d *Deduper) decide(ctx context.Context, ev *Event) (Result, error) {
+func (d *Deduper) decide(ctx context.Context, ev *event.Event) (Result, error) {
 	path, holdsClaim := PathPostgresOnly, false
 	if d.redis != nil {
 		path = PathRedisFallback

@@ -12,6 +12,7 @@ import (
 	"github.com/redis/go-redis/v9"
 
 	"github.com/oncehook/oncehook/dedup"
+	"github.com/oncehook/oncehook/event"
 	"github.com/oncehook/oncehook/internal/testenv"
 )
 
@@ -25,8 +26,8 @@ func newDeduper(t *testing.T, pool *pgxpool.Pool, rdb redis.UniversalClient, pre
 	return d
 }
 
-func event(id string) *dedup.Event {
-	return &dedup.Event{ID: id, Type: "invoice.paid", Created: time.Unix(1_700_000_000, 0), Account: "acct_1", APIVersion: "2025-08-27.basil",
+func testEvent(id string) *event.Event {
+	return &event.Event{ID: id, Type: "invoice.paid", Created: time.Unix(1_700_000_000, 0), Account: "acct_1", APIVersion: "2025-08-27.basil",
 		Payload: []byte(`{"id":"` + id + `","object":"event","type":"invoice.paid"}`)}
 }
 
@@ -41,7 +42,7 @@ func rowCount(t *testing.T, pool *pgxpool.Pool, id string) int {
 
 func check(t *testing.T, d *dedup.Deduper, id string) dedup.Result {
 	t.Helper()
-	res, err := d.Check(context.Background(), event(id))
+	res, err := d.Check(context.Background(), testEvent(id))
 	if err != nil {
 		t.Fatalf("Check(%s): %v", id, err)
 	}
@@ -58,7 +59,7 @@ func TestConcurrentDeliveriesOneAccepted(t *testing.T) {
 	results := make(chan dedup.Result, 50)
 	for range 50 {
 		wg.Go(func() {
-			res, err := d.Check(context.Background(), event("evt_concurrent"))
+			res, err := d.Check(context.Background(), testEvent("evt_concurrent"))
 			if err != nil {
 				t.Error(err)
 				return
@@ -86,7 +87,7 @@ func TestStoredRowHoldsTheEvent(t *testing.T) {
 	t.Parallel()
 	pool := testenv.Postgres(t)
 	d := newDeduper(t, pool, nil, "")
-	ev := event("evt_fields")
+	ev := testEvent("evt_fields")
 	if res, err := d.Check(context.Background(), ev); err != nil || res.Outcome != dedup.Accepted || res.Path != dedup.PathPostgresOnly {
 		t.Fatalf("Check: %+v, %v", res, err)
 	}
@@ -165,7 +166,7 @@ func TestGroupCommit(t *testing.T) {
 	accepted := 0
 	for i := range n {
 		wg.Go(func() {
-			res, err := d.Check(context.Background(), event(fmt.Sprintf("evt_group_%d", i)))
+			res, err := d.Check(context.Background(), testEvent(fmt.Sprintf("evt_group_%d", i)))
 			if err != nil {
 				t.Error(err)
 				return
@@ -203,7 +204,7 @@ func TestOverlappingBatchesFromInstances(t *testing.T) {
 		for i := range 100 {
 			id := fmt.Sprintf("evt_overlap_%03d", (i*7+k*31)%100)
 			wg.Go(func() {
-				res, err := d.Check(context.Background(), event(id))
+				res, err := d.Check(context.Background(), testEvent(id))
 				if err != nil {
 					t.Error(err)
 					return
@@ -236,7 +237,7 @@ func TestPostgresDownAnswersUnavailableAndReleasesClaim(t *testing.T) {
 
 	pg.Stop(t)
 	for range 3 {
-		_, err := d.Check(context.Background(), event("evt_pgdown"))
+		_, err := d.Check(context.Background(), testEvent("evt_pgdown"))
 		if !errors.Is(err, dedup.ErrUnavailable) {
 			t.Fatalf("Check with Postgres down: %v, want ErrUnavailable", err)
 		}
@@ -300,7 +301,7 @@ func TestCheckAfterStopIsUnavailable(t *testing.T) {
 	d.Stop()
 	done := make(chan error, 1)
 	go func() {
-		_, err := d.Check(context.Background(), event("evt_after_stop"))
+		_, err := d.Check(context.Background(), testEvent("evt_after_stop"))
 		done <- err
 	}()
 	select {
@@ -361,7 +362,7 @@ func TestRedisCluster(t *testing.T) {
 		for range copies {
 			wg.Go(func() {
 				id := fmt.Sprintf("evt_cluster_%03d", e)
-				res, err := d.Check(context.Background(), event(id))
+				res, err := d.Check(context.Background(), testEvent(id))
 				if err != nil {
 					t.Error(err)
 					return

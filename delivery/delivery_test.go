@@ -12,8 +12,8 @@ import (
 
 	"github.com/jackc/pgx/v5/pgxpool"
 
-	"github.com/oncehook/oncehook/dedup"
 	"github.com/oncehook/oncehook/delivery"
+	"github.com/oncehook/oncehook/event"
 	"github.com/oncehook/oncehook/internal/harness"
 	"github.com/oncehook/oncehook/internal/testenv"
 )
@@ -93,7 +93,7 @@ func TestFlakySinkGetsEverythingDelivered(t *testing.T) {
 	pool := testenv.Postgres(t)
 	out := harness.NewRecordingSink()
 	var failures atomic.Int64
-	out.Fail = func(*dedup.Event) error {
+	out.Fail = func(*event.Event) error {
 		if rand.IntN(10) < 3 {
 			failures.Add(1)
 			return harness.ErrSinkDown
@@ -117,7 +117,7 @@ func downSink(err error) (*harness.RecordingSink, *atomic.Bool) {
 	out := harness.NewRecordingSink()
 	down := new(atomic.Bool)
 	down.Store(true)
-	out.Fail = func(*dedup.Event) error {
+	out.Fail = func(*event.Event) error {
 		if down.Load() {
 			return err
 		}

@@ -11,8 +11,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/oncehook/oncehook/dedup"
 	"github.com/oncehook/oncehook/delivery"
+	"github.com/oncehook/oncehook/event"
 	"github.com/oncehook/oncehook/internal/harness"
 	"github.com/oncehook/oncehook/internal/testenv"
 	"github.com/oncehook/oncehook/route"
@@ -138,7 +138,7 @@ func TestDownDestinationDoesNotHoldUpTheOthers(t *testing.T) {
 	pool := testenv.Postgres(t)
 	crm, analytics := harness.NewRecordingSink(), harness.NewRecordingSink()
 	var hung sync.Map
-	down := funcSink(func(ctx context.Context, ev *dedup.Event) error {
+	down := funcSink(func(ctx context.Context, ev *event.Event) error {
 		hung.Store(ev.ID, true)
 		<-ctx.Done()
 		return ctx.Err()
@@ -245,7 +245,7 @@ func TestRemovedDestinationWaitsAndResumes(t *testing.T) {
 	t.Parallel()
 	pool := testenv.Postgres(t)
 	crm := harness.NewRecordingSink()
-	crm.Fail = func(*dedup.Event) error { return harness.ErrSinkDown }
+	crm.Fail = func(*event.Event) error { return harness.ErrSinkDown }
 	cfg := fastRetries
 	cfg.Destinations = []delivery.Destination{{Name: "crm", Sink: crm}}
 	first := harness.StartInstance(t, harness.InstanceConfig{Pool: pool, Delivery: cfg})

@@ -13,20 +13,21 @@ import (
 
 	"github.com/oncehook/oncehook/dedup"
 	"github.com/oncehook/oncehook/delivery"
+	"github.com/oncehook/oncehook/event"
 	"github.com/oncehook/oncehook/internal/testenv"
 )
 
 // funcSink is a Sink made of a function.
-type funcSink func(ctx context.Context, ev *dedup.Event) error
+type funcSink func(ctx context.Context, ev *event.Event) error
 
-func (f funcSink) Deliver(ctx context.Context, ev *dedup.Event) error { return f(ctx, ev) }
+func (f funcSink) Deliver(ctx context.Context, ev *event.Event) error { return f(ctx, ev) }
 func (f funcSink) Close() error                                       { return nil }
 
 // stored inserts events as the intake does (leased to this instance for a
 // minute) and returns them.
-func stored(t *testing.T, pool *pgxpool.Pool, n int) []*dedup.Event {
+func stored(t *testing.T, pool *pgxpool.Pool, n int) []*event.Event {
 	t.Helper()
-	var evs []*dedup.Event
+	var evs []*event.Event
 	for i := range n {
 		id := fmt.Sprintf("evt_disp_%03d", i)
 		_, err := pool.Exec(context.Background(),
@@ -38,14 +39,14 @@ func stored(t *testing.T, pool *pgxpool.Pool, n int) []*dedup.Event {
 		if err != nil {
 			t.Fatal(err)
 		}
-		evs = append(evs, &dedup.Event{ID: id, Type: "invoice.paid", Payload: []byte(`{"id":"` + id + `"}`)})
+		evs = append(evs, &event.Event{ID: id, Type: "invoice.paid", Payload: []byte(`{"id":"` + id + `"}`)})
 	}
 	return evs
 }
 
 // dispatchAll starts a Dispatcher with cfg, stopped when the test ends,
 // and hands it evs as the intake would.
-func dispatchAll(t *testing.T, cfg delivery.DispatcherConfig, evs []*dedup.Event) *delivery.Dispatcher {
+func dispatchAll(t *testing.T, cfg delivery.DispatcherConfig, evs []*event.Event) *delivery.Dispatcher {
 	t.Helper()
 	d, err := delivery.NewDispatcher(cfg)
 	if err != nil {
@@ -113,7 +114,7 @@ func TestDispatcherMarksDeliveredInBatches(t *testing.T) {
 	evs := stored(t, pool, 100)
 	var mu sync.Mutex
 	got := map[string]int{}
-	d, err := delivery.NewDispatcher(delivery.DispatcherConfig{Pool: pool, Workers: 4, Sink: funcSink(func(_ context.Context, ev *dedup.Event) error {
+	d, err := delivery.NewDispatcher(delivery.DispatcherConfig{Pool: pool, Workers: 4, Sink: funcSink(func(_ context.Context, ev *event.Event) error {
 		mu.Lock()
 		got[ev.ID]++
 		mu.Unlock()
@@ -144,7 +145,7 @@ func TestDispatcherRecordsFailure(t *testing.T) {
 	t.Parallel()
 	pool := testenv.Postgres(t)
 	evs := stored(t, pool, 1)
-	d, err := delivery.NewDispatcher(delivery.DispatcherConfig{Pool: pool, RetryBase: time.Minute, Sink: funcSink(func(context.Context, *dedup.Event) error {
+	d, err := delivery.NewDispatcher(delivery.DispatcherConfig{Pool: pool, RetryBase: time.Minute, Sink: funcSink(func(context.Context, *event.Event) error {
 		return errors.New("downstream said 502")
 	})})
 	if err != nil {
@@ -163,7 +164,7 @@ func TestDispatcherQueueIsBounded(t *testing.T) {
 	pool := testenv.Postgres(t)
 	evs := stored(t, pool, 4)
 	release := make(chan struct{})
-	d, err := delivery.NewDispatcher(delivery.DispatcherConfig{Pool: pool, Workers: 1, QueueSize: 2, Sink: funcSink(func(ctx context.Context, _ *dedup.Event) error {
+	d, err := delivery.NewDispatcher(delivery.DispatcherConfig{Pool: pool, Workers: 1, QueueSize: 2, Sink: funcSink(func(ctx context.Context, _ *event.Event) error {
 		select {
 		case <-release:
 			return nil
@@ -195,7 +196,7 @@ func TestDispatcherStopBoundedByContext(t *testing.T) {
 	t.Parallel()
 	pool := testenv.Postgres(t)
 	evs := stored(t, pool, 3)
-	d, err := delivery.NewDispatcher(delivery.DispatcherConfig{Pool: pool, Workers: 1, Sink: funcSink(func(ctx context.Context, _ *dedup.Event) error {
+	d, err := delivery.NewDispatcher(delivery.DispatcherConfig{Pool: pool, Workers: 1, Sink: funcSink(func(ctx context.Context, _ *event.Event) error {
 		<-ctx.Done() // a sink that hangs
 		return ctx.Err()
 	})})

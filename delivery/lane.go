@@ -8,13 +8,13 @@ import (
 	"sync/atomic"
 	"time"
 
-	"github.com/oncehook/oncehook/dedup"
+	"github.com/oncehook/oncehook/event"
 	"github.com/oncehook/oncehook/internal/ratelog"
 )
 
 // job is one event to deliver while this instance holds its lease.
 type job struct {
-	ev         *dedup.Event
+	ev         *event.Event
 	lease      time.Time // the delivery row's locked_until: the lease's token
 	leaseUntil time.Time // local clock; already less leaseMargin
 }
@@ -133,7 +133,7 @@ var errSinkStuck = errors.New("the sink did not return within DELIVERY_TIMEOUT")
 // call runs one Deliver and returns by ctx's deadline even when the sink
 // ignores ctx (a stalled pipe, a hung disk). The channel is closed once the
 // sink has really returned.
-func (l *lane) call(ctx context.Context, ev *dedup.Event) (<-chan struct{}, error) {
+func (l *lane) call(ctx context.Context, ev *event.Event) (<-chan struct{}, error) {
 	done := make(chan struct{})
 	var err error
 	go func() {

@@ -8,6 +8,7 @@ import (
 
 	"github.com/oncehook/oncehook/dedup"
 	"github.com/oncehook/oncehook/delivery"
+	"github.com/oncehook/oncehook/event"
 	"github.com/oncehook/oncehook/internal/metrics"
 	"github.com/oncehook/oncehook/internal/testenv"
 )
@@ -24,7 +25,7 @@ func TestLateResultDoesNotBreakAnotherLease(t *testing.T) {
 	started, release := make(chan struct{}), make(chan struct{})
 	m := metrics.New()
 	a, err := delivery.NewDispatcher(delivery.DispatcherConfig{Pool: pool, MaxAttempts: 1, Metrics: m, Instance: "a",
-		Sink: funcSink(func(context.Context, *dedup.Event) error {
+		Sink: funcSink(func(context.Context, *event.Event) error {
 			close(started)
 			<-release
 			return errors.New("sink answered 503")
@@ -61,7 +62,7 @@ func TestLateResultDoesNotBreakAnotherLease(t *testing.T) {
 	}
 
 	b, err := delivery.NewDispatcher(delivery.DispatcherConfig{Pool: pool, Instance: "b",
-		Sink: funcSink(func(context.Context, *dedup.Event) error { return nil })})
+		Sink: funcSink(func(context.Context, *event.Event) error { return nil })})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -7,8 +7,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/oncehook/oncehook/dedup"
 	"github.com/oncehook/oncehook/delivery"
+	"github.com/oncehook/oncehook/event"
 	"github.com/oncehook/oncehook/internal/testenv"
 )
 
@@ -21,7 +21,7 @@ func TestQueueIsBoundedInBytes(t *testing.T) {
 	t.Parallel()
 	pool := testenv.Postgres(t)
 	const size, bound = 3000, 10_000
-	var evs []*dedup.Event
+	var evs []*event.Event
 	for i := range 40 {
 		id := fmt.Sprintf("evt_bytes_%02d", i)
 		payload := []byte(`{"id":"` + id + `","pad":"` + strings.Repeat("x", size-30) + `"}`)
@@ -31,12 +31,12 @@ func TestQueueIsBoundedInBytes(t *testing.T) {
 			SELECT event_id, 'default', now() + interval '1 minute', now() + interval '1 minute' FROM e`, id, payload); err != nil {
 			t.Fatal(err)
 		}
-		evs = append(evs, &dedup.Event{ID: id, Type: "invoice.paid", Payload: payload})
+		evs = append(evs, &event.Event{ID: id, Type: "invoice.paid", Payload: payload})
 	}
 	release := make(chan struct{})
 	cfg := fastRetries
 	cfg.Pool, cfg.Workers, cfg.QueueSize, cfg.QueueMaxBytes = pool, 2, 1000, bound
-	cfg.Sink = funcSink(func(ctx context.Context, _ *dedup.Event) error {
+	cfg.Sink = funcSink(func(ctx context.Context, _ *event.Event) error {
 		select {
 		case <-release:
 			return nil
@@ -81,7 +81,7 @@ func TestQueueIsBoundedInBytes(t *testing.T) {
 		return left == 0
 	})
 
-	big := &dedup.Event{ID: "evt_bytes_big", Type: "invoice.paid", Payload: []byte(`{"pad":"` + strings.Repeat("y", 2*bound) + `"}`)}
+	big := &event.Event{ID: "evt_bytes_big", Type: "invoice.paid", Payload: []byte(`{"pad":"` + strings.Repeat("y", 2*bound) + `"}`)}
 	if _, err := pool.Exec(context.Background(), `WITH e AS (INSERT INTO stripe_webhook_events (event_id, event_type, payload, status)
 			VALUES ($1, 'invoice.paid', $2, 'routed') RETURNING event_id)
 		INSERT INTO stripe_webhook_deliveries (event_id, destination, locked_until)

@@ -13,8 +13,8 @@ import (
 
 	"github.com/jackc/pgx/v5/pgxpool"
 
-	"github.com/oncehook/oncehook/dedup"
 	"github.com/oncehook/oncehook/delivery"
+	"github.com/oncehook/oncehook/event"
 	"github.com/oncehook/oncehook/internal/testenv"
 	"github.com/oncehook/oncehook/sink"
 )
@@ -128,7 +128,7 @@ func TestBackoffIsBoundedForAnyAttemptCount(t *testing.T) {
 	setAttempts(t, pool, evs[1].ID, 1_000_000)
 	cfg := fastRetries
 	cfg.Pool, cfg.MaxAttempts = pool, delivery.MaxAttemptsLimit
-	cfg.Sink = funcSink(func(context.Context, *dedup.Event) error { return fmt.Errorf("sink down") })
+	cfg.Sink = funcSink(func(context.Context, *event.Event) error { return fmt.Errorf("sink down") })
 	dispatchAll(t, cfg, evs)
 	for _, ev := range evs {
 		waitRow(t, pool, ev.ID, func(r row) bool { return r.status == "dead" })

@@ -9,8 +9,8 @@ import (
 
 	"github.com/jackc/pgx/v5/pgxpool"
 
-	"github.com/oncehook/oncehook/dedup"
 	"github.com/oncehook/oncehook/delivery"
+	"github.com/oncehook/oncehook/event"
 	"github.com/oncehook/oncehook/internal/faultproxy"
 	"github.com/oncehook/oncehook/internal/testenv"
 	"github.com/oncehook/oncehook/sink"
@@ -83,7 +83,7 @@ func TestStopBoundedWhilePostgresHangs(t *testing.T) {
 	evs := stored(t, pool, 3)
 	dc := fastRetries
 	dc.Pool, dc.SweepInterval = hung, 5*time.Millisecond
-	dc.Sink = funcSink(func(context.Context, *dedup.Event) error { return nil })
+	dc.Sink = funcSink(func(context.Context, *event.Event) error { return nil })
 	d, err := delivery.NewDispatcher(dc)
 	if err != nil {
 		t.Fatal(err)

@@ -8,7 +8,7 @@ import (
 
 	"github.com/jackc/pgx/v5/pgtype"
 
-	"github.com/oncehook/oncehook/dedup"
+	"github.com/oncehook/oncehook/event"
 	"github.com/oncehook/oncehook/internal/ratelog"
 )
 
@@ -115,7 +115,7 @@ func (s *sweeper) sweep() bool {
 	// not see the new lease.
 	var jobs []job
 	for rows.Next() {
-		ev := &dedup.Event{}
+		ev := &event.Event{}
 		var created pgtype.Timestamptz
 		var lease time.Time
 		if err := rows.Scan(&ev.ID, &ev.Type, &created, &ev.Livemode, &ev.Account, &ev.APIVersion, &ev.Payload, &lease); err != nil {

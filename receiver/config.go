@@ -9,6 +9,7 @@ import (
 	"github.com/redis/go-redis/v9"
 
 	"github.com/oncehook/oncehook/dedup"
+	"github.com/oncehook/oncehook/event"
 	"github.com/oncehook/oncehook/internal/metrics"
 )
 
@@ -16,7 +17,7 @@ import (
 // match, without blocking; false means a delivery stays pending in Postgres
 // for a later pass. lease is dedup.Result.Lease.
 type Enqueuer interface {
-	Enqueue(ev *dedup.Event, lease dedup.Lease) bool
+	Enqueue(ev *event.Event, lease dedup.Lease) bool
 }
 
 // Config configures a Server.

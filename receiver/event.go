@@ -8,7 +8,7 @@ import (
 	"unicode/utf8"
 	"unsafe"
 
-	"github.com/oncehook/oncehook/dedup"
+	"github.com/oncehook/oncehook/event"
 )
 
 // ErrInvalidEvent is wrapped by every error ParseEvent returns: the body is
@@ -126,7 +126,7 @@ func (s *span) kind(b []byte) byte { return b[s.start] }
 //
 // Every error wraps ErrInvalidEvent and is an *EventError whose message can
 // be shown to the sender as is.
-func ParseEvent(body []byte) (dedup.Event, error) {
+func ParseEvent(body []byte) (event.Event, error) {
 	b := body
 	n := len(b)
 	var (
@@ -145,7 +145,7 @@ func ParseEvent(body []byte) (dedup.Event, error) {
 	)
 	i = skipWS(b, 0)
 	if i >= n {
-		return dedup.Event{}, errEmpty
+		return event.Event{}, errEmpty
 	}
 	top = b[i]
 
@@ -155,7 +155,7 @@ value:
 		i = skipWS(b, i)
 	}
 	if i >= n {
-		return dedup.Event{}, errEOF
+		return event.Event{}, errEOF
 	}
 	if depth == 1 {
 		valStart = i
@@ -163,7 +163,7 @@ value:
 	switch c := b[i]; c {
 	case '{':
 		if depth == maxDepth {
-			return dedup.Event{}, errTooDeep
+			return event.Event{}, errTooDeep
 		}
 		objBits |= 1 << depth
 		depth++
@@ -179,7 +179,7 @@ value:
 		goto key
 	case '[':
 		if depth == maxDepth {
-			return dedup.Event{}, errTooDeep
+			return event.Event{}, errTooDeep
 		}
 		objBits &^= 1 << depth
 		depth++
@@ -196,26 +196,26 @@ value:
 	case '"':
 		i, esc, code = scanString(b, i+1)
 		if code != strOK {
-			return dedup.Event{}, stringError(b, i, code)
+			return event.Event{}, stringError(b, i, code)
 		}
 	case 't':
 		if i, ok = matchLiteral(b, i, "true"); !ok {
-			return dedup.Event{}, syntaxError(b, i)
+			return event.Event{}, syntaxError(b, i)
 		}
 	case 'f':
 		if i, ok = matchLiteral(b, i, "false"); !ok {
-			return dedup.Event{}, syntaxError(b, i)
+			return event.Event{}, syntaxError(b, i)
 		}
 	case 'n':
 		if i, ok = matchLiteral(b, i, "null"); !ok {
-			return dedup.Event{}, syntaxError(b, i)
+			return event.Event{}, syntaxError(b, i)
 		}
 	default:
 		if c != '-' && c-'0' > 9 {
-			return dedup.Event{}, syntaxError(b, i)
+			return event.Event{}, syntaxError(b, i)
 		}
 		if i, ok = scanNumber(b, i); !ok {
-			return dedup.Event{}, syntaxError(b, i)
+			return event.Event{}, syntaxError(b, i)
 		}
 	}
 
@@ -234,7 +234,7 @@ after:
 		i = skipWS(b, i)
 	}
 	if i >= n {
-		return dedup.Event{}, errEOF
+		return event.Event{}, errEOF
 	}
 	switch b[i] {
 	case ',':
@@ -245,20 +245,20 @@ after:
 		goto value
 	case '}':
 		if objBits&(1<<(depth-1)) == 0 {
-			return dedup.Event{}, syntaxError(b, i)
+			return event.Event{}, syntaxError(b, i)
 		}
 		i++
 		depth--
 		goto after
 	case ']':
 		if objBits&(1<<(depth-1)) != 0 {
-			return dedup.Event{}, syntaxError(b, i)
+			return event.Event{}, syntaxError(b, i)
 		}
 		i++
 		depth--
 		goto after
 	default:
-		return dedup.Event{}, syntaxError(b, i)
+		return event.Event{}, syntaxError(b, i)
 	}
 
 key:
@@ -267,15 +267,15 @@ key:
 		i = skipWS(b, i)
 	}
 	if i >= n {
-		return dedup.Event{}, errEOF
+		return event.Event{}, errEOF
 	}
 	if b[i] != '"' {
-		return dedup.Event{}, syntaxError(b, i)
+		return event.Event{}, syntaxError(b, i)
 	}
 	ks = i + 1
 	i, esc, code = scanString(b, ks)
 	if code != strOK {
-		return dedup.Event{}, stringError(b, i, code)
+		return event.Event{}, stringError(b, i, code)
 	}
 	if depth == 1 {
 		field = lookupKey(b[ks:i-1], esc)
@@ -287,24 +287,24 @@ key:
 		i = skipWS(b, i)
 	}
 	if i >= n {
-		return dedup.Event{}, errEOF
+		return event.Event{}, errEOF
 	}
 	if b[i] != ':' {
-		return dedup.Event{}, syntaxError(b, i)
+		return event.Event{}, syntaxError(b, i)
 	}
 	i++
 	goto value
 
 end:
 	if i = skipWS(b, i); i < n {
-		return dedup.Event{}, evNewErr("body is not valid JSON: unexpected " + quoteByte(b[i]) +
+		return event.Event{}, evNewErr("body is not valid JSON: unexpected " + quoteByte(b[i]) +
 			" after the end of the event at offset " + strconv.Itoa(i))
 	}
 	if top != '{' {
-		return dedup.Event{}, errNotObject
+		return event.Event{}, errNotObject
 	}
 	if dup >= 0 {
-		return dedup.Event{}, evNewErr("duplicate key " + strconv.Quote(fieldNames[dup]))
+		return event.Event{}, evNewErr("duplicate key " + strconv.Quote(fieldNames[dup]))
 	}
 	return capture(body, &sp)
 }
@@ -349,38 +349,38 @@ func lookupKey(k []byte, esc bool) int {
 // capture interprets the top-level values the scan located. All captured
 // strings are decoded into one buffer and converted to a single string, so
 // a successful parse usually allocates just that string.
-func capture(b []byte, sp *[numFields]span) (dedup.Event, error) {
-	ev := dedup.Event{Payload: b}
+func capture(b []byte, sp *[numFields]span) (event.Event, error) {
+	ev := event.Event{Payload: b}
 	var stack [512]byte
 	buf := stack[:0]
 	var ok bool
 
 	s := &sp[fieldID]
 	if !s.set {
-		return dedup.Event{}, errNoID
+		return event.Event{}, errNoID
 	}
 	if s.kind(b) != '"' {
-		return dedup.Event{}, errIDNotString
+		return event.Event{}, errIDNotString
 	}
 	if buf, ok = appendString(buf, b, s); !ok {
-		return dedup.Event{}, errIDSurrogate
+		return event.Event{}, errIDSurrogate
 	}
 	idEnd := len(buf)
 	switch {
 	case idEnd == 0:
-		return dedup.Event{}, errIDEmpty
+		return event.Event{}, errIDEmpty
 	case idEnd > maxIDLen:
-		return dedup.Event{}, errIDTooLong
+		return event.Event{}, errIDTooLong
 	}
 	for _, c := range buf {
 		if c < 0x21 || c > 0x7e || c == '"' || c == '\\' {
-			return dedup.Event{}, errIDChars
+			return event.Event{}, errIDChars
 		}
 	}
 
 	if s = &sp[fieldObject]; s.set && s.kind(b) != 'n' {
 		if s.kind(b) != '"' {
-			return dedup.Event{}, errObjNotString
+			return event.Event{}, errObjNotString
 		}
 		var obj []byte
 		if buf, ok = appendString(buf, b, s); ok {
@@ -399,39 +399,39 @@ func capture(b []byte, sp *[numFields]span) (dedup.Event, error) {
 				for cut > 0 && !utf8.RuneStart(obj[cut]) {
 					cut--
 				}
-				return dedup.Event{}, evNewErr("unsupported object " + strconv.Quote(string(obj[:cut])) + "...")
+				return event.Event{}, evNewErr("unsupported object " + strconv.Quote(string(obj[:cut])) + "...")
 			}
-			return dedup.Event{}, evNewErr("unsupported object " + strconv.Quote(string(obj)))
+			return event.Event{}, evNewErr("unsupported object " + strconv.Quote(string(obj)))
 		}
 		buf = buf[:idEnd]
 	}
 
 	s = &sp[fieldType]
 	if !s.set {
-		return dedup.Event{}, errNoType
+		return event.Event{}, errNoType
 	}
 	if s.kind(b) != '"' {
-		return dedup.Event{}, errTypeNotString
+		return event.Event{}, errTypeNotString
 	}
 	if buf, ok = appendString(buf, b, s); !ok {
-		return dedup.Event{}, errTypeSurrogate
+		return event.Event{}, errTypeSurrogate
 	}
 	typeEnd := len(buf)
 	switch typ := buf[idEnd:]; {
 	case len(typ) == 0:
-		return dedup.Event{}, errTypeEmpty
+		return event.Event{}, errTypeEmpty
 	case len(typ) > maxTypeLen:
-		return dedup.Event{}, errTypeTooLong
+		return event.Event{}, errTypeTooLong
 	default:
 		if err := checkType(typ); err != nil {
-			return dedup.Event{}, err
+			return event.Event{}, err
 		}
 	}
 
 	if s = &sp[fieldCreated]; s.set {
 		t, err := parseCreated(b, s)
 		if err != nil {
-			return dedup.Event{}, err
+			return event.Event{}, err
 		}
 		ev.Created = t
 	}
@@ -442,7 +442,7 @@ func capture(b []byte, sp *[numFields]span) (dedup.Event, error) {
 			ev.Livemode = true
 		case 'f', 'n':
 		default:
-			return dedup.Event{}, errLivemode
+			return event.Event{}, errLivemode
 		}
 	}
 
@@ -454,12 +454,12 @@ func capture(b []byte, sp *[numFields]span) (dedup.Event, error) {
 	}
 	var err error
 	if buf, err = appendOptional(buf, b, sp, accountField); err != nil {
-		return dedup.Event{}, err
+		return event.Event{}, err
 	}
 	accountEnd := len(buf)
 
 	if buf, err = appendOptional(buf, b, sp, fieldAPIVersion); err != nil {
-		return dedup.Event{}, err
+		return event.Event{}, err
 	}
 
 	str := string(buf)

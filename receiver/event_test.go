@@ -9,7 +9,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/oncehook/oncehook/dedup"
+	"github.com/oncehook/oncehook/event"
 )
 
 // snapshotEventBody is a payment_intent.succeeded event pretty-printed the
@@ -132,7 +132,7 @@ func nested(depth int) string {
 type parseEventCase struct {
 	name string
 	body string
-	want dedup.Event // Payload is not compared here: it must be body itself
+	want event.Event // Payload is not compared here: it must be body itself
 	err  string      // the exact error message, when ParseEvent must fail
 }
 
@@ -142,142 +142,142 @@ var parseEventCases = []parseEventCase{
 	{
 		name: "snapshot pretty-printed",
 		body: snapshotEventBody,
-		want: dedup.Event{ID: "evt_3PqRsT2eZvKYlo2C1aBcDeFg", Type: "payment_intent.succeeded", Created: snapshotCreated, APIVersion: "2024-06-20"},
+		want: event.Event{ID: "evt_3PqRsT2eZvKYlo2C1aBcDeFg", Type: "payment_intent.succeeded", Created: snapshotCreated, APIVersion: "2024-06-20"},
 	},
 	{
 		name: "thin",
 		body: thinEventBody,
-		want: dedup.Event{ID: "evt_test_65R9Ijk8EJ0pbrYb2a816OFLCfeJ4nGxu3wLTV4Vs3Q4B1", Type: "v1.billing.meter.error_report_triggered", Created: thinCreated, Account: "acct_123", Thin: true},
+		want: event.Event{ID: "evt_test_65R9Ijk8EJ0pbrYb2a816OFLCfeJ4nGxu3wLTV4Vs3Q4B1", Type: "v1.billing.meter.error_report_triggered", Created: thinCreated, Account: "acct_123", Thin: true},
 	},
 	{
 		name: "snapshot connect account livemode",
 		body: `{"id":"evt_1","object":"event","account":"acct_1Nv0FGQ9RKHgCVdK","api_version":"2023-10-16","created":1700000000,"data":{"object":{"id":"cus_1","object":"customer"}},"livemode":true,"type":"customer.created"}`,
-		want: dedup.Event{ID: "evt_1", Type: "customer.created", Created: time.Unix(1700000000, 0).UTC(), Livemode: true, Account: "acct_1Nv0FGQ9RKHgCVdK", APIVersion: "2023-10-16"},
+		want: event.Event{ID: "evt_1", Type: "customer.created", Created: time.Unix(1700000000, 0).UTC(), Livemode: true, Account: "acct_1Nv0FGQ9RKHgCVdK", APIVersion: "2023-10-16"},
 	},
 	{
 		name: "account and api_version null",
 		body: `{"id":"evt_1","object":"event","account":null,"api_version":null,"created":1700000000,"livemode":null,"type":"customer.created"}`,
-		want: dedup.Event{ID: "evt_1", Type: "customer.created", Created: time.Unix(1700000000, 0).UTC()},
+		want: event.Event{ID: "evt_1", Type: "customer.created", Created: time.Unix(1700000000, 0).UTC()},
 	},
 	{
 		name: "minimal",
 		body: `{"id":"evt_1","type":"ping"}`,
-		want: dedup.Event{ID: "evt_1", Type: "ping"},
+		want: event.Event{ID: "evt_1", Type: "ping"},
 	},
 	{
 		name: "fields in any order after nested id and type",
 		body: `{"data":{"id":"in_1","type":"nested","created":"x","object":{"id":5}},"type":"invoice.paid","created":0,"id":"evt_last"}`,
-		want: dedup.Event{ID: "evt_last", Type: "invoice.paid", Created: time.Unix(0, 0).UTC()},
+		want: event.Event{ID: "evt_last", Type: "invoice.paid", Created: time.Unix(0, 0).UTC()},
 	},
 	{
 		name: "escapes in captured strings",
 		body: `{"id":"evt\u005f1\/x","type":"inv\u006fice.paid","account":"acct \"\\\/\b\f\n\r\t \u00e9 \ud83d\ude80 \u2028","api_version":"2024-06-20\u002Ebeta"}`,
-		want: dedup.Event{ID: "evt_1/x", Type: "invoice.paid", Account: "acct \"\\/\b\f\n\r\t é 🚀 \u2028", APIVersion: "2024-06-20.beta"},
+		want: event.Event{ID: "evt_1/x", Type: "invoice.paid", Account: "acct \"\\/\b\f\n\r\t é 🚀 \u2028", APIVersion: "2024-06-20.beta"},
 	},
 	{
 		name: "escaped keys",
 		body: `{"\u0069d":"evt_1","typ\u0065":"a.b","\u006fbject":"v2.core.event","c\u006fntext":"acct_9"}`,
-		want: dedup.Event{ID: "evt_1", Type: "a.b", Account: "acct_9", Thin: true},
+		want: event.Event{ID: "evt_1", Type: "a.b", Account: "acct_9", Thin: true},
 	},
 	{
 		name: "escaped object value",
 		body: `{"id":"evt_1","type":"a","object":"v2\u002ecore.event"}`,
-		want: dedup.Event{ID: "evt_1", Type: "a", Thin: true},
+		want: event.Event{ID: "evt_1", Type: "a", Thin: true},
 	},
 	{
 		name: "unicode type",
 		body: `{"id":"evt_1","type":"tëst.ü€🚀"}`,
-		want: dedup.Event{ID: "evt_1", Type: "tëst.ü€🚀"},
+		want: event.Event{ID: "evt_1", Type: "tëst.ü€🚀"},
 	},
 	{
 		name: "whitespace around and inside",
 		body: " \r\n\t{ \"id\" : \"evt_1\" ,\r\n\t\"type\"\t:\n\"a\" , \"x\" : [ 1 , { } , [ ] , \"\" ] } \n\r\t ",
-		want: dedup.Event{ID: "evt_1", Type: "a"},
+		want: event.Event{ID: "evt_1", Type: "a"},
 	},
 	{
 		name: "thin account wins over context",
 		body: `{"id":"evt_1","object":"v2.core.event","type":"a","account":"acct_a","context":"acct_c"}`,
-		want: dedup.Event{ID: "evt_1", Type: "a", Account: "acct_a", Thin: true},
+		want: event.Event{ID: "evt_1", Type: "a", Account: "acct_a", Thin: true},
 	},
 	{
 		name: "thin null account uses context",
 		body: `{"id":"evt_1","context":"acct_c","object":"v2.core.event","type":"a","account":null}`,
-		want: dedup.Event{ID: "evt_1", Type: "a", Account: "acct_c", Thin: true},
+		want: event.Event{ID: "evt_1", Type: "a", Account: "acct_c", Thin: true},
 	},
 	{
 		name: "thin context null",
 		body: `{"id":"evt_1","object":"v2.core.event","type":"a","context":null}`,
-		want: dedup.Event{ID: "evt_1", Type: "a", Thin: true},
+		want: event.Event{ID: "evt_1", Type: "a", Thin: true},
 	},
 	{
 		name: "thin context not a string is ignored",
 		body: `{"id":"evt_1","object":"v2.core.event","type":"a","context":{"account":"acct_1"}}`,
-		want: dedup.Event{ID: "evt_1", Type: "a", Thin: true},
+		want: event.Event{ID: "evt_1", Type: "a", Thin: true},
 	},
 	{
 		name: "snapshot ignores context",
 		body: `{"id":"evt_1","object":"event","type":"a","context":"acct_c"}`,
-		want: dedup.Event{ID: "evt_1", Type: "a"},
+		want: event.Event{ID: "evt_1", Type: "a"},
 	},
 	{
 		name: "object null is snapshot",
 		body: `{"id":"evt_1","object":null,"type":"a"}`,
-		want: dedup.Event{ID: "evt_1", Type: "a"},
+		want: event.Event{ID: "evt_1", Type: "a"},
 	},
 	{
 		name: "created null",
 		body: `{"id":"evt_1","type":"a","created":null}`,
-		want: dedup.Event{ID: "evt_1", Type: "a"},
+		want: event.Event{ID: "evt_1", Type: "a"},
 	},
 	{
 		name: "snapshot created as RFC 3339 with offset",
 		body: `{"id":"evt_1","object":"event","type":"a","created":"2024-09-17T08:20:52.246+02:00"}`,
-		want: dedup.Event{ID: "evt_1", Type: "a", Created: thinCreated},
+		want: event.Event{ID: "evt_1", Type: "a", Created: thinCreated},
 	},
 	{
 		name: "thin created as unix seconds",
 		body: `{"id":"evt_1","object":"v2.core.event","type":"a","created":1726554052}`,
-		want: dedup.Event{ID: "evt_1", Type: "a", Created: snapshotCreated, Thin: true},
+		want: event.Event{ID: "evt_1", Type: "a", Created: snapshotCreated, Thin: true},
 	},
 	{
 		name: "created escaped RFC 3339",
 		body: `{"id":"evt_1","type":"a","created":"2024-09-17T06:20:52.246\u005a"}`,
-		want: dedup.Event{ID: "evt_1", Type: "a", Created: thinCreated},
+		want: event.Event{ID: "evt_1", Type: "a", Created: thinCreated},
 	},
 	{
 		name: "created max",
 		body: `{"id":"evt_1","type":"a","created":253402300799}`,
-		want: dedup.Event{ID: "evt_1", Type: "a", Created: time.Date(9999, 12, 31, 23, 59, 59, 0, time.UTC)},
+		want: event.Event{ID: "evt_1", Type: "a", Created: time.Date(9999, 12, 31, 23, 59, 59, 0, time.UTC)},
 	},
 	{
 		name: "created minus zero",
 		body: `{"id":"evt_1","type":"a","created":-0}`,
-		want: dedup.Event{ID: "evt_1", Type: "a", Created: time.Unix(0, 0).UTC()},
+		want: event.Event{ID: "evt_1", Type: "a", Created: time.Unix(0, 0).UTC()},
 	},
 	{
 		name: "invalid UTF-8 and lone surrogates outside captured strings",
 		body: "{\"id\":\"evt_1\",\"type\":\"a\",\"data\":\"\xff\xfe\\ud800\",\"\xc3\":[\"\\udc00x\"]}",
-		want: dedup.Event{ID: "evt_1", Type: "a"},
+		want: event.Event{ID: "evt_1", Type: "a"},
 	},
 	{
 		name: "duplicate keys that are not captured",
 		body: `{"id":"evt_1","data":1,"type":"a","data":2,"ID":"x","Type":"y"}`,
-		want: dedup.Event{ID: "evt_1", Type: "a"},
+		want: event.Event{ID: "evt_1", Type: "a"},
 	},
 	{
 		name: "numbers and literals",
 		body: `{"id":"evt_1","type":"a","n":[0,-0,1,-1,12.5,-0.0e+0,1E9,1e-9,123456789012345678901234567890,true,false,null]}`,
-		want: dedup.Event{ID: "evt_1", Type: "a"},
+		want: event.Event{ID: "evt_1", Type: "a"},
 	},
 	{
 		name: "id and type at maximum length",
 		body: `{"id":"` + strings.Repeat("e", 255) + `","type":"` + strings.Repeat("t", 255) + `"}`,
-		want: dedup.Event{ID: strings.Repeat("e", 255), Type: strings.Repeat("t", 255)},
+		want: event.Event{ID: strings.Repeat("e", 255), Type: strings.Repeat("t", 255)},
 	},
 	{
 		name: "nesting 64 levels",
 		body: nested(64),
-		want: dedup.Event{ID: "evt_1", Type: "t"},
+		want: event.Event{ID: "evt_1", Type: "t"},
 	},
 
 	// Syntax errors.
@@ -463,12 +463,12 @@ func TestParseEventUnicodeEscapes(t *testing.T) {
 	}
 }
 
-func reflectZero(ev dedup.Event) bool {
+func reflectZero(ev event.Event) bool {
 	return ev.ID == "" && ev.Type == "" && ev.Created.IsZero() && !ev.Livemode &&
 		ev.Account == "" && ev.APIVersion == "" && !ev.Thin && ev.Payload == nil
 }
 
-func describe(ev dedup.Event) string {
+func describe(ev event.Event) string {
 	return fmt.Sprintf("{ID:%q Type:%q Created:%v Livemode:%v Account:%q APIVersion:%q Thin:%v}",
 		ev.ID, ev.Type, ev.Created, ev.Livemode, ev.Account, ev.APIVersion, ev.Thin)
 }

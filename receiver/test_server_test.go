@@ -7,12 +7,13 @@ import (
 	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/oncehook/oncehook/dedup"
+	"github.com/oncehook/oncehook/event"
 )
 
 // discardQueue takes every accepted event and delivers none.
 type discardQueue struct{}
 
-func (discardQueue) Enqueue(*dedup.Event, dedup.Lease) bool { return true }
+func (discardQueue) Enqueue(*event.Event, dedup.Lease) bool { return true }
 
 // newTestServer is a Server on pool, signed with secretA, that delivers
 // nothing; tune, if set, adjusts its config. Its deduper stops when the

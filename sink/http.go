@@ -10,7 +10,7 @@ import (
 	"net/url"
 	"time"
 
-	"github.com/oncehook/oncehook/dedup"
+	"github.com/oncehook/oncehook/event"
 	"github.com/oncehook/oncehook/internal/redact"
 )
 
@@ -45,7 +45,7 @@ func NewHTTP(url string, signer *StandardWebhooksSigner) *HTTP {
 }
 
 // Deliver sends ev; ctx bounds the whole exchange (DELIVERY_TIMEOUT).
-func (s *HTTP) Deliver(ctx context.Context, ev *dedup.Event) error {
+func (s *HTTP) Deliver(ctx context.Context, ev *event.Event) error {
 	req, err := http.NewRequestWithContext(ctx, http.MethodPost, s.url, bytes.NewReader(ev.Payload))
 	if err != nil {
 		return s.redact(fmt.Errorf("building request for %s: %w", ev.ID, err))

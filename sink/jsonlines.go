@@ -9,7 +9,7 @@ import (
 	"os"
 	"time"
 
-	"github.com/oncehook/oncehook/dedup"
+	"github.com/oncehook/oncehook/event"
 )
 
 // Writer is a Sink writing one JSON object per line to an io.Writer:
@@ -51,7 +51,7 @@ type line struct {
 }
 
 // Deliver writes ev as one line with a single Write.
-func (s *Writer) Deliver(ctx context.Context, ev *dedup.Event) error {
+func (s *Writer) Deliver(ctx context.Context, ev *event.Event) error {
 	if err := ctx.Err(); err != nil {
 		return err
 	}

@@ -11,7 +11,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/oncehook/oncehook/dedup"
+	"github.com/oncehook/oncehook/event"
 	"github.com/oncehook/oncehook/sink"
 )
 
@@ -19,7 +19,7 @@ func TestWriterWritesOneCompactLinePerEvent(t *testing.T) {
 	t.Parallel()
 	var buf bytes.Buffer
 	w := sink.NewWriter(&buf)
-	ev := &dedup.Event{ID: "evt_1", Type: "invoice.paid", Created: time.Unix(1_700_000_000, 0), Account: "acct_1",
+	ev := &event.Event{ID: "evt_1", Type: "invoice.paid", Created: time.Unix(1_700_000_000, 0), Account: "acct_1",
 		Payload: []byte("{\n  \"id\": \"evt_1\",\n  \"name\": \"Zoë <b>\"\n}")}
 	for range 2 {
 		if err := w.Deliver(context.Background(), ev); err != nil {
@@ -50,7 +50,7 @@ func TestFileSinkAppends(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		if err := w.Deliver(context.Background(), &dedup.Event{ID: id, Type: "t", Payload: []byte(`{}`)}); err != nil {
+		if err := w.Deliver(context.Background(), &event.Event{ID: id, Type: "t", Payload: []byte(`{}`)}); err != nil {
 			t.Fatal(err)
 		}
 		if err := w.Close(); err != nil {
@@ -84,7 +84,7 @@ func TestWriterHonoursContextWhileStalled(t *testing.T) {
 	for i := range 3 {
 		ctx, cancel := context.WithTimeout(context.Background(), 100*time.Millisecond)
 		start := time.Now()
-		err := w.Deliver(ctx, &dedup.Event{ID: "evt_stalled", Type: "invoice.paid", Payload: []byte(`{}`)})
+		err := w.Deliver(ctx, &event.Event{ID: "evt_stalled", Type: "invoice.paid", Payload: []byte(`{}`)})
 		cancel()
 		if err == nil || time.Since(start) > time.Second {
 			t.Fatalf("delivery %d on a stalled pipe: %v after %s, want an error at the deadline", i, err, time.Since(start))

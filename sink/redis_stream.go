@@ -7,7 +7,7 @@ import (
 
 	"github.com/redis/go-redis/v9"
 
-	"github.com/oncehook/oncehook/dedup"
+	"github.com/oncehook/oncehook/event"
 )
 
 // RedisStream is a Sink that XADDs each event to a stream with fields id,
@@ -26,7 +26,7 @@ func NewRedisStream(rdb redis.UniversalClient, stream string, maxLen int64) *Red
 }
 
 // Deliver appends ev to the stream.
-func (s *RedisStream) Deliver(ctx context.Context, ev *dedup.Event) error {
+func (s *RedisStream) Deliver(ctx context.Context, ev *event.Event) error {
 	err := s.rdb.XAdd(ctx, &redis.XAddArgs{
 		Stream: s.stream,
 		MaxLen: s.maxLen,

@@ -6,7 +6,7 @@ package sink
 import (
 	"context"
 
-	"github.com/oncehook/oncehook/dedup"
+	"github.com/oncehook/oncehook/event"
 )
 
 // Sink receives accepted events.
@@ -21,6 +21,6 @@ import (
 //   - Close flushes anything buffered and releases resources; Deliver must
 //     not be called after Close. Close is safe to call more than once.
 type Sink interface {
-	Deliver(ctx context.Context, ev *dedup.Event) error
+	Deliver(ctx context.Context, ev *event.Event) error
 	Close() error
 }

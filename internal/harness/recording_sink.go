@@ -7,7 +7,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/oncehook/oncehook/dedup"
+	"github.com/oncehook/oncehook/event"
 )
 
 // RecordingSink is a Sink that counts deliveries per event id. Set Fail to
@@ -15,14 +15,14 @@ import (
 type RecordingSink struct {
 	mu     sync.Mutex
 	counts map[string]int
-	Fail   func(ev *dedup.Event) error
+	Fail   func(ev *event.Event) error
 }
 
 // NewRecordingSink returns an empty RecordingSink.
 func NewRecordingSink() *RecordingSink { return &RecordingSink{counts: map[string]int{}} }
 
 // Deliver records ev unless Fail says otherwise.
-func (s *RecordingSink) Deliver(_ context.Context, ev *dedup.Event) error {
+func (s *RecordingSink) Deliver(_ context.Context, ev *event.Event) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if s.Fail != nil {

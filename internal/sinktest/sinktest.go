@@ -12,7 +12,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/oncehook/oncehook/dedup"
+	"github.com/oncehook/oncehook/event"
 	"github.com/oncehook/oncehook/sink"
 )
 
@@ -33,8 +33,8 @@ type Harness struct {
 }
 
 // Event is a pretty-printed event with unicode, as Stripe sends it.
-func Event(id string) *dedup.Event {
-	return &dedup.Event{
+func Event(id string) *event.Event {
+	return &event.Event{
 		ID: id, Type: "invoice.paid", Created: time.Unix(1_700_000_000, 0),
 		Payload: fmt.Appendf(nil, "{\n  \"id\": %q,\n  \"object\": \"event\",\n  \"data\": {\"object\": {\"customer_name\": \"Zoë Ångström 佐藤 <b>&\"}},\n  \"type\": \"invoice.paid\"\n}", id),
 	}
@@ -44,7 +44,7 @@ func Event(id string) *dedup.Event {
 func Run(t *testing.T, h Harness) {
 	t.Run("DeliversIDTypeAndPayload", func(t *testing.T) {
 		s := h.New(t)
-		evs := []*dedup.Event{Event("evt_c1"), Event("evt_c2")}
+		evs := []*event.Event{Event("evt_c1"), Event("evt_c2")}
 		for _, ev := range evs {
 			if err := s.Deliver(context.Background(), ev); err != nil {
 				t.Fatalf("Deliver(%s): %v", ev.ID, err)

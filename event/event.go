@@ -1,4 +1,6 @@
-package dedup
+// Package event holds the Stripe event as oncehook stores and delivers
+// it, shared by the receiver, the deduplication and the delivery.
+package event
 
 import "time"
 
