@@ -51,6 +51,7 @@ const maxBatchTries = 3
 type insertReq struct {
 	ev       *event.Event
 	inserted bool
+	routes   int   // the destinations ev matches, counted by fill
 	lease    Lease // Start taken before the INSERT that stored ev began
 	err      error
 	done     chan struct{}
@@ -203,7 +204,7 @@ func (w *batchWriter) query(b *batch, rows []*insertReq) error {
 		r.lease = Lease{}
 		if r.inserted {
 			r.lease = Lease{Start: start, Until: b.returned[j].lease, Length: w.lease}
-			if len(w.routes.Match(nil, r.ev.Type, r.ev.Livemode)) == 0 {
+			if r.routes == 0 {
 				w.metrics.Unrouted()
 			}
 		}
@@ -247,7 +248,8 @@ func (b *batch) fill(rows []*insertReq, routes *route.Table) {
 		b.payloads = append(b.payloads, ev.Payload)
 		n := len(b.routeDests)
 		b.routeDests = routes.Match(b.routeDests, ev.Type, ev.Livemode)
-		for range len(b.routeDests) - n {
+		r.routes = len(b.routeDests) - n
+		for range r.routes {
 			b.routeIDs = append(b.routeIDs, ev.ID)
 		}
 	}

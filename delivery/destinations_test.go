@@ -11,6 +11,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/jackc/pgx/v5"
+
 	"github.com/oncehook/oncehook/delivery"
 	"github.com/oncehook/oncehook/event"
 	"github.com/oncehook/oncehook/internal/harness"
@@ -25,18 +27,19 @@ func liveBody(id, typ string) []byte {
 
 func statesOf(t *testing.T, in *harness.Instance, id string) []string {
 	t.Helper()
-	rows, err := in.Pool().Query(context.Background(), `SELECT destination || '=' || status FROM stripe_webhook_deliveries WHERE event_id = $1 ORDER BY destination`, id)
+	return queryStrings(t, in, `SELECT destination || '=' || status FROM stripe_webhook_deliveries WHERE event_id = $1 ORDER BY destination`, id)
+}
+
+// queryStrings returns the one text column of sql's rows.
+func queryStrings(t *testing.T, in *harness.Instance, sql string, args ...any) []string {
+	t.Helper()
+	rows, err := in.Pool().Query(context.Background(), sql, args...)
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer rows.Close()
-	var out []string
-	for rows.Next() {
-		var s string
-		if err := rows.Scan(&s); err != nil {
-			t.Fatal(err)
-		}
-		out = append(out, s)
+	out, err := pgx.CollectRows(rows, pgx.RowTo[string])
+	if err != nil {
+		t.Fatal(err)
 	}
 	return out
 }
@@ -280,19 +283,6 @@ func TestRemovedDestinationWaitsAndResumes(t *testing.T) {
 
 func snapshotDeliveries(t *testing.T, in *harness.Instance, dest string) []string {
 	t.Helper()
-	rows, err := in.Pool().Query(context.Background(), `SELECT format('%s|%s|%s|%s|%s', event_id, status, attempts, next_attempt_at, locked_until)
+	return queryStrings(t, in, `SELECT format('%s|%s|%s|%s|%s', event_id, status, attempts, next_attempt_at, locked_until)
 		FROM stripe_webhook_deliveries WHERE destination = $1 ORDER BY event_id`, dest)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer rows.Close()
-	var out []string
-	for rows.Next() {
-		var s string
-		if err := rows.Scan(&s); err != nil {
-			t.Fatal(err)
-		}
-		out = append(out, s)
-	}
-	return out
 }

@@ -151,18 +151,6 @@ func All() *Table {
 	return &Table{dests: []Destination{{Name: DefaultName}}}
 }
 
-// Destinations returns the table's destinations.
-func (t *Table) Destinations() []Destination { return t.dests }
-
-// Names returns the destination names, in order.
-func (t *Table) Names() []string {
-	out := make([]string, len(t.dests))
-	for i, d := range t.dests {
-		out[i] = d.Name
-	}
-	return out
-}
-
 // Match appends to dst the destinations an event goes to.
 func (t *Table) Match(dst []string, typ string, livemode bool) []string {
 	for _, d := range t.dests {

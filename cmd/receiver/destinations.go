@@ -131,12 +131,3 @@ func strayDestinationVars(environ []string, dests []destinationConfig) error {
 	return fmt.Errorf("%s: no such destination setting; DESTINATIONS is %q and each destination takes _URL, _TYPES, _LIVEMODE, _SIGNING_SECRET, _WORKERS, _TIMEOUT and _MAX_ATTEMPTS",
 		strings.Join(stray, ", "), strings.Join(names, ","))
 }
-
-// routeTable is the destinations' filters.
-func routeTable(dests []destinationConfig) (*route.Table, error) {
-	rd := make([]route.Destination, len(dests))
-	for i, d := range dests {
-		rd[i] = route.Destination{Name: d.Name, Filter: d.Filter}
-	}
-	return route.NewTable(rd)
-}
