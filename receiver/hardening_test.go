@@ -405,16 +405,22 @@ func TestSlowReadersAtTheBoundAreShed(t *testing.T) {
 	const maxConns, deliveries = 300, 40
 	in := harness.StartInstance(t, harness.InstanceConfig{Pool: pool, Sink: harness.NewRecordingSink(),
 		Tune: func(c *receiver.Config) { c.MaxConns = maxConns }})
+	attackStart := time.Now()
 	attack := hostileConns(t, strings.TrimPrefix(in.Base, "http://"), 0, maxConns/2, maxConns/2)
 	defer attack.stop()
-	// Within the grace a request gets to arrive, the slow readers keep
-	// their slots: the bound is full.
+	// Within the grace a request gets to arrive (1s), the slow readers keep
+	// their slots: the bound is full. The check holds only if the answer
+	// comes within the grace of the first slow reader's start: on a loaded
+	// machine setting up 300 connections can take longer than that.
 	body := harness.EventBody("evt_slow_bound_early", "invoice.paid")
 	req, _ := http.NewRequest(http.MethodPost, in.URL, bytes.NewReader(body))
 	req.Header.Set("Stripe-Signature", harness.Sign(body))
 	if resp, err := http.DefaultClient.Do(req); err == nil {
 		resp.Body.Close()
-		if resp.StatusCode != 503 {
+		switch took := time.Since(attackStart); {
+		case took >= 900*time.Millisecond:
+			t.Logf("the early check answered %d %s after the attack began, past the grace: not judged", resp.StatusCode, took)
+		case resp.StatusCode != 503:
 			t.Fatalf("with every slot reading for less than the grace: %d, want 503 or a refused connection", resp.StatusCode)
 		}
 	}
