@@ -321,12 +321,7 @@ func Stats(ctx context.Context, pool *pgxpool.Pool) ([]DestinationStats, error) 
 // PendingDestinations returns the destinations that have pending
 // deliveries, one index probe per destination.
 func PendingDestinations(ctx context.Context, pool *pgxpool.Pool) ([]string, error) {
-	rows, err := pool.Query(ctx, `WITH RECURSIVE n AS (
-			(SELECT destination FROM stripe_webhook_deliveries WHERE status = 'pending' ORDER BY destination LIMIT 1)
-			UNION ALL
-			SELECT (SELECT destination FROM stripe_webhook_deliveries
-				WHERE status = 'pending' AND destination > n.destination ORDER BY destination LIMIT 1)
-			FROM n WHERE n.destination IS NOT NULL)
+	rows, err := pool.Query(ctx, `WITH RECURSIVE `+distinctDestinations("pending", "n")+`
 		SELECT destination FROM n WHERE destination IS NOT NULL`)
 	if err != nil {
 		return nil, fmt.Errorf("listing destinations with pending deliveries: %w", err)
