@@ -87,18 +87,7 @@ func EventsPage(ctx context.Context, pool *pgxpool.Pool, f PageFilter) (Page, er
 	if f.Status == StatusUnrouted && f.Destination != "" {
 		return Page{}, errors.New("listing events: an unrouted event has no destination")
 	}
-	at, id := f.After.At, f.After.ID
-	if f.After.IsZero() {
-		at = farFuture
-	}
-	until := f.Until
-	if until.IsZero() {
-		until = farFuture
-	}
-	args := pgx.NamedArgs{
-		"at": at, "id": id, "since": f.Since, "until": until, "type": likePrefix(f.TypePrefix),
-		"status": f.Status, "dest": f.Destination, "budget": PageScanBudget, "want": f.Limit + 1,
-	}
+	args := pageArgs(f)
 	var hits []PageEvent
 	var edge *Cursor
 	var err error
@@ -126,6 +115,21 @@ func EventsPage(ctx context.Context, pool *pgxpool.Pool, f PageFilter) (Page, er
 	return p, nil
 }
 
+// pageArgs are the named arguments of pageQueries for f.
+func pageArgs(f PageFilter) pgx.NamedArgs {
+	at, until := f.After.At, f.Until
+	if f.After.IsZero() {
+		at = farFuture
+	}
+	if until.IsZero() {
+		until = farFuture
+	}
+	return pgx.NamedArgs{
+		"at": at, "id": f.After.ID, "since": f.Since, "until": until, "type": likePrefix(f.TypePrefix),
+		"status": f.Status, "dest": f.Destination, "budget": PageScanBudget, "want": f.Limit + 1,
+	}
+}
+
 // keyset is the page condition on a table with received_at and event_id,
 // written so that the received_at indexes bound the scan.
 const keyset = `received_at <= @at AND (received_at < @at OR event_id < @id)
@@ -144,12 +148,38 @@ const ledgerMatch = `e.event_type LIKE @type AND CASE
 	ELSE EXISTS (SELECT 1 FROM stripe_webhook_deliveries d WHERE d.event_id = e.event_id
 		AND (@status = '' OR d.status = @status) AND (@dest = '' OR d.destination = @dest)) END`
 
+// pageQueries returns the statements that page by status: the page's
+// matches (up to @want), and, for a short page, where the scan stopped.
+func pageQueries(status string) (page, edge string) {
+	if status != StatusPending && status != StatusDead {
+		return `SELECT e.event_id, e.event_type, e.livemode, e.received_at
+			FROM (` + ledgerScan + `) e WHERE ` + ledgerMatch + `
+			ORDER BY e.received_at DESC, e.event_id DESC LIMIT @want`,
+			`SELECT s.received_at, s.event_id, count(*) OVER ()
+			FROM (` + ledgerScan + `) s ORDER BY s.received_at, s.event_id LIMIT 1`
+	}
+	// The status is a literal, so that even a generic plan uses the
+	// partial index of that status.
+	scan := strings.ReplaceAll(deliveryScan, "@status", "'"+status+"'")
+	return destinationsWith(status) + `
+		SELECT DISTINCT h.event_id, h.event_type, h.livemode, h.received_at FROM dn CROSS JOIN LATERAL (
+			SELECT e.event_id, e.event_type, e.livemode, e.received_at
+			FROM (` + scan + `) s JOIN stripe_webhook_events e ON e.event_id = s.event_id
+			WHERE e.event_type LIKE @type
+			ORDER BY s.received_at DESC, s.event_id DESC LIMIT @want) h
+		ORDER BY h.received_at DESC, h.event_id DESC LIMIT @want`,
+		destinationsWith(status) + `
+		SELECT x.received_at, x.event_id, x.n FROM dn CROSS JOIN LATERAL (
+			SELECT s.received_at, s.event_id, count(*) OVER () AS n
+			FROM (` + scan + `) s ORDER BY s.received_at, s.event_id LIMIT 1) x
+		WHERE x.n >= @budget`
+}
+
 // ledgerPage pages by the ledger: every event, delivered ones, one
 // destination's, or unrouted ones.
 func ledgerPage(ctx context.Context, pool *pgxpool.Pool, args pgx.NamedArgs) ([]PageEvent, *Cursor, error) {
-	rows, err := pool.Query(ctx, `SELECT e.event_id, e.event_type, e.livemode, e.received_at
-		FROM (`+ledgerScan+`) e WHERE `+ledgerMatch+`
-		ORDER BY e.received_at DESC, e.event_id DESC LIMIT @want`, args)
+	page, edgeSQL := pageQueries(StatusDelivered)
+	rows, err := pool.Query(ctx, page, args)
 	if err != nil {
 		return nil, nil, err
 	}
@@ -161,8 +191,7 @@ func ledgerPage(ctx context.Context, pool *pgxpool.Pool, args pgx.NamedArgs) ([]
 	// row) or at the oldest event.
 	var edge Cursor
 	var n int
-	err = pool.QueryRow(ctx, `SELECT s.received_at, s.event_id, count(*) OVER ()
-		FROM (`+ledgerScan+`) s ORDER BY s.received_at, s.event_id LIMIT 1`, args).Scan(&edge.At, &edge.ID, &n)
+	err = pool.QueryRow(ctx, edgeSQL, args).Scan(&edge.At, &edge.ID, &n)
 	if errors.Is(err, pgx.ErrNoRows) || (err == nil && n < PageScanBudget) {
 		return hits, nil, nil
 	}
@@ -202,16 +231,8 @@ const deliveryScan = `SELECT d.event_id, d.received_at FROM stripe_webhook_deliv
 // newest @want matches within the budget, merged. An event with matches
 // at several destinations is listed once.
 func deliveryPage(ctx context.Context, pool *pgxpool.Pool, status string, args pgx.NamedArgs) ([]PageEvent, *Cursor, error) {
-	// The status is a literal, so that even a generic plan uses the
-	// partial index of that status.
-	scan := strings.ReplaceAll(deliveryScan, "@status", "'"+status+"'")
-	rows, err := pool.Query(ctx, destinationsWith(status)+`
-		SELECT DISTINCT h.event_id, h.event_type, h.livemode, h.received_at FROM dn CROSS JOIN LATERAL (
-			SELECT e.event_id, e.event_type, e.livemode, e.received_at
-			FROM (`+scan+`) s JOIN stripe_webhook_events e ON e.event_id = s.event_id
-			WHERE e.event_type LIKE @type
-			ORDER BY s.received_at DESC, s.event_id DESC LIMIT @want) h
-		ORDER BY h.received_at DESC, h.event_id DESC LIMIT @want`, args)
+	page, edgeSQL := pageQueries(status)
+	rows, err := pool.Query(ctx, page, args)
 	if err != nil {
 		return nil, nil, err
 	}
@@ -222,17 +243,14 @@ func deliveryPage(ctx context.Context, pool *pgxpool.Pool, status string, args p
 	// Short page: each destination's walk that reached the budget stopped
 	// at its last row; every row newer than the latest of those stops has
 	// been seen at every destination.
-	rows, err = pool.Query(ctx, destinationsWith(status)+`
-		SELECT x.received_at, x.event_id FROM dn CROSS JOIN LATERAL (
-			SELECT s.received_at, s.event_id, count(*) OVER () AS n
-			FROM (`+scan+`) s ORDER BY s.received_at, s.event_id LIMIT 1) x
-		WHERE x.n >= @budget`, args)
+	rows, err = pool.Query(ctx, edgeSQL, args)
 	if err != nil {
 		return nil, nil, err
 	}
 	stops, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (Cursor, error) {
 		var c Cursor
-		return c, r.Scan(&c.At, &c.ID)
+		var n int
+		return c, r.Scan(&c.At, &c.ID, &n)
 	})
 	if err != nil || len(stops) == 0 {
 		return hits, nil, err
