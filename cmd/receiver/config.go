@@ -12,6 +12,7 @@ import (
 	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/oncehook/oncehook/dedup"
+	"github.com/oncehook/oncehook/console"
 	"github.com/oncehook/oncehook/delivery"
 	"github.com/oncehook/oncehook/internal/redact"
 	"github.com/oncehook/oncehook/receiver"
@@ -23,6 +24,7 @@ import (
 type config struct {
 	ListenAddr          string
 	AdminAddr           string
+	AdminToken          string // empty: the console is off
 	Secrets             []string
 	Tolerance           time.Duration
 	DatabaseURL         string
@@ -61,6 +63,7 @@ func loadConfig(lookup func(string) (string, bool)) (config, error) {
 	c := config{
 		ListenAddr:          e.str("LISTEN_ADDR", ":8080"),
 		AdminAddr:           e.optional("ADMIN_ADDR", "127.0.0.1:9090"),
+		AdminToken:          e.get("ADMIN_TOKEN"),
 		Secrets:             e.secrets("STRIPE_WEBHOOK_SECRET"),
 		Tolerance:           e.duration("SIGNATURE_TOLERANCE", 5*time.Minute, time.Second),
 		DatabaseURL:         e.databaseURL("DATABASE_URL"),
@@ -101,6 +104,12 @@ func loadConfig(lookup func(string) (string, bool)) (config, error) {
 	}
 	if n := max(1, len(c.Destinations)); c.QueueMaxBytes/n < c.MaxBodyBytes {
 		e.fail("QUEUE_MAX_BYTES", "%d shared by %d destination(s) leaves less than MAX_BODY_BYTES (%d) each: one event must fit", c.QueueMaxBytes, n, c.MaxBodyBytes)
+	}
+	if c.AdminToken != "" && len(c.AdminToken) < console.MinTokenLength {
+		e.fail("ADMIN_TOKEN", "is %d characters; the console's only key must be at least %d", len(c.AdminToken), console.MinTokenLength)
+	}
+	if c.AdminToken != "" && c.AdminAddr == "" {
+		e.fail("ADMIN_TOKEN", "the console is served on ADMIN_ADDR, which is empty (off)")
 	}
 	if c.RedisKeyPrefix != "" && c.RedisURL == "" {
 		e.fail("REDIS_KEY_PREFIX", "only used with REDIS_URL")

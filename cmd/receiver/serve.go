@@ -133,7 +133,11 @@ func serve(ctx context.Context) error {
 	}
 	serveErr := make(chan error, 1)
 	go func() { serveErr <- srv.Serve(ln) }()
-	admin := startAdmin(c.AdminAddr, m, srv, log)
+	cons, err := newConsole(c, pool, m, srv, log)
+	if err != nil {
+		return err
+	}
+	admin := startAdmin(c.AdminAddr, m, srv, cons, log)
 	log.Info("receiver listening", "addr", ln.Addr().String(), "admin_addr", c.AdminAddr, "destinations", destinationsLog(c.Destinations),
 		"redis", c.RedisURL != "", "secrets", len(c.Secrets), "tls", c.TLSCertFile != "", "allowlist", len(c.Allowlist))
 
@@ -239,9 +243,9 @@ func applyMigrations(ctx context.Context, pool *pgxpool.Pool, log *slog.Logger) 
 	return nil
 }
 
-// startAdmin serves /metrics, pprof and the detailed /readyz on addr; empty
-// addr turns it off.
-func startAdmin(addr string, m *metrics.Metrics, webhooks *receiver.Server, log *slog.Logger) *http.Server {
+// startAdmin serves /metrics, pprof, the detailed /readyz and, when cons
+// is set, the console on addr; empty addr turns it off.
+func startAdmin(addr string, m *metrics.Metrics, webhooks *receiver.Server, cons http.Handler, log *slog.Logger) *http.Server {
 	if addr == "" {
 		return nil
 	}
@@ -255,6 +259,9 @@ func startAdmin(addr string, m *metrics.Metrics, webhooks *receiver.Server, log 
 		}
 		_ = json.NewEncoder(w).Encode(d)
 	})
+	if cons != nil {
+		mux.Handle("/console/", cons)
+	}
 	mux.HandleFunc("/debug/pprof/", pprof.Index)
 	mux.HandleFunc("/debug/pprof/cmdline", pprof.Cmdline)
 	mux.HandleFunc("/debug/pprof/profile", pprof.Profile)

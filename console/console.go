@@ -1,0 +1,212 @@
+package console
+
+import (
+	"bytes"
+	"embed"
+	"errors"
+	"html/template"
+	"io/fs"
+	"net/http"
+	"time"
+
+	"github.com/oncehook/oncehook/internal/ratelog"
+)
+
+//go:embed templates/*.html
+var templateFiles embed.FS
+
+//go:embed static
+var staticFiles embed.FS
+
+// contentSecurityPolicy allows the console's own files and nothing else:
+// no inline script or style, no other origin, no framing.
+const contentSecurityPolicy = "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self'; " +
+	"connect-src 'self'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'"
+
+// maxFormBytes bounds a POST body: a selection of replays is its largest.
+const maxFormBytes = 1 << 20
+
+// Console is the console's HTTP handler, mounted at /console/.
+type Console struct {
+	cfg    Config
+	auth   *auth
+	pages  map[string]*template.Template
+	mux    *http.ServeMux
+	intake *rates
+	// failed logs failed sign-ins, at most one line per ratelog.Interval.
+	failed *ratelog.Logger
+}
+
+// New returns the console, or an error naming what is wrong with cfg.
+func New(cfg Config) (*Console, error) {
+	cfg = cfg.WithDefaults()
+	if err := cfg.validate(); err != nil {
+		return nil, err
+	}
+	c := &Console{cfg: cfg, auth: newAuth(cfg.Token, cfg.SessionTTL), intake: &rates{}, failed: &ratelog.Logger{Log: cfg.Log}}
+	if err := c.parseTemplates(); err != nil {
+		return nil, err
+	}
+	static, _ := fs.Sub(staticFiles, "static")
+	mux := http.NewServeMux()
+	mux.Handle("GET /console/static/", http.StripPrefix("/console/static/", http.FileServerFS(static)))
+	mux.HandleFunc("GET /console/signin", c.signInForm)
+	mux.HandleFunc("POST /console/signin", c.signIn)
+	mux.HandleFunc("POST /console/signout", c.signedIn(c.signOut))
+	mux.HandleFunc("GET /console/{$}", c.signedIn(c.overview))
+	mux.HandleFunc("GET /console/events", c.signedIn(c.events))
+	mux.HandleFunc("GET /console/events/{id}", c.signedIn(c.event))
+	mux.HandleFunc("GET /console/dead", c.signedIn(c.deadLetters))
+	mux.HandleFunc("POST /console/replay", c.signedIn(c.replay))
+	mux.HandleFunc("POST /console/dead/replay", c.signedIn(c.replayMatching))
+	mux.HandleFunc("/console/", c.signedIn(func(w http.ResponseWriter, r *http.Request, s session) {
+		c.fail(w, r, s, http.StatusNotFound, "No such page.")
+	}))
+	c.mux = mux
+	return c, nil
+}
+
+func (c *Console) parseTemplates() error {
+	funcs := template.FuncMap{
+		"ts":  timestamp,
+		"age": age,
+	}
+	c.pages = map[string]*template.Template{}
+	for _, name := range []string{"signin", "overview", "events", "event", "dead", "confirm", "error"} {
+		t, err := template.New("layout.html").Funcs(funcs).ParseFS(templateFiles, "templates/layout.html", "templates/eventtable.html", "templates/"+name+".html")
+		if err != nil {
+			return err
+		}
+		c.pages[name] = t
+	}
+	return nil
+}
+
+// timestamp prints a time.Time or a *time.Time in UTC, to the second.
+func timestamp(v any) string {
+	switch t := v.(type) {
+	case time.Time:
+		return t.UTC().Format("2006-01-02 15:04:05")
+	case *time.Time:
+		if t != nil {
+			return t.UTC().Format("2006-01-02 15:04:05")
+		}
+	}
+	return ""
+}
+
+// ServeHTTP serves every console page with the security headers.
+func (c *Console) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	h := w.Header()
+	h.Set("Content-Security-Policy", contentSecurityPolicy)
+	h.Set("X-Content-Type-Options", "nosniff")
+	h.Set("X-Frame-Options", "DENY")
+	h.Set("Referrer-Policy", "no-referrer")
+	h.Set("Cache-Control", "no-store")
+	if r.Method == http.MethodPost {
+		r.Body = http.MaxBytesReader(w, r.Body, maxFormBytes)
+		if err := r.ParseForm(); err != nil {
+			var tooBig *http.MaxBytesError
+			if errors.As(err, &tooBig) {
+				http.Error(w, "form too large", http.StatusRequestEntityTooLarge)
+				return
+			}
+			http.Error(w, "malformed form", http.StatusBadRequest)
+			return
+		}
+	}
+	c.mux.ServeHTTP(w, r)
+}
+
+// signedIn runs h for a signed-in request and sends the others to the
+// sign-in page (or answers 401 to a script or a POST).
+func (c *Console) signedIn(h func(http.ResponseWriter, *http.Request, session)) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
+		s, ok := c.auth.session(r)
+		if !ok {
+			if r.Method == http.MethodGet && r.Header.Get("Authorization") == "" {
+				http.Redirect(w, r, "/console/signin", http.StatusSeeOther)
+				return
+			}
+			w.Header().Set("WWW-Authenticate", `Bearer realm="oncehook console"`)
+			http.Error(w, "sign in with the admin token", http.StatusUnauthorized)
+			return
+		}
+		if r.Method == http.MethodPost && !c.auth.postOK(r, s) {
+			c.fail(w, r, s, http.StatusForbidden, "This form has expired or did not come from the console. Reload the page and try again.")
+			return
+		}
+		h(w, r, s)
+	}
+}
+
+// view is what every page template gets.
+type view struct {
+	Title    string
+	CSRF     string
+	SignedIn bool
+	Nav      string
+	Data     any
+}
+
+// render writes page name with data; it renders into a buffer first, so
+// a template error never sends half a page.
+func (c *Console) render(w http.ResponseWriter, r *http.Request, s session, code int, name, title string, data any) {
+	var buf bytes.Buffer
+	v := view{Title: title, CSRF: c.auth.csrfToken(s), SignedIn: s.bearer || s.nonce != "", Nav: name, Data: data}
+	if err := c.pages[name].Execute(&buf, v); err != nil {
+		c.cfg.Log.Error("console: rendering a page", "page", name, "error", err)
+		http.Error(w, "the page could not be rendered", http.StatusInternalServerError)
+		return
+	}
+	w.Header().Set("Content-Type", "text/html; charset=utf-8")
+	w.WriteHeader(code)
+	_, _ = w.Write(buf.Bytes())
+}
+
+// fail renders an error page with msg.
+func (c *Console) fail(w http.ResponseWriter, r *http.Request, s session, code int, msg string) {
+	c.render(w, r, s, code, "error", http.StatusText(code), msg)
+}
+
+// failErr reports a failed database read or write without its details,
+// which go to the log.
+func (c *Console) failErr(w http.ResponseWriter, r *http.Request, s session, what string, err error) {
+	c.cfg.Log.Error("console: "+what, "error", err)
+	code := http.StatusInternalServerError
+	msg := "Could not " + what + ": the database did not answer. The log has the details."
+	if r.Context().Err() != nil {
+		code = http.StatusServiceUnavailable
+	}
+	c.fail(w, r, s, code, msg)
+}
+
+func (c *Console) signInForm(w http.ResponseWriter, r *http.Request) {
+	c.render(w, r, session{}, http.StatusOK, "signin", "Sign in", "")
+}
+
+func (c *Console) signIn(w http.ResponseWriter, r *http.Request) {
+	if !sameOrigin(r) {
+		c.render(w, r, session{}, http.StatusForbidden, "signin", "Sign in", "This form did not come from the console.")
+		return
+	}
+	if !c.auth.throttle.allow(time.Now()) {
+		w.Header().Set("Retry-After", "1")
+		c.render(w, r, session{}, http.StatusTooManyRequests, "signin", "Sign in", "Too many failed sign-ins. Wait a second and try again.")
+		return
+	}
+	if !c.auth.tokenOK(r.PostFormValue("token")) {
+		c.failed.Warn("console: failed sign-in", "remote", r.RemoteAddr)
+		c.render(w, r, session{}, http.StatusUnauthorized, "signin", "Sign in", "That is not the admin token.")
+		return
+	}
+	// A good token gives back what it took from the bucket.
+	c.auth.throttle.refund()
+	http.SetCookie(w, c.auth.newCookie(r))
+	http.Redirect(w, r, "/console/", http.StatusSeeOther)
+}
+
+func (c *Console) signOut(w http.ResponseWriter, r *http.Request, _ session) {
+	http.SetCookie(w, c.auth.clearCookie(r))
+	http.Redirect(w, r, "/console/signin", http.StatusSeeOther)
+}

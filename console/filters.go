@@ -1,0 +1,131 @@
+package console
+
+import (
+	"fmt"
+	"net/url"
+	"strconv"
+	"strings"
+	"time"
+	"unicode/utf8"
+
+	"github.com/oncehook/oncehook/delivery"
+	"github.com/oncehook/oncehook/route"
+)
+
+// maxIDBytes bounds an event id from a form or a URL.
+const maxIDBytes = 255
+
+// maxFieldBytes bounds a type prefix from a form or a URL.
+const maxFieldBytes = 200
+
+// timeLayout is a datetime-local input's value, in UTC.
+const timeLayout = "2006-01-02T15:04:05"
+
+// listForm is a list page's filter as the user typed it, and as parsed.
+type listForm struct {
+	Filter delivery.PageFilter
+	Since  string
+	Until  string
+	ID     string
+}
+
+// parseList reads a list page's filter from q; the error names the field.
+func parseList(q url.Values) (listForm, error) {
+	f := listForm{ID: strings.TrimSpace(q.Get("id"))}
+	f.Filter.Status = q.Get("status")
+	f.Filter.Destination = q.Get("destination")
+	f.Filter.TypePrefix = strings.TrimSpace(q.Get("type"))
+	switch f.Filter.Status {
+	case "", delivery.StatusPending, delivery.StatusDelivered, delivery.StatusDead, delivery.StatusUnrouted:
+	default:
+		return f, fmt.Errorf("status %q is none of pending, delivered, dead, unrouted", f.Filter.Status)
+	}
+	if f.Filter.Destination != "" && route.ValidName(f.Filter.Destination) != nil {
+		return f, fmt.Errorf("%q is not a destination name", f.Filter.Destination)
+	}
+	if len(f.Filter.TypePrefix) > maxFieldBytes || !utf8.ValidString(f.Filter.TypePrefix) {
+		return f, fmt.Errorf("the type must be valid text of at most %d bytes", maxFieldBytes)
+	}
+	if len(f.ID) > maxIDBytes || !utf8.ValidString(f.ID) {
+		return f, fmt.Errorf("an event id is valid text of at most %d bytes", maxIDBytes)
+	}
+	var err error
+	if f.Filter.Since, f.Since, err = parseTime(q.Get("since")); err != nil {
+		return f, fmt.Errorf("from: %w", err)
+	}
+	if f.Filter.Until, f.Until, err = parseTime(q.Get("until")); err != nil {
+		return f, fmt.Errorf("before: %w", err)
+	}
+	if f.Filter.After, err = parseCursor(q.Get("after")); err != nil {
+		return f, err
+	}
+	return f, nil
+}
+
+// parseTime reads a datetime-local value (UTC) or an RFC 3339 time; it
+// returns the time and the value to show back in the input.
+func parseTime(s string) (time.Time, string, error) {
+	s = strings.TrimSpace(s)
+	if s == "" {
+		return time.Time{}, "", nil
+	}
+	for _, layout := range []string{timeLayout, "2006-01-02T15:04", time.RFC3339Nano} {
+		if t, err := time.ParseInLocation(layout, s, time.UTC); err == nil {
+			return t, t.UTC().Format(timeLayout), nil
+		}
+	}
+	return time.Time{}, "", fmt.Errorf("%q is not a time like 2026-11-29T20:00:00 (UTC)", truncate(s, 40))
+}
+
+// cursorValue writes c for a URL: microseconds since the epoch, "_", id.
+func cursorValue(c delivery.Cursor) string {
+	return strconv.FormatInt(c.At.UnixMicro(), 10) + "_" + c.ID
+}
+
+func parseCursor(s string) (delivery.Cursor, error) {
+	if s == "" {
+		return delivery.Cursor{}, nil
+	}
+	us, id, ok := strings.Cut(s, "_")
+	n, err := strconv.ParseInt(us, 10, 64)
+	if !ok || err != nil || id == "" || len(id) > maxIDBytes || !utf8.ValidString(id) {
+		return delivery.Cursor{}, fmt.Errorf("the page position %q is malformed: start again from the newest page", truncate(s, 40))
+	}
+	return delivery.Cursor{At: time.UnixMicro(n).UTC(), ID: id}, nil
+}
+
+// values writes f back as a query, without the page position.
+func (f listForm) values() url.Values {
+	v := url.Values{}
+	set := func(k, s string) {
+		if s != "" {
+			v.Set(k, s)
+		}
+	}
+	set("status", f.Filter.Status)
+	set("destination", f.Filter.Destination)
+	set("type", f.Filter.TypePrefix)
+	set("since", f.Since)
+	set("until", f.Until)
+	return v
+}
+
+// nextQuery is the query of the page after p, or "" when there is none.
+func (f listForm) nextQuery(p delivery.Page) string {
+	if p.Next == nil {
+		return ""
+	}
+	v := f.values()
+	v.Set("after", cursorValue(*p.Next))
+	return v.Encode()
+}
+
+func truncate(s string, n int) string {
+	if len(s) <= n {
+		return s
+	}
+	for n > 0 && !utf8.RuneStart(s[n]) {
+		n--
+	}
+	return s[:n] + "…"
+}
