@@ -11,8 +11,8 @@ import (
 
 	"github.com/jackc/pgx/v5/pgxpool"
 
-	"github.com/oncehook/oncehook/dedup"
 	"github.com/oncehook/oncehook/console"
+	"github.com/oncehook/oncehook/dedup"
 	"github.com/oncehook/oncehook/delivery"
 	"github.com/oncehook/oncehook/internal/redact"
 	"github.com/oncehook/oncehook/receiver"
