@@ -73,7 +73,14 @@ func newFixture(t *testing.T) *fixture {
 		},
 		Tune: func(c *receiver.Config) { c.Metrics = m },
 	})
-	c, err := console.New(console.Config{Token: testToken, Pool: pool, Metrics: m.Registry, Destinations: []string{"billing", "crm"}})
+	health := func(ctx context.Context) console.Health {
+		if err := pool.Ping(ctx); err != nil {
+			return console.Health{Postgres: "down", PostgresError: err.Error(), Redis: "disabled"}
+		}
+		return console.Health{Postgres: "ok", Redis: "disabled"}
+	}
+	c, err := console.New(console.Config{Token: testToken, Pool: pool, Metrics: m.Registry, Health: health,
+		Destinations: []string{"billing", "crm"}})
 	if err != nil {
 		t.Fatal(err)
 	}
