@@ -36,6 +36,11 @@ clean: ## stop the dev Redis and Postgres of `make run` and remove .data/ and bi
 	@scripts/dev.sh stop || true
 	rm -rf bin .data
 
+.PHONY: screenshots
+screenshots: ## retake the console's screenshots in docs/console (the browser test, headless chromium)
+	mkdir -p docs/console
+	CONSOLE_SCREENSHOTS=$(CURDIR)/docs/console scripts/testenv.sh $(GO) test -count=1 -run '^TestConsoleInARealBrowser$$' ./console/
+
 .PHONY: bench bench-smoke
 
 bench: ## benchmark the real receiver end to end, write bench/RESULTS.md (BENCH_DURATION=10s; see scripts/bench.sh)

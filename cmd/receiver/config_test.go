@@ -164,3 +164,31 @@ func TestLoadConfigBoundsDeliveryAndQueue(t *testing.T) {
 		t.Fatalf("%+v, %v", c, err)
 	}
 }
+
+// TestLoadConfigAdminToken: the console's token must be long enough and
+// needs the admin listener; the error never shows the token.
+func TestLoadConfigAdminToken(t *testing.T) {
+	t.Parallel()
+	base := func(extra map[string]string) map[string]string {
+		env := map[string]string{"STRIPE_WEBHOOK_SECRET": "whsec_abc", "DATABASE_URL": minimal["DATABASE_URL"]}
+		for k, v := range extra {
+			env[k] = v
+		}
+		return env
+	}
+	c, err := loadConfig(lookupFrom(base(map[string]string{"ADMIN_TOKEN": "a-long-enough-console-token"})))
+	if err != nil || c.AdminToken != "a-long-enough-console-token" {
+		t.Fatalf("good token: %v %q", err, c.AdminToken)
+	}
+	for name, env := range map[string]map[string]string{
+		"short":     {"ADMIN_TOKEN": "tooShortTok"},
+		"admin off": {"ADMIN_TOKEN": "a-long-enough-console-token", "ADMIN_ADDR": ""},
+	} {
+		_, err := loadConfig(lookupFrom(base(env)))
+		if err == nil || !strings.Contains(err.Error(), "ADMIN_TOKEN:") {
+			t.Errorf("%s: want an error naming ADMIN_TOKEN, got %v", name, err)
+		} else if strings.Contains(err.Error(), env["ADMIN_TOKEN"]) {
+			t.Errorf("%s: the error shows the token: %v", name, err)
+		}
+	}
+}
