@@ -4,23 +4,40 @@
 # DATABASE_URL unset: start (or reuse) a local Postgres on 127.0.0.1:54329, data in .data/pg.
 # REDIS_URL unset:    start (or reuse) a local Redis on 127.0.0.1:63799.
 # STRIPE_WEBHOOK_SECRET unset: use a dev secret kept in .data/dev-secret.
-# Then print a command that sends a signed test event, and run bin/receiver.
+# ADMIN_TOKEN unset:  serve the console on ADMIN_ADDR (127.0.0.1:9090) with a
+#                     dev token kept in .data/dev-admin-token; ADMIN_ADDR set
+#                     empty turns the console off.
+# Then print a command that sends a signed test event, the commands that list
+# what was stored and the console's URL, and run bin/receiver.
+#
+# DEV_PG_PORT, DEV_REDIS_PORT pick other ports for the local Postgres and
+# Redis; DEV_DATA_DIR another directory than .data (the tests use it).
 #
 # `scripts/dev.sh stop` stops the local Postgres and Redis.
 set -euo pipefail
 
 root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 services=$root/scripts/services.sh
-data=$root/.data
+data=${DEV_DATA_DIR:-$root/.data}
 PG_PORT=${DEV_PG_PORT:-54329}
 REDIS_PORT=${DEV_REDIS_PORT:-63799}
 mkdir -p "$data"
+data=$(cd "$data" && pwd)
+# shown in messages: .data as the README calls it, else the whole path
+if [[ $data == "$root/.data" ]]; then
+	data_shown=.data
+else
+	data_shown=$data
+fi
 
 # As root, Postgres runs as the postgres user, which may not reach a checkout
-# under /root: keep its data under /var/tmp then.
+# under /root: keep its data under /var/tmp then, in a directory of this
+# checkout's own (of this data directory's, with DEV_DATA_DIR).
 pg_dir=$data/pg
 if [[ $(id -u) -eq 0 ]] && ! runuser -u postgres -- test -x "$data" 2>/dev/null; then
-	pg_dir=/var/tmp/oncehook-dev-$(printf '%s' "$root" | cksum | cut -d' ' -f1)/pg
+	key=$root
+	[[ $data == "$root/.data" ]] || key=$data
+	pg_dir=/var/tmp/oncehook-dev-$(printf '%s' "$key" | cksum | cut -d' ' -f1)/pg
 fi
 
 if [[ ${1:-} == stop ]]; then
@@ -29,13 +46,34 @@ if [[ ${1:-} == stop ]]; then
 	exit 0
 fi
 
-port_in_use() { timeout 1 bash -c "exec 3<>/dev/tcp/127.0.0.1/$1" 2>/dev/null; }
+# port_in_use PORT HOST: something accepts connections on HOST:PORT.
+port_in_use() { timeout 1 bash -c "exec 3<>/dev/tcp/$2/$1" 2>/dev/null; }
+
+# listen_port_check NAME ADDR stops, naming the variable NAME to change, when
+# another program already listens on ADDR's port: the receiver would fail
+# to bind it (LISTEN_ADDR) or, for ADMIN_ADDR, serve without its console.
+listen_port_check() {
+	local name=$1 addr=$2 host port probe
+	[[ $addr == *:* ]] || return 0 # the receiver names what is wrong with it
+	host=${addr%:*} port=${addr##*:}
+	[[ $port =~ ^[0-9]+$ && $port -ge 1 && $port -le 65535 ]] || return 0
+	probe=${host#\[}
+	probe=${probe%\]}
+	[[ -n $probe && $probe != 0.0.0.0 && $probe != :: ]] || probe=127.0.0.1
+	port_in_use "$port" "$probe" || return 0
+	{
+		echo "dev: port $port ($name) is taken by another program (another \`make run\`?);"
+		echo "     see it with: ss -ltnp 'sport = :$port'"
+		echo "     or give this one another port: $name=$host:$((port + 1)) make run"
+	} >&2
+	exit 1
+}
 
 # pg_port_check stops with the command that frees PG_PORT when something
 # other than this checkout's Postgres holds it (another checkout's
 # `make run`, say); this checkout's own is reused.
 pg_port_check() {
-	port_in_use "$PG_PORT" || return 0
+	port_in_use "$PG_PORT" 127.0.0.1 || return 0
 	local other
 	other=$(psql "postgres://postgres@127.0.0.1:$PG_PORT/postgres?sslmode=disable&connect_timeout=2" \
 		-Atc 'SHOW data_directory' 2>/dev/null) || other=""
@@ -61,7 +99,7 @@ pg_port_check() {
 
 # redis_port_check does the same for REDIS_PORT.
 redis_port_check() {
-	port_in_use "$REDIS_PORT" || return 0
+	port_in_use "$REDIS_PORT" 127.0.0.1 || return 0
 	local other
 	other=$(redis-cli -h 127.0.0.1 -p "$REDIS_PORT" CONFIG GET dir 2>/dev/null | sed -n 2p) || other=""
 	if [[ -n $other && $other -ef $data/redis ]]; then
@@ -78,6 +116,13 @@ redis_port_check() {
 	} >&2
 	exit 1
 }
+
+# The receiver's own ports first: failing on them after starting Postgres
+# and Redis would only be slower.
+listen=${LISTEN_ADDR:-:8080}
+admin=${ADMIN_ADDR-127.0.0.1:9090} # set empty: no admin listener, no console
+listen_port_check LISTEN_ADDR "$listen"
+[[ -z $admin ]] || listen_port_check ADMIN_ADDR "$admin"
 
 if [[ -z ${DATABASE_URL:-} ]]; then
 	"$services" ensure postgres
@@ -102,29 +147,58 @@ if [[ -z ${STRIPE_WEBHOOK_SECRET:-} ]]; then
 	[[ -s $data/dev-secret ]] || echo "whsec_dev_$(od -An -N16 -tx1 /dev/urandom | tr -d ' \n')" >"$data/dev-secret"
 	STRIPE_WEBHOOK_SECRET=$(cat "$data/dev-secret")
 	export STRIPE_WEBHOOK_SECRET
-	echo "dev: STRIPE_WEBHOOK_SECRET=$STRIPE_WEBHOOK_SECRET (a dev secret, kept in .data/dev-secret)"
+	echo "dev: STRIPE_WEBHOOK_SECRET=$STRIPE_WEBHOOK_SECRET (a dev secret, kept in $data_shown/dev-secret)"
+fi
+# The console's token: yours if you set ADMIN_TOKEN (never printed), else a
+# dev one, kept readable by you only. No console without ADMIN_ADDR.
+if [[ -n $admin && -z ${ADMIN_TOKEN:-} ]]; then
+	[[ -s $data/dev-admin-token ]] || (umask 077 && echo "dev_$(od -An -N16 -tx1 /dev/urandom | tr -d ' \n')" >"$data/dev-admin-token")
+	ADMIN_TOKEN=$(cat "$data/dev-admin-token")
+	export ADMIN_TOKEN
+	dev_token=1
 fi
 export LOG_FORMAT=${LOG_FORMAT:-text}
 
 # The dev database's URL has no password: print it whole. Yours stays yours.
+evt_id=evt_test_$(date +%s)
 if [[ -n ${dev_db:-} ]]; then
-	events_cmd="DATABASE_URL='$DATABASE_URL' $root/bin/receiver events list"
+	db_env="DATABASE_URL='$DATABASE_URL' "
+	same_db=""
 else
-	events_cmd="$root/bin/receiver events list    # with the same DATABASE_URL as this one"
+	db_env=""
+	same_db="    # with the same DATABASE_URL as this one"
 fi
 
-listen=${LISTEN_ADDR:-:8080}
 port=${listen##*:}
 first_secret=${STRIPE_WEBHOOK_SECRET%%,*}
+if [[ -z $admin ]]; then
+	console="The console is off (ADMIN_ADDR is empty); unset ADMIN_ADDR to serve it on 127.0.0.1:9090."
+else
+	console_host=${admin%:*}
+	[[ -n $console_host && $console_host != 0.0.0.0 && $console_host != "[::]" ]] || console_host=127.0.0.1
+	console="Browse and replay the stored events in the console:
+
+  http://$console_host:${admin##*:}/console/"
+	if [[ -n ${dev_token:-} ]]; then
+		console+="
+  sign in with the dev token: $ADMIN_TOKEN    (kept in $data_shown/dev-admin-token)"
+	else
+		console+="
+  sign in with your ADMIN_TOKEN"
+	fi
+fi
 cat <<MSG
 
 Send a signed test event from another terminal (run it twice to see "duplicate"):
 
-  STRIPE_WEBHOOK_SECRET=$first_secret $root/bin/receiver send-test-event -url http://127.0.0.1:$port/webhooks/stripe -id evt_test_$(date +%s)
+  STRIPE_WEBHOOK_SECRET=$first_secret $root/bin/receiver send-test-event -url http://127.0.0.1:$port/webhooks/stripe -id $evt_id
 
-List what was stored, from another terminal:
+List what was stored, and deliver an event again, from another terminal:
 
-  $events_cmd
+  ${db_env}$root/bin/receiver events list$same_db
+  ${db_env}$root/bin/receiver replay $evt_id$same_db
+
+$console
 
 Accepted events are printed below as JSON lines (SINK_URL=stdout); logs go to stderr.
 Stop with Ctrl-C; 'make clean' also stops the local Postgres and Redis.
