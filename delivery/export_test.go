@@ -1,13 +1,19 @@
 package delivery
 
-import "github.com/jackc/pgx/v5"
+import (
+	"context"
 
-// PageQueries exposes the paging statements and their arguments, for the
-// query plan tests.
-func PageQueries(f PageFilter) (page, edge string, args pgx.NamedArgs) {
-	if f.Limit <= 0 {
-		f.Limit = 50
-	}
-	page, edge = pageQueries(f.Status)
-	return page, edge, pageArgs(f)
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgxpool"
+)
+
+// PageQueries exposes the paging statements for f and their arguments,
+// for the query plan tests.
+func PageQueries(ctx context.Context, pool *pgxpool.Pool, f PageFilter) (page, edge string, args pgx.NamedArgs, err error) {
+	err = pgx.BeginFunc(ctx, pool, func(tx pgx.Tx) error {
+		q, err := pageQueries(ctx, tx, f)
+		page, edge, args = q.page, q.edge, q.args
+		return err
+	})
+	return page, edge, args, err
 }

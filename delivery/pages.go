@@ -15,7 +15,7 @@ import (
 // PageScanBudget bounds the index entries one page walks, whatever its
 // filters: a filter that matches few rows ends a page early, with a cursor
 // to go on from, instead of walking a whole ledger.
-const PageScanBudget = 5000
+const PageScanBudget = 2000
 
 // maxPageSize bounds the events on one page.
 const maxPageSize = 200
@@ -73,50 +73,51 @@ func likePrefix(prefix string) string {
 // on (received_at, event_id). Pending and dead deliveries are found
 // through their partial indexes, one destination at a time; everything
 // else walks the ledger's received_at index. Either way a page reads at
-// most PageScanBudget index entries per destination.
+// most PageScanBudget index entries, shared between the destinations.
 func EventsPage(ctx context.Context, pool *pgxpool.Pool, f PageFilter) (Page, error) {
-	if f.Limit <= 0 {
-		f.Limit = 50
-	}
-	f.Limit = min(f.Limit, maxPageSize)
-	switch f.Status {
-	case "", StatusPending, StatusDelivered, StatusDead, StatusUnrouted:
-	default:
-		return Page{}, fmt.Errorf("listing events: unknown status %q", f.Status)
-	}
-	if f.Status == StatusUnrouted && f.Destination != "" {
-		return Page{}, errors.New("listing events: an unrouted event has no destination")
-	}
-	args := pageArgs(f)
-	var hits []PageEvent
-	var edge *Cursor
-	var err error
-	if f.Status == StatusPending || f.Status == StatusDead {
-		hits, edge, err = deliveryPage(ctx, pool, f.Status, args)
-	} else {
-		hits, edge, err = ledgerPage(ctx, pool, args)
-	}
-	if err != nil {
-		return Page{}, fmt.Errorf("listing events: %w", err)
-	}
 	var p Page
-	switch {
-	case len(hits) > f.Limit:
-		hits = hits[:f.Limit]
-		last := hits[len(hits)-1]
-		p.Next = &Cursor{At: last.ReceivedAt, ID: last.ID}
-	case edge != nil:
-		p.Next, p.Partial = edge, true
-	}
-	p.Events = hits
-	if err := fillDeliveries(ctx, pool, p.Events); err != nil {
+	// No JIT: it costs tens of milliseconds to compile a plan that runs in
+	// a few (the planner overestimates the bounded walks).
+	err := pgx.BeginFunc(ctx, pool, func(tx pgx.Tx) error {
+		if _, err := tx.Exec(ctx, "SET LOCAL jit = off"); err != nil {
+			return err
+		}
+		q, err := pageQueries(ctx, tx, f)
+		if err != nil {
+			return err
+		}
+		p, err = q.run(ctx, tx)
+		if err != nil {
+			return err
+		}
+		return fillDeliveries(ctx, tx, p.Events)
+	})
+	if err != nil {
 		return Page{}, fmt.Errorf("listing events: %w", err)
 	}
 	return p, nil
 }
 
-// pageArgs are the named arguments of pageQueries for f.
-func pageArgs(f PageFilter) pgx.NamedArgs {
+// pageQuery is one page's statements: the matches (up to @want), and,
+// for a short page, where the walk stopped (edge).
+type pageQuery struct {
+	page, edge string
+	args       pgx.NamedArgs
+	limit      int
+	// byDelivery is set when the walk is over deliveries, one walk per
+	// destination: the edge statement then returns one row per walk that
+	// reached its budget.
+	byDelivery bool
+}
+
+// pageQueries builds the statements for f. For pending or dead
+// deliveries of every destination it first lists the destinations that
+// have some, one index probe each.
+func pageQueries(ctx context.Context, q pgx.Tx, f PageFilter) (pageQuery, error) {
+	if f.Limit <= 0 {
+		f.Limit = 50
+	}
+	f.Limit = min(f.Limit, maxPageSize)
 	at, until := f.After.At, f.Until
 	if f.After.IsZero() {
 		at = farFuture
@@ -124,10 +125,83 @@ func pageArgs(f PageFilter) pgx.NamedArgs {
 	if until.IsZero() {
 		until = farFuture
 	}
-	return pgx.NamedArgs{
+	args := pgx.NamedArgs{
 		"at": at, "id": f.After.ID, "since": f.Since, "until": until, "type": likePrefix(f.TypePrefix),
 		"status": f.Status, "dest": f.Destination, "budget": PageScanBudget, "want": f.Limit + 1,
 	}
+	switch f.Status {
+	case StatusPending, StatusDead:
+		dests := []string{f.Destination}
+		if f.Destination == "" {
+			rows, err := q.Query(ctx, `WITH RECURSIVE `+distinctDestinations(f.Status, "n")+`
+				SELECT destination FROM n WHERE destination IS NOT NULL`)
+			if err != nil {
+				return pageQuery{}, err
+			}
+			if dests, err = pgx.CollectRows(rows, pgx.RowTo[string]); err != nil {
+				return pageQuery{}, err
+			}
+		}
+		args["dests"] = dests
+		args["budget"] = max(20, PageScanBudget/max(1, len(dests)))
+		page, edge := deliveryQueries(f.Status)
+		return pageQuery{page: page, edge: edge, args: args, limit: f.Limit, byDelivery: true}, nil
+	case "", StatusDelivered, StatusUnrouted:
+	default:
+		return pageQuery{}, fmt.Errorf("unknown status %q", f.Status)
+	}
+	if f.Status == StatusUnrouted && f.Destination != "" {
+		return pageQuery{}, errors.New("an unrouted event has no destination")
+	}
+	page, edge := ledgerQueries(f)
+	return pageQuery{page: page, edge: edge, args: args, limit: f.Limit}, nil
+}
+
+// run reads the page.
+func (q pageQuery) run(ctx context.Context, tx pgx.Tx) (Page, error) {
+	rows, err := tx.Query(ctx, q.page, q.args)
+	if err != nil {
+		return Page{}, err
+	}
+	hits, err := collectPageEvents(rows)
+	if err != nil {
+		return Page{}, err
+	}
+	var p Page
+	if len(hits) > q.limit {
+		p.Events = hits[:q.limit]
+		last := p.Events[q.limit-1]
+		p.Next = &Cursor{At: last.ReceivedAt, ID: last.ID}
+		return p, nil
+	}
+	// Short page: each walk that reached its budget stopped at its last
+	// row; every row above the latest of those stops has been read by
+	// every walk. Matches below it are left to the next page, which starts
+	// there.
+	rows, err = tx.Query(ctx, q.edge, q.args)
+	if err != nil {
+		return Page{}, err
+	}
+	stops, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (Cursor, error) {
+		var c Cursor
+		return c, r.Scan(&c.At, &c.ID)
+	})
+	if err != nil {
+		return Page{}, err
+	}
+	if len(stops) == 0 {
+		p.Events = hits
+		return p, nil
+	}
+	sort.Slice(stops, func(i, j int) bool { return after(stops[i], stops[j]) })
+	edge := stops[0]
+	for _, h := range hits {
+		if !after(edge, Cursor{At: h.ReceivedAt, ID: h.ID}) {
+			p.Events = append(p.Events, h)
+		}
+	}
+	p.Next, p.Partial = &edge, true
+	return p, nil
 }
 
 // keyset is the page condition on a table with received_at and event_id,
@@ -140,65 +214,38 @@ const keyset = `received_at <= @at AND (received_at < @at OR event_id < @id)
 const ledgerScan = `SELECT event_id, received_at, event_type, livemode, status FROM stripe_webhook_events
 	WHERE ` + keyset + ` ORDER BY received_at DESC, event_id DESC LIMIT @budget`
 
-// ledgerMatch is the filter on one scanned ledger row e.
-const ledgerMatch = `e.event_type LIKE @type AND CASE
-	WHEN @status = 'unrouted' THEN e.status = 'routed'
-		AND NOT EXISTS (SELECT 1 FROM stripe_webhook_deliveries d WHERE d.event_id = e.event_id)
-	WHEN @status = '' AND @dest = '' THEN true
-	ELSE EXISTS (SELECT 1 FROM stripe_webhook_deliveries d WHERE d.event_id = e.event_id
-		AND (@status = '' OR d.status = @status) AND (@dest = '' OR d.destination = @dest)) END`
-
-// pageQueries returns the statements that page by status: the page's
-// matches (up to @want), and, for a short page, where the scan stopped.
-func pageQueries(status string) (page, edge string) {
-	if status != StatusPending && status != StatusDead {
-		return `SELECT e.event_id, e.event_type, e.livemode, e.received_at
-			FROM (` + ledgerScan + `) e WHERE ` + ledgerMatch + `
+// ledgerQueries page by the ledger: every event, delivered ones, one
+// destination's, or unrouted ones. A delivery is looked up by key with
+// LIMIT 1 for each event walked (never a hashed subplan, which would read
+// every delivery).
+func ledgerQueries(f PageFilter) (page, edge string) {
+	var join, match string
+	switch {
+	case f.Status == StatusUnrouted:
+		join = ` LEFT JOIN LATERAL (SELECT true AS hit FROM stripe_webhook_deliveries d
+			WHERE d.event_id = e.event_id LIMIT 1) m ON true`
+		match = ` AND e.status = 'routed' AND m.hit IS NULL`
+	case f.Status != "" || f.Destination != "":
+		var cond []string
+		if f.Status != "" {
+			cond = append(cond, "d.status = @status")
+		}
+		if f.Destination != "" {
+			cond = append(cond, "d.destination = @dest")
+		}
+		join = ` JOIN LATERAL (SELECT true AS hit FROM stripe_webhook_deliveries d
+			WHERE d.event_id = e.event_id AND ` + strings.Join(cond, " AND ") + ` LIMIT 1) m ON true`
+	}
+	if f.TypePrefix != "" {
+		match += ` AND e.event_type LIKE @type`
+	}
+	return `SELECT e.event_id, e.event_type, e.livemode, e.received_at
+			FROM (` + ledgerScan + `) e` + join + ` WHERE true` + match + `
 			ORDER BY e.received_at DESC, e.event_id DESC LIMIT @want`,
-			`SELECT s.received_at, s.event_id, count(*) OVER ()
-			FROM (` + ledgerScan + `) s ORDER BY s.received_at, s.event_id LIMIT 1`
-	}
-	// The status is a literal, so that even a generic plan uses the
-	// partial index of that status.
-	scan := strings.ReplaceAll(deliveryScan, "@status", "'"+status+"'")
-	return destinationsWith(status) + `
-		SELECT DISTINCT h.event_id, h.event_type, h.livemode, h.received_at FROM dn CROSS JOIN LATERAL (
-			SELECT e.event_id, e.event_type, e.livemode, e.received_at
-			FROM (` + scan + `) s JOIN stripe_webhook_events e ON e.event_id = s.event_id
-			WHERE e.event_type LIKE @type
-			ORDER BY s.received_at DESC, s.event_id DESC LIMIT @want) h
-		ORDER BY h.received_at DESC, h.event_id DESC LIMIT @want`,
-		destinationsWith(status) + `
-		SELECT x.received_at, x.event_id, x.n FROM dn CROSS JOIN LATERAL (
+		`SELECT s.received_at, s.event_id FROM (
 			SELECT s.received_at, s.event_id, count(*) OVER () AS n
-			FROM (` + scan + `) s ORDER BY s.received_at, s.event_id LIMIT 1) x
-		WHERE x.n >= @budget`
-}
-
-// ledgerPage pages by the ledger: every event, delivered ones, one
-// destination's, or unrouted ones.
-func ledgerPage(ctx context.Context, pool *pgxpool.Pool, args pgx.NamedArgs) ([]PageEvent, *Cursor, error) {
-	page, edgeSQL := pageQueries(StatusDelivered)
-	rows, err := pool.Query(ctx, page, args)
-	if err != nil {
-		return nil, nil, err
-	}
-	hits, err := collectPageEvents(rows)
-	if err != nil || len(hits) == args["want"] {
-		return hits, nil, err
-	}
-	// Short page: the walk ended at the budget (then go on from its last
-	// row) or at the oldest event.
-	var edge Cursor
-	var n int
-	err = pool.QueryRow(ctx, edgeSQL, args).Scan(&edge.At, &edge.ID, &n)
-	if errors.Is(err, pgx.ErrNoRows) || (err == nil && n < PageScanBudget) {
-		return hits, nil, nil
-	}
-	if err != nil {
-		return nil, nil, err
-	}
-	return hits, &edge, nil
+			FROM (` + ledgerScan + `) s ORDER BY s.received_at, s.event_id LIMIT 1) s
+		WHERE s.n >= @budget`
 }
 
 // distinctDestinations is a recursive CTE named name that lists the
@@ -213,60 +260,26 @@ func distinctDestinations(status, name string) string {
 		FROM ` + name + ` WHERE ` + name + `.destination IS NOT NULL)`
 }
 
-// destinationsWith names dn the destinations to page: @dest, or every one
-// with deliveries of status.
-func destinationsWith(status string) string {
-	return `WITH RECURSIVE ` + distinctDestinations(status, "n") + `,
-	dn AS (SELECT destination FROM n WHERE destination IS NOT NULL AND @dest = ''
-		UNION ALL SELECT @dest WHERE @dest <> '')`
-}
-
-// deliveryScan walks one destination's (dn) deliveries of @status newest
-// first within the budget, through the partial index of that status.
-const deliveryScan = `SELECT d.event_id, d.received_at FROM stripe_webhook_deliveries d
-	WHERE d.destination = dn.destination AND d.status = @status AND d.` + keyset + `
-	ORDER BY d.received_at DESC, d.event_id DESC LIMIT @budget`
-
-// deliveryPage pages by pending or dead deliveries: per destination, the
-// newest @want matches within the budget, merged. An event with matches
-// at several destinations is listed once.
-func deliveryPage(ctx context.Context, pool *pgxpool.Pool, status string, args pgx.NamedArgs) ([]PageEvent, *Cursor, error) {
-	page, edgeSQL := pageQueries(status)
-	rows, err := pool.Query(ctx, page, args)
-	if err != nil {
-		return nil, nil, err
-	}
-	hits, err := collectPageEvents(rows)
-	if err != nil || len(hits) == args["want"] {
-		return hits, nil, err
-	}
-	// Short page: each destination's walk that reached the budget stopped
-	// at its last row; every row newer than the latest of those stops has
-	// been seen at every destination.
-	rows, err = pool.Query(ctx, edgeSQL, args)
-	if err != nil {
-		return nil, nil, err
-	}
-	stops, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (Cursor, error) {
-		var c Cursor
-		var n int
-		return c, r.Scan(&c.At, &c.ID, &n)
-	})
-	if err != nil || len(stops) == 0 {
-		return hits, nil, err
-	}
-	sort.Slice(stops, func(i, j int) bool { return after(stops[i], stops[j]) })
-	edge := stops[0]
-	// Keep only hits at or above the edge: below it, a destination whose
-	// walk stopped at the edge has not been read, and the next page starts
-	// below it.
-	keep := hits[:0]
-	for _, h := range hits {
-		if !after(edge, Cursor{At: h.ReceivedAt, ID: h.ID}) {
-			keep = append(keep, h)
-		}
-	}
-	return keep, &edge, nil
+// deliveryQueries page by pending or dead deliveries: per destination of
+// @dests, the newest @want matches within the budget, merged. An event
+// with matches at several destinations is listed once. The status is a
+// literal, so that even a generic plan uses the partial index of that
+// status.
+func deliveryQueries(status string) (page, edge string) {
+	scan := `SELECT d.event_id, d.received_at FROM stripe_webhook_deliveries d
+		WHERE d.destination = dn.destination AND d.status = '` + status + `' AND d.` + keyset + `
+		ORDER BY d.received_at DESC, d.event_id DESC LIMIT @budget`
+	return `SELECT DISTINCT h.event_id, h.event_type, h.livemode, h.received_at
+		FROM unnest(@dests::text[]) AS dn(destination) CROSS JOIN LATERAL (
+			SELECT e.event_id, e.event_type, e.livemode, e.received_at
+			FROM (` + scan + `) s JOIN stripe_webhook_events e ON e.event_id = s.event_id
+			WHERE e.event_type LIKE @type
+			ORDER BY s.received_at DESC, s.event_id DESC LIMIT @want) h
+		ORDER BY h.received_at DESC, h.event_id DESC LIMIT @want`,
+		`SELECT x.received_at, x.event_id FROM unnest(@dests::text[]) AS dn(destination) CROSS JOIN LATERAL (
+			SELECT s.received_at, s.event_id, count(*) OVER () AS n
+			FROM (` + scan + `) s ORDER BY s.received_at, s.event_id LIMIT 1) x
+		WHERE x.n >= @budget`
 }
 
 // after reports whether a comes before b in a page (is newer).
@@ -285,7 +298,7 @@ func collectPageEvents(rows pgx.Rows) ([]PageEvent, error) {
 }
 
 // fillDeliveries reads the deliveries of the page's events.
-func fillDeliveries(ctx context.Context, pool *pgxpool.Pool, events []PageEvent) error {
+func fillDeliveries(ctx context.Context, tx pgx.Tx, events []PageEvent) error {
 	if len(events) == 0 {
 		return nil
 	}
@@ -295,7 +308,7 @@ func fillDeliveries(ctx context.Context, pool *pgxpool.Pool, events []PageEvent)
 		ids[i] = e.ID
 		at[e.ID] = i
 	}
-	rows, err := pool.Query(ctx, `SELECT `+deliveryColumns+` FROM stripe_webhook_events e
+	rows, err := tx.Query(ctx, `SELECT `+deliveryColumns+` FROM stripe_webhook_events e
 		JOIN stripe_webhook_deliveries d ON d.event_id = e.event_id
 		WHERE e.event_id = ANY($1) ORDER BY d.destination`, ids)
 	if err != nil {
