@@ -6,6 +6,7 @@ import (
 	"crypto/sha256"
 	"crypto/subtle"
 	"encoding/hex"
+	"net"
 	"net/http"
 	"net/url"
 	"strconv"
@@ -45,7 +46,7 @@ func newAuth(token string, ttl time.Duration) *auth {
 		key:      m.Sum(nil),
 		ttl:      ttl,
 		now:      time.Now,
-		throttle: throttle{perSecond: 5, burst: 10},
+		throttle: throttle{perSecond: 1, burst: 10},
 	}
 }
 
@@ -90,9 +91,10 @@ func (a *auth) clearCookie(r *http.Request) *http.Cookie {
 // session returns the request's session: a valid Bearer token or a valid,
 // unexpired session cookie.
 func (a *auth) session(r *http.Request) (session, bool) {
-	if h := r.Header.Get("Authorization"); h != "" {
-		token, ok := strings.CutPrefix(h, "Bearer ")
-		return session{bearer: true}, ok && a.tokenOK(token)
+	// Only a Bearer header is token auth: another scheme (an
+	// authenticating proxy's Basic, say) falls through to the cookie.
+	if token, ok := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer "); ok {
+		return session{bearer: true}, a.tokenOK(token)
 	}
 	c, err := r.Cookie(cookieName)
 	if err != nil {
@@ -133,46 +135,81 @@ func (a *auth) postOK(r *http.Request, s session) bool {
 	return hmac.Equal([]byte(r.PostFormValue("csrf")), []byte(a.csrfToken(s)))
 }
 
-// sameOrigin is false when the Origin header names another host.
+// sameOrigin is false when the Origin header names another host than the
+// request's, or than the one a proxy forwarded it for.
 func sameOrigin(r *http.Request) bool {
 	o := r.Header.Get("Origin")
 	if o == "" {
 		return true
 	}
 	u, err := url.Parse(o)
-	return err == nil && u.Host == r.Host
+	if err != nil || u.Host == "" {
+		return false
+	}
+	return u.Host == r.Host || u.Host == r.Header.Get("X-Forwarded-Host")
 }
 
-// throttle bounds failed sign-ins per process (a token bucket), so a
-// guessing client costs little and fills no log.
+// throttle bounds failed sign-ins (form or Bearer) per client address, a
+// token bucket each, so a guessing client costs little, fills no log, and
+// cannot lock others out. The map is bounded: when full it starts afresh.
 type throttle struct {
 	mu        sync.Mutex
 	perSecond float64
 	burst     float64
-	tokens    float64
-	last      time.Time
-	started   bool
+	buckets   map[string]*bucket
 }
 
-// allow takes one token, if there is one.
-func (t *throttle) allow(now time.Time) bool {
+type bucket struct {
+	tokens float64
+	last   time.Time
+}
+
+// maxThrottled bounds the addresses the throttle remembers.
+const maxThrottled = 4096
+
+// allow reports whether addr may try a token now (it has had fewer than
+// burst failures lately).
+func (t *throttle) allow(addr string, now time.Time) bool {
 	t.mu.Lock()
 	defer t.mu.Unlock()
-	if !t.started {
-		t.tokens, t.last, t.started = t.burst, now, true
-	}
-	t.tokens = min(t.burst, t.tokens+now.Sub(t.last).Seconds()*t.perSecond)
-	t.last = now
-	if t.tokens < 1 {
-		return false
-	}
-	t.tokens--
-	return true
+	b := t.refill(addr, now)
+	return b == nil || b.tokens >= 1
 }
 
-// refund gives back one token.
-func (t *throttle) refund() {
+// fail takes one token from addr's bucket.
+func (t *throttle) fail(addr string, now time.Time) {
 	t.mu.Lock()
-	t.tokens = min(t.burst, t.tokens+1)
-	t.mu.Unlock()
+	defer t.mu.Unlock()
+	b := t.refill(addr, now)
+	if b == nil {
+		if len(t.buckets) >= maxThrottled || t.buckets == nil {
+			t.buckets = make(map[string]*bucket)
+		}
+		b = &bucket{tokens: t.burst, last: now}
+		t.buckets[addr] = b
+	}
+	b.tokens = max(0, b.tokens-1)
+}
+
+func (t *throttle) refill(addr string, now time.Time) *bucket {
+	b := t.buckets[addr]
+	if b == nil {
+		return nil
+	}
+	b.tokens = min(t.burst, b.tokens+now.Sub(b.last).Seconds()*t.perSecond)
+	b.last = now
+	if b.tokens >= t.burst {
+		delete(t.buckets, addr)
+		return nil
+	}
+	return b
+}
+
+// clientAddr is the request's address without its port.
+func clientAddr(r *http.Request) string {
+	host, _, err := net.SplitHostPort(r.RemoteAddr)
+	if err != nil {
+		return r.RemoteAddr
+	}
+	return host
 }

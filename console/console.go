@@ -7,6 +7,7 @@ import (
 	"html/template"
 	"io/fs"
 	"net/http"
+	"net/url"
 	"time"
 
 	"github.com/oncehook/oncehook/internal/ratelog"
@@ -35,7 +36,16 @@ type Console struct {
 	intake *rates
 	// failed logs failed sign-ins, at most one line per ratelog.Interval.
 	failed *ratelog.Logger
+	// busy holds a slot per console request being served.
+	busy chan struct{}
 }
+
+// busyLimit bounds the console requests served at once (each may hold a
+// Postgres connection); busyWait is how long one waits for a slot.
+const (
+	busyLimit = 2
+	busyWait  = 5 * time.Second
+)
 
 // New returns the console, or an error naming what is wrong with cfg.
 func New(cfg Config) (*Console, error) {
@@ -43,7 +53,8 @@ func New(cfg Config) (*Console, error) {
 	if err := cfg.validate(); err != nil {
 		return nil, err
 	}
-	c := &Console{cfg: cfg, auth: newAuth(cfg.Token, cfg.SessionTTL), intake: &rates{}, failed: &ratelog.Logger{Log: cfg.Log}}
+	c := &Console{cfg: cfg, auth: newAuth(cfg.Token, cfg.SessionTTL), intake: &rates{}, failed: &ratelog.Logger{Log: cfg.Log},
+		busy: make(chan struct{}, busyLimit)}
 	if err := c.parseTemplates(); err != nil {
 		return nil, err
 	}
@@ -68,8 +79,9 @@ func New(cfg Config) (*Console, error) {
 
 func (c *Console) parseTemplates() error {
 	funcs := template.FuncMap{
-		"ts":  timestamp,
-		"age": age,
+		"ts":         timestamp,
+		"age":        age,
+		"pathEscape": url.PathEscape,
 	}
 	c.pages = map[string]*template.Template{}
 	for _, name := range []string{"signin", "overview", "events", "event", "dead", "confirm", "error"} {
@@ -122,7 +134,17 @@ func (c *Console) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 // sign-in page (or answers 401 to a script or a POST).
 func (c *Console) signedIn(h func(http.ResponseWriter, *http.Request, session)) http.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) {
+		addr := clientAddr(r)
+		if !c.auth.throttle.allow(addr, time.Now()) {
+			w.Header().Set("Retry-After", "1")
+			http.Error(w, "too many failed sign-ins from this address; wait a few seconds", http.StatusTooManyRequests)
+			return
+		}
 		s, ok := c.auth.session(r)
+		if !ok && s.bearer {
+			c.auth.throttle.fail(addr, time.Now())
+			c.failed.Warn("console: failed Bearer sign-in", "remote", addr)
+		}
 		if !ok {
 			if r.Method == http.MethodGet && r.Header.Get("Authorization") == "" {
 				http.Redirect(w, r, "/console/signin", http.StatusSeeOther)
@@ -134,6 +156,18 @@ func (c *Console) signedIn(h func(http.ResponseWriter, *http.Request, session)) 
 		}
 		if r.Method == http.MethodPost && !c.auth.postOK(r, s) {
 			c.fail(w, r, s, http.StatusForbidden, "This form has expired or did not come from the console. Reload the page and try again.")
+			return
+		}
+		// The console shares the intake's Postgres pool: it holds at most
+		// busyLimit connections, whatever the open tabs.
+		select {
+		case c.busy <- struct{}{}:
+			defer func() { <-c.busy }()
+		case <-time.After(busyWait):
+			w.Header().Set("Retry-After", "2")
+			c.fail(w, r, s, http.StatusServiceUnavailable, "The console is busy with other requests; try again in a moment.")
+			return
+		case <-r.Context().Done():
 			return
 		}
 		h(w, r, s)
@@ -190,18 +224,18 @@ func (c *Console) signIn(w http.ResponseWriter, r *http.Request) {
 		c.render(w, r, session{}, http.StatusForbidden, "signin", "Sign in", "This form did not come from the console.")
 		return
 	}
-	if !c.auth.throttle.allow(time.Now()) {
+	addr := clientAddr(r)
+	if !c.auth.throttle.allow(addr, time.Now()) {
 		w.Header().Set("Retry-After", "1")
-		c.render(w, r, session{}, http.StatusTooManyRequests, "signin", "Sign in", "Too many failed sign-ins. Wait a second and try again.")
+		c.render(w, r, session{}, http.StatusTooManyRequests, "signin", "Sign in", "Too many failed sign-ins from this address. Wait a few seconds and try again.")
 		return
 	}
 	if !c.auth.tokenOK(r.PostFormValue("token")) {
-		c.failed.Warn("console: failed sign-in", "remote", r.RemoteAddr)
+		c.auth.throttle.fail(addr, time.Now())
+		c.failed.Warn("console: failed sign-in", "remote", addr)
 		c.render(w, r, session{}, http.StatusUnauthorized, "signin", "Sign in", "That is not the admin token.")
 		return
 	}
-	// A good token gives back what it took from the bucket.
-	c.auth.throttle.refund()
 	http.SetCookie(w, c.auth.newCookie(r))
 	http.Redirect(w, r, "/console/", http.StatusSeeOther)
 }

@@ -53,8 +53,7 @@ func (c *Console) deadLetters(w http.ResponseWriter, r *http.Request, s session)
 	}
 	d.Notice = replayedNotice(r.URL.Query())
 	if d.Filter.Destination != "" {
-		c.fillList(ctx, &d)
-		d.Query, d.Next = d.deadValues().Encode(), withoutStatus(d.Next)
+		c.fillList(ctx, &d, "/console/dead", d.deadValues())
 	}
 	c.render(w, r, s, http.StatusOK, "dead", "Dead letters", d)
 }
@@ -64,16 +63,6 @@ func (f listForm) deadValues() url.Values {
 	v := f.values()
 	v.Del("status")
 	return v
-}
-
-// withoutStatus drops the implied status from a dead-letter page's query.
-func withoutStatus(query string) string {
-	if query == "" {
-		return ""
-	}
-	v, _ := url.ParseQuery(query)
-	v.Del("status")
-	return v.Encode()
 }
 
 // replay puts the selected events' deliveries to one destination back to
@@ -101,7 +90,10 @@ func (c *Console) replay(w http.ResponseWriter, r *http.Request, s session) {
 	}
 	ctx, cancel := context.WithTimeout(context.WithoutCancel(r.Context()), queryTimeout)
 	defer cancel()
-	found, err := delivery.Replay(ctx, c.cfg.Pool, ids, dest)
+	// From the dead letters, only what is still dead (the page may be
+	// stale); from an event's page, its delivery whatever its state. The
+	// console never creates a delivery.
+	found, err := delivery.ReplayExisting(ctx, c.cfg.Pool, ids, dest, r.PostFormValue("from") != "event")
 	if err != nil {
 		c.failErr(w, r, s, "replay", err)
 		return
@@ -132,7 +124,8 @@ func (c *Console) checkDestination(dest string) error {
 // confirmData is the confirmation step of a replay by filter.
 type confirmData struct {
 	listForm
-	Count int64
+	Count  int64
+	Capped bool // Count reached delivery.DeadCountCap
 }
 
 // replayMatching replays every dead letter of a destination matching a
@@ -147,7 +140,8 @@ func (c *Console) replayMatching(w http.ResponseWriter, r *http.Request, s sessi
 		return
 	}
 	f := delivery.DeadFilter{Destination: form.Filter.Destination, TypePrefix: form.Filter.TypePrefix, Since: form.Filter.Since, Until: form.Filter.Until}
-	if r.PostFormValue("confirm") == "" {
+	confirmed := r.PostFormValue("confirm")
+	if confirmed == "" {
 		ctx, cancel := context.WithTimeout(r.Context(), queryTimeout)
 		defer cancel()
 		n, err := delivery.CountDead(ctx, c.cfg.Pool, f)
@@ -155,12 +149,20 @@ func (c *Console) replayMatching(w http.ResponseWriter, r *http.Request, s sessi
 			c.failErr(w, r, s, "count the dead letters", err)
 			return
 		}
-		c.render(w, r, s, http.StatusOK, "confirm", "Replay dead letters", confirmData{listForm: form, Count: n})
+		c.render(w, r, s, http.StatusOK, "confirm", "Replay dead letters",
+			confirmData{listForm: form, Count: n, Capped: n >= delivery.DeadCountCap})
+		return
+	}
+	// The confirmed count bounds the replay: it replays what the user saw
+	// counted, not what died since.
+	max, err := strconv.ParseInt(confirmed, 10, 64)
+	if err != nil || max < 1 || max > delivery.DeadCountCap {
+		c.fail(w, r, s, http.StatusBadRequest, "The confirmation is malformed: ask to replay again.")
 		return
 	}
 	ctx, cancel := context.WithTimeout(context.WithoutCancel(r.Context()), replayTimeout)
 	defer cancel()
-	n, err := delivery.ReplayDead(ctx, c.cfg.Pool, f)
+	n, err := delivery.ReplayDead(ctx, c.cfg.Pool, f, max)
 	if err != nil {
 		c.failErr(w, r, s, fmt.Sprintf("replay every dead letter (%d were replayed before the error)", n), err)
 		return

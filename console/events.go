@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"html/template"
 	"net/http"
 	"net/url"
 	"slices"
@@ -29,8 +30,8 @@ type listData struct {
 	Statuses     []string
 	Destinations []string
 	Events       []delivery.PageEvent
-	Next         string // the next page's query
-	Query        string // this filter's first page
+	Next         template.URL // the next page's address
+	First        template.URL // this filter's first page
 	Partial      bool
 	Budget       int
 	Error        string
@@ -70,7 +71,7 @@ func (c *Console) events(w http.ResponseWriter, r *http.Request, s session) {
 		c.render(w, r, s, http.StatusNotFound, "events", "Events", d)
 		return
 	}
-	c.fillList(ctx, &d)
+	c.fillList(ctx, &d, "/console/events", form.values())
 	if d.Error != "" && d.Events == nil {
 		c.render(w, r, s, http.StatusInternalServerError, "events", "Events", d)
 		return
@@ -78,16 +79,22 @@ func (c *Console) events(w http.ResponseWriter, r *http.Request, s session) {
 	c.render(w, r, s, http.StatusOK, "events", "Events", d)
 }
 
-// fillList reads d's page.
-func (c *Console) fillList(ctx context.Context, d *listData) {
-	d.Query = d.values().Encode()
+// fillList reads d's page; path is the list's own address, and values
+// its filter as a query.
+func (c *Console) fillList(ctx context.Context, d *listData, path string, values url.Values) {
+	d.First = template.URL(path + "?" + values.Encode())
 	page, err := delivery.EventsPage(ctx, c.cfg.Pool, d.Filter)
 	if err != nil {
 		c.cfg.Log.Error("console: listing events", "error", err)
 		d.Error = "Could not read the events from Postgres; the log has the details."
 		return
 	}
-	d.Events, d.Partial, d.Next = page.Events, page.Partial, d.nextQuery(page)
+	d.Events, d.Partial = page.Events, page.Partial
+	if page.Next != nil {
+		values.Set("after", cursorValue(*page.Next))
+		// Built from url.Values.Encode: every value is query-escaped.
+		d.Next = template.URL(path + "?" + values.Encode())
+	}
 }
 
 // eventData is an event's page.

@@ -41,7 +41,7 @@ func parseList(q url.Values) (listForm, error) {
 		return f, fmt.Errorf("status %q is none of pending, delivered, dead, unrouted", f.Filter.Status)
 	}
 	if f.Filter.Destination != "" && route.ValidName(f.Filter.Destination) != nil {
-		return f, fmt.Errorf("%q is not a destination name", f.Filter.Destination)
+		return f, fmt.Errorf("%q is not a destination name", truncate(f.Filter.Destination, 80))
 	}
 	if len(f.Filter.TypePrefix) > maxFieldBytes || !utf8.ValidString(f.Filter.TypePrefix) {
 		return f, fmt.Errorf("the type must be valid text of at most %d bytes", maxFieldBytes)
@@ -77,6 +77,10 @@ func parseTime(s string) (time.Time, string, error) {
 	return time.Time{}, "", fmt.Errorf("%q is not a time like 2026-11-29T20:00:00 (UTC)", truncate(s, 40))
 }
 
+// maxCursorMicros is the year 9999, the latest time Postgres and the
+// pages take.
+var maxCursorMicros = time.Date(9999, 1, 1, 0, 0, 0, 0, time.UTC).UnixMicro()
+
 // cursorValue writes c for a URL: microseconds since the epoch, "_", id.
 func cursorValue(c delivery.Cursor) string {
 	return strconv.FormatInt(c.At.UnixMicro(), 10) + "_" + c.ID
@@ -88,7 +92,7 @@ func parseCursor(s string) (delivery.Cursor, error) {
 	}
 	us, id, ok := strings.Cut(s, "_")
 	n, err := strconv.ParseInt(us, 10, 64)
-	if !ok || err != nil || id == "" || len(id) > maxIDBytes || !utf8.ValidString(id) {
+	if !ok || err != nil || n < 0 || n > maxCursorMicros || id == "" || len(id) > maxIDBytes || !utf8.ValidString(id) {
 		return delivery.Cursor{}, fmt.Errorf("the page position %q is malformed: start again from the newest page", truncate(s, 40))
 	}
 	return delivery.Cursor{At: time.UnixMicro(n).UTC(), ID: id}, nil
@@ -108,16 +112,6 @@ func (f listForm) values() url.Values {
 	set("since", f.Since)
 	set("until", f.Until)
 	return v
-}
-
-// nextQuery is the query of the page after p, or "" when there is none.
-func (f listForm) nextQuery(p delivery.Page) string {
-	if p.Next == nil {
-		return ""
-	}
-	v := f.values()
-	v.Set("after", cursorValue(*p.Next))
-	return v.Encode()
 }
 
 func truncate(s string, n int) string {

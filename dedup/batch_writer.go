@@ -25,14 +25,15 @@ import (
 // instances take row locks in the same order. It returns the new ids and
 // their lease: a new delivery is leased to this instance ($8 ms), and no
 // sweeper takes it before then.
-// $1..$7 the events, $8 lease ms, $9/$10 (event id, destination) pairs.
+// $1..$7 and $11 the events, $8 lease ms, $9/$10 (event id, destination) pairs.
 const insertSQL = `
 WITH ins AS (
 	INSERT INTO stripe_webhook_events
-		(event_id, event_type, livemode, account, api_version, stripe_created, payload, status)
-	SELECT e.id, e.type, e.livemode, NULLIF(e.account, ''), NULLIF(e.api_version, ''), e.created, e.payload, 'routed'
-	FROM unnest($1::text[], $2::text[], $3::bool[], $4::text[], $5::text[], $6::timestamptz[], $7::bytea[])
-		AS e(id, type, livemode, account, api_version, created, payload)
+		(event_id, event_type, livemode, account, api_version, stripe_created, payload, status, source)
+	SELECT e.id, e.type, e.livemode, NULLIF(e.account, ''), NULLIF(e.api_version, ''), e.created, e.payload, 'routed',
+		NULLIF(e.source, '')
+	FROM unnest($1::text[], $2::text[], $3::bool[], $4::text[], $5::text[], $6::timestamptz[], $7::bytea[], $11::text[])
+		AS e(id, type, livemode, account, api_version, created, payload, source)
 	ORDER BY e.id
 	ON CONFLICT (event_id) DO NOTHING
 	RETURNING event_id),
@@ -177,7 +178,7 @@ func (w *batchWriter) query(b *batch, rows []*insertReq) error {
 	start := time.Now() // before the statement's now(), where the leases begin
 	defer func() { w.metrics.Batch(len(rows), time.Since(start)) }()
 	dbRows, err := w.pool.Query(ctx, insertSQL, b.ids, b.types, b.livemodes, b.accounts, b.versions, b.created, b.payloads,
-		w.lease.Milliseconds(), b.routeIDs, b.routeDests)
+		w.lease.Milliseconds(), b.routeIDs, b.routeDests, b.sources)
 	if err != nil {
 		return err
 	}
@@ -222,6 +223,7 @@ type batch struct {
 	versions   []string
 	created    []pgtype.Timestamptz
 	payloads   [][]byte
+	sources    []string
 	routeIDs   []string // one (id, destination) pair per delivery row
 	routeDests []string
 	returned   []returnedRow
@@ -235,7 +237,7 @@ type returnedRow struct {
 
 func (b *batch) fill(rows []*insertReq, routes *route.Table) {
 	b.ids, b.types, b.accounts, b.versions = b.ids[:0], b.types[:0], b.accounts[:0], b.versions[:0]
-	b.livemodes, b.created, b.payloads = b.livemodes[:0], b.created[:0], b.payloads[:0]
+	b.livemodes, b.created, b.payloads, b.sources = b.livemodes[:0], b.created[:0], b.payloads[:0], b.sources[:0]
 	b.routeIDs, b.routeDests = b.routeIDs[:0], b.routeDests[:0]
 	for _, r := range rows {
 		ev := r.ev
@@ -246,6 +248,7 @@ func (b *batch) fill(rows []*insertReq, routes *route.Table) {
 		b.versions = append(b.versions, ev.APIVersion)
 		b.created = append(b.created, pgtype.Timestamptz{Time: ev.Created, Valid: !ev.Created.IsZero()})
 		b.payloads = append(b.payloads, ev.Payload)
+		b.sources = append(b.sources, ev.Source)
 		n := len(b.routeDests)
 		b.routeDests = routes.Match(b.routeDests, ev.Type, ev.Livemode)
 		r.routes = len(b.routeDests) - n

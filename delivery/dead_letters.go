@@ -40,46 +40,94 @@ const deadMatch = `d.destination = @dest AND d.status = 'dead'
 	AND (@type = '%' OR EXISTS (SELECT 1 FROM stripe_webhook_events e
 		WHERE e.event_id = d.event_id AND e.event_type LIKE @type))`
 
-// CountDead counts the dead letters f selects.
+// DeadCountCap bounds CountDead.
+const DeadCountCap = 100000
+
+// CountDead counts the dead letters f selects, up to DeadCountCap.
 func CountDead(ctx context.Context, pool *pgxpool.Pool, f DeadFilter) (int64, error) {
 	args, err := f.args()
 	if err != nil {
 		return 0, err
 	}
+	args["cap"] = DeadCountCap
 	var n int64
-	if err := pool.QueryRow(ctx, `SELECT count(*) FROM stripe_webhook_deliveries d WHERE `+deadMatch, args).Scan(&n); err != nil {
+	if err := pool.QueryRow(ctx, `SELECT count(*) FROM (SELECT 1 FROM stripe_webhook_deliveries d WHERE `+deadMatch+` LIMIT @cap) x`, args).Scan(&n); err != nil {
 		return 0, fmt.Errorf("counting dead letters of %s: %w", f.Destination, err)
 	}
 	return n, nil
 }
 
-// ReplayDead puts every dead letter f selects back to pending, in batches,
-// and returns how many. Each batch locks its events FOR KEY SHARE first,
-// as Replay does, so the pruner cannot delete them meanwhile.
-func ReplayDead(ctx context.Context, pool *pgxpool.Pool, f DeadFilter) (int64, error) {
+// ReplayDead puts the dead letters f selects back to pending, oldest
+// first in batches, at most max of them, and returns how many. It walks
+// forward by keyset and takes only letters that were dead when it began,
+// so a replayed delivery that dies again is not replayed twice. Each batch
+// locks its events FOR KEY SHARE first, as Replay does, so the pruner
+// cannot delete them meanwhile.
+func ReplayDead(ctx context.Context, pool *pgxpool.Pool, f DeadFilter, max int64) (int64, error) {
 	args, err := f.args()
 	if err != nil {
 		return 0, err
 	}
-	args["batch"] = replayBatch
+	var started time.Time
+	if err := pool.QueryRow(ctx, `SELECT now()`).Scan(&started); err != nil {
+		return 0, fmt.Errorf("replaying dead letters of %s: %w", f.Destination, err)
+	}
+	args["started"] = started
+	args["at"], args["id"] = time.Time{}, ""
 	var total int64
-	for {
-		tag, err := pool.Exec(ctx, `WITH picked AS (
-				SELECT d.event_id FROM stripe_webhook_deliveries d WHERE `+deadMatch+`
-				ORDER BY d.received_at LIMIT @batch),
+	for total < max {
+		args["batch"] = min(int64(replayBatch), max-total)
+		var n int64
+		var lastAt *time.Time
+		var lastID *string
+		err := pool.QueryRow(ctx, `WITH picked AS (
+				SELECT d.event_id, d.received_at FROM stripe_webhook_deliveries d
+				WHERE `+deadMatch+` AND (d.dead_at IS NULL OR d.dead_at <= @started)
+					AND (d.received_at > @at OR (d.received_at = @at AND d.event_id COLLATE "C" > @id))
+				ORDER BY d.received_at, d.event_id COLLATE "C" LIMIT @batch),
 			locked AS (
 				SELECT e.event_id FROM stripe_webhook_events e
-				WHERE e.event_id IN (SELECT event_id FROM picked) ORDER BY e.event_id FOR KEY SHARE)
-			UPDATE stripe_webhook_deliveries d SET `+replaySet+`
-			FROM locked WHERE d.event_id = locked.event_id AND d.destination = @dest AND d.status = 'dead'`, args)
+				WHERE e.event_id IN (SELECT event_id FROM picked) ORDER BY e.event_id FOR KEY SHARE),
+			done AS (
+				UPDATE stripe_webhook_deliveries d SET `+replaySet+`
+				FROM locked WHERE d.event_id = locked.event_id AND d.destination = @dest AND d.status = 'dead'
+				RETURNING d.event_id)
+			SELECT (SELECT count(*) FROM done), last.received_at, last.event_id
+			FROM (SELECT 1) one LEFT JOIN (
+				SELECT received_at, event_id FROM picked ORDER BY received_at DESC, event_id COLLATE "C" DESC LIMIT 1) last ON true`,
+			args).Scan(&n, &lastAt, &lastID)
 		if err != nil {
 			return total, fmt.Errorf("replaying dead letters of %s: %w", f.Destination, err)
 		}
-		total += tag.RowsAffected()
-		if tag.RowsAffected() == 0 {
+		total += n
+		if lastAt == nil {
 			return total, nil
 		}
+		args["at"], args["id"] = *lastAt, *lastID
 	}
+	return total, nil
+}
+
+// ReplayExisting puts the given events' existing deliveries to
+// destination back to pending, only dead ones when onlyDead is set, and
+// returns the ids it replayed. Unlike Replay it never creates a delivery,
+// and it leaves a pending one alone.
+func ReplayExisting(ctx context.Context, pool *pgxpool.Pool, ids []string, destination string, onlyDead bool) ([]string, error) {
+	rows, err := pool.Query(ctx, `WITH locked AS (
+			SELECT event_id FROM stripe_webhook_events WHERE event_id = ANY($1::text[]) ORDER BY event_id FOR KEY SHARE)
+		UPDATE stripe_webhook_deliveries d SET `+replaySet+`
+		FROM locked
+		WHERE d.event_id = locked.event_id AND d.destination = $2
+			AND d.status <> 'pending' AND (NOT $3 OR d.status = 'dead')
+		RETURNING d.event_id`, ids, destination, onlyDead)
+	if err != nil {
+		return nil, fmt.Errorf("replaying: %w", err)
+	}
+	found, err := pgx.CollectRows(rows, pgx.RowTo[string])
+	if err != nil {
+		return nil, fmt.Errorf("replaying: %w", err)
+	}
+	return found, nil
 }
 
 // Backlog is one destination's undelivered work, for the console.
@@ -102,6 +150,9 @@ const BacklogCountCap = 100000
 // every other destination that has pending or dead deliveries, reading
 // only the partial indexes of those two states.
 func Backlogs(ctx context.Context, pool *pgxpool.Pool, configured []string) ([]Backlog, error) {
+	if configured == nil {
+		configured = []string{} // NULL would make = ANY() NULL
+	}
 	rows, err := pool.Query(ctx, `WITH RECURSIVE `+distinctDestinations("pending", "p")+`,
 		`+distinctDestinations("dead", "x")+`,
 		names AS (

@@ -40,6 +40,9 @@ type EventRow struct {
 	LockedUntil   *time.Time `json:"locked_until,omitempty"`
 	LastError     string     `json:"last_error,omitempty"`
 	DeliveredAt   *time.Time `json:"delivered_at,omitempty"`
+	// Source is "reconcile" for an event the reconciler stored, empty for
+	// a webhook.
+	Source string `json:"source,omitempty"`
 }
 
 // Attempt is one entry of the delivery history.
@@ -72,11 +75,12 @@ const deliveryColumns = `e.event_id, e.event_type,
 	CASE WHEN d.event_id IS NOT NULL THEN d.next_attempt_at WHEN e.status <> 'routed' THEN e.next_attempt_at END,
 	CASE WHEN d.event_id IS NOT NULL THEN d.locked_until WHEN e.status <> 'routed' THEN e.locked_until END,
 	COALESCE(d.last_error, CASE WHEN e.status <> 'routed' THEN e.last_error END, ''),
-	CASE WHEN d.event_id IS NOT NULL THEN d.delivered_at WHEN e.status <> 'routed' THEN e.delivered_at END`
+	CASE WHEN d.event_id IS NOT NULL THEN d.delivered_at WHEN e.status <> 'routed' THEN e.delivered_at END,
+	COALESCE(e.source, '')`
 
 func scanRow(row pgx.Row, r *EventRow) error {
 	return row.Scan(&r.ID, &r.Type, &r.Destination, &r.Status, &r.Livemode, &r.Account, &r.APIVersion,
-		&r.Created, &r.ReceivedAt, &r.Attempts, &r.NextAttemptAt, &r.LockedUntil, &r.LastError, &r.DeliveredAt)
+		&r.Created, &r.ReceivedAt, &r.Attempts, &r.NextAttemptAt, &r.LockedUntil, &r.LastError, &r.DeliveredAt, &r.Source)
 }
 
 // typeLike turns a --type value into a LIKE pattern; empty matches all.
@@ -152,12 +156,19 @@ type Event struct {
 	APIVersion string     `json:"api_version,omitempty"`
 	Created    *time.Time `json:"created,omitempty"`
 	ReceivedAt time.Time  `json:"received_at"`
+	Source     string     `json:"source,omitempty"` // "reconcile", or empty for a webhook
 	// Deliveries has one row per destination; an unrouted event has one
 	// row with Status "unrouted".
 	Deliveries []EventRow `json:"deliveries"`
 	History    []Attempt  `json:"history"`
-	Payload    []byte     `json:"-"`
+	// HistoryCut is set when History holds only the newest MaxHistory
+	// attempts.
+	HistoryCut bool   `json:"history_cut,omitempty"`
+	Payload    []byte `json:"-"`
 }
+
+// MaxHistory bounds the attempts ShowEvent returns (the newest).
+const MaxHistory = 1000
 
 // ShowEvent returns one event, its deliveries, its raw payload and its
 // delivery history.
@@ -185,13 +196,14 @@ func ShowEvent(ctx context.Context, pool *pgxpool.Pool, id string) (Event, error
 		return ev, fmt.Errorf("%s: %w", id, ErrNotFound)
 	}
 	first := ev.Deliveries[0]
-	ev.ID, ev.Type, ev.Livemode, ev.Account, ev.APIVersion, ev.Created, ev.ReceivedAt =
-		first.ID, first.Type, first.Livemode, first.Account, first.APIVersion, first.Created, first.ReceivedAt
+	ev.ID, ev.Type, ev.Livemode, ev.Account, ev.APIVersion, ev.Created, ev.ReceivedAt, ev.Source =
+		first.ID, first.Type, first.Livemode, first.Account, first.APIVersion, first.Created, first.ReceivedAt, first.Source
 	if err := pool.QueryRow(ctx, `SELECT payload FROM stripe_webhook_events WHERE event_id = $1`, id).Scan(&ev.Payload); err != nil {
 		return ev, fmt.Errorf("reading the payload of %s: %w", id, err)
 	}
-	hist, err := pool.Query(ctx, `SELECT attempted_at, destination, ok, COALESCE(error, ''), instance
-		FROM stripe_webhook_delivery_attempts WHERE event_id = $1 ORDER BY attempted_at`, id)
+	hist, err := pool.Query(ctx, `SELECT * FROM (SELECT attempted_at, destination, ok, COALESCE(error, ''), instance
+		FROM stripe_webhook_delivery_attempts WHERE event_id = $1 ORDER BY attempted_at DESC LIMIT $2) h
+		ORDER BY attempted_at`, id, MaxHistory+1)
 	if err != nil {
 		return ev, fmt.Errorf("reading the history of %s: %w", id, err)
 	}
@@ -202,6 +214,9 @@ func ShowEvent(ctx context.Context, pool *pgxpool.Pool, id string) (Event, error
 			return ev, err
 		}
 		ev.History = append(ev.History, a)
+	}
+	if len(ev.History) > MaxHistory {
+		ev.History, ev.HistoryCut = ev.History[1:], true
 	}
 	return ev, hist.Err()
 }

@@ -47,6 +47,7 @@ type PageEvent struct {
 	Type       string
 	Livemode   bool
 	ReceivedAt time.Time
+	Source     string     // "reconcile", or empty for a webhook
 	Deliveries []EventRow // by destination; empty for an unrouted event
 }
 
@@ -104,10 +105,9 @@ type pageQuery struct {
 	page, edge string
 	args       pgx.NamedArgs
 	limit      int
-	// byDelivery is set when the walk is over deliveries, one walk per
-	// destination: the edge statement then returns one row per walk that
-	// reached its budget.
-	byDelivery bool
+	// walks is how many walks the page merges: one per destination for
+	// pending and dead deliveries, else one (the ledger).
+	walks int
 }
 
 // pageQueries builds the statements for f. For pending or dead
@@ -145,7 +145,7 @@ func pageQueries(ctx context.Context, q pgx.Tx, f PageFilter) (pageQuery, error)
 		args["dests"] = dests
 		args["budget"] = max(20, PageScanBudget/max(1, len(dests)))
 		page, edge := deliveryQueries(f.Status)
-		return pageQuery{page: page, edge: edge, args: args, limit: f.Limit, byDelivery: true}, nil
+		return pageQuery{page: page, edge: edge, args: args, limit: f.Limit, walks: len(dests)}, nil
 	case "", StatusDelivered, StatusUnrouted:
 	default:
 		return pageQuery{}, fmt.Errorf("unknown status %q", f.Status)
@@ -154,10 +154,14 @@ func pageQueries(ctx context.Context, q pgx.Tx, f PageFilter) (pageQuery, error)
 		return pageQuery{}, errors.New("an unrouted event has no destination")
 	}
 	page, edge := ledgerQueries(f)
-	return pageQuery{page: page, edge: edge, args: args, limit: f.Limit}, nil
+	return pageQuery{page: page, edge: edge, args: args, limit: f.Limit, walks: 1}, nil
 }
 
-// run reads the page.
+// run reads the page. A walk that reached its budget stopped at its last
+// row, and every row above the latest of those stops (the edge) has been
+// read by every walk; matches below it are left to the next page, which
+// starts there. With one walk, a full page needs no edge: the walk read
+// every row down to the page's last.
 func (q pageQuery) run(ctx context.Context, tx pgx.Tx) (Page, error) {
 	rows, err := tx.Query(ctx, q.page, q.args)
 	if err != nil {
@@ -167,52 +171,65 @@ func (q pageQuery) run(ctx context.Context, tx pgx.Tx) (Page, error) {
 	if err != nil {
 		return Page{}, err
 	}
+	var edge *Cursor
+	if len(hits) <= q.limit || q.walks > 1 {
+		if edge, err = q.edgeOf(ctx, tx); err != nil {
+			return Page{}, err
+		}
+	}
+	if edge != nil {
+		keep := hits[:0]
+		for _, h := range hits {
+			if !after(*edge, Cursor{At: h.ReceivedAt, ID: h.ID}) {
+				keep = append(keep, h)
+			}
+		}
+		hits = keep
+	}
 	var p Page
-	if len(hits) > q.limit {
+	switch {
+	case len(hits) > q.limit:
 		p.Events = hits[:q.limit]
 		last := p.Events[q.limit-1]
 		p.Next = &Cursor{At: last.ReceivedAt, ID: last.ID}
-		return p, nil
+	case edge != nil:
+		p.Events, p.Next, p.Partial = hits, edge, true
+	default:
+		p.Events = hits
 	}
-	// Short page: each walk that reached its budget stopped at its last
-	// row; every row above the latest of those stops has been read by
-	// every walk. Matches below it are left to the next page, which starts
-	// there.
-	rows, err = tx.Query(ctx, q.edge, q.args)
+	return p, nil
+}
+
+// edgeOf returns the latest stop of the walks that reached their budget,
+// or nil when none did.
+func (q pageQuery) edgeOf(ctx context.Context, tx pgx.Tx) (*Cursor, error) {
+	rows, err := tx.Query(ctx, q.edge, q.args)
 	if err != nil {
-		return Page{}, err
+		return nil, err
 	}
 	stops, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (Cursor, error) {
 		var c Cursor
 		return c, r.Scan(&c.At, &c.ID)
 	})
-	if err != nil {
-		return Page{}, err
-	}
-	if len(stops) == 0 {
-		p.Events = hits
-		return p, nil
+	if err != nil || len(stops) == 0 {
+		return nil, err
 	}
 	sort.Slice(stops, func(i, j int) bool { return after(stops[i], stops[j]) })
-	edge := stops[0]
-	for _, h := range hits {
-		if !after(edge, Cursor{At: h.ReceivedAt, ID: h.ID}) {
-			p.Events = append(p.Events, h)
-		}
-	}
-	p.Next, p.Partial = &edge, true
-	return p, nil
+	return &stops[0], nil
 }
 
 // keyset is the page condition on a table with received_at and event_id,
-// written so that the received_at indexes bound the scan.
-const keyset = `received_at <= @at AND (received_at < @at OR event_id < @id)
+// written so that the received_at indexes bound the scan. Event ids are
+// compared bytewise (COLLATE "C"), in SQL as in Go (after), whatever the
+// database's collation: ties on received_at are common (a batch shares
+// its now()).
+const keyset = `received_at <= @at AND (received_at < @at OR event_id COLLATE "C" < @id)
 	AND received_at >= @since AND received_at < @until`
 
 // ledgerScan walks the ledger newest first within the budget. It is lazy:
 // the filters above it stop it as soon as a page is full.
-const ledgerScan = `SELECT event_id, received_at, event_type, livemode, status FROM stripe_webhook_events
-	WHERE ` + keyset + ` ORDER BY received_at DESC, event_id DESC LIMIT @budget`
+const ledgerScan = `SELECT event_id, received_at, event_type, livemode, status, COALESCE(source, '') AS source FROM stripe_webhook_events
+	WHERE ` + keyset + ` ORDER BY received_at DESC, event_id COLLATE "C" DESC LIMIT @budget`
 
 // ledgerQueries page by the ledger: every event, delivered ones, one
 // destination's, or unrouted ones. A delivery is looked up by key with
@@ -239,12 +256,12 @@ func ledgerQueries(f PageFilter) (page, edge string) {
 	if f.TypePrefix != "" {
 		match += ` AND e.event_type LIKE @type`
 	}
-	return `SELECT e.event_id, e.event_type, e.livemode, e.received_at
+	return `SELECT e.event_id, e.event_type, e.livemode, e.received_at, e.source
 			FROM (` + ledgerScan + `) e` + join + ` WHERE true` + match + `
-			ORDER BY e.received_at DESC, e.event_id DESC LIMIT @want`,
+			ORDER BY e.received_at DESC, e.event_id COLLATE "C" DESC LIMIT @want`,
 		`SELECT s.received_at, s.event_id FROM (
 			SELECT s.received_at, s.event_id, count(*) OVER () AS n
-			FROM (` + ledgerScan + `) s ORDER BY s.received_at, s.event_id LIMIT 1) s
+			FROM (` + ledgerScan + `) s ORDER BY s.received_at, s.event_id COLLATE "C" LIMIT 1) s
 		WHERE s.n >= @budget`
 }
 
@@ -252,6 +269,7 @@ func ledgerQueries(f PageFilter) (page, edge string) {
 // destinations with deliveries of status (a literal), one index probe per
 // destination; its last row is NULL.
 func distinctDestinations(status, name string) string {
+	mustBeDeliveryStatus(status)
 	return name + ` AS (
 		(SELECT destination FROM stripe_webhook_deliveries WHERE status = '` + status + `' ORDER BY destination LIMIT 1)
 		UNION ALL
@@ -266,20 +284,30 @@ func distinctDestinations(status, name string) string {
 // literal, so that even a generic plan uses the partial index of that
 // status.
 func deliveryQueries(status string) (page, edge string) {
+	mustBeDeliveryStatus(status)
 	scan := `SELECT d.event_id, d.received_at FROM stripe_webhook_deliveries d
 		WHERE d.destination = dn.destination AND d.status = '` + status + `' AND d.` + keyset + `
-		ORDER BY d.received_at DESC, d.event_id DESC LIMIT @budget`
-	return `SELECT DISTINCT h.event_id, h.event_type, h.livemode, h.received_at
+		ORDER BY d.received_at DESC, d.event_id COLLATE "C" DESC LIMIT @budget`
+	return `SELECT DISTINCT h.event_id, h.event_type, h.livemode, h.received_at, h.source
 		FROM unnest(@dests::text[]) AS dn(destination) CROSS JOIN LATERAL (
-			SELECT e.event_id, e.event_type, e.livemode, e.received_at
+			SELECT e.event_id COLLATE "C" AS event_id, e.event_type, e.livemode, e.received_at, COALESCE(e.source, '') AS source
 			FROM (` + scan + `) s JOIN stripe_webhook_events e ON e.event_id = s.event_id
 			WHERE e.event_type LIKE @type
-			ORDER BY s.received_at DESC, s.event_id DESC LIMIT @want) h
+			ORDER BY s.received_at DESC, s.event_id COLLATE "C" DESC LIMIT @want) h
 		ORDER BY h.received_at DESC, h.event_id DESC LIMIT @want`,
 		`SELECT x.received_at, x.event_id FROM unnest(@dests::text[]) AS dn(destination) CROSS JOIN LATERAL (
 			SELECT s.received_at, s.event_id, count(*) OVER () AS n
-			FROM (` + scan + `) s ORDER BY s.received_at, s.event_id LIMIT 1) x
+			FROM (` + scan + `) s ORDER BY s.received_at, s.event_id COLLATE "C" LIMIT 1) x
 		WHERE x.n >= @budget`
+}
+
+// mustBeDeliveryStatus guards the statuses written into SQL as literals.
+func mustBeDeliveryStatus(status string) {
+	switch status {
+	case StatusPending, StatusDelivered, StatusDead:
+	default:
+		panic("delivery: not a delivery status: " + status)
+	}
 }
 
 // after reports whether a comes before b in a page (is newer).
@@ -293,7 +321,7 @@ func after(a, b Cursor) bool {
 func collectPageEvents(rows pgx.Rows) ([]PageEvent, error) {
 	return pgx.CollectRows(rows, func(r pgx.CollectableRow) (PageEvent, error) {
 		var e PageEvent
-		return e, r.Scan(&e.ID, &e.Type, &e.Livemode, &e.ReceivedAt)
+		return e, r.Scan(&e.ID, &e.Type, &e.Livemode, &e.ReceivedAt, &e.Source)
 	})
 }
 

@@ -61,7 +61,7 @@ func expectedIDs(t *testing.T, pool *pgxpool.Pool, f delivery.PageFilter) []stri
 			WHEN $2 = '' AND $3 = '' THEN true
 			ELSE EXISTS (SELECT 1 FROM stripe_webhook_deliveries d WHERE d.event_id = e.event_id
 				AND ($2 = '' OR d.status = $2) AND ($3 = '' OR d.destination = $3)) END
-		ORDER BY e.received_at DESC, e.event_id DESC`, f.TypePrefix, f.Status, f.Destination, f.Since, until)
+		ORDER BY e.received_at DESC, e.event_id COLLATE "C" DESC`, f.TypePrefix, f.Status, f.Destination, f.Since, until)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -155,4 +155,37 @@ func firstDifference(a, b []string) int {
 		}
 	}
 	return min(len(a), len(b))
+}
+
+// TestEventsPageMergesDestinationsWithoutSkipping: when one destination's
+// walk spends its budget on rows that do not match, a page merged from
+// several destinations must not list another destination's older matches
+// past where that walk stopped (they would hide the first one's matches
+// in between for good).
+func TestEventsPageMergesDestinationsWithoutSkipping(t *testing.T) {
+	t.Parallel()
+	pool := testenv.Postgres(t)
+	ctx := context.Background()
+	// a: 3,000 dead letters, one a second, all charge.x but one
+	// invoice.paid at t=1350: its first walk (1,000 of the 2,000 budget)
+	// stops at t=2000. b: a dead invoice.paid every 40 s, so that a page
+	// of b's reaches far below t=2000.
+	_, err := pool.Exec(ctx, `
+		INSERT INTO stripe_webhook_events (event_id, event_type, payload, received_at, status)
+		SELECT format('evt_a_%s', lpad(i::text, 5, '0')), CASE WHEN i = 1350 THEN 'invoice.paid' ELSE 'charge.x' END,
+			'{}'::bytea, timestamptz '2026-01-01' + i * interval '1 second', 'routed' FROM generate_series(0, 2999) i
+		UNION ALL
+		SELECT format('evt_b_%s', lpad(i::text, 5, '0')), 'invoice.paid', '{}'::bytea, timestamptz '2026-01-01' + i * interval '1 second', 'routed'
+		FROM generate_series(20, 2980, 40) i;
+		INSERT INTO stripe_webhook_deliveries (event_id, destination, status, received_at)
+		SELECT event_id, substr(event_id, 5, 1), 'dead', received_at FROM stripe_webhook_events`)
+	if err != nil {
+		t.Fatal(err)
+	}
+	f := delivery.PageFilter{Status: delivery.StatusDead, TypePrefix: "invoice.", Limit: 50}
+	want := expectedIDs(t, pool, f)
+	got, _ := walkPages(t, pool, f)
+	if !slices.Equal(got, want) || !slices.Contains(got, "evt_a_01350") {
+		t.Fatalf("paged %d ids, a full scan finds %d; evt_a_01350 listed: %t", len(got), len(want), slices.Contains(got, "evt_a_01350"))
+	}
 }

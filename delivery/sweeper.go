@@ -44,7 +44,7 @@ claimed AS (
 	WHERE d.event_id = due.event_id AND d.destination = $4
 	RETURNING d.event_id, d.locked_until)
 SELECT e.event_id, e.event_type, e.stripe_created, e.livemode,
-	COALESCE(e.account, ''), COALESCE(e.api_version, ''), e.payload, claimed.locked_until
+	COALESCE(e.account, ''), COALESCE(e.api_version, ''), COALESCE(e.source, ''), e.payload, claimed.locked_until
 FROM claimed JOIN stripe_webhook_events e ON e.event_id = claimed.event_id`
 
 // sweeper claims one destination's due deliveries into its lane's queue,
@@ -118,7 +118,7 @@ func (s *sweeper) sweep() bool {
 		ev := &event.Event{}
 		var created pgtype.Timestamptz
 		var lease time.Time
-		if err := rows.Scan(&ev.ID, &ev.Type, &created, &ev.Livemode, &ev.Account, &ev.APIVersion, &ev.Payload, &lease); err != nil {
+		if err := rows.Scan(&ev.ID, &ev.Type, &created, &ev.Livemode, &ev.Account, &ev.APIVersion, &ev.Source, &ev.Payload, &lease); err != nil {
 			s.errs.Warn("sweeper: reading a claimed event failed; it is retried after its lease", "error", err)
 			return false
 		}

@@ -21,6 +21,12 @@ type Event struct {
 	APIVersion string
 	// Thin is true for thin events (object "v2.core.event").
 	Thin bool
+	// Source is where oncehook got the event: "" for a webhook, SourceReconcile
+	// for one found through Stripe's Events API.
+	Source string
 	// Payload is the raw body exactly as received.
 	Payload []byte
 }
+
+// SourceReconcile marks an event the reconciler stored.
+const SourceReconcile = "reconcile"

@@ -189,3 +189,62 @@ func TestUpgradeAtScale(t *testing.T) {
 	t.Logf("upgraded %d rows from version 4: migrations %s, then adopted by one instance in %s (%.0f rows/s)",
 		rows, migrated.Round(time.Millisecond), (took - migrated).Round(time.Millisecond), float64(rows)/(took-migrated).Seconds())
 }
+
+// version6Rows fills a version-6 ledger: events with deliveries to two
+// destinations in every state (one under a lease), an unrouted event, and
+// their history.
+const version6Rows = `
+INSERT INTO stripe_webhook_events (event_id, event_type, payload, status, received_at)
+VALUES ('evt_v6_a', 'invoice.paid', '{"id":"evt_v6_a"}', 'routed', now() - interval '1 hour'),
+       ('evt_v6_b', 'customer.created', '{"id":"evt_v6_b"}', 'routed', now() - interval '2 hours'),
+       ('evt_v6_unrouted', 'charge.succeeded', '{"id":"evt_v6_unrouted"}', 'routed', now());
+INSERT INTO stripe_webhook_deliveries (event_id, destination, status, attempts, next_attempt_at, locked_until, last_error, delivered_at, dead_at, received_at)
+VALUES ('evt_v6_a', 'billing', 'pending', 2, now() + interval '7 minutes', NULL, 'sink down', NULL, NULL, now() - interval '1 hour'),
+       ('evt_v6_a', 'crm', 'delivered', 1, now(), NULL, NULL, now() - interval '5 minutes', NULL, now() - interval '1 hour'),
+       ('evt_v6_b', 'billing', 'dead', 15, now(), NULL, 'sink answered 500', NULL, now() - interval '1 minute', now() - interval '2 hours'),
+       ('evt_v6_b', 'crm', 'pending', 1, now() + interval '1 minute', now() + interval '1 minute', 'timeout', NULL, NULL, now() - interval '2 hours');
+INSERT INTO stripe_webhook_delivery_attempts (event_id, destination, ok, error, instance)
+VALUES ('evt_v6_a', 'billing', false, 'sink down', 'a'), ('evt_v6_a', 'crm', true, NULL, 'a'), ('evt_v6_b', 'billing', false, 'sink answered 500', 'a')`
+
+// TestUpgradeFromVersion6KeepsEveryRow upgrades a live version-6 schema
+// with rows in every state: every ledger row, delivery and attempt is
+// kept as it was, the stored events read as webhooks (no source), and the
+// reconciler's checkpoint table starts empty.
+func TestUpgradeFromVersion6KeepsEveryRow(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	pool := testenv.EmptySchema(t, testenv.DatabaseURL(t))
+	if _, err := migrations.ApplyUpTo(ctx, pool, 6); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := pool.Exec(ctx, version6Rows); err != nil {
+		t.Fatal(err)
+	}
+	const (
+		ledger     = `SELECT string_agg(format('%s|%s|%s|%s|%s', event_id, event_type, payload, status, received_at), ';' ORDER BY event_id) FROM stripe_webhook_events`
+		deliveries = `SELECT string_agg(format('%s|%s|%s|%s|%s|%s|%s|%s|%s|%s', event_id, destination, status, attempts, next_attempt_at, locked_until, last_error, delivered_at, dead_at, received_at), ';' ORDER BY event_id, destination) FROM stripe_webhook_deliveries`
+		attempts   = `SELECT string_agg(format('%s|%s|%s|%s', event_id, destination, ok, error), ';' ORDER BY event_id, destination) FROM stripe_webhook_delivery_attempts`
+	)
+	before := []string{scalar(t, pool, ledger), scalar(t, pool, deliveries), scalar(t, pool, attempts)}
+	applied, err := migrations.Apply(ctx, pool)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(applied) != migrations.Latest()-6 {
+		t.Fatalf("applied %v on a version-6 schema", applied)
+	}
+	for i, q := range []string{ledger, deliveries, attempts} {
+		if after := scalar(t, pool, q); after != before[i] {
+			t.Fatalf("changed by the upgrade:\nbefore %s\nafter  %s", before[i], after)
+		}
+	}
+	if got := scalar(t, pool, `SELECT count(*)::text FROM stripe_webhook_events WHERE source IS NOT NULL`); got != "0" {
+		t.Fatalf("%s events of the previous version have a source; want none (webhooks)", got)
+	}
+	if got := scalar(t, pool, `SELECT count(*)::text FROM stripe_webhook_reconcile_checkpoints`); got != "0" {
+		t.Fatalf("%s checkpoints after the upgrade, want none", got)
+	}
+	if _, err := pool.Exec(ctx, `UPDATE stripe_webhook_events SET source = 'elsewhere' WHERE event_id = 'evt_v6_a'`); err == nil {
+		t.Fatal("a source other than reconcile was accepted")
+	}
+}

@@ -54,6 +54,9 @@ func (s *HTTP) Deliver(ctx context.Context, ev *event.Event) error {
 	h.Set("Content-Type", "application/json")
 	h.Set("Idempotency-Key", ev.ID)
 	h.Set("Stripe-Event-Type", ev.Type)
+	if ev.Source != "" {
+		h.Set("Oncehook-Source", ev.Source)
+	}
 	if s.signer != nil {
 		ts, sig := s.signer.Sign(ev.ID, s.now(), ev.Payload)
 		h.Set("webhook-id", ev.ID)

@@ -54,6 +54,20 @@ type config struct {
 	TLSKeyFile          string
 	LogLevel            slog.Level
 	LogFormat           string
+	Stripe              stripeConfig
+}
+
+// stripeConfig is the Stripe API's settings: the reconciler and thin events.
+type stripeConfig struct {
+	APIKey            string // empty: no reconciler, THIN_EVENTS=fetch refused
+	APIBase           string
+	APIVersion        string
+	ReconcileInterval time.Duration // 0: off
+	ReconcileOverlap  time.Duration
+	ReconcileLookback time.Duration
+	ReconcileAll      bool
+	ReconcileTypes    []string
+	ThinEvents        string // forward or fetch
 }
 
 // loadConfig reads the environment. The error names every bad variable and
@@ -93,6 +107,7 @@ func loadConfig(lookup func(string) (string, bool)) (config, error) {
 		LogFormat:           e.oneOf("LOG_FORMAT", "json", "json", "text"),
 	}
 	c.Destinations = e.destinations(&c)
+	c.Stripe = e.stripe()
 	if (c.TLSCertFile == "") != (c.TLSKeyFile == "") {
 		e.fail("TLS_CERT_FILE", "TLS_CERT_FILE and TLS_KEY_FILE go together: set both or neither")
 	}

@@ -123,10 +123,10 @@ func eventsList(ctx context.Context, args []string, out io.Writer) error {
 		return writeJSON(out, rows)
 	}
 	tw := tabwriter.NewWriter(out, 0, 4, 2, ' ', 0)
-	fmt.Fprintln(tw, "EVENT ID\tTYPE\tDESTINATION\tSTATUS\tATTEMPTS\tRECEIVED\tLAST ERROR")
+	fmt.Fprintln(tw, "EVENT ID\tTYPE\tDESTINATION\tSTATUS\tATTEMPTS\tRECEIVED\tSOURCE\tLAST ERROR")
 	for _, r := range rows {
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%d\t%s\t%s\n", r.ID, r.Type, orDash(r.Destination), r.Status, r.Attempts,
-			r.ReceivedAt.UTC().Format(time.RFC3339), shorten(r.LastError, 60))
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%d\t%s\t%s\t%s\n", r.ID, r.Type, orDash(r.Destination), r.Status, r.Attempts,
+			r.ReceivedAt.UTC().Format(time.RFC3339), sourceName(r.Source), shorten(r.LastError, 60))
 	}
 	if err := tw.Flush(); err != nil {
 		return err
@@ -164,7 +164,8 @@ func eventsShow(ctx context.Context, args []string, out io.Writer) error {
 		}{ev, ev.Payload})
 	}
 	tw := tabwriter.NewWriter(out, 0, 4, 2, ' ', 0)
-	fmt.Fprintf(tw, "id\t%s\ntype\t%s\nlivemode\t%v\nreceived\t%s\n", ev.ID, ev.Type, ev.Livemode, ev.ReceivedAt.UTC().Format(time.RFC3339))
+	fmt.Fprintf(tw, "id\t%s\ntype\t%s\nlivemode\t%v\nreceived\t%s\nsource\t%s\n", ev.ID, ev.Type, ev.Livemode,
+		ev.ReceivedAt.UTC().Format(time.RFC3339), sourceName(ev.Source))
 	_ = tw.Flush()
 	fmt.Fprintf(out, "\ndeliveries (%d):\n", len(ev.Deliveries))
 	tw = tabwriter.NewWriter(out, 0, 4, 2, ' ', 0)
@@ -184,6 +185,14 @@ func eventsShow(ctx context.Context, args []string, out io.Writer) error {
 	}
 	fmt.Fprintf(out, "\npayload:\n%s\n", ev.Payload)
 	return nil
+}
+
+// sourceName is where an event came from, as the commands print it.
+func sourceName(s string) string {
+	if s == "" {
+		return "webhook"
+	}
+	return s
 }
 
 func orDash(s string) string {

@@ -7,6 +7,7 @@
 //	receiver events list|show list stored events, or show one with its deliveries and history
 //	receiver replay           put deliveries back to pending, or backfill a destination
 //	receiver destinations     each destination's filter, URL and delivery counts
+//	receiver reconcile        store the events Stripe could not deliver, from its Events API
 //
 // Configuration comes from the environment; see README.md.
 package main
@@ -31,6 +32,7 @@ const usage = `usage:
   receiver replay --status delivered --since D [--destination NAME]
   receiver replay --destination NAME --since D     backfill a destination added later
   receiver destinations [--json]
+  receiver reconcile [--since 72h] [--all] [--types T,...] [--dry-run]
 
 Configuration is read from the environment (see README.md).
 `
@@ -70,6 +72,8 @@ func run(ctx context.Context, args []string) error {
 		return replayCmd(ctx, args, os.Stdout)
 	case "destinations":
 		return destinationsCmd(ctx, args, os.Stdout)
+	case "reconcile":
+		return reconcileCmd(ctx, args, os.Stdout)
 	case "help", "-h", "--help":
 		fmt.Print(usage)
 		return nil

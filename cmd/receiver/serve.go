@@ -44,7 +44,7 @@ func migrate(ctx context.Context) error {
 }
 
 // serve runs the receiver until ctx ends, then shuts down in this order:
-// listener and in-flight requests, the batch writer, the sweeper and the
+// listener and in-flight requests, the reconciler, the batch writer, the sweeper and the
 // delivery workers, the pruner, then the Postgres and Redis pools. All of
 // it ends within SHUTDOWN_TIMEOUT.
 func serve(ctx context.Context) error {
@@ -79,9 +79,16 @@ func serve(ctx context.Context) error {
 	}
 
 	m := metrics.New()
+	stripeAPI, err := stripeClient(c.Stripe)
+	if err != nil {
+		return err
+	}
 	dests, err := openDestinations(c)
 	if err != nil {
 		return err
+	}
+	if c.Stripe.ThinEvents == "fetch" {
+		withThinFetch(dests, stripeAPI)
 	}
 	lease := c.DeliveryLease
 	disp, err := delivery.NewDispatcher(delivery.DispatcherConfig{
@@ -111,6 +118,10 @@ func serve(ctx context.Context) error {
 		return err
 	}
 	defer dd.Stop()
+	reconciler, err := newReconciler(c.Stripe, stripeAPI, pool, dd, disp, log, m)
+	if err != nil {
+		return err
+	}
 	verifier, err := receiver.NewVerifier(c.Secrets, c.Tolerance)
 	if err != nil {
 		return err
@@ -138,6 +149,10 @@ func serve(ctx context.Context) error {
 		return err
 	}
 	admin := startAdmin(c.AdminAddr, m, srv, cons, log)
+	if reconciler != nil {
+		reconciler.Start()
+		defer reconciler.Stop() // on an early return; idempotent
+	}
 	log.Info("receiver listening", "addr", ln.Addr().String(), "admin_addr", c.AdminAddr, "destinations", destinationsLog(c.Destinations),
 		"redis", c.RedisURL != "", "secrets", len(c.Secrets), "tls", c.TLSCertFile != "", "allowlist", len(c.Allowlist))
 
@@ -156,6 +171,9 @@ func serve(ctx context.Context) error {
 			log.Warn("in-flight requests did not finish in time", "error", err)
 		}
 	})
+	if reconciler != nil {
+		within(sctx, log, "reconciler", reconciler.Stop)
+	}
 	within(sctx, log, "batch writer", dd.Stop)
 	within(sctx, log, "delivery", func() {
 		if err := disp.Stop(sctx); err != nil {
@@ -267,7 +285,9 @@ func startAdmin(addr string, m *metrics.Metrics, webhooks *receiver.Server, cons
 	mux.HandleFunc("/debug/pprof/profile", pprof.Profile)
 	mux.HandleFunc("/debug/pprof/symbol", pprof.Symbol)
 	mux.HandleFunc("/debug/pprof/trace", pprof.Trace)
-	srv := &http.Server{Addr: addr, Handler: mux, ReadHeaderTimeout: 5 * time.Second}
+	// No WriteTimeout: a CPU profile takes its ?seconds= to write.
+	srv := &http.Server{Addr: addr, Handler: mux, ReadHeaderTimeout: 5 * time.Second, ReadTimeout: 30 * time.Second,
+		IdleTimeout: 2 * time.Minute}
 	go func() {
 		if err := srv.ListenAndServe(); err != nil && !errors.Is(err, http.ErrServerClosed) {
 			log.Error("admin listener failed", "addr", addr, "error", err)

@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"log/slog"
+	"net"
 	"net/http"
 
 	"github.com/jackc/pgx/v5/pgxpool"
@@ -36,6 +37,19 @@ func newConsole(c config, pool *pgxpool.Pool, m *metrics.Metrics, webhooks *rece
 	if err != nil {
 		return nil, err
 	}
-	log.Info("console on", "url", "http://"+c.AdminAddr+"/console/")
+	log.Info("console on", "url", consoleURL(c.AdminAddr))
 	return cons, nil
+}
+
+// consoleURL is where ADMIN_ADDR serves the console, as a browser on this
+// host reaches it.
+func consoleURL(addr string) string {
+	host, port, err := net.SplitHostPort(addr)
+	if err != nil {
+		return "http://" + addr + "/console/"
+	}
+	if host == "" || host == "0.0.0.0" || host == "::" {
+		host = "127.0.0.1"
+	}
+	return "http://" + net.JoinHostPort(host, port) + "/console/"
 }

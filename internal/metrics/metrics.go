@@ -45,6 +45,8 @@ type Metrics struct {
 	commitSeconds  prometheus.Histogram
 	deliveries     *prometheus.CounterVec
 	unrouted       prometheus.Counter
+	reconciled     prometheus.Counter
+	reconcileRuns  *prometheus.CounterVec
 	redisErrors    *prometheus.CounterVec
 	postgresErrors *prometheus.CounterVec
 }
@@ -74,6 +76,12 @@ func New() *Metrics {
 		unrouted: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "oncehook_events_unrouted_total", Help: "Accepted events that matched no destination: stored, not delivered.",
 		}),
+		reconciled: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "oncehook_reconciled_total", Help: "Events the reconciler found in Stripe's Events API but not in the ledger, and stored (source reconcile).",
+		}),
+		reconcileRuns: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "oncehook_reconcile_runs_total", Help: "Reconciler runs on this instance by result: ok, failed (the checkpoint stayed), skipped (another instance leads).",
+		}, []string{"result"}),
 		redisErrors: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "oncehook_redis_errors_total", Help: "Redis command failures by operation; each fell back to Postgres.",
 		}, []string{"op"}),
@@ -91,7 +99,11 @@ func New() *Metrics {
 	for _, op := range []string{"insert", "sweep", "write results", "prune"} {
 		m.postgresErrors.WithLabelValues(op)
 	}
-	m.Registry.MustRegister(m.requests, m.decisions, m.batchRows, m.commitSeconds, m.deliveries, m.unrouted, m.redisErrors, m.postgresErrors,
+	for _, r := range []string{"ok", "failed", "skipped"} {
+		m.reconcileRuns.WithLabelValues(r)
+	}
+	m.Registry.MustRegister(m.requests, m.decisions, m.batchRows, m.commitSeconds, m.deliveries, m.unrouted, m.reconciled, m.reconcileRuns,
+		m.redisErrors, m.postgresErrors,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	return m
 }
@@ -143,6 +155,20 @@ func (m *Metrics) Deliveries(destination, result string, n int) {
 func (m *Metrics) Unrouted() {
 	if m != nil {
 		m.unrouted.Inc()
+	}
+}
+
+// Reconciled counts events the reconciler stored.
+func (m *Metrics) Reconciled(n int) {
+	if m != nil && n > 0 {
+		m.reconciled.Add(float64(n))
+	}
+}
+
+// ReconcileRun counts one reconciler run by result.
+func (m *Metrics) ReconcileRun(result string) {
+	if m != nil {
+		m.reconcileRuns.WithLabelValues(result).Inc()
 	}
 }
 

@@ -1,0 +1,132 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"strings"
+	"time"
+
+	"github.com/oncehook/oncehook/dedup"
+	"github.com/oncehook/oncehook/internal/redact"
+	"github.com/oncehook/oncehook/reconcile"
+	"github.com/oncehook/oncehook/route"
+)
+
+// reconcileCmd is `receiver reconcile --since 72h [--all] [--types T]
+// [--dry-run]`: one reconciler run from the command line. It needs
+// DATABASE_URL, STRIPE_API_KEY and the destinations (to route what it
+// stores), and REDIS_URL when the receivers use Redis.
+func reconcileCmd(ctx context.Context, args []string, out io.Writer) error {
+	fs := flag.NewFlagSet("reconcile", flag.ContinueOnError)
+	fs.SetOutput(io.Discard)
+	since := fs.String("since", "72h", "list events created since: a duration back from now (72h) or a date")
+	all := fs.Bool("all", false, "list every event, not only those Stripe failed to deliver")
+	types := fs.String("types", "", "comma-separated event types to list (at most 20)")
+	dryRun := fs.Bool("dry-run", false, "only report what is missing")
+	if rest, err := parseArgs(fs, args); err != nil || len(rest) > 0 {
+		return fmt.Errorf("reconcile: %v%s\nusage: receiver reconcile [--since 72h] [--all] [--types T,...] [--dry-run]", err, strings.Join(rest, " "))
+	}
+	now := time.Now()
+	from, err := parseSince(*since, now)
+	if err != nil {
+		return err
+	}
+	if from.Before(now.Add(-reconcile.MaxLookback)) {
+		return fmt.Errorf("--since %s: the Events API keeps 30 days of events", *since)
+	}
+	e := env{lookup: os.LookupEnv}
+	s := e.stripe()
+	if *types != "" {
+		e.lookup = func(k string) (string, bool) {
+			if k == "RECONCILE_TYPES" {
+				return *types, true
+			}
+			return os.LookupEnv(k)
+		}
+		s = e.stripe()
+	}
+	redisURL := e.redisURL("REDIS_URL")
+	if err := errors.Join(e.errs...); err != nil {
+		return err
+	}
+	client, err := stripeClient(s)
+	if err != nil {
+		return err
+	}
+	if client == nil {
+		return errors.New("STRIPE_API_KEY is not set: the reconciler reads Stripe's Events API with it (a restricted key with read access to Events is enough)")
+	}
+	dests, err := configuredDestinations()
+	if err != nil {
+		return err
+	}
+	pool, err := adminPool(ctx)
+	if err != nil {
+		return err
+	}
+	defer pool.Close()
+
+	cfg := reconcile.Config{Lister: client, Pool: pool, All: *all, Types: s.ReconcileTypes, Lookback: reconcile.MaxLookback}
+	if !*dryRun {
+		routes := make([]route.Destination, len(dests))
+		for i, d := range dests {
+			routes[i] = route.Destination{Name: d.Name, Filter: d.Filter}
+		}
+		table, err := route.NewTable(routes)
+		if err != nil {
+			return err
+		}
+		dc := dedup.Config{Pool: pool, Routes: table, Lease: time.Millisecond}
+		if redisURL != "" {
+			rdb, err := dedup.NewRedisClient(redisURL, 50*time.Millisecond)
+			if err != nil {
+				return fmt.Errorf("REDIS_URL: %w", redact.Error(err, redisURL))
+			}
+			defer rdb.Close()
+			dc.Redis = rdb
+		}
+		dd, err := dedup.New(dc)
+		if err != nil {
+			return err
+		}
+		defer dd.Stop()
+		cfg.Store = dd
+	}
+	r, err := reconcile.New(cfg)
+	if err != nil {
+		return err
+	}
+	mode := "missing events are stored and delivered by the running receivers"
+	if *dryRun {
+		mode = "dry run: nothing is stored"
+	}
+	fmt.Fprintf(out, "reconcile: listing %s created since %s (%s)\n", listingWhat(*all, s.ReconcileTypes), from.UTC().Format(time.RFC3339), mode)
+	sum, err := r.RunOnce(ctx, reconcile.Run{Since: from, DryRun: *dryRun, Progress: func(p reconcile.Progress) {
+		fmt.Fprintf(out, "  pages %d, events seen %d, missing %d, stored %d\n", p.Pages, p.Seen, p.Missing, p.Stored)
+	}})
+	if err != nil {
+		return fmt.Errorf("reconcile: %w (pages %d, seen %d, missing %d, stored %d)", err, sum.Pages, sum.Seen, sum.Missing, sum.Stored)
+	}
+	if *dryRun {
+		fmt.Fprintf(out, "done: %d events seen, %d missing from the ledger (dry run: none stored)\n", sum.Seen, sum.Missing)
+		return nil
+	}
+	fmt.Fprintf(out, "done: %d events seen, %d missing, %d stored (the others arrived meanwhile); checkpoint at %s\n",
+		sum.Seen, sum.Missing, sum.Stored, sum.Through.UTC().Format(time.RFC3339))
+	return nil
+}
+
+func listingWhat(all bool, types []string) string {
+	what := "the events Stripe failed to deliver"
+	if all {
+		what = "every event"
+	}
+	if len(types) > 0 {
+		what += " of types " + strings.Join(types, ",")
+	}
+	return what
+}

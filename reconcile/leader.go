@@ -1,0 +1,92 @@
+package reconcile
+
+import (
+	"context"
+	"time"
+)
+
+// runTimeout bounds one background run.
+const runTimeout = time.Hour
+
+// Start runs the reconciler every Interval (the first run after one
+// interval), on one instance at a time: a run holds a Postgres advisory
+// lock on its own connection, so when its instance dies the lock goes
+// with the connection and another instance's next tick takes over, from
+// the checkpoint. Interval 0 starts nothing.
+func (r *Reconciler) Start() {
+	if r.cfg.Interval <= 0 {
+		return
+	}
+	r.started = true
+	go r.loop()
+}
+
+// Stop ends the loop and waits for a run under way to stop; idempotent.
+func (r *Reconciler) Stop() {
+	if !r.started {
+		return
+	}
+	r.once.Do(func() { close(r.stop) })
+	<-r.done
+}
+
+func (r *Reconciler) loop() {
+	defer close(r.done)
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	go func() {
+		<-r.stop
+		cancel()
+	}()
+	t := time.NewTicker(r.cfg.Interval)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+		r.tick(ctx)
+	}
+}
+
+// tick runs once if this instance gets the lock.
+func (r *Reconciler) tick(ctx context.Context) {
+	ctx, cancel := context.WithTimeout(ctx, runTimeout)
+	defer cancel()
+	conn, err := r.cfg.Pool.Acquire(ctx)
+	if err != nil {
+		r.cfg.Logger.Warn("reconcile: no Postgres connection for the leader lock", "error", err)
+		r.cfg.Metrics.ReconcileRun("failed")
+		return
+	}
+	defer conn.Release()
+	var leader bool
+	if err := conn.QueryRow(ctx, `SELECT pg_try_advisory_lock(hashtext($1))`, lockKey).Scan(&leader); err != nil {
+		r.cfg.Logger.Warn("reconcile: taking the leader lock failed", "error", err)
+		r.cfg.Metrics.ReconcileRun("failed")
+		return
+	}
+	if !leader {
+		r.cfg.Metrics.ReconcileRun("skipped")
+		return
+	}
+	defer func() {
+		uctx, ucancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer ucancel()
+		if _, err := conn.Exec(uctx, `SELECT pg_advisory_unlock(hashtext($1))`, lockKey); err != nil {
+			// The lock would outlive the run on a pooled connection.
+			conn.Conn().Close(uctx)
+		}
+	}()
+	sum, err := r.RunOnce(ctx, Run{})
+	if err != nil {
+		r.cfg.Logger.Error("reconcile: run failed; the checkpoint stays, the next run lists the window again",
+			"pages", sum.Pages, "seen", sum.Seen, "missing", sum.Missing, "stored", sum.Stored, "error", err)
+		r.cfg.Metrics.ReconcileRun("failed")
+		return
+	}
+	r.cfg.Logger.Info("reconcile: run done", "since", sum.Since, "through", sum.Through,
+		"pages", sum.Pages, "seen", sum.Seen, "missing", sum.Missing, "stored", sum.Stored)
+	r.cfg.Metrics.ReconcileRun("ok")
+}

@@ -1,0 +1,342 @@
+package reconcile
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"sort"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgxpool"
+
+	"github.com/oncehook/oncehook/dedup"
+	"github.com/oncehook/oncehook/event"
+	"github.com/oncehook/oncehook/internal/metrics"
+	"github.com/oncehook/oncehook/receiver"
+	"github.com/oncehook/oncehook/stripeapi"
+)
+
+// MaxLookback is how far back Stripe's Events API lists events.
+const MaxLookback = 30 * 24 * time.Hour
+
+// lockKey is the advisory lock that makes one instance the reconciler.
+const lockKey = "oncehook:reconcile"
+
+// Lister reads pages of Stripe's events; *stripeapi.Client is one.
+type Lister interface {
+	ListEvents(ctx context.Context, p stripeapi.ListParams) (stripeapi.Page, error)
+}
+
+// Store stores an event unless it is stored already, as for a webhook;
+// *dedup.Deduper is one.
+type Store interface {
+	Check(ctx context.Context, ev *event.Event) (dedup.Result, error)
+}
+
+// Config configures a Reconciler.
+type Config struct {
+	// Lister reads Stripe's events. Required.
+	Lister Lister
+	// Pool holds the ledger and the checkpoints. Required.
+	Pool *pgxpool.Pool
+	// Store stores a missing event (not needed for a dry run).
+	Store Store
+	// Enqueue hands a stored event to this instance's delivery; nil leaves
+	// it to the sweepers.
+	Enqueue func(*event.Event, dedup.Lease) bool
+	// Interval is the time between runs; 0 runs none in the background.
+	Interval time.Duration
+	// Overlap is how far before the checkpoint a run starts listing, for
+	// events Stripe lists late. Defaults to 1h.
+	Overlap time.Duration
+	// Lookback is how far back the first run lists. Defaults to 72h, at
+	// most MaxLookback.
+	Lookback time.Duration
+	// All lists every event, not only those Stripe failed to deliver.
+	All bool
+	// Types restricts the listing to these types (at most 20).
+	Types []string
+	// RetryBase is the first wait after a 429, a 5xx or no answer; it
+	// doubles up to 30s, for at most MaxTries tries. Defaults to 1s.
+	RetryBase time.Duration
+	// MaxTries bounds the tries of one page. Defaults to 8.
+	MaxTries int
+	// PageInterval is the least time between two requests, which keeps a
+	// run far below Stripe's rate limits. Defaults to 100ms.
+	PageInterval time.Duration
+	// Logger defaults to slog.Default(); Metrics may be nil.
+	Logger  *slog.Logger
+	Metrics *metrics.Metrics
+}
+
+// WithDefaults returns c with its zero fields filled.
+func (c Config) WithDefaults() Config {
+	if c.Overlap == 0 {
+		c.Overlap = time.Hour
+	}
+	if c.Lookback == 0 {
+		c.Lookback = 72 * time.Hour
+	}
+	if c.RetryBase <= 0 {
+		c.RetryBase = time.Second
+	}
+	if c.MaxTries <= 0 {
+		c.MaxTries = 8
+	}
+	if c.PageInterval == 0 {
+		c.PageInterval = 100 * time.Millisecond
+	}
+	if c.Logger == nil {
+		c.Logger = slog.Default()
+	}
+	return c
+}
+
+func (c Config) validate() error {
+	switch {
+	case c.Lister == nil || c.Pool == nil:
+		return errors.New("reconcile: Lister and Pool are required")
+	case c.Lookback < 0 || c.Lookback > MaxLookback:
+		return fmt.Errorf("reconcile: the lookback %s is beyond the Events API's 30 days", c.Lookback)
+	case c.Overlap < 0 || c.Interval < 0:
+		return errors.New("reconcile: Overlap and Interval must not be negative")
+	case len(c.Types) > 20:
+		return fmt.Errorf("reconcile: %d types; Stripe lists at most 20 at once", len(c.Types))
+	}
+	return nil
+}
+
+// Reconciler lists Stripe's events and stores every one the ledger lacks
+// through the webhook insert path, marked source reconcile.
+type Reconciler struct {
+	cfg     Config
+	listing string
+	stop    chan struct{}
+	done    chan struct{}
+	once    sync.Once
+	started bool
+}
+
+// New returns a Reconciler; Start runs it every Interval.
+func New(cfg Config) (*Reconciler, error) {
+	cfg = cfg.WithDefaults()
+	if err := cfg.validate(); err != nil {
+		return nil, err
+	}
+	return &Reconciler{cfg: cfg, listing: listingName(cfg.All, cfg.Types), stop: make(chan struct{}), done: make(chan struct{})}, nil
+}
+
+// listingName names a listing's checkpoint by its filter: another filter
+// has listed other events, so it starts afresh.
+func listingName(all bool, types []string) string {
+	name := "delivery_success=false"
+	if all {
+		name = "all"
+	}
+	if len(types) > 0 {
+		t := append([]string(nil), types...)
+		sort.Strings(t)
+		name += " types=" + strings.Join(t, ",")
+	}
+	return name
+}
+
+// Progress counts a run's work so far.
+type Progress struct {
+	Pages   int // pages read
+	Seen    int // events listed
+	Missing int // of those, not in the ledger
+	Stored  int // of those, stored now (the others arrived meanwhile)
+}
+
+// Summary is a finished run.
+type Summary struct {
+	Progress
+	Since   time.Time // the window listed: events created since
+	Through time.Time // until the run's start
+}
+
+// Run options.
+type Run struct {
+	// Since overrides the window's start; zero reads the checkpoint.
+	Since time.Time
+	// DryRun only counts the missing events.
+	DryRun bool
+	// Progress, if set, is called after each page.
+	Progress func(Progress)
+}
+
+// RunOnce lists the window once, stores what is missing and, unless it is
+// a dry run or failed, moves the checkpoint to the run's start. It does
+// not take the leader lock: Start does.
+func (r *Reconciler) RunOnce(ctx context.Context, run Run) (Summary, error) {
+	c := r.cfg
+	if !run.DryRun && c.Store == nil {
+		return Summary{}, errors.New("reconcile: no Store to store missing events in")
+	}
+	sum := Summary{Through: time.Now().Truncate(time.Second)}
+	since := run.Since
+	if since.IsZero() {
+		var err error
+		if since, err = r.windowStart(ctx, sum.Through); err != nil {
+			return sum, err
+		}
+	}
+	if oldest := sum.Through.Add(-MaxLookback); since.Before(oldest) {
+		since = oldest
+	}
+	sum.Since = since
+	lp := stripeapi.ListParams{CreatedGTE: since, Types: c.Types}
+	if !c.All {
+		lp.DeliverySuccess = new(bool)
+	}
+	for {
+		page, err := r.listPage(ctx, lp, sum.Pages > 0)
+		if err != nil {
+			return sum, err
+		}
+		sum.Pages++
+		sum.Seen += len(page.Events)
+		missing, stored, err := r.storeMissing(ctx, page.Events, run.DryRun)
+		sum.Missing += missing
+		sum.Stored += stored
+		c.Metrics.Reconciled(stored)
+		if run.Progress != nil {
+			run.Progress(sum.Progress)
+		}
+		if err != nil {
+			return sum, err
+		}
+		if !page.HasMore || len(page.Events) == 0 {
+			break
+		}
+		lp.StartingAfter = page.Events[len(page.Events)-1].ID
+	}
+	if !run.DryRun {
+		if err := r.saveCheckpoint(ctx, sum.Through); err != nil {
+			return sum, err
+		}
+	}
+	return sum, nil
+}
+
+// windowStart is the checkpoint less the overlap, or the lookback on a
+// first run.
+func (r *Reconciler) windowStart(ctx context.Context, now time.Time) (time.Time, error) {
+	var through time.Time
+	err := r.cfg.Pool.QueryRow(ctx, `SELECT listed_through FROM stripe_webhook_reconcile_checkpoints WHERE listing = $1`, r.listing).Scan(&through)
+	if errors.Is(err, pgx.ErrNoRows) {
+		return now.Add(-r.cfg.Lookback), nil
+	}
+	if err != nil {
+		return time.Time{}, fmt.Errorf("reading the reconcile checkpoint: %w", err)
+	}
+	return through.Add(-r.cfg.Overlap), nil
+}
+
+// saveCheckpoint records that every event created before through has
+// been listed and stored; it never moves the checkpoint back.
+func (r *Reconciler) saveCheckpoint(ctx context.Context, through time.Time) error {
+	_, err := r.cfg.Pool.Exec(ctx, `INSERT INTO stripe_webhook_reconcile_checkpoints (listing, listed_through) VALUES ($1, $2)
+		ON CONFLICT (listing) DO UPDATE SET listed_through = GREATEST(stripe_webhook_reconcile_checkpoints.listed_through, EXCLUDED.listed_through),
+			updated_at = now()`, r.listing, through)
+	if err != nil {
+		return fmt.Errorf("saving the reconcile checkpoint: %w", err)
+	}
+	return nil
+}
+
+// listPage reads one page, waiting PageInterval first unless it is the
+// first, and retrying what Stripe says may be retried, with backoff.
+func (r *Reconciler) listPage(ctx context.Context, lp stripeapi.ListParams, pace bool) (stripeapi.Page, error) {
+	wait := time.Duration(0)
+	if pace {
+		wait = r.cfg.PageInterval
+	}
+	backoff := r.cfg.RetryBase
+	for try := 1; ; try++ {
+		if err := sleep(ctx, wait); err != nil {
+			return stripeapi.Page{}, err
+		}
+		page, err := r.cfg.Lister.ListEvents(ctx, lp)
+		if err == nil {
+			return page, nil
+		}
+		var api *stripeapi.APIError
+		if !errors.As(err, &api) || !api.Retryable() || try >= r.cfg.MaxTries {
+			return stripeapi.Page{}, fmt.Errorf("listing Stripe's events (try %d): %w", try, err)
+		}
+		r.cfg.Logger.Warn("reconcile: Stripe's Events API failed; retrying", "status", api.Status, "try", try, "wait", backoff, "error", err)
+		wait, backoff = backoff, min(2*backoff, 30*time.Second)
+	}
+}
+
+func sleep(ctx context.Context, d time.Duration) error {
+	if d <= 0 {
+		return ctx.Err()
+	}
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+		return ctx.Err()
+	case <-t.C:
+		return nil
+	}
+}
+
+// storeMissing stores the listed events the ledger lacks; it returns how
+// many were missing and how many it stored. The first failure stops it:
+// the checkpoint must not move past an event that was not stored.
+func (r *Reconciler) storeMissing(ctx context.Context, listed []stripeapi.ListedEvent, dryRun bool) (missing, stored int, err error) {
+	if len(listed) == 0 {
+		return 0, 0, nil
+	}
+	ids := make([]string, len(listed))
+	for i, e := range listed {
+		ids[i] = e.ID
+	}
+	rows, err := r.cfg.Pool.Query(ctx, `SELECT event_id FROM stripe_webhook_events WHERE event_id = ANY($1)`, ids)
+	if err != nil {
+		return 0, 0, fmt.Errorf("looking listed events up in the ledger: %w", err)
+	}
+	known, err := pgx.CollectRows(rows, pgx.RowTo[string])
+	if err != nil {
+		return 0, 0, fmt.Errorf("looking listed events up in the ledger: %w", err)
+	}
+	have := make(map[string]bool, len(known))
+	for _, id := range known {
+		have[id] = true
+	}
+	for _, e := range listed {
+		if have[e.ID] {
+			continue
+		}
+		missing++
+		if dryRun {
+			continue
+		}
+		ev, err := receiver.ParseEvent(e.Raw)
+		if err != nil {
+			return missing, stored, fmt.Errorf("event %s from the Events API: %w", e.ID, err)
+		}
+		ev.Source = event.SourceReconcile
+		res, err := r.cfg.Store.Check(ctx, &ev)
+		if err != nil {
+			return missing, stored, fmt.Errorf("storing event %s: %w", e.ID, err)
+		}
+		if res.Outcome != dedup.Accepted {
+			continue // a webhook brought it meanwhile
+		}
+		stored++
+		r.cfg.Logger.Info("reconcile: stored an event Stripe had not delivered", "event_id", ev.ID, "event_type", ev.Type)
+		if r.cfg.Enqueue != nil {
+			r.cfg.Enqueue(&ev, res.Lease)
+		}
+	}
+	return missing, stored, nil
+}

@@ -1,0 +1,52 @@
+package sink
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+
+	"github.com/oncehook/oncehook/event"
+)
+
+// ThinObject is the object of a thin event, which carries only a
+// reference to what happened.
+const ThinObject = "v2.core.event"
+
+// ThinFetch is a Sink that delivers, in place of a thin event, the full
+// event fetched from Stripe (THIN_EVENTS=fetch); other events go to Next
+// as they are. The thin body stays in the ledger. A failed fetch is a
+// failed attempt: retried, dead after the last one, and replayable.
+type ThinFetch struct {
+	Next Sink
+	// Fetch returns the full event's JSON; stripeapi.Client.FetchV2Event.
+	Fetch func(ctx context.Context, id string) ([]byte, error)
+}
+
+// Deliver sends ev, or the full event behind it when it is thin.
+func (t *ThinFetch) Deliver(ctx context.Context, ev *event.Event) error {
+	if !IsThin(ev) {
+		return t.Next.Deliver(ctx, ev)
+	}
+	full, err := t.Fetch(ctx, ev.ID)
+	if err != nil {
+		return fmt.Errorf("thin event %s: fetching the full event: %w", ev.ID, err)
+	}
+	cp := *ev
+	cp.Payload = full
+	return t.Next.Deliver(ctx, &cp)
+}
+
+// Close closes Next.
+func (t *ThinFetch) Close() error { return t.Next.Close() }
+
+// IsThin reports whether ev is a thin event: marked so at intake, or, for
+// one read back from Postgres, by its body's object.
+func IsThin(ev *event.Event) bool {
+	if ev.Thin {
+		return true
+	}
+	var head struct {
+		Object string `json:"object"`
+	}
+	return json.Unmarshal(ev.Payload, &head) == nil && head.Object == ThinObject
+}
