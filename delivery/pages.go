@@ -15,7 +15,7 @@ import (
 // PageScanBudget bounds the index entries one page walks, whatever its
 // filters: a filter that matches few rows ends a page early, with a cursor
 // to go on from, instead of walking a whole ledger.
-const PageScanBudget = 2000
+const PageScanBudget = 1000
 
 // maxPageSize bounds the events on one page.
 const maxPageSize = 200

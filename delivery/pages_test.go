@@ -167,9 +167,9 @@ func TestEventsPageMergesDestinationsWithoutSkipping(t *testing.T) {
 	pool := testenv.Postgres(t)
 	ctx := context.Background()
 	// a: 3,000 dead letters, one a second, all charge.x but one
-	// invoice.paid at t=1350: its first walk (1,000 of the 2,000 budget)
-	// stops at t=2000. b: a dead invoice.paid every 40 s, so that a page
-	// of b's reaches far below t=2000.
+	// invoice.paid at t=1350: its first walk (half the budget) stops long
+	// before it. b: a dead invoice.paid every 40 s, so that a page of b's
+	// reaches far below where a's walk stopped.
 	_, err := pool.Exec(ctx, `
 		INSERT INTO stripe_webhook_events (event_id, event_type, payload, received_at, status)
 		SELECT format('evt_a_%s', lpad(i::text, 5, '0')), CASE WHEN i = 1350 THEN 'invoice.paid' ELSE 'charge.x' END,

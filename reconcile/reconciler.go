@@ -158,6 +158,8 @@ type Summary struct {
 	Progress
 	Since   time.Time // the window listed: events created since
 	Through time.Time // until the run's start
+	// Checkpointed is set when the checkpoint moved to Through.
+	Checkpointed bool
 }
 
 // Run options.
@@ -186,8 +188,11 @@ func (r *Reconciler) RunOnce(ctx context.Context, run Run) (Summary, error) {
 			return sum, err
 		}
 	}
-	if oldest := sum.Through.Add(-MaxLookback); since.Before(oldest) {
-		since = oldest
+	// Events older than the Events API's 30 days cannot be listed: a window
+	// cut there joins any checkpoint.
+	joins := false
+	if oldest := sum.Through.Add(-MaxLookback); !since.After(oldest) {
+		since, joins = oldest, true
 	}
 	sum.Since = since
 	lp := stripeapi.ListParams{CreatedGTE: since, Types: c.Types}
@@ -217,9 +222,11 @@ func (r *Reconciler) RunOnce(ctx context.Context, run Run) (Summary, error) {
 		lp.StartingAfter = page.Events[len(page.Events)-1].ID
 	}
 	if !run.DryRun {
-		if err := r.saveCheckpoint(ctx, sum.Through); err != nil {
+		moved, err := r.saveCheckpoint(ctx, since, joins, sum.Through)
+		if err != nil {
 			return sum, err
 		}
+		sum.Checkpointed = moved
 	}
 	return sum, nil
 }
@@ -239,15 +246,24 @@ func (r *Reconciler) windowStart(ctx context.Context, now time.Time) (time.Time,
 }
 
 // saveCheckpoint records that every event created before through has
-// been listed and stored; it never moves the checkpoint back.
-func (r *Reconciler) saveCheckpoint(ctx context.Context, through time.Time) error {
-	_, err := r.cfg.Pool.Exec(ctx, `INSERT INTO stripe_webhook_reconcile_checkpoints (listing, listed_through) VALUES ($1, $2)
+// been listed and stored, the window [since, through) having been listed.
+// It never moves the checkpoint back, nor past events no run listed: a
+// window that starts after the checkpoint (an explicit Run.Since) leaves
+// it, unless joins (nothing before since can be listed any more).
+func (r *Reconciler) saveCheckpoint(ctx context.Context, since time.Time, joins bool, through time.Time) (bool, error) {
+	tag, err := r.cfg.Pool.Exec(ctx, `INSERT INTO stripe_webhook_reconcile_checkpoints (listing, listed_through) VALUES ($1, $2)
 		ON CONFLICT (listing) DO UPDATE SET listed_through = GREATEST(stripe_webhook_reconcile_checkpoints.listed_through, EXCLUDED.listed_through),
-			updated_at = now()`, r.listing, through)
+			updated_at = now()
+		WHERE $4 OR stripe_webhook_reconcile_checkpoints.listed_through >= $3`, r.listing, through, since, joins)
 	if err != nil {
-		return fmt.Errorf("saving the reconcile checkpoint: %w", err)
+		return false, fmt.Errorf("saving the reconcile checkpoint: %w", err)
 	}
-	return nil
+	if tag.RowsAffected() == 0 {
+		r.cfg.Logger.Info("reconcile: the window started after the checkpoint, which stays: the events between were not listed",
+			"since", since, "through", through)
+		return false, nil
+	}
+	return true, nil
 }
 
 // listPage reads one page, waiting PageInterval first unless it is the

@@ -1,6 +1,7 @@
 package sink
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"fmt"
@@ -45,8 +46,34 @@ func IsThin(ev *event.Event) bool {
 	if ev.Thin {
 		return true
 	}
-	var head struct {
-		Object string `json:"object"`
+	return topLevelObject(ev.Payload) == ThinObject
+}
+
+// topLevelObject is the string value of body's top-level "object" key, or
+// "" when there is none. The key is matched exactly, as the receiver does
+// (json.Unmarshal into a struct would take "Object" or "OBJECT" too), and
+// the scan stops at it, which Stripe sends near the start.
+func topLevelObject(body []byte) string {
+	dec := json.NewDecoder(bytes.NewReader(body))
+	if tok, err := dec.Token(); err != nil || tok != json.Delim('{') {
+		return ""
 	}
-	return json.Unmarshal(ev.Payload, &head) == nil && head.Object == ThinObject
+	for dec.More() {
+		tok, err := dec.Token()
+		if err != nil {
+			return ""
+		}
+		if key, _ := tok.(string); key == "object" {
+			var obj string // null leaves it empty
+			if dec.Decode(&obj) != nil {
+				return ""
+			}
+			return obj
+		}
+		var skip json.RawMessage
+		if dec.Decode(&skip) != nil {
+			return ""
+		}
+	}
+	return ""
 }

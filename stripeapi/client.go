@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/stripe/stripe-go/v82"
+	"github.com/stripe/stripe-go/v82/form"
 )
 
 // DefaultBase is Stripe's API.
@@ -58,7 +59,7 @@ func New(cfg Config) (*Client, error) {
 	}
 	u, err := url.Parse(cfg.Base)
 	if err != nil || (u.Scheme != "https" && u.Scheme != "http") || u.Host == "" {
-		return nil, fmt.Errorf("STRIPE_API_BASE %q is not an http(s) URL", cfg.Base)
+		return nil, errors.New("STRIPE_API_BASE is not an http(s) URL such as https://api.stripe.com")
 	}
 	hc := &http.Client{Timeout: cfg.Timeout, Transport: &transport{version: cfg.Version, next: http.DefaultTransport}}
 	backend := stripe.GetBackendWithConfig(stripe.APIBackend, &stripe.BackendConfig{
@@ -198,10 +199,14 @@ func (c *Client) ListEvents(ctx context.Context, lp ListParams) (Page, error) {
 	if lp.StartingAfter != "" {
 		params.StartingAfter = stripe.String(lp.StartingAfter)
 	}
+	// Backend.Call takes only a Params container (it panics on a list's,
+	// which has no Metadata field), so the query is encoded here, as
+	// stripe-go's own list iterators do, and sent with CallRaw.
+	q := &form.Values{}
+	form.AppendTo(q, params)
 	var res rawResponse
 	err := c.do(ctx, func(p *stripe.Params) error {
-		params.Context = p.Context
-		return c.backend.Call(http.MethodGet, "/v1/events", c.key, params, &res)
+		return c.backend.CallRaw(http.MethodGet, "/v1/events", c.key, []byte(q.Encode()), p, &res)
 	})
 	if err != nil {
 		return Page{}, err
@@ -219,8 +224,11 @@ func parsePage(r *stripe.APIResponse) (Page, error) {
 		HasMore bool              `json:"has_more"`
 		Data    []json.RawMessage `json:"data"`
 	}
-	if err := json.Unmarshal(r.RawJSON, &list); err != nil || list.Object != "list" {
-		return Page{}, fmt.Errorf("listing events: the answer is not a list (%v)", err)
+	if err := json.Unmarshal(r.RawJSON, &list); err != nil {
+		return Page{}, fmt.Errorf("listing events: the answer is not a list: %w", err)
+	}
+	if list.Object != "list" {
+		return Page{}, fmt.Errorf("listing events: the answer is not a list (object %q)", list.Object)
 	}
 	page := Page{HasMore: list.HasMore, Events: make([]ListedEvent, 0, len(list.Data))}
 	for i, raw := range list.Data {

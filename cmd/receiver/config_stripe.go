@@ -1,6 +1,7 @@
 package main
 
 import (
+	"net/url"
 	"regexp"
 	"strings"
 	"time"
@@ -20,10 +21,16 @@ func (e *env) stripe() stripeConfig {
 		APIBase:           e.str("STRIPE_API_BASE", stripeapi.DefaultBase),
 		APIVersion:        e.str("STRIPE_API_VERSION", stripeapi.DefaultVersion),
 		ReconcileInterval: e.duration("RECONCILE_INTERVAL", 10*time.Minute, 0),
-		ReconcileOverlap:  e.duration("RECONCILE_OVERLAP", time.Hour, 0),
+		ReconcileOverlap:  e.duration("RECONCILE_OVERLAP", time.Hour, time.Second),
 		ReconcileLookback: e.duration("RECONCILE_LOOKBACK", 72*time.Hour, time.Second),
 		ReconcileAll:      e.oneOf("RECONCILE_ALL", "false", "false", "true") == "true",
 		ThinEvents:        e.oneOf("THIN_EVENTS", "forward", "forward", "fetch"),
+	}
+	if u, err := url.Parse(s.APIBase); err != nil || (u.Scheme != "https" && u.Scheme != "http") || u.Host == "" {
+		// As stripeapi.New checks it, but with the other variables, before
+		// serve connects to Postgres. The value is not shown: it may hold
+		// credentials.
+		e.fail("STRIPE_API_BASE", "is not an http(s) URL such as %s", stripeapi.DefaultBase)
 	}
 	if s.ReconcileInterval > 0 && s.ReconcileInterval < time.Second {
 		e.fail("RECONCILE_INTERVAL", "%s is less than 1s (0 turns the reconciler off)", s.ReconcileInterval)

@@ -28,8 +28,13 @@ func reconcileCmd(ctx context.Context, args []string, out io.Writer) error {
 	types := fs.String("types", "", "comma-separated event types to list (at most 20)")
 	dryRun := fs.Bool("dry-run", false, "only report what is missing")
 	if rest, err := parseArgs(fs, args); err != nil || len(rest) > 0 {
-		return fmt.Errorf("reconcile: %v%s\nusage: receiver reconcile [--since 72h] [--all] [--types T,...] [--dry-run]", err, strings.Join(rest, " "))
+		if err == nil {
+			err = fmt.Errorf("unexpected argument %q", rest[0])
+		}
+		return fmt.Errorf("reconcile: %v\nusage: receiver reconcile [--since 72h] [--all] [--types T,...] [--dry-run]", err)
 	}
+	typesSet := false
+	fs.Visit(func(f *flag.Flag) { typesSet = typesSet || f.Name == "types" })
 	now := time.Now()
 	from, err := parseSince(*since, now)
 	if err != nil {
@@ -38,18 +43,26 @@ func reconcileCmd(ctx context.Context, args []string, out io.Writer) error {
 	if from.Before(now.Add(-reconcile.MaxLookback)) {
 		return fmt.Errorf("--since %s: the Events API keeps 30 days of events", *since)
 	}
+	// --types replaces RECONCILE_TYPES, which is read (and checked) only
+	// without it; its errors name the flag.
 	e := env{lookup: os.LookupEnv}
-	s := e.stripe()
-	if *types != "" {
+	if typesSet {
 		e.lookup = func(k string) (string, bool) {
 			if k == "RECONCILE_TYPES" {
 				return *types, true
 			}
 			return os.LookupEnv(k)
 		}
-		s = e.stripe()
 	}
+	s := e.stripe()
 	redisURL := e.redisURL("REDIS_URL")
+	if typesSet {
+		for i, err := range e.errs {
+			if msg, ok := strings.CutPrefix(err.Error(), "RECONCILE_TYPES: "); ok {
+				e.errs[i] = errors.New("--types: " + msg)
+			}
+		}
+	}
 	if err := errors.Join(e.errs...); err != nil {
 		return err
 	}
@@ -115,8 +128,12 @@ func reconcileCmd(ctx context.Context, args []string, out io.Writer) error {
 		fmt.Fprintf(out, "done: %d events seen, %d missing from the ledger (dry run: none stored)\n", sum.Seen, sum.Missing)
 		return nil
 	}
-	fmt.Fprintf(out, "done: %d events seen, %d missing, %d stored (the others arrived meanwhile); checkpoint at %s\n",
-		sum.Seen, sum.Missing, sum.Stored, sum.Through.UTC().Format(time.RFC3339))
+	checkpoint := "checkpoint at " + sum.Through.UTC().Format(time.RFC3339)
+	if !sum.Checkpointed {
+		checkpoint = "checkpoint unchanged: --since is after it, so the events between were not listed"
+	}
+	fmt.Fprintf(out, "done: %d events seen, %d missing, %d stored (the others arrived meanwhile); %s\n",
+		sum.Seen, sum.Missing, sum.Stored, checkpoint)
 	return nil
 }
 
