@@ -86,8 +86,20 @@ func TestConsoleInARealBrowser(t *testing.T) {
 		chromedp.SetValue(chromedp.CSS(`select[name="status"]`), "dead"),
 		chromedp.SetValue(chromedp.CSS(`select[name="destination"]`), "billing"),
 		chromedp.SendKeys(chromedp.CSS(`input[name="type"]`), "invoice.payment"),
-		chromedp.Click(chromedp.CSS(`form.filters button`)),
-		chromedp.WaitVisible(chromedp.CSS(`a[href="/console/events/evt_browser_dead"]`)))
+		chromedp.Click(chromedp.CSS(`form.filters button`)))
+	// The unfiltered page lists the event too: wait for the filtered one
+	// (a script polling in the page would die with the navigation).
+	for deadline := time.Now().Add(20 * time.Second); ; {
+		loc, err := chromedp.Run(b.Ctx, chromedp.Location())
+		if err == nil && strings.Contains(loc, "status=dead") {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the filtered page did not load: %q, %v", loc, err)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	run("see the filtered list", chromedp.WaitVisible(chromedp.CSS(`a[href="/console/events/evt_browser_dead"]`)))
 	if got := text("table.events"); strings.Contains(got, "evt_browser_hostile") || strings.Contains(got, "evt_browser_a") {
 		t.Fatalf("the filter let other events through: %q", got)
 	}

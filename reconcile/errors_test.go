@@ -200,3 +200,25 @@ func TestConfigErrors(t *testing.T) {
 		t.Errorf("30 days and 20 types: %v", err)
 	}
 }
+
+// TestAnEventThatCannotBeStoredIsSkipped: a listed event no webhook could
+// bring (nested deeper than the receiver takes) is counted as rejected and
+// skipped; the others are stored and the checkpoint moves, so the
+// reconciler is not stuck on it run after run.
+func TestAnEventThatCannotBeStoredIsSkipped(t *testing.T) {
+	t.Parallel()
+	pool := testenv.Postgres(t)
+	fake := stripefake.New(t, apiKey)
+	deep := strings.Repeat(`{"a":`, 100) + "1" + strings.Repeat("}", 100)
+	fake.Add(stripefake.Event{ID: "evt_too_deep", Type: "invoice.paid", Created: time.Now().Add(-time.Hour), Data: []byte(deep)},
+		stripefake.Event{ID: "evt_fine", Type: "invoice.paid", Created: time.Now().Add(-2 * time.Hour)})
+	r := newReconciler(t, reconcile.Config{Lister: newClient(t, fake, apiKey), Pool: pool, Store: newStore(t, pool)})
+	sum, err := r.RunOnce(t.Context(), reconcile.Run{})
+	if err != nil || sum.Stored != 1 || sum.Rejected != 1 || !sum.Checkpointed {
+		t.Fatalf("run: %+v, %v; want one stored, one rejected, the checkpoint moved", sum, err)
+	}
+	var n int
+	if err := pool.QueryRow(t.Context(), `SELECT count(*) FROM stripe_webhook_events WHERE event_id = 'evt_too_deep'`).Scan(&n); err != nil || n != 0 {
+		t.Fatalf("the rejected event is stored (%d, %v)", n, err)
+	}
+}

@@ -54,6 +54,11 @@ func newReconciler(t *testing.T, cfg reconcile.Config) *reconcile.Reconciler {
 	if cfg.PageInterval == 0 {
 		cfg.PageInterval = time.Millisecond
 	}
+	if cfg.Slice == 0 {
+		// One listing per window, as these tests count its pages;
+		// TestLongWindowGoesInSlices covers slices.
+		cfg.Slice = reconcile.MaxLookback
+	}
 	if cfg.Logger == nil {
 		cfg.Logger = quiet
 	}

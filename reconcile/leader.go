@@ -79,9 +79,19 @@ func (r *Reconciler) tick(ctx context.Context) {
 			conn.Conn().Close(uctx)
 		}
 	}()
+	// Every instance ticks each Interval; the lock only keeps runs apart.
+	// One that finds the checkpoint moved less than half an interval ago
+	// leaves the run to the instance that moved it.
+	var recent bool
+	err = conn.QueryRow(ctx, `SELECT COALESCE((SELECT now() - updated_at < $2::bigint * interval '1 millisecond'
+		FROM stripe_webhook_reconcile_checkpoints WHERE listing = $1), false)`, r.listing, (r.cfg.Interval / 2).Milliseconds()).Scan(&recent)
+	if err == nil && recent {
+		r.cfg.Metrics.ReconcileRun("skipped")
+		return
+	}
 	sum, err := r.RunOnce(ctx, Run{})
 	if err != nil {
-		r.cfg.Logger.Error("reconcile: run failed; the checkpoint stays, the next run lists the window again",
+		r.cfg.Logger.Error("reconcile: run failed; the next run goes on from the checkpoint (moved only past slices fully stored)",
 			"pages", sum.Pages, "seen", sum.Seen, "missing", sum.Missing, "stored", sum.Stored, "error", err)
 		r.cfg.Metrics.ReconcileRun("failed")
 		return

@@ -16,6 +16,7 @@ import (
 	"github.com/oncehook/oncehook/dedup"
 	"github.com/oncehook/oncehook/event"
 	"github.com/oncehook/oncehook/internal/metrics"
+	"github.com/oncehook/oncehook/internal/safetext"
 	"github.com/oncehook/oncehook/receiver"
 	"github.com/oncehook/oncehook/stripeapi"
 )
@@ -54,8 +55,17 @@ type Config struct {
 	// events Stripe lists late. Defaults to 1h.
 	Overlap time.Duration
 	// Lookback is how far back the first run lists. Defaults to 72h, at
-	// most MaxLookback.
+	// most MaxAge.
 	Lookback time.Duration
+	// MaxAge bounds how far back any window starts: RETENTION less a
+	// margin, as an older event may have been delivered and pruned already
+	// and would be stored and delivered again. Defaults to MaxLookback, the
+	// Events API's own bound.
+	MaxAge time.Duration
+	// Slice is the longest span of created times listed before the
+	// checkpoint moves: a longer window goes in slices, oldest first, so
+	// that a run cut short keeps what it did. Defaults to 24h.
+	Slice time.Duration
 	// All lists every event, not only those Stripe failed to deliver.
 	All bool
 	// Types restricts the listing to these types (at most 20).
@@ -81,6 +91,12 @@ func (c Config) WithDefaults() Config {
 	if c.Lookback == 0 {
 		c.Lookback = 72 * time.Hour
 	}
+	if c.MaxAge == 0 || c.MaxAge > MaxLookback {
+		c.MaxAge = MaxLookback
+	}
+	if c.Slice <= 0 {
+		c.Slice = 24 * time.Hour
+	}
 	if c.RetryBase <= 0 {
 		c.RetryBase = time.Second
 	}
@@ -102,6 +118,8 @@ func (c Config) validate() error {
 		return errors.New("reconcile: Lister and Pool are required")
 	case c.Lookback < 0 || c.Lookback > MaxLookback:
 		return fmt.Errorf("reconcile: the lookback %s is beyond the Events API's 30 days", c.Lookback)
+	case c.Lookback > c.MaxAge:
+		return fmt.Errorf("reconcile: the lookback %s reaches past what the ledger keeps (%s): pruned events would be delivered again", c.Lookback, c.MaxAge)
 	case c.Overlap < 0 || c.Interval < 0:
 		return errors.New("reconcile: Overlap and Interval must not be negative")
 	case len(c.Types) > 20:
@@ -151,6 +169,9 @@ type Progress struct {
 	Seen    int // events listed
 	Missing int // of those, not in the ledger
 	Stored  int // of those, stored now (the others arrived meanwhile)
+	// Rejected counts listed events oncehook cannot store (a webhook with
+	// such a body would get 400): logged and skipped, never retried.
+	Rejected int
 }
 
 // Summary is a finished run.
@@ -172,9 +193,14 @@ type Run struct {
 	Progress func(Progress)
 }
 
-// RunOnce lists the window once, stores what is missing and, unless it is
-// a dry run or failed, moves the checkpoint to the run's start. It does
-// not take the leader lock: Start does.
+// maxPagesPerSlice bounds one slice's pages (a million events), so that a
+// listing that never ends fails instead of running forever.
+const maxPagesPerSlice = 10000
+
+// RunOnce lists the window, in slices of created time oldest first, and
+// stores what is missing; unless it is a dry run, the checkpoint moves to
+// each slice's end once the slice is listed and stored. It does not take
+// the leader lock: Start does.
 func (r *Reconciler) RunOnce(ctx context.Context, run Run) (Summary, error) {
 	c := r.cfg
 	if !run.DryRun && c.Store == nil {
@@ -188,47 +214,83 @@ func (r *Reconciler) RunOnce(ctx context.Context, run Run) (Summary, error) {
 			return sum, err
 		}
 	}
-	// Events older than the Events API's 30 days cannot be listed: a window
-	// cut there joins any checkpoint.
+	// Events older than MaxAge cannot be listed (the Events API's 30 days)
+	// or must not be (the ledger may have pruned them): a window cut there
+	// joins any checkpoint.
 	joins := false
-	if oldest := sum.Through.Add(-MaxLookback); !since.After(oldest) {
+	if oldest := sum.Through.Add(-c.MaxAge); !since.After(oldest) {
 		since, joins = oldest, true
 	}
 	sum.Since = since
-	lp := stripeapi.ListParams{CreatedGTE: since, Types: c.Types}
+	for start := since; start.Before(sum.Through); {
+		// The last slice has no upper bound: events created during the
+		// run are listed now or, by the overlap, next time.
+		end, last := start.Add(c.Slice), false
+		if !end.Before(sum.Through) {
+			end, last = sum.Through, true
+		}
+		if err := r.listSlice(ctx, start, end, last, run, &sum); err != nil {
+			return sum, err
+		}
+		if !run.DryRun {
+			moved, err := r.saveCheckpoint(ctx, start, joins && start.Equal(since), end, since, sum.Through)
+			if err != nil {
+				return sum, err
+			}
+			sum.Checkpointed = moved
+		}
+		start = end
+	}
+	return sum, nil
+}
+
+// listSlice lists the events created in [start, end) (the last slice:
+// since start), newest first, and stores the missing ones.
+func (r *Reconciler) listSlice(ctx context.Context, start, end time.Time, last bool, run Run, sum *Summary) error {
+	c := r.cfg
+	lp := stripeapi.ListParams{CreatedGTE: start, Types: c.Types, Limit: 100}
+	if !last {
+		lp.CreatedLT = end
+	}
 	if !c.All {
 		lp.DeliverySuccess = new(bool)
 	}
-	for {
+	for pages := 1; ; pages++ {
 		page, err := r.listPage(ctx, lp, sum.Pages > 0)
 		if err != nil {
-			return sum, err
+			return err
+		}
+		switch {
+		case len(page.Events) > int(lp.Limit):
+			return fmt.Errorf("listing Stripe's events: a page of %d events, more than the %d asked for", len(page.Events), lp.Limit)
+		case page.HasMore && len(page.Events) == 0:
+			return errors.New("listing Stripe's events: an empty page that says more follow")
+		case pages > maxPagesPerSlice:
+			return fmt.Errorf("listing Stripe's events: more than %d pages for the events created in [%s, %s)", maxPagesPerSlice,
+				start.UTC().Format(time.RFC3339), end.UTC().Format(time.RFC3339))
 		}
 		sum.Pages++
 		sum.Seen += len(page.Events)
-		missing, stored, err := r.storeMissing(ctx, page.Events, run.DryRun)
+		missing, stored, rejected, err := r.storeMissing(ctx, page.Events, run.DryRun)
 		sum.Missing += missing
 		sum.Stored += stored
+		sum.Rejected += rejected
 		c.Metrics.Reconciled(stored)
 		if run.Progress != nil {
 			run.Progress(sum.Progress)
 		}
 		if err != nil {
-			return sum, err
+			return err
 		}
-		if !page.HasMore || len(page.Events) == 0 {
-			break
+		if !page.HasMore {
+			return nil
 		}
-		lp.StartingAfter = page.Events[len(page.Events)-1].ID
+		next := page.Events[len(page.Events)-1].ID
+		if next == lp.StartingAfter {
+			return fmt.Errorf("listing Stripe's events: the page after %s ends with it again", next)
+		}
+		lp.StartingAfter = next
 	}
-	if !run.DryRun {
-		moved, err := r.saveCheckpoint(ctx, since, joins, sum.Through)
-		if err != nil {
-			return sum, err
-		}
-		sum.Checkpointed = moved
-	}
-	return sum, nil
 }
 
 // windowStart is the checkpoint less the overlap, or the lookback on a
@@ -249,17 +311,30 @@ func (r *Reconciler) windowStart(ctx context.Context, now time.Time) (time.Time,
 // been listed and stored, the window [since, through) having been listed.
 // It never moves the checkpoint back, nor past events no run listed: a
 // window that starts after the checkpoint (an explicit Run.Since) leaves
-// it, unless joins (nothing before since can be listed any more).
-func (r *Reconciler) saveCheckpoint(ctx context.Context, since time.Time, joins bool, through time.Time) (bool, error) {
-	tag, err := r.cfg.Pool.Exec(ctx, `INSERT INTO stripe_webhook_reconcile_checkpoints (listing, listed_through) VALUES ($1, $2)
-		ON CONFLICT (listing) DO UPDATE SET listed_through = GREATEST(stripe_webhook_reconcile_checkpoints.listed_through, EXCLUDED.listed_through),
-			updated_at = now()
-		WHERE $4 OR stripe_webhook_reconcile_checkpoints.listed_through >= $3`, r.listing, through, since, joins)
+// it, unless joins (nothing before since can be listed any more). A first
+// checkpoint is written only by a run whose window reaches back the
+// lookback, so that a short explicit window never skips the first run's
+// lookback.
+func (r *Reconciler) saveCheckpoint(ctx context.Context, since time.Time, joins bool, through, windowStart, runStart time.Time) (bool, error) {
+	tag, err := r.cfg.Pool.Exec(ctx, `UPDATE stripe_webhook_reconcile_checkpoints
+		SET listed_through = GREATEST(listed_through, $2), updated_at = now()
+		WHERE listing = $1 AND ($4 OR listed_through >= $3)`, r.listing, through, since, joins)
+	if err != nil {
+		return false, fmt.Errorf("saving the reconcile checkpoint: %w", err)
+	}
+	if tag.RowsAffected() == 1 {
+		return true, nil
+	}
+	// A minute of slack: an explicit window of exactly the lookback starts
+	// a moment before the run does.
+	first := joins || !windowStart.After(runStart.Add(-r.cfg.Lookback+time.Minute))
+	tag, err = r.cfg.Pool.Exec(ctx, `INSERT INTO stripe_webhook_reconcile_checkpoints (listing, listed_through)
+		SELECT $1, $2 WHERE $3 ON CONFLICT (listing) DO NOTHING`, r.listing, through, first)
 	if err != nil {
 		return false, fmt.Errorf("saving the reconcile checkpoint: %w", err)
 	}
 	if tag.RowsAffected() == 0 {
-		r.cfg.Logger.Info("reconcile: the window started after the checkpoint, which stays: the events between were not listed",
+		r.cfg.Logger.Info("reconcile: the window started after the checkpoint (or, on a first run, within the lookback), which stays: the events between were not listed",
 			"since", since, "through", through)
 		return false, nil
 	}
@@ -308,9 +383,9 @@ func sleep(ctx context.Context, d time.Duration) error {
 // storeMissing stores the listed events the ledger lacks; it returns how
 // many were missing and how many it stored. The first failure stops it:
 // the checkpoint must not move past an event that was not stored.
-func (r *Reconciler) storeMissing(ctx context.Context, listed []stripeapi.ListedEvent, dryRun bool) (missing, stored int, err error) {
+func (r *Reconciler) storeMissing(ctx context.Context, listed []stripeapi.ListedEvent, dryRun bool) (missing, stored, rejected int, err error) {
 	if len(listed) == 0 {
-		return 0, 0, nil
+		return 0, 0, 0, nil
 	}
 	ids := make([]string, len(listed))
 	for i, e := range listed {
@@ -318,11 +393,11 @@ func (r *Reconciler) storeMissing(ctx context.Context, listed []stripeapi.Listed
 	}
 	rows, err := r.cfg.Pool.Query(ctx, `SELECT event_id FROM stripe_webhook_events WHERE event_id = ANY($1)`, ids)
 	if err != nil {
-		return 0, 0, fmt.Errorf("looking listed events up in the ledger: %w", err)
+		return 0, 0, 0, fmt.Errorf("looking listed events up in the ledger: %w", err)
 	}
 	known, err := pgx.CollectRows(rows, pgx.RowTo[string])
 	if err != nil {
-		return 0, 0, fmt.Errorf("looking listed events up in the ledger: %w", err)
+		return 0, 0, 0, fmt.Errorf("looking listed events up in the ledger: %w", err)
 	}
 	have := make(map[string]bool, len(known))
 	for _, id := range known {
@@ -337,13 +412,18 @@ func (r *Reconciler) storeMissing(ctx context.Context, listed []stripeapi.Listed
 			continue
 		}
 		ev, err := receiver.ParseEvent(e.Raw)
-		if err != nil {
-			return missing, stored, fmt.Errorf("event %s from the Events API: %w", e.ID, err)
+		if err != nil || ev.ID != e.ID {
+			// A body no webhook could bring (400): storing it would fail on
+			// every run and hold the checkpoint for good. Skip it, loudly.
+			rejected++
+			r.cfg.Metrics.ReconcileRejected()
+			r.cfg.Logger.Warn("reconcile: skipped an event oncehook cannot store", "event_id", safetext.Clean(e.ID, 255), "error", err)
+			continue
 		}
 		ev.Source = event.SourceReconcile
 		res, err := r.cfg.Store.Check(ctx, &ev)
 		if err != nil {
-			return missing, stored, fmt.Errorf("storing event %s: %w", e.ID, err)
+			return missing, stored, rejected, fmt.Errorf("storing event %s: %w", e.ID, err)
 		}
 		if res.Outcome != dedup.Accepted {
 			continue // a webhook brought it meanwhile
@@ -354,5 +434,5 @@ func (r *Reconciler) storeMissing(ctx context.Context, listed []stripeapi.Listed
 			r.cfg.Enqueue(&ev, res.Lease)
 		}
 	}
-	return missing, stored, nil
+	return missing, stored, rejected, nil
 }

@@ -1,6 +1,7 @@
 package reconcile_test
 
 import (
+	"fmt"
 	"strconv"
 	"strings"
 	"sync"
@@ -434,5 +435,31 @@ func TestCheckpointOlderThan30DaysMovesOn(t *testing.T) {
 	}
 	if cp, _ := checkpoint(t, pool); !cp.Equal(sum.Through) {
 		t.Errorf("checkpoint %v, want the run's start %v", cp, sum.Through)
+	}
+}
+
+// TestLongWindowGoesInSlices: a window longer than Slice is listed in
+// slices of created time, oldest first, with created[lt] on all but the
+// last; the checkpoint moves after each, so a run that fails in a later
+// slice keeps the earlier ones.
+func TestLongWindowGoesInSlices(t *testing.T) {
+	t.Parallel()
+	pool := testenv.Postgres(t)
+	fake := stripefake.New(t, apiKey)
+	now := time.Now()
+	for i := range 3 {
+		fake.Add(stripefake.Event{ID: fmt.Sprintf("evt_slice_%d", i), Type: "invoice.paid", Created: now.Add(-time.Duration(50-20*i) * time.Hour)})
+	}
+	r := newReconciler(t, reconcile.Config{Lister: newClient(t, fake, apiKey), Pool: pool, Store: newStore(t, pool), Slice: 24 * time.Hour})
+	sum, err := r.RunOnce(t.Context(), reconcile.Run{})
+	if err != nil || sum.Stored != 3 || !sum.Checkpointed {
+		t.Fatalf("run: %+v, %v", sum, err)
+	}
+	var lts []string
+	for _, req := range fake.Requests() {
+		lts = append(lts, req.Query.Get("created[lt]"))
+	}
+	if len(lts) != 3 || lts[0] == "" || lts[1] == "" || lts[2] != "" || lts[0] >= lts[1] {
+		t.Fatalf("created[lt] of the requests: %q, want two rising bounds, then none", lts)
 	}
 }

@@ -20,7 +20,10 @@ const ThinObject = "v2.core.event"
 type ThinFetch struct {
 	Next Sink
 	// Fetch returns the full event's JSON; stripeapi.Client.FetchV2Event.
-	Fetch func(ctx context.Context, id string) ([]byte, error)
+	// account is the event's connected account (event.Event.Account, ""
+	// for the platform's), which Stripe needs to find a connected
+	// account's event.
+	Fetch func(ctx context.Context, id, account string) ([]byte, error)
 }
 
 // Deliver sends ev, or the full event behind it when it is thin.
@@ -28,7 +31,7 @@ func (t *ThinFetch) Deliver(ctx context.Context, ev *event.Event) error {
 	if !IsThin(ev) {
 		return t.Next.Deliver(ctx, ev)
 	}
-	full, err := t.Fetch(ctx, ev.ID)
+	full, err := t.Fetch(ctx, ev.ID, ev.Account)
 	if err != nil {
 		return fmt.Errorf("thin event %s: fetching the full event: %w", ev.ID, err)
 	}

@@ -38,18 +38,21 @@ func (c *capture) Close() error {
 	return errors.New("next closed")
 }
 
-// fetcher is a Fetch that answers from a map and counts its calls.
+// fetcher is a Fetch that answers from a map and records its calls: the
+// ids, and the accounts given with them.
 type fetcher struct {
-	mu    sync.Mutex
-	full  map[string][]byte
-	err   error
-	calls []string
+	mu       sync.Mutex
+	full     map[string][]byte
+	err      error
+	calls    []string
+	accounts []string
 }
 
-func (f *fetcher) fetch(_ context.Context, id string) ([]byte, error) {
+func (f *fetcher) fetch(_ context.Context, id, account string) ([]byte, error) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	f.calls = append(f.calls, id)
+	f.accounts = append(f.accounts, account)
 	if f.err != nil {
 		return nil, f.err
 	}
@@ -69,7 +72,9 @@ func thinEvent(thinFlag bool) *event.Event {
 // TestThinFetchReplacesThinEvents: a thin event, whether marked Thin at
 // intake or recognised by its body's object as when read back from
 // Postgres, reaches Next with the fetched full body in place of its own,
-// its other fields kept; the caller's event is not changed.
+// its other fields kept; the caller's event is not changed. Fetch is
+// given the event's account (Stripe needs it as Stripe-Context for a
+// connected account's event), "" for the platform's.
 func TestThinFetchReplacesThinEvents(t *testing.T) {
 	t.Parallel()
 	for _, tc := range []struct {
@@ -80,6 +85,7 @@ func TestThinFetchReplacesThinEvents(t *testing.T) {
 		{"read back from Postgres", thinEvent(false)},
 		{"object after nested objects", &event.Event{ID: "evt_thin_s1", Type: "v1.billing.meter.error_report_triggered",
 			Payload: []byte(`{"related_object":{"object":"billing.meter"},"id":"evt_thin_s1","type":"v1.billing.meter.error_report_triggered",` + "\n  " + `"object" : "v2.core.event"}`)}},
+		{"platform event", func() *event.Event { ev := thinEvent(true); ev.Account = ""; return ev }()},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			next := &capture{}
@@ -95,6 +101,9 @@ func TestThinFetchReplacesThinEvents(t *testing.T) {
 			}
 			if len(f.calls) != 1 || f.calls[0] != "evt_thin_s1" {
 				t.Fatalf("Fetch calls %v, want one for evt_thin_s1", f.calls)
+			}
+			if f.accounts[0] != tc.ev.Account {
+				t.Errorf("Fetch got account %q, want the event's %q", f.accounts[0], tc.ev.Account)
 			}
 			if len(next.got) != 1 {
 				t.Fatalf("Next got %d events, want 1", len(next.got))
@@ -189,7 +198,7 @@ func TestThinFetchPassesContext(t *testing.T) {
 	type key struct{}
 	ctx := context.WithValue(context.Background(), key{}, "deliver")
 	var seen any
-	ts := &sink.ThinFetch{Next: &capture{}, Fetch: func(ctx context.Context, _ string) ([]byte, error) {
+	ts := &sink.ThinFetch{Next: &capture{}, Fetch: func(ctx context.Context, _, _ string) ([]byte, error) {
 		seen = ctx.Value(key{})
 		return nil, ctx.Err()
 	}}

@@ -5,13 +5,18 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"net/http"
 	"net/url"
 	"strings"
 	"time"
+	"unicode"
+	"unicode/utf8"
 
 	"github.com/stripe/stripe-go/v82"
 	"github.com/stripe/stripe-go/v82/form"
+
+	"github.com/oncehook/oncehook/internal/safetext"
 )
 
 // DefaultBase is Stripe's API.
@@ -23,14 +28,32 @@ const DefaultVersion = stripe.APIVersion
 // maxPageBytes bounds one answer read from Stripe.
 const maxPageBytes = 32 << 20
 
+// maxErrorBodyBytes bounds the part of an error answer (status 400 and
+// up) that is read: stripe-go may make a whole error body the error's
+// text.
+const maxErrorBodyBytes = 64 << 10
+
+// maxErrorTextBytes bounds what APIError.Error prints of the underlying
+// error.
+const maxErrorTextBytes = 1000
+
+// maxEventIDBytes bounds an event id given to FetchV2Event, and
+// maxContextBytes the account sent as Stripe-Context.
+const (
+	maxEventIDBytes = 255
+	maxContextBytes = 255
+)
+
 // Config configures a Client.
 type Config struct {
 	// Key is a secret or restricted key with read access to events. Required.
 	Key string
 	// Base is the API's base URL. Defaults to DefaultBase.
 	Base string
-	// Version is sent as Stripe-Version, so that events are rendered in
-	// it. Defaults to DefaultVersion.
+	// Version is sent as Stripe-Version on /v1 calls, so that events are
+	// rendered in it. Defaults to DefaultVersion. /v2 calls keep the
+	// version stripe-go pins (DefaultVersion): a v1 version, such as a
+	// webhook endpoint's, is not one they take.
 	Version string
 	// Timeout bounds one request. Defaults to 30s.
 	Timeout time.Duration
@@ -48,6 +71,9 @@ func New(cfg Config) (*Client, error) {
 	if cfg.Key == "" {
 		return nil, errors.New("STRIPE_API_KEY is not set")
 	}
+	if !printable(cfg.Key) {
+		return nil, errors.New("STRIPE_API_KEY contains whitespace, a control character or invalid UTF-8 (a trailing newline from a secret file?); remove it")
+	}
 	if cfg.Base == "" {
 		cfg.Base = DefaultBase
 	}
@@ -61,7 +87,13 @@ func New(cfg Config) (*Client, error) {
 	if err != nil || (u.Scheme != "https" && u.Scheme != "http") || u.Host == "" {
 		return nil, errors.New("STRIPE_API_BASE is not an http(s) URL such as https://api.stripe.com")
 	}
-	hc := &http.Client{Timeout: cfg.Timeout, Transport: &transport{version: cfg.Version, next: http.DefaultTransport}}
+	// The key goes in every request's Authorization header: a redirect is
+	// never followed, but answered as it is (an APIError).
+	hc := &http.Client{
+		Timeout:       cfg.Timeout,
+		Transport:     &transport{version: cfg.Version, next: http.DefaultTransport},
+		CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse },
+	}
 	backend := stripe.GetBackendWithConfig(stripe.APIBackend, &stripe.BackendConfig{
 		URL: stripe.String(strings.TrimRight(cfg.Base, "/")), HTTPClient: hc,
 		MaxNetworkRetries: stripe.Int64(0),
@@ -70,8 +102,9 @@ func New(cfg Config) (*Client, error) {
 	return &Client{backend: backend, key: cfg.Key}, nil
 }
 
-// transport sets the Stripe-Version header (stripe-go always sends the
-// version it pins) and records each answer's status for APIError.
+// transport sets the Stripe-Version header of /v1 calls (stripe-go always
+// sends the version it pins), records each answer's status for APIError,
+// and bounds how much of an answer is read.
 type transport struct {
 	version string
 	next    http.RoundTripper
@@ -84,19 +117,39 @@ type call struct {
 	status      int
 	shouldRetry string
 	requestID   string
+	location    string // of a redirect
 }
 
 func (t *transport) RoundTrip(req *http.Request) (*http.Response, error) {
-	req = req.Clone(req.Context())
-	req.Header.Set("Stripe-Version", t.version)
-	res, err := t.next.RoundTrip(req)
-	if c, ok := req.Context().Value(callKey{}).(*call); ok && res != nil {
-		c.status, c.shouldRetry, c.requestID = res.StatusCode, res.Header.Get("Stripe-Should-Retry"), res.Header.Get("Request-Id")
+	if strings.HasPrefix(req.URL.Path, "/v1/") {
+		req = req.Clone(req.Context())
+		req.Header.Set("Stripe-Version", t.version)
 	}
-	if res != nil && res.Body != nil {
-		res.Body = http.MaxBytesReader(nil, res.Body, maxPageBytes)
+	res, err := t.next.RoundTrip(req)
+	if res == nil {
+		return res, err
+	}
+	if c, ok := req.Context().Value(callKey{}).(*call); ok {
+		c.status, c.shouldRetry, c.requestID = res.StatusCode, res.Header.Get("Stripe-Should-Retry"), res.Header.Get("Request-Id")
+		if res.StatusCode >= 300 && res.StatusCode < 400 {
+			c.location = res.Header.Get("Location")
+		}
+	}
+	if res.Body != nil {
+		if res.StatusCode >= 400 {
+			// Cut, not failed: stripe-go then reports the part it read.
+			res.Body = &limitedBody{Reader: io.LimitReader(res.Body, maxErrorBodyBytes), Closer: res.Body}
+		} else {
+			res.Body = http.MaxBytesReader(nil, res.Body, maxPageBytes)
+		}
 	}
 	return res, err
+}
+
+// limitedBody is a response body read up to a limit and closed whole.
+type limitedBody struct {
+	io.Reader
+	io.Closer
 }
 
 // APIError is a failed call: the HTTP status (0 when none came) and what
@@ -104,21 +157,34 @@ func (t *transport) RoundTrip(req *http.Request) (*http.Response, error) {
 type APIError struct {
 	Status      int
 	ShouldRetry string // Stripe-Should-Retry, when sent
+	RequestID   string // Request-Id, when sent
 	Err         error
 }
 
+// Error is a message of bounded length and valid UTF-8: what Stripe said
+// is cut to 1000 bytes.
 func (e *APIError) Error() string {
+	var cause string
+	if e.Err != nil {
+		cause = safetext.Clean(e.Err.Error(), maxErrorTextBytes)
+	}
+	var msg string
 	switch e.Status {
 	case 0:
-		return fmt.Sprintf("Stripe API unreachable: %v", e.Err)
+		msg = "Stripe API unreachable: " + cause
 	case http.StatusUnauthorized:
-		return fmt.Sprintf("Stripe rejected STRIPE_API_KEY (401): %v", e.Err)
+		msg = "Stripe rejected STRIPE_API_KEY (401): " + cause
 	case http.StatusForbidden:
-		return fmt.Sprintf("STRIPE_API_KEY may not read events (403; a restricted key needs read access to Events): %v", e.Err)
+		msg = "STRIPE_API_KEY may not read events (403; a restricted key needs read access to Events): " + cause
 	case http.StatusTooManyRequests:
-		return fmt.Sprintf("Stripe API rate limit (429): %v", e.Err)
+		msg = "Stripe API rate limit (429): " + cause
+	default:
+		msg = fmt.Sprintf("Stripe API answered %d: %s", e.Status, cause)
 	}
-	return fmt.Sprintf("Stripe API answered %d: %v", e.Status, e.Err)
+	if e.RequestID != "" {
+		msg += " (Request-Id " + safetext.Clean(e.RequestID, 100) + ")"
+	}
+	return msg
 }
 
 func (e *APIError) Unwrap() error { return e.Err }
@@ -140,6 +206,11 @@ func (c *Client) do(ctx context.Context, f func(p *stripe.Params) error) error {
 	rec := &call{}
 	p := &stripe.Params{Context: context.WithValue(ctx, callKey{}, rec)}
 	err := f(p)
+	if rec.status >= 300 && rec.status < 400 {
+		// Not followed (CheckRedirect); stripe-go takes it for a success
+		// or fails to read its body.
+		err = fmt.Errorf("redirect to %q not followed", safetext.Clean(rec.location, 200))
+	}
 	if err == nil {
 		return nil
 	}
@@ -149,7 +220,7 @@ func (c *Client) do(ctx context.Context, f func(p *stripe.Params) error) error {
 	if rec.status >= 200 && rec.status < 300 {
 		return fmt.Errorf("Stripe API: reading the answer: %w", err)
 	}
-	return &APIError{Status: rec.status, ShouldRetry: rec.shouldRetry, Err: err}
+	return &APIError{Status: rec.status, ShouldRetry: rec.shouldRetry, RequestID: rec.requestID, Err: err}
 }
 
 // rawResponse keeps a response's body.
@@ -160,7 +231,8 @@ type rawResponse struct {
 // ListParams selects events from GET /v1/events.
 type ListParams struct {
 	CreatedGTE      time.Time
-	Types           []string // at most 20
+	CreatedLT       time.Time // zero: no upper bound
+	Types           []string  // at most 20
 	DeliverySuccess *bool
 	StartingAfter   string
 	Limit           int64 // 1 to 100; defaults to 100
@@ -190,8 +262,14 @@ func (c *Client) ListEvents(ctx context.Context, lp ListParams) (Page, error) {
 	}
 	params := &stripe.EventListParams{DeliverySuccess: lp.DeliverySuccess}
 	params.Limit = stripe.Int64(lp.Limit)
+	if !lp.CreatedGTE.IsZero() || !lp.CreatedLT.IsZero() {
+		params.CreatedRange = &stripe.RangeQueryParams{}
+	}
 	if !lp.CreatedGTE.IsZero() {
-		params.CreatedRange = &stripe.RangeQueryParams{GreaterThanOrEqual: lp.CreatedGTE.Unix()}
+		params.CreatedRange.GreaterThanOrEqual = lp.CreatedGTE.Unix()
+	}
+	if !lp.CreatedLT.IsZero() {
+		params.CreatedRange.LesserThan = lp.CreatedLT.Unix()
 	}
 	if len(lp.Types) > 0 {
 		params.Types = stripe.StringSlice(lp.Types)
@@ -246,22 +324,65 @@ func parsePage(r *stripe.APIResponse) (Page, error) {
 }
 
 // FetchV2Event reads GET /v2/core/events/{id}: the full event behind a
-// thin one, as raw JSON.
-func (c *Client) FetchV2Event(ctx context.Context, id string) ([]byte, error) {
-	if id == "" || strings.ContainsAny(id, "/?#%") {
-		return nil, fmt.Errorf("fetching event %q: not an event id", id)
+// thin one, as raw JSON. account, when not empty, is the connected
+// account the event happened on (its "context", event.Event.Account),
+// sent as Stripe-Context: without it Stripe does not find a connected
+// account's event. The answer must be a JSON object with this id and
+// object "v2.core.event"; otherwise the error (not an APIError) names
+// what differs.
+func (c *Client) FetchV2Event(ctx context.Context, id, account string) ([]byte, error) {
+	if !strings.HasPrefix(id, "evt_") || len(id) > maxEventIDBytes || strings.ContainsAny(id, "/?#%") || !printable(id) {
+		return nil, fmt.Errorf("fetching event %q: not an event id", safetext.Clean(id, 100))
+	}
+	if len(account) > maxContextBytes || !printable(account) {
+		return nil, fmt.Errorf("fetching event %s: account %q cannot be sent as Stripe-Context", id, safetext.Clean(account, 100))
 	}
 	var res rawResponse
 	err := c.do(ctx, func(p *stripe.Params) error {
-		return c.backend.Call(http.MethodGet, "/v2/core/events/"+id, c.key, &v2Params{Params: *p}, &res)
+		if account != "" {
+			p.StripeContext = stripe.String(account)
+		}
+		return c.backend.Call(http.MethodGet, "/v2/core/events/"+url.PathEscape(id), c.key, &v2Params{Params: *p}, &res)
 	})
 	if err != nil {
 		return nil, fmt.Errorf("fetching event %s: %w", id, err)
 	}
-	if res.LastResponse == nil || !json.Valid(res.LastResponse.RawJSON) {
-		return nil, fmt.Errorf("fetching event %s: the answer is not JSON", id)
+	if res.LastResponse == nil {
+		return nil, fmt.Errorf("fetching event %s: empty answer", id)
+	}
+	if err := checkV2Event(res.LastResponse.RawJSON, id); err != nil {
+		return nil, fmt.Errorf("fetching event %s: %w", id, err)
 	}
 	return res.LastResponse.RawJSON, nil
+}
+
+// printable reports whether s is valid UTF-8 without whitespace or
+// control characters.
+func printable(s string) bool {
+	return utf8.ValidString(s) && !strings.ContainsFunc(s, func(r rune) bool { return unicode.IsSpace(r) || unicode.IsControl(r) })
+}
+
+// checkV2Event checks that body is a JSON object with "id" id and
+// "object" "v2.core.event", keys matched exactly.
+func checkV2Event(body []byte, id string) error {
+	var m map[string]json.RawMessage
+	if err := json.Unmarshal(body, &m); err != nil || m == nil {
+		return errors.New("the answer is not a JSON object")
+	}
+	for _, f := range []struct{ key, want string }{{"id", id}, {"object", "v2.core.event"}} {
+		raw, ok := m[f.key]
+		if !ok {
+			return fmt.Errorf("the answer has no %q, want %q", f.key, f.want)
+		}
+		var got string
+		if err := json.Unmarshal(raw, &got); err != nil {
+			return fmt.Errorf("the answer's %q is %s, want %q", f.key, safetext.Clean(string(raw), 100), f.want)
+		}
+		if got != f.want {
+			return fmt.Errorf("the answer's %q is %q, want %q", f.key, safetext.Clean(got, 100), f.want)
+		}
+	}
+	return nil
 }
 
 // v2Params are a v2 GET's (no) parameters.

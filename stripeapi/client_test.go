@@ -16,6 +16,7 @@ import (
 	"sync"
 	"testing"
 	"time"
+	"unicode/utf8"
 
 	"github.com/stripe/stripe-go/v82"
 
@@ -401,11 +402,20 @@ func TestAPIErrors(t *testing.T) {
 			if strings.Contains(err.Error(), key) {
 				t.Errorf("error %q holds the whole key", err)
 			}
+			// The Request-Id of the answer, when there was one, is kept
+			// and printed: it is what Stripe's support asks for.
+			if tc.status != 0 {
+				if !strings.HasPrefix(apiErr.RequestID, "req_fake") || !strings.Contains(err.Error(), "Request-Id "+apiErr.RequestID) {
+					t.Errorf("RequestID %q, error %q; want the fake's req_fake... in both", apiErr.RequestID, err)
+				}
+			} else if apiErr.RequestID != "" || strings.Contains(err.Error(), "Request-Id") {
+				t.Errorf("no answer, yet RequestID %q, error %q", apiErr.RequestID, err)
+			}
 			// The same failure on a thin-event fetch, wrapped with the id.
 			if tc.fail != 0 {
 				fake.FailNext(1, tc.fail, tc.shouldRetry)
 			}
-			_, err = c.FetchV2Event(ctx, "evt_err_1")
+			_, err = c.FetchV2Event(ctx, "evt_err_1", "")
 			if !errors.As(err, &apiErr) || apiErr.Status != tc.status || apiErr.Retryable() != tc.retryable {
 				t.Errorf("FetchV2Event: %T %v; want an APIError %d (retryable %t)", err, err, tc.status, tc.retryable)
 			}
@@ -417,9 +427,12 @@ func TestAPIErrors(t *testing.T) {
 }
 
 // TestFetchV2Event fetches thin events' full bodies from stripefake: the
-// exact bytes registered, with the configured version and key; unknown ids
-// and injected failures are APIErrors; ids that would change the path are
-// refused without a request.
+// exact bytes registered, with the key and stripe-go's own Stripe-Version
+// (the configured one is a v1 version, for ListEvents only), and with
+// Stripe-Context when an account is given; unknown ids and injected
+// failures are APIErrors; ids that are not event ids or would change the
+// path, and accounts that cannot be a header, are refused without a
+// request.
 func TestFetchV2Event(t *testing.T) {
 	t.Parallel()
 	fake := stripefake.New(t, testKey)
@@ -438,66 +451,315 @@ func TestFetchV2Event(t *testing.T) {
 	c := newClient(t, stripeapi.Config{Key: testKey, Base: fake.URL(), Version: specVersion})
 	ctx := testCtx(t)
 
-	got, err := c.FetchV2Event(ctx, "evt_thin_f1")
-	if err != nil {
+	const account = "acct_1ConnectedThin0001"
+	for _, acct := range []string{"", account} {
+		got, err := c.FetchV2Event(ctx, "evt_thin_f1", acct)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !bytes.Equal(got, full) {
+			t.Errorf("fetched:\n%s\nwant the registered body:\n%s", got, full)
+		}
+		reqs := fake.Requests()
+		r := reqs[len(reqs)-1]
+		if r.Method != http.MethodGet || r.Path != "/v2/core/events/evt_thin_f1" || r.RawQuery != "" {
+			t.Errorf("request %s %s?%s", r.Method, r.Path, r.RawQuery)
+		}
+		if got := r.Header.Values("Stripe-Version"); len(got) != 1 || got[0] != stripe.APIVersion {
+			t.Errorf("Stripe-Version %q, want stripe-go's %q, not the configured v1 version %q", got, stripe.APIVersion, specVersion)
+		}
+		if got, want := r.Header.Get("Authorization"), "Bearer ****"+testKey[len(testKey)-4:]; got != want {
+			t.Errorf("Authorization %q, want %q", got, want)
+		}
+		if got := r.Header.Values("Stripe-Context"); (acct == "" && len(got) != 0) || (acct != "" && (len(got) != 1 || got[0] != acct)) {
+			t.Errorf("account %q: Stripe-Context %q", acct, got)
+		}
+	}
+	// ListEvents on the same client sends the configured version.
+	if _, err := c.ListEvents(ctx, stripeapi.ListParams{}); err != nil {
 		t.Fatal(err)
 	}
-	if !bytes.Equal(got, full) {
-		t.Errorf("fetched:\n%s\nwant the registered body:\n%s", got, full)
-	}
 	reqs := fake.Requests()
-	r := reqs[len(reqs)-1]
-	if r.Method != http.MethodGet || r.Path != "/v2/core/events/evt_thin_f1" || r.RawQuery != "" {
-		t.Errorf("request %s %s?%s", r.Method, r.Path, r.RawQuery)
-	}
-	if got := r.Header.Get("Stripe-Version"); got != specVersion {
-		t.Errorf("Stripe-Version %q, want %q", got, specVersion)
-	}
-	if got, want := r.Header.Get("Authorization"), "Bearer ****"+testKey[len(testKey)-4:]; got != want {
-		t.Errorf("Authorization %q, want %q", got, want)
+	if r := reqs[len(reqs)-1]; r.Path != "/v1/events" || r.Header.Get("Stripe-Version") != specVersion {
+		t.Errorf("%s: Stripe-Version %q, want the configured %q", r.Path, r.Header.Get("Stripe-Version"), specVersion)
 	}
 
 	// A failure, then the same fetch succeeds.
 	fake.FailThin("evt_thin_f1", 1, 500)
-	_, err = c.FetchV2Event(ctx, "evt_thin_f1")
+	_, err := c.FetchV2Event(ctx, "evt_thin_f1", account)
 	var apiErr *stripeapi.APIError
 	if !errors.As(err, &apiErr) || apiErr.Status != 500 || !apiErr.Retryable() {
 		t.Errorf("injected 500: %T %v; want a retryable APIError 500", err, err)
 	}
-	if got, err := c.FetchV2Event(ctx, "evt_thin_f1"); err != nil || !bytes.Equal(got, full) {
+	if got, err := c.FetchV2Event(ctx, "evt_thin_f1", account); err != nil || !bytes.Equal(got, full) {
 		t.Errorf("after the failure: %v, %s", err, got)
 	}
 
-	_, err = c.FetchV2Event(ctx, "evt_thin_missing")
+	_, err = c.FetchV2Event(ctx, "evt_thin_missing", "")
 	if !errors.As(err, &apiErr) || apiErr.Status != 404 || apiErr.Retryable() {
 		t.Errorf("unknown id: %T %v; want a non-retryable APIError 404", err, err)
 	}
 
 	before := len(fake.Requests())
-	for _, id := range []string{"", "evt_1/../../v1/events", "evt_1?limit=1", "evt_1#x", "evt_1%2Fx", "../v1/events"} {
-		if _, err := c.FetchV2Event(ctx, id); err == nil {
-			t.Errorf("FetchV2Event(%q): no error", id)
+	for _, tc := range []struct{ id, account string }{
+		{"", ""}, {"evt_1/../../v1/events", ""}, {"evt_1?limit=1", ""}, {"evt_1#x", ""}, {"evt_1%2Fx", ""}, {"../v1/events", ""},
+		{"in_1", ""}, {"evt", ""}, {"EVT_1", ""}, {"evt_1\n", ""}, {"evt_1 x", ""}, {"evt_\xff", ""},
+		{"evt_" + strings.Repeat("a", 252), ""}, // 256 bytes
+		{"evt_thin_f1", account + "\n"}, {"evt_thin_f1", "acct 1"}, {"evt_thin_f1", "acct_\x00"}, {"evt_thin_f1", strings.Repeat("a", 256)},
+	} {
+		if _, err := c.FetchV2Event(ctx, tc.id, tc.account); err == nil {
+			t.Errorf("FetchV2Event(%q, %q): no error", tc.id, tc.account)
 		} else if errors.As(err, &apiErr) {
-			t.Errorf("FetchV2Event(%q): %v, want a refusal before any request", id, err)
+			t.Errorf("FetchV2Event(%q, %q): %v, want a refusal before any request", tc.id, tc.account, err)
+		} else if !utf8.ValidString(err.Error()) || len(err.Error()) > 400 {
+			t.Errorf("FetchV2Event(%q, %q): error %q is not short valid UTF-8", tc.id, tc.account, err)
 		}
 	}
 	if n := len(fake.Requests()) - before; n != 0 {
 		t.Errorf("bad ids sent %d requests, want none", n)
 	}
+	// 255 bytes is an id still.
+	long := "evt_" + strings.Repeat("a", 251)
+	if _, err := c.FetchV2Event(ctx, long, ""); !errors.As(err, &apiErr) || apiErr.Status != 404 {
+		t.Errorf("a 255-byte id: %v, want it asked for (404)", err)
+	}
 
 	cctx, cancel := context.WithCancel(ctx)
 	cancel()
-	if _, err := c.FetchV2Event(cctx, "evt_thin_f1"); !errors.Is(err, context.Canceled) {
+	if _, err := c.FetchV2Event(cctx, "evt_thin_f1", ""); !errors.Is(err, context.Canceled) {
 		t.Errorf("canceled context: %v, want context.Canceled", err)
 	}
 }
 
-// TestNewChecksConfig: New refuses an empty key and a base URL that is not
-// http(s); a base with a trailing slash works.
+// TestFetchV2EventChecksTheAnswer: a 200 that is not the event asked for
+// (another id, another object, not an object, keys in another case) is
+// an error naming what differs, and not an APIError; the id is
+// path-escaped in the request.
+func TestFetchV2EventChecksTheAnswer(t *testing.T) {
+	t.Parallel()
+	const id = "evt_check_1"
+	var mu sync.Mutex
+	var uris []string
+	answer := map[string]string{}
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		mu.Lock()
+		uris = append(uris, r.RequestURI)
+		body := answer[r.URL.Path]
+		mu.Unlock()
+		w.Header().Set("Content-Type", "application/json")
+		_, _ = io.WriteString(w, body)
+	}))
+	t.Cleanup(srv.Close)
+	set := func(path, body string) {
+		mu.Lock()
+		defer mu.Unlock()
+		answer[path] = body
+	}
+	c := newClient(t, stripeapi.Config{Key: testKey, Base: srv.URL})
+	ctx := testCtx(t)
+	for _, tc := range []struct{ body, mention string }{
+		{`{"id":"evt_other","object":"v2.core.event","type":"a.b"}`, `"evt_other"`},
+		{`{"id":"evt_check_1","object":"event","type":"a.b"}`, `"event"`},
+		{`{"id":"evt_check_1","type":"a.b"}`, `no "object"`},
+		{`{"object":"v2.core.event","type":"a.b"}`, `no "id"`},
+		{`{"ID":"evt_check_1","object":"v2.core.event"}`, `no "id"`},
+		{`{"id":"evt_check_1","OBJECT":"v2.core.event"}`, `no "object"`},
+		{`{"id":1,"object":"v2.core.event"}`, `"id"`},
+		{`{"id":"evt_check_1","object":null}`, `"object"`},
+		{`[{"id":"evt_check_1","object":"v2.core.event"}]`, "cannot unmarshal array"}, // stripe-go's own check
+		{`null`, "not a JSON object"},
+		{`{"id":"` + strings.Repeat("\u00e9", 5000) + `","object":"v2.core.event"}`, `"id"`},
+	} {
+		set("/v2/core/events/"+id, tc.body)
+		got, err := c.FetchV2Event(ctx, id, "")
+		if err == nil {
+			t.Errorf("answer %.80s: no error, %s", tc.body, got)
+			continue
+		}
+		var apiErr *stripeapi.APIError
+		if errors.As(err, &apiErr) {
+			t.Errorf("answer %.80s: %v is an APIError", tc.body, err)
+		}
+		if msg := err.Error(); !strings.Contains(msg, tc.mention) || !strings.Contains(msg, id) || len(msg) > 400 || !utf8.ValidString(msg) {
+			t.Errorf("answer %.80s: error %q does not name %s and the id in short valid UTF-8", tc.body, msg, tc.mention)
+		}
+	}
+	good := `{"object":"v2.core.event","id":"evt_check_1","type":"a.b","data":{"id":"x","object":"y"}}`
+	set("/v2/core/events/"+id, good)
+	if got, err := c.FetchV2Event(ctx, id, ""); err != nil || string(got) != good {
+		t.Errorf("a good answer: %v, %s", err, got)
+	}
+
+	// The id is one path segment, escaped as such.
+	const odd = "evt_1;x,y"
+	set("/v2/core/events/"+odd, `{"id":"evt_1;x,y","object":"v2.core.event"}`)
+	if _, err := c.FetchV2Event(ctx, odd, ""); err != nil {
+		t.Fatal(err)
+	}
+	mu.Lock()
+	last := uris[len(uris)-1]
+	mu.Unlock()
+	if want := "/v2/core/events/" + url.PathEscape(odd); last != want {
+		t.Errorf("request URI %q, want %q", last, want)
+	}
+}
+
+// TestStripeVersionOnlyOnV1: the configured version goes on /v1 calls
+// only; /v2 calls keep stripe-go's.
+func TestStripeVersionOnlyOnV1(t *testing.T) {
+	t.Parallel()
+	var mu sync.Mutex
+	versions := map[string][]string{}
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		mu.Lock()
+		versions[r.URL.Path] = r.Header.Values("Stripe-Version")
+		mu.Unlock()
+		w.Header().Set("Content-Type", "application/json")
+		switch r.URL.Path {
+		case "/v1/events":
+			_, _ = io.WriteString(w, `{"object":"list","has_more":false,"url":"/v1/events","data":[]}`)
+		case "/v2/core/events/evt_v_1":
+			_, _ = io.WriteString(w, `{"id":"evt_v_1","object":"v2.core.event"}`)
+		default:
+			http.NotFound(w, r)
+		}
+	}))
+	t.Cleanup(srv.Close)
+	const old = "2020-08-27"
+	ctx := testCtx(t)
+	c := newClient(t, stripeapi.Config{Key: testKey, Base: srv.URL, Version: old})
+	if _, err := c.ListEvents(ctx, stripeapi.ListParams{}); err != nil {
+		t.Fatalf("ListEvents: %v", err)
+	}
+	if _, err := c.FetchV2Event(ctx, "evt_v_1", ""); err != nil {
+		t.Fatalf("FetchV2Event: %v", err)
+	}
+	mu.Lock()
+	v1, v2 := versions["/v1/events"], versions["/v2/core/events/evt_v_1"]
+	mu.Unlock()
+	if len(v1) != 1 || v1[0] != old {
+		t.Errorf("/v1 Stripe-Version %q, want the configured %q", v1, old)
+	}
+	if len(v2) != 1 || v2[0] != stripe.APIVersion {
+		t.Errorf("/v2 Stripe-Version %q, want stripe-go's %q", v2, stripe.APIVersion)
+	}
+}
+
+// TestErrorTextIsBounded: stripe-go makes an error answer without an
+// "error" key its error's whole text. Such an answer is read up to 64
+// KiB, and APIError.Error prints at most 1000 bytes of it, as valid
+// UTF-8, with the Request-Id.
+func TestErrorTextIsBounded(t *testing.T) {
+	t.Parallel()
+	big := func(w io.Writer) {
+		// 1 MiB of valid JSON, with a 2-byte character across stripe-go's
+		// 500-byte sample cut.
+		_, _ = io.WriteString(w, `{"mx":"`)
+		chunk := strings.Repeat("é", 1<<10)
+		for range 512 {
+			if _, err := io.WriteString(w, chunk); err != nil {
+				return
+			}
+		}
+		_, _ = io.WriteString(w, `"}`)
+	}
+	for _, tc := range []struct {
+		name   string
+		status int
+		write  func(io.Writer)
+	}{
+		{"1 MiB without an error key", 500, big},
+		{"1 MiB 400", 400, big},
+		{"invalid UTF-8 without an error key", 500, func(w io.Writer) { _, _ = io.WriteString(w, "{\"message\":\"Erreur \xe9\xff\"}") }},
+		{"not JSON", 502, func(w io.Writer) { _, _ = io.WriteString(w, "<html>\xe9"+strings.Repeat("x", 200000)) }},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+				w.Header().Set("Content-Type", "application/json")
+				w.Header().Set("Request-Id", "req_bounded_1")
+				w.WriteHeader(tc.status)
+				tc.write(w)
+			}))
+			t.Cleanup(srv.Close)
+			c := newClient(t, stripeapi.Config{Key: testKey, Base: srv.URL})
+			ctx := testCtx(t)
+			_, listErr := c.ListEvents(ctx, stripeapi.ListParams{})
+			_, fetchErr := c.FetchV2Event(ctx, "evt_bounded_1", "")
+			for _, err := range []error{listErr, fetchErr} {
+				var apiErr *stripeapi.APIError
+				if !errors.As(err, &apiErr) || apiErr.Status != tc.status || apiErr.RequestID != "req_bounded_1" {
+					t.Fatalf("%T %.300v; want an APIError %d with its Request-Id", err, err, tc.status)
+				}
+				msg := err.Error()
+				if len(msg) > 1200 || !utf8.ValidString(msg) || strings.IndexByte(msg, 0) >= 0 {
+					t.Errorf("error text of %d bytes (valid UTF-8 %t): %.300q...", len(msg), utf8.ValidString(msg), msg)
+				}
+				if !strings.Contains(msg, strconv.Itoa(tc.status)) || !strings.Contains(msg, "Request-Id req_bounded_1") {
+					t.Errorf("error %q does not name the status and the Request-Id", msg)
+				}
+				// What stripe-go made of the answer is bounded too.
+				if n := len(apiErr.Err.Error()); n > 65<<10 {
+					t.Errorf("the underlying error is %d bytes: more than the 64 KiB read", n)
+				}
+			}
+		})
+	}
+}
+
+// TestRedirectsAreNotFollowed: a redirect is answered as an APIError with
+// its status, and the key never goes to where it points.
+func TestRedirectsAreNotFollowed(t *testing.T) {
+	t.Parallel()
+	var hits sync.Map
+	target := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		hits.Store(r.URL.Path, r.Header.Get("Authorization"))
+		w.Header().Set("Content-Type", "application/json")
+		_, _ = io.WriteString(w, `{"object":"list","has_more":false,"data":[],"id":"evt_redir_1"}`)
+	}))
+	t.Cleanup(target.Close)
+	for _, status := range []int{301, 302, 307, 308} {
+		srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			http.Redirect(w, r, target.URL+r.URL.Path, status)
+		}))
+		t.Cleanup(srv.Close)
+		c := newClient(t, stripeapi.Config{Key: testKey, Base: srv.URL})
+		ctx := testCtx(t)
+		_, listErr := c.ListEvents(ctx, stripeapi.ListParams{})
+		_, fetchErr := c.FetchV2Event(ctx, "evt_redir_1", "")
+		for _, err := range []error{listErr, fetchErr} {
+			var apiErr *stripeapi.APIError
+			if !errors.As(err, &apiErr) || apiErr.Status != status || apiErr.Retryable() {
+				t.Errorf("redirect %d: %T %v; want a non-retryable APIError %d", status, err, err, status)
+			} else if !strings.Contains(err.Error(), target.URL) {
+				t.Errorf("redirect %d: error %q does not say where it pointed", status, err)
+			}
+		}
+	}
+	hits.Range(func(path, auth any) bool {
+		t.Errorf("the redirect was followed to %s (Authorization %q)", path, auth)
+		return true
+	})
+}
+
+// TestNewChecksConfig: New refuses an empty key, a key with whitespace
+// (a trailing newline from a secret file) naming STRIPE_API_KEY but not
+// the key, and a base URL that is not http(s); a base with a trailing
+// slash works.
 func TestNewChecksConfig(t *testing.T) {
 	t.Parallel()
 	if _, err := stripeapi.New(stripeapi.Config{}); err == nil {
 		t.Error("empty key: no error")
+	}
+	for _, key := range []string{testKey + "\n", testKey + "\r\n", " " + testKey, testKey + "\t", "sk_test_a b", testKey + "\u00a0", testKey + "\x00", testKey + "\xff"} {
+		_, err := stripeapi.New(stripeapi.Config{Key: key})
+		if err == nil {
+			t.Errorf("key %q: no error", key)
+			continue
+		}
+		if msg := err.Error(); !strings.Contains(msg, "STRIPE_API_KEY") || !strings.Contains(msg, "whitespace") || strings.Contains(msg, "sk_test_") {
+			t.Errorf("key %q: error %q; want it to name STRIPE_API_KEY and whitespace, not the key", key, msg)
+		}
 	}
 	for _, base := range []string{"ftp://api.stripe.com", "api.stripe.com", "http://", "https:///v1", "://x", "http://[::1"} {
 		if _, err := stripeapi.New(stripeapi.Config{Key: testKey, Base: base}); err == nil {

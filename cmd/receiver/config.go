@@ -129,6 +129,10 @@ func loadConfig(lookup func(string) (string, bool)) (config, error) {
 	if c.RedisKeyPrefix != "" && c.RedisURL == "" {
 		e.fail("REDIS_KEY_PREFIX", "only used with REDIS_URL")
 	}
+	if c.Stripe.APIKey != "" && c.Stripe.ReconcileLookback+c.Stripe.ReconcileOverlap > c.Retention-time.Hour {
+		e.fail("RECONCILE_LOOKBACK", "%s plus RECONCILE_OVERLAP (%s) reaches past what the ledger keeps (RETENTION %s, less 1h): pruned events would be delivered again",
+			c.Stripe.ReconcileLookback, c.Stripe.ReconcileOverlap, c.Retention)
+	}
 	if c.Retention < c.DedupTTL {
 		e.fail("RETENTION", "%s is shorter than DEDUP_TTL (%s): a retry after the row is pruned would be accepted again", c.Retention, c.DedupTTL)
 	}

@@ -40,6 +40,7 @@ func TestStripeConfigSet(t *testing.T) {
 		"RECONCILE_INTERVAL": "1s",
 		"RECONCILE_OVERLAP":  "5m",
 		"RECONCILE_LOOKBACK": "720h",
+		"RETENTION":          "2000h", // the lookback must stay within what the ledger keeps
 		"RECONCILE_ALL":      "TRUE",
 		"RECONCILE_TYPES":    "invoice.paid, customer.subscription.updated ,charge.dispute.funds_withdrawn",
 		"THIN_EVENTS":        "fetch",

@@ -43,6 +43,9 @@ func reconcileCmd(ctx context.Context, args []string, out io.Writer) error {
 	if from.Before(now.Add(-reconcile.MaxLookback)) {
 		return fmt.Errorf("--since %s: the Events API keeps 30 days of events", *since)
 	}
+	if from.After(now) {
+		return fmt.Errorf("--since %s is in the future", *since)
+	}
 	// --types replaces RECONCILE_TYPES, which is read (and checked) only
 	// without it; its errors name the flag.
 	e := env{lookup: os.LookupEnv}
@@ -56,6 +59,7 @@ func reconcileCmd(ctx context.Context, args []string, out io.Writer) error {
 	}
 	s := e.stripe()
 	redisURL := e.redisURL("REDIS_URL")
+	retention := e.duration("RETENTION", 720*time.Hour, 72*time.Hour)
 	if typesSet {
 		for i, err := range e.errs {
 			if msg, ok := strings.CutPrefix(err.Error(), "RECONCILE_TYPES: "); ok {
@@ -83,7 +87,12 @@ func reconcileCmd(ctx context.Context, args []string, out io.Writer) error {
 	}
 	defer pool.Close()
 
-	cfg := reconcile.Config{Lister: client, Pool: pool, All: *all, Types: s.ReconcileTypes, Lookback: reconcile.MaxLookback}
+	maxAge := reconcileMaxAge(retention)
+	if from.Before(now.Add(-maxAge)) {
+		return fmt.Errorf("--since %s reaches past what the ledger keeps (RETENTION %s, less 1h): events delivered and pruned since would be delivered again", *since, retention)
+	}
+	cfg := reconcile.Config{Lister: client, Pool: pool, All: *all, Types: s.ReconcileTypes, Lookback: min(s.ReconcileLookback, maxAge), MaxAge: maxAge,
+		Slice: reconcile.MaxLookback} // one listing: the command has no run timeout
 	if !*dryRun {
 		routes := make([]route.Destination, len(dests))
 		for i, d := range dests {
@@ -134,6 +143,9 @@ func reconcileCmd(ctx context.Context, args []string, out io.Writer) error {
 	}
 	fmt.Fprintf(out, "done: %d events seen, %d missing, %d stored (the others arrived meanwhile); %s\n",
 		sum.Seen, sum.Missing, sum.Stored, checkpoint)
+	if sum.Rejected > 0 {
+		fmt.Fprintf(out, "%d listed events could not be stored (a webhook with such a body would get 400) and were skipped; the log names them\n", sum.Rejected)
+	}
 	return nil
 }
 

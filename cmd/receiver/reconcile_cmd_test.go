@@ -576,6 +576,16 @@ func TestReconcileCmdInProcess(t *testing.T) {
 	if err := reconcileCmd(ctx, []string{"--since", "1h", "--types", "customer.created"}, &out); err != nil || !strings.Contains(out.String(), "\ndone: 5 events seen, 0 missing, 0 stored") {
 		t.Fatalf("second run: %v\n%s", err, out.String())
 	}
+	// A window shorter than the lookback sets no first checkpoint: the
+	// background's first run must still look back RECONCILE_LOOKBACK.
+	var n int
+	if err := pool.QueryRow(ctx, `SELECT count(*) FROM stripe_webhook_reconcile_checkpoints`).Scan(&n); err != nil || n != 0 {
+		t.Fatalf("%d checkpoints after --since 1h on a fresh ledger (%v), want none", n, err)
+	}
+	out.Reset()
+	if err := reconcileCmd(ctx, []string{"--since", "72h", "--types", "customer.created"}, &out); err != nil {
+		t.Fatalf("--since 72h: %v\n%s", err, out.String())
+	}
 	var listing string
 	if err := pool.QueryRow(ctx, `SELECT listing FROM stripe_webhook_reconcile_checkpoints`).Scan(&listing); err != nil || listing != "delivery_success=false types=customer.created" {
 		t.Fatalf("checkpoint %q, %v", listing, err)

@@ -118,7 +118,7 @@ func serve(ctx context.Context) error {
 		return err
 	}
 	defer dd.Stop()
-	reconciler, err := newReconciler(c.Stripe, stripeAPI, pool, dd, disp, log, m)
+	reconciler, err := newReconciler(c.Stripe, c.Retention, stripeAPI, pool, dd, disp, log, m)
 	if err != nil {
 		return err
 	}

@@ -2,12 +2,14 @@ package main
 
 import (
 	"log/slog"
+	"time"
 
 	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/oncehook/oncehook/dedup"
 	"github.com/oncehook/oncehook/delivery"
 	"github.com/oncehook/oncehook/internal/metrics"
+	"github.com/oncehook/oncehook/internal/redact"
 	"github.com/oncehook/oncehook/reconcile"
 	"github.com/oncehook/oncehook/sink"
 	"github.com/oncehook/oncehook/stripeapi"
@@ -29,9 +31,16 @@ func withThinFetch(dests []delivery.Destination, client *stripeapi.Client) {
 	}
 }
 
+// reconcileMaxAge is how far back a reconciler window may start: an event
+// older than RETENTION may have been delivered and pruned, and would be
+// stored and delivered again; 1h of margin.
+func reconcileMaxAge(retention time.Duration) time.Duration {
+	return min(retention-time.Hour, reconcile.MaxLookback)
+}
+
 // newReconciler returns the background reconciler, or nil when it is off
 // (no STRIPE_API_KEY, or RECONCILE_INTERVAL=0); the start log says which.
-func newReconciler(s stripeConfig, client *stripeapi.Client, pool *pgxpool.Pool, dd *dedup.Deduper, disp *delivery.Dispatcher,
+func newReconciler(s stripeConfig, retention time.Duration, client *stripeapi.Client, pool *pgxpool.Pool, dd *dedup.Deduper, disp *delivery.Dispatcher,
 	log *slog.Logger, m *metrics.Metrics) (*reconcile.Reconciler, error) {
 	switch {
 	case client == nil:
@@ -43,13 +52,13 @@ func newReconciler(s stripeConfig, client *stripeapi.Client, pool *pgxpool.Pool,
 	}
 	r, err := reconcile.New(reconcile.Config{
 		Lister: client, Pool: pool, Store: dd, Enqueue: disp.Enqueue,
-		Interval: s.ReconcileInterval, Overlap: s.ReconcileOverlap, Lookback: s.ReconcileLookback,
+		Interval: s.ReconcileInterval, Overlap: s.ReconcileOverlap, Lookback: s.ReconcileLookback, MaxAge: reconcileMaxAge(retention),
 		All: s.ReconcileAll, Types: s.ReconcileTypes, Logger: log, Metrics: m,
 	})
 	if err != nil {
 		return nil, err
 	}
 	log.Info("reconciler on", "interval", s.ReconcileInterval.String(), "all", s.ReconcileAll, "types", len(s.ReconcileTypes),
-		"api_base", s.APIBase, "api_version", s.APIVersion)
+		"api_base", redact.URL(s.APIBase), "api_version", s.APIVersion)
 	return r, nil
 }

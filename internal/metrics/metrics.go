@@ -46,6 +46,7 @@ type Metrics struct {
 	deliveries     *prometheus.CounterVec
 	unrouted       prometheus.Counter
 	reconciled     prometheus.Counter
+	reconRejected  prometheus.Counter
 	reconcileRuns  *prometheus.CounterVec
 	redisErrors    *prometheus.CounterVec
 	postgresErrors *prometheus.CounterVec
@@ -79,6 +80,9 @@ func New() *Metrics {
 		reconciled: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "oncehook_reconciled_total", Help: "Events the reconciler found in Stripe's Events API but not in the ledger, and stored (source reconcile).",
 		}),
+		reconRejected: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "oncehook_reconcile_rejected_total", Help: "Events listed by Stripe's Events API that oncehook cannot store (a webhook with such a body would get 400): skipped.",
+		}),
 		reconcileRuns: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "oncehook_reconcile_runs_total", Help: "Reconciler runs on this instance by result: ok, failed (the checkpoint stayed), skipped (another instance leads).",
 		}, []string{"result"}),
@@ -102,7 +106,7 @@ func New() *Metrics {
 	for _, r := range []string{"ok", "failed", "skipped"} {
 		m.reconcileRuns.WithLabelValues(r)
 	}
-	m.Registry.MustRegister(m.requests, m.decisions, m.batchRows, m.commitSeconds, m.deliveries, m.unrouted, m.reconciled, m.reconcileRuns,
+	m.Registry.MustRegister(m.requests, m.decisions, m.batchRows, m.commitSeconds, m.deliveries, m.unrouted, m.reconciled, m.reconRejected, m.reconcileRuns,
 		m.redisErrors, m.postgresErrors,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	return m
@@ -162,6 +166,13 @@ func (m *Metrics) Unrouted() {
 func (m *Metrics) Reconciled(n int) {
 	if m != nil && n > 0 {
 		m.reconciled.Add(float64(n))
+	}
+}
+
+// ReconcileRejected counts a listed event the reconciler skipped.
+func (m *Metrics) ReconcileRejected() {
+	if m != nil {
+		m.reconRejected.Inc()
 	}
 }
 
