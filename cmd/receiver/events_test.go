@@ -20,10 +20,10 @@ func TestEventsAndReplayCommands(t *testing.T) {
 	t.Setenv("DESTINATION_NEWDEST_URL", "stdout")
 	t.Setenv("DESTINATION_NEWDEST_TYPES", "charge.*")
 	for _, q := range []string{
-		`INSERT INTO stripe_webhook_events (event_id, event_type, payload, status) VALUES
-			('evt_cmd_dead', 'invoice.paid', '{"id":"evt_cmd_dead"}', 'routed'),
-			('evt_cmd_ok', 'charge.succeeded', '{"id":"evt_cmd_ok"}', 'routed'),
-			('evt_cmd_unrouted', 'customer.created', '{"id":"evt_cmd_unrouted"}', 'routed')`,
+		`INSERT INTO stripe_webhook_events (event_id, event_type, payload, status, source) VALUES
+			('evt_cmd_dead', 'invoice.paid', '{"id":"evt_cmd_dead"}', 'routed', 'reconcile'),
+			('evt_cmd_ok', 'charge.succeeded', '{"id":"evt_cmd_ok"}', 'routed', NULL),
+			('evt_cmd_unrouted', 'customer.created', '{"id":"evt_cmd_unrouted"}', 'routed', NULL)`,
 		`INSERT INTO stripe_webhook_deliveries (event_id, destination, status, attempts, last_error, delivered_at) VALUES
 			('evt_cmd_dead', 'billing', 'dead', 15, 'sink answered 500', NULL),
 			('evt_cmd_dead', 'analytics', 'delivered', 1, NULL, now()),
@@ -50,8 +50,19 @@ func TestEventsAndReplayCommands(t *testing.T) {
 	}
 
 	out, err := run("events", "list", "--status", "dead")
-	if err != nil || !strings.Contains(out, "evt_cmd_dead") || !strings.Contains(out, "billing") || strings.Contains(out, "evt_cmd_ok") || !strings.Contains(out, "1 rows") {
+	if err != nil || !strings.Contains(out, "evt_cmd_dead") || !strings.Contains(out, "billing") || strings.Contains(out, "evt_cmd_ok") || !strings.Contains(out, "1 rows") ||
+		!strings.Contains(out, "SOURCE") || !strings.Contains(out, "reconcile") {
 		t.Fatalf("events list --status dead: %v\n%s", err, out)
+	}
+	// Where each event came from: the reconciler, or a webhook.
+	if out, err := run("events", "show", "evt_cmd_dead"); err != nil || !strings.Contains(out, "\nsource") || !strings.Contains(out, "reconcile") {
+		t.Fatalf("events show of a reconciled event: %v\n%s", err, out)
+	}
+	if out, err := run("events", "show", "evt_cmd_ok", "--json"); err != nil || strings.Contains(out, `"source"`) {
+		t.Fatalf("events show --json of a webhook has a source: %v\n%s", err, out)
+	}
+	if out, err := run("events", "show", "evt_cmd_dead", "--json"); err != nil || !strings.Contains(out, `"source": "reconcile"`) {
+		t.Fatalf("events show --json of a reconciled event: %v\n%s", err, out)
 	}
 	out, err = run("events", "list", "--destination", "analytics")
 	if err != nil || !strings.Contains(out, "evt_cmd_dead") || !strings.Contains(out, "evt_cmd_ok") || strings.Contains(out, "billing") || !strings.Contains(out, "2 rows") {
