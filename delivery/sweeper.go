@@ -150,15 +150,19 @@ func (s *sweeper) sweep() bool {
 	return len(jobs) == limit
 }
 
-// stop ends the sweeps and cancels the claim under way, and waits for it
-// until ctx ends (a hung Postgres answers a cancel late). Rows a cancelled
-// claim took stay pending and are swept again after their lease.
+// stop ends the sweeps, waits for the claim under way until ctx ends,
+// then cancels it (a hung Postgres). Rows a cancelled claim took stay
+// pending and are swept again after their lease.
 func (s *sweeper) stop(ctx context.Context) {
-	s.once.Do(func() { close(s.quit); s.cancel() })
+	s.once.Do(func() { close(s.quit) })
 	done := make(chan struct{})
 	go func() { s.wg.Wait(); close(done) }()
+	// A claim under way finishes (its rows go to the queue, which the
+	// workers drain): cancelled early, it could still commit on the server
+	// after Stop returned, leasing rows to an instance that is gone.
 	select {
 	case <-done:
 	case <-ctx.Done():
 	}
+	s.cancel()
 }
