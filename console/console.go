@@ -10,6 +10,7 @@ import (
 	"net/url"
 	"time"
 
+	"github.com/oncehook/oncehook/delivery"
 	"github.com/oncehook/oncehook/internal/ratelog"
 )
 
@@ -82,6 +83,8 @@ func (c *Console) parseTemplates() error {
 		"ts":         timestamp,
 		"age":        age,
 		"pathEscape": url.PathEscape,
+		// atCap: a count that stopped at delivery.CountCap is "at least".
+		"atCap": func(n int64) bool { return n >= delivery.CountCap },
 	}
 	c.pages = map[string]*template.Template{}
 	for _, name := range []string{"signin", "overview", "events", "event", "dead", "confirm", "error"} {

@@ -25,7 +25,7 @@ func (c *Console) deadLetters(w http.ResponseWriter, r *http.Request, s session)
 	q := r.URL.Query()
 	q.Set("status", delivery.StatusDead)
 	form, err := parseList(q)
-	d := listData{listForm: form, Budget: delivery.PageScanBudget, Selectable: true, CountCap: delivery.BacklogCountCap}
+	d := listData{listForm: form, Budget: delivery.PageScanBudget, Selectable: true}
 	ctx, cancel := context.WithTimeout(r.Context(), queryTimeout)
 	defer cancel()
 	backlogs, berr := delivery.Backlogs(ctx, c.cfg.Pool, c.cfg.Destinations)
@@ -124,8 +124,7 @@ func (c *Console) checkDestination(dest string) error {
 // confirmData is the confirmation step of a replay by filter.
 type confirmData struct {
 	listForm
-	Count  int64
-	Capped bool // Count reached delivery.DeadCountCap
+	Count int64
 }
 
 // replayMatching replays every dead letter of a destination matching a
@@ -150,13 +149,13 @@ func (c *Console) replayMatching(w http.ResponseWriter, r *http.Request, s sessi
 			return
 		}
 		c.render(w, r, s, http.StatusOK, "confirm", "Replay dead letters",
-			confirmData{listForm: form, Count: n, Capped: n >= delivery.DeadCountCap})
+			confirmData{listForm: form, Count: n})
 		return
 	}
 	// The confirmed count bounds the replay: it replays what the user saw
 	// counted, not what died since.
 	max, err := strconv.ParseInt(confirmed, 10, 64)
-	if err != nil || max < 1 || max > delivery.DeadCountCap {
+	if err != nil || max < 1 || max > delivery.CountCap {
 		c.fail(w, r, s, http.StatusBadRequest, "The confirmation is malformed: ask to replay again.")
 		return
 	}

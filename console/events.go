@@ -38,7 +38,6 @@ type listData struct {
 	Notice       string
 	Selectable   bool
 	Backlogs     []delivery.Backlog
-	CountCap     int
 }
 
 func (c *Console) events(w http.ResponseWriter, r *http.Request, s session) {
@@ -59,16 +58,8 @@ func (c *Console) events(w http.ResponseWriter, r *http.Request, s session) {
 	ctx, cancel := context.WithTimeout(r.Context(), queryTimeout)
 	defer cancel()
 	if form.ID != "" {
-		// An id is looked up directly: its page, if it exists.
-		if _, err := delivery.ShowEvent(ctx, c.cfg.Pool, form.ID); err == nil {
-			http.Redirect(w, r, "/console/events/"+url.PathEscape(form.ID), http.StatusSeeOther)
-			return
-		} else if !errors.Is(err, delivery.ErrNotFound) {
-			c.failErr(w, r, s, "look the event up", err)
-			return
-		}
-		d.Error = fmt.Sprintf("No event has the id %q.", form.ID)
-		c.render(w, r, s, http.StatusNotFound, "events", "Events", d)
+		// An id opens its page, which says so when there is none.
+		http.Redirect(w, r, "/console/events/"+url.PathEscape(form.ID), http.StatusSeeOther)
 		return
 	}
 	c.fillList(ctx, &d, "/console/events", form.values())

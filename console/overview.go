@@ -98,12 +98,11 @@ type overviewData struct {
 	Backlogs []delivery.Backlog
 	Health   Health
 	Window   time.Duration
-	CountCap int
 	Error    string
 }
 
 func (c *Console) overviewData(ctx context.Context) overviewData {
-	d := overviewData{Window: rateWindow, CountCap: delivery.BacklogCountCap}
+	d := overviewData{Window: rateWindow}
 	counts, err := c.intakeCounts()
 	if err != nil {
 		d.Error = err.Error()

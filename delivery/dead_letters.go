@@ -40,16 +40,18 @@ const deadMatch = `d.destination = @dest AND d.status = 'dead'
 	AND (@type = '%' OR EXISTS (SELECT 1 FROM stripe_webhook_events e
 		WHERE e.event_id = d.event_id AND e.event_type LIKE @type))`
 
-// DeadCountCap bounds CountDead.
-const DeadCountCap = 100000
+// CountCap bounds the index entries one count reads (CountDead, and each
+// destination and status of Backlogs): a count that reaches it means "at
+// least this many".
+const CountCap = 100000
 
-// CountDead counts the dead letters f selects, up to DeadCountCap.
+// CountDead counts the dead letters f selects, up to CountCap.
 func CountDead(ctx context.Context, pool *pgxpool.Pool, f DeadFilter) (int64, error) {
 	args, err := f.args()
 	if err != nil {
 		return 0, err
 	}
-	args["cap"] = DeadCountCap
+	args["cap"] = CountCap
 	var n int64
 	if err := pool.QueryRow(ctx, `SELECT count(*) FROM (SELECT 1 FROM stripe_webhook_deliveries d WHERE `+deadMatch+` LIMIT @cap) x`, args).Scan(&n); err != nil {
 		return 0, fmt.Errorf("counting dead letters of %s: %w", f.Destination, err)
@@ -113,21 +115,12 @@ func ReplayDead(ctx context.Context, pool *pgxpool.Pool, f DeadFilter, max int64
 // returns the ids it replayed. Unlike Replay it never creates a delivery,
 // and it leaves a pending one alone.
 func ReplayExisting(ctx context.Context, pool *pgxpool.Pool, ids []string, destination string, onlyDead bool) ([]string, error) {
-	rows, err := pool.Query(ctx, `WITH locked AS (
-			SELECT event_id FROM stripe_webhook_events WHERE event_id = ANY($1::text[]) ORDER BY event_id FOR KEY SHARE)
+	return replayedIDs(ctx, pool, `WITH `+lockedIDs+`
 		UPDATE stripe_webhook_deliveries d SET `+replaySet+`
 		FROM locked
 		WHERE d.event_id = locked.event_id AND d.destination = $2
 			AND d.status <> 'pending' AND (NOT $3 OR d.status = 'dead')
 		RETURNING d.event_id`, ids, destination, onlyDead)
-	if err != nil {
-		return nil, fmt.Errorf("replaying: %w", err)
-	}
-	found, err := pgx.CollectRows(rows, pgx.RowTo[string])
-	if err != nil {
-		return nil, fmt.Errorf("replaying: %w", err)
-	}
-	return found, nil
 }
 
 // Backlog is one destination's undelivered work, for the console.
@@ -136,15 +129,9 @@ type Backlog struct {
 	Configured  bool
 	Pending     int64
 	Dead        int64
-	// Capped is set when a count reached BacklogCountCap and stopped.
-	Capped bool
 	// OldestPendingSeconds is the age of the oldest pending delivery.
 	OldestPendingSeconds float64
 }
-
-// BacklogCountCap bounds the index entries counted per destination and
-// status.
-const BacklogCountCap = 100000
 
 // Backlogs returns the backlog of every configured destination and of
 // every other destination that has pending or dead deliveries, reading
@@ -166,14 +153,13 @@ func Backlogs(ctx context.Context, pool *pgxpool.Pool, configured []string) ([]B
 				WHERE destination = n.destination AND status = 'dead' LIMIT $2) x),
 			COALESCE((SELECT extract(epoch FROM now() - min(received_at)) FROM stripe_webhook_deliveries
 				WHERE destination = n.destination AND status = 'pending'), 0)::float8
-		FROM names n ORDER BY n.destination`, configured, BacklogCountCap)
+		FROM names n ORDER BY n.destination`, configured, CountCap)
 	if err != nil {
 		return nil, fmt.Errorf("reading backlogs: %w", err)
 	}
 	out, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (Backlog, error) {
 		var b Backlog
 		err := r.Scan(&b.Destination, &b.Configured, &b.Pending, &b.Dead, &b.OldestPendingSeconds)
-		b.Capped = b.Pending >= BacklogCountCap || b.Dead >= BacklogCountCap
 		return b, err
 	})
 	if err != nil {

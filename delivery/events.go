@@ -78,9 +78,14 @@ const deliveryColumns = `e.event_id, e.event_type,
 	CASE WHEN d.event_id IS NOT NULL THEN d.delivered_at WHEN e.status <> 'routed' THEN e.delivered_at END,
 	COALESCE(e.source, '')`
 
-func scanRow(row pgx.Row, r *EventRow) error {
-	return row.Scan(&r.ID, &r.Type, &r.Destination, &r.Status, &r.Livemode, &r.Account, &r.APIVersion,
-		&r.Created, &r.ReceivedAt, &r.Attempts, &r.NextAttemptAt, &r.LockedUntil, &r.LastError, &r.DeliveredAt, &r.Source)
+// collectEventRows reads rows of deliveryColumns.
+func collectEventRows(rows pgx.Rows) ([]EventRow, error) {
+	return pgx.CollectRows(rows, func(row pgx.CollectableRow) (EventRow, error) {
+		var r EventRow
+		err := row.Scan(&r.ID, &r.Type, &r.Destination, &r.Status, &r.Livemode, &r.Account, &r.APIVersion,
+			&r.Created, &r.ReceivedAt, &r.Attempts, &r.NextAttemptAt, &r.LockedUntil, &r.LastError, &r.DeliveredAt, &r.Source)
+		return r, err
+	})
 }
 
 // typeLike turns a --type value into a LIKE pattern; empty matches all.
@@ -134,16 +139,11 @@ func ListEvents(ctx context.Context, pool *pgxpool.Pool, f ListFilter) ([]EventR
 	if err != nil {
 		return nil, fmt.Errorf("listing events: %w", err)
 	}
-	defer rows.Close()
-	var out []EventRow
-	for rows.Next() {
-		var r EventRow
-		if err := scanRow(rows, &r); err != nil {
-			return nil, fmt.Errorf("listing events: %w", err)
-		}
-		out = append(out, r)
+	out, err := collectEventRows(rows)
+	if err != nil {
+		return nil, fmt.Errorf("listing events: %w", err)
 	}
-	return out, rows.Err()
+	return out, nil
 }
 
 // Event is one stored event with each destination's delivery and the
@@ -180,16 +180,7 @@ func ShowEvent(ctx context.Context, pool *pgxpool.Pool, id string) (Event, error
 	if err != nil {
 		return ev, fmt.Errorf("reading %s: %w", id, err)
 	}
-	for rows.Next() {
-		var r EventRow
-		if err := scanRow(rows, &r); err != nil {
-			rows.Close()
-			return ev, fmt.Errorf("reading %s: %w", id, err)
-		}
-		ev.Deliveries = append(ev.Deliveries, r)
-	}
-	rows.Close()
-	if err := rows.Err(); err != nil {
+	if ev.Deliveries, err = collectEventRows(rows); err != nil {
 		return ev, fmt.Errorf("reading %s: %w", id, err)
 	}
 	if len(ev.Deliveries) == 0 {
@@ -233,27 +224,14 @@ const replaySet = `status = 'pending', attempts = 0, next_attempt_at = now(), de
 // deliveries again after, can then never delete an event whose delivery
 // was just put back to pending.
 
-// Replay puts the deliveries of the given events back to pending (only
-// destination's, when it is set; then a delivery the event lacks is
-// created) and returns the ids it found; the others do not exist.
-func Replay(ctx context.Context, pool *pgxpool.Pool, ids []string, destination string) ([]string, error) {
-	var rows pgx.Rows
-	var err error
-	if destination == "" {
-		rows, err = pool.Query(ctx, `WITH locked AS (
-				SELECT event_id FROM stripe_webhook_events WHERE event_id = ANY($1::text[]) ORDER BY event_id FOR KEY SHARE),
-			r AS (
-				UPDATE stripe_webhook_deliveries d SET `+replaySet+` FROM locked WHERE d.event_id = locked.event_id RETURNING d.event_id)
-			SELECT DISTINCT event_id FROM r`, ids)
-	} else {
-		rows, err = pool.Query(ctx, `INSERT INTO stripe_webhook_deliveries AS d (event_id, destination, received_at)
-			SELECT event_id, $2, received_at FROM stripe_webhook_events
-			WHERE event_id = ANY($1::text[]) AND status = 'routed'
-			ORDER BY event_id
-			FOR KEY SHARE
-			ON CONFLICT (event_id, destination) DO UPDATE SET `+replaySet+`
-			RETURNING d.event_id`, ids, destination)
-	}
+// lockedIDs is a CTE, locked: the events of the ids in $1 that exist,
+// locked FOR KEY SHARE in event_id order.
+const lockedIDs = `locked AS (
+	SELECT event_id FROM stripe_webhook_events WHERE event_id = ANY($1::text[]) ORDER BY event_id FOR KEY SHARE)`
+
+// replayedIDs runs a replay statement that returns event ids.
+func replayedIDs(ctx context.Context, pool *pgxpool.Pool, sql string, args ...any) ([]string, error) {
+	rows, err := pool.Query(ctx, sql, args...)
 	if err != nil {
 		return nil, fmt.Errorf("replaying: %w", err)
 	}
@@ -262,6 +240,25 @@ func Replay(ctx context.Context, pool *pgxpool.Pool, ids []string, destination s
 		return nil, fmt.Errorf("replaying: %w", err)
 	}
 	return found, nil
+}
+
+// Replay puts the deliveries of the given events back to pending (only
+// destination's, when it is set; then a delivery the event lacks is
+// created) and returns the ids it found; the others do not exist.
+func Replay(ctx context.Context, pool *pgxpool.Pool, ids []string, destination string) ([]string, error) {
+	if destination == "" {
+		return replayedIDs(ctx, pool, `WITH `+lockedIDs+`,
+			r AS (
+				UPDATE stripe_webhook_deliveries d SET `+replaySet+` FROM locked WHERE d.event_id = locked.event_id RETURNING d.event_id)
+			SELECT DISTINCT event_id FROM r`, ids)
+	}
+	return replayedIDs(ctx, pool, `INSERT INTO stripe_webhook_deliveries AS d (event_id, destination, received_at)
+		SELECT event_id, $2, received_at FROM stripe_webhook_events
+		WHERE event_id = ANY($1::text[]) AND status = 'routed'
+		ORDER BY event_id
+		FOR KEY SHARE
+		ON CONFLICT (event_id, destination) DO UPDATE SET `+replaySet+`
+		RETURNING d.event_id`, ids, destination)
 }
 
 // ReplayStatus puts every delivery of status (of destination, when set)

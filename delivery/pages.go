@@ -342,14 +342,10 @@ func fillDeliveries(ctx context.Context, tx pgx.Tx, events []PageEvent) error {
 	if err != nil {
 		return err
 	}
-	defer rows.Close()
-	for rows.Next() {
-		var r EventRow
-		if err := scanRow(rows, &r); err != nil {
-			return err
-		}
+	deliveries, err := collectEventRows(rows)
+	for _, r := range deliveries {
 		i := at[r.ID]
 		events[i].Deliveries = append(events[i].Deliveries, r)
 	}
-	return rows.Err()
+	return err
 }

@@ -108,6 +108,7 @@ func loadConfig(lookup func(string) (string, bool)) (config, error) {
 	}
 	c.Destinations = e.destinations(&c)
 	c.Stripe = e.stripe()
+	c.Stripe.ReconcileTypes = e.eventTypes()
 	if (c.TLSCertFile == "") != (c.TLSKeyFile == "") {
 		e.fail("TLS_CERT_FILE", "TLS_CERT_FILE and TLS_KEY_FILE go together: set both or neither")
 	}

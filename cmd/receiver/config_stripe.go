@@ -1,6 +1,7 @@
 package main
 
 import (
+	"fmt"
 	"net/url"
 	"regexp"
 	"strings"
@@ -14,7 +15,8 @@ import (
 // takes it (no wildcard).
 var eventTypeName = regexp.MustCompile(`^[a-z0-9_]+(\.[a-z0-9_]+)+$`)
 
-// stripe reads STRIPE_API_* and RECONCILE_* and THIN_EVENTS.
+// stripe reads STRIPE_API_*, RECONCILE_* but RECONCILE_TYPES (see
+// eventTypes) and THIN_EVENTS.
 func (e *env) stripe() stripeConfig {
 	s := stripeConfig{
 		APIKey:            e.get("STRIPE_API_KEY"),
@@ -38,19 +40,6 @@ func (e *env) stripe() stripeConfig {
 	if s.ReconcileLookback > reconcile.MaxLookback {
 		e.fail("RECONCILE_LOOKBACK", "%s is beyond the Events API's 30 days (720h)", s.ReconcileLookback)
 	}
-	if v := e.get("RECONCILE_TYPES"); v != "" {
-		for _, t := range strings.Split(v, ",") {
-			t = strings.TrimSpace(t)
-			if !eventTypeName.MatchString(t) {
-				e.fail("RECONCILE_TYPES", "%q is not an event type such as invoice.paid (no wildcards: the Events API takes exact types)", t)
-				continue
-			}
-			s.ReconcileTypes = append(s.ReconcileTypes, t)
-		}
-		if len(s.ReconcileTypes) > 20 {
-			e.fail("RECONCILE_TYPES", "%d types; the Events API takes at most 20", len(s.ReconcileTypes))
-		}
-	}
 	if s.APIKey != "" && !validKeyPrefix(s.APIKey) {
 		e.fail("STRIPE_API_KEY", "is not a Stripe secret or restricted key (sk_live_, sk_test_, rk_live_ or rk_test_)")
 	}
@@ -58,6 +47,38 @@ func (e *env) stripe() stripeConfig {
 		e.fail("THIN_EVENTS", "fetch needs STRIPE_API_KEY to read the full events")
 	}
 	return s
+}
+
+// eventTypes reads RECONCILE_TYPES.
+func (e *env) eventTypes() []string {
+	types, errs := parseEventTypes(e.get("RECONCILE_TYPES"))
+	for _, err := range errs {
+		e.fail("RECONCILE_TYPES", "%v", err)
+	}
+	return types
+}
+
+// parseEventTypes reads a comma-separated list of exact event types, at
+// most 20, as the Events API's types[] takes them; empty is none. Each
+// error is one problem.
+func parseEventTypes(v string) ([]string, []error) {
+	if v == "" {
+		return nil, nil
+	}
+	var types []string
+	var errs []error
+	for _, t := range strings.Split(v, ",") {
+		t = strings.TrimSpace(t)
+		if !eventTypeName.MatchString(t) {
+			errs = append(errs, fmt.Errorf("%q is not an event type such as invoice.paid (no wildcards: the Events API takes exact types)", t))
+			continue
+		}
+		types = append(types, t)
+	}
+	if len(types) > 20 {
+		errs = append(errs, fmt.Errorf("%d types; the Events API takes at most 20", len(types)))
+	}
+	return types, errs
 }
 
 func validKeyPrefix(key string) bool {

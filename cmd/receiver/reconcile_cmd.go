@@ -46,27 +46,21 @@ func reconcileCmd(ctx context.Context, args []string, out io.Writer) error {
 	if from.After(now) {
 		return fmt.Errorf("--since %s is in the future", *since)
 	}
-	// --types replaces RECONCILE_TYPES, which is read (and checked) only
-	// without it; its errors name the flag.
 	e := env{lookup: os.LookupEnv}
-	if typesSet {
-		e.lookup = func(k string) (string, bool) {
-			if k == "RECONCILE_TYPES" {
-				return *types, true
-			}
-			return os.LookupEnv(k)
-		}
-	}
 	s := e.stripe()
+	// --types replaces RECONCILE_TYPES, which is read (and checked) only
+	// without it.
+	if typesSet {
+		var errs []error
+		s.ReconcileTypes, errs = parseEventTypes(*types)
+		for _, err := range errs {
+			e.errs = append(e.errs, fmt.Errorf("--types: %w", err))
+		}
+	} else {
+		s.ReconcileTypes = e.eventTypes()
+	}
 	redisURL := e.redisURL("REDIS_URL")
 	retention := e.duration("RETENTION", 720*time.Hour, 72*time.Hour)
-	if typesSet {
-		for i, err := range e.errs {
-			if msg, ok := strings.CutPrefix(err.Error(), "RECONCILE_TYPES: "); ok {
-				e.errs[i] = errors.New("--types: " + msg)
-			}
-		}
-	}
 	if err := errors.Join(e.errs...); err != nil {
 		return err
 	}
