@@ -32,6 +32,10 @@ type Config struct {
 	// RedisBackoff is how long Redis is bypassed after an error before it is
 	// tried again. Defaults to 1s.
 	RedisBackoff time.Duration
+	// RecentIDs is how many of the event ids this process stored it keeps
+	// in memory (about 100 bytes each), so that their copies are answered
+	// without Redis or Postgres; each for DoneTTL at most. 0 keeps none.
+	RecentIDs int
 	// MaxBatch bounds the rows of one group-committed INSERT. Defaults to 256.
 	MaxBatch int
 	// Flushers is how many batches may be in flight at once. One is the
@@ -102,6 +106,8 @@ func (c Config) validate() error {
 		return errors.New("dedup: DoneTTL and ClaimTTL must be at least 1s (Redis EX has second resolution)")
 	case c.MaxBatch < 1 || c.Flushers < 1 || c.QueueSize < 1:
 		return errors.New("dedup: MaxBatch, Flushers and QueueSize must be positive")
+	case c.RecentIDs < 0:
+		return errors.New("dedup: RecentIDs must not be negative")
 	case c.CommitTimeout <= 0 || c.Lease <= 0 || c.RedisBackoff < 0:
 		return errors.New("dedup: CommitTimeout and Lease must be positive")
 	}

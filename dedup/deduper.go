@@ -35,8 +35,14 @@ func (o Outcome) String() string {
 type Path string
 
 const (
+	// PathRecent: this process stored the event a moment ago
+	// (Config.RecentIDs); neither Redis nor Postgres was asked.
+	PathRecent Path = "recent"
 	// PathRedisDone: Redis already held "done"; Postgres was not asked.
 	PathRedisDone Path = "redis_done"
+	// PathRedisAwait: another process held the claim; this delivery waited
+	// for its "done" in Redis, without asking Postgres.
+	PathRedisAwait Path = "redis_await"
 	// PathInflight: another delivery in this process decided it.
 	PathInflight Path = "inflight_wait"
 	// PathPostgres: decided by the Postgres insert, after a Redis claim or
@@ -83,6 +89,7 @@ type Deduper struct {
 	redis    *redisClaims // nil without Redis
 	writer   *batchWriter
 	flights  flights
+	recent   *recentIDs // nil: Config.RecentIDs is 0
 	metrics  *metrics.Metrics
 	stopOnce sync.Once
 }
@@ -102,7 +109,8 @@ func New(cfg Config) (*Deduper, error) {
 		}
 		cfg.KeyPrefix = KeyPrefixFor(ns)
 	}
-	d := &Deduper{writer: newBatchWriter(cfg), flights: flights{m: make(map[string]*flight)}, metrics: cfg.Metrics}
+	d := &Deduper{writer: newBatchWriter(cfg), flights: flights{m: make(map[string]*flight)}, metrics: cfg.Metrics,
+		recent: newRecentIDs(cfg.RecentIDs, cfg.DoneTTL)}
 	if cfg.Redis != nil {
 		d.redis = newRedisClaims(cfg)
 	}
@@ -113,6 +121,10 @@ func New(cfg Config) (*Deduper, error) {
 // error wraps ErrUnavailable or is ErrOverloaded; then nothing in Redis
 // claims the event, so a retry is judged afresh.
 func (d *Deduper) Check(ctx context.Context, ev *event.Event) (Result, error) {
+	if d.recent.has(ev.ID, time.Now()) {
+		d.metrics.Decision(string(PathRecent), Duplicate.String())
+		return Result{Outcome: Duplicate, Path: PathRecent}, nil
+	}
 	fl, leader := d.flights.begin(ev.ID)
 	if !leader {
 		<-fl.done // bounded by the leader's Redis timeout and CommitTimeout
@@ -140,6 +152,8 @@ func (d *Deduper) decide(ctx context.Context, ev *event.Event) (Result, error) {
 			case err != nil:
 			case state == alreadyDone:
 				return Result{Outcome: Duplicate, Path: PathRedisDone}, nil
+			case state == pendingElsewhere && d.redis.awaitDone(ctx, ev.ID):
+				return Result{Outcome: Duplicate, Path: PathRedisAwait}, nil
 			default:
 				path, holdsClaim = PathPostgres, state == claimed
 			}
@@ -156,6 +170,7 @@ func (d *Deduper) decide(ctx context.Context, ev *event.Event) (Result, error) {
 		d.redis.markDone(context.WithoutCancel(ctx), ev.ID)
 	}
 	if inserted {
+		d.recent.add(ev.ID, lease.Start) // before the flight ends, so no copy misses both
 		return Result{Outcome: Accepted, Path: path, Lease: lease}, nil
 	}
 	return Result{Outcome: Duplicate, Path: path}, nil

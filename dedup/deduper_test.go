@@ -414,3 +414,78 @@ func TestRedisCluster(t *testing.T) {
 		t.Fatalf("keys on %d of 3 nodes (%v): the test did not spread over the cluster", nodesWithKeys, err)
 	}
 }
+
+func TestRecentIDsAnswerWithoutRedisOrPostgres(t *testing.T) {
+	t.Parallel()
+	pool := testenv.Postgres(t)
+	rdb, prefix := testenv.Redis(t)
+	d, err := dedup.New(dedup.Config{Pool: pool, Redis: rdb, KeyPrefix: prefix, RecentIDs: 100, CommitTimeout: 2 * time.Second})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(d.Stop)
+	if res := check(t, d, "evt_recent"); res.Outcome != dedup.Accepted {
+		t.Fatalf("first: %+v", res)
+	}
+	// With the Redis key gone, only the process's memory can answer
+	// without Postgres.
+	rdb.Del(context.Background(), prefix+"evt:evt_recent")
+	before := d.Stats()
+	if res := check(t, d, "evt_recent"); res.Outcome != dedup.Duplicate || res.Path != dedup.PathRecent {
+		t.Fatalf("second: %+v, want a duplicate from memory", res)
+	}
+	if after := d.Stats(); after.Rows != before.Rows {
+		t.Fatalf("a remembered id reached Postgres: %+v -> %+v", before, after)
+	}
+	// A duplicate decided by Postgres is not remembered: its row's age,
+	// and so how long Redis keeps its key, is unknown here.
+	rdb.Del(context.Background(), prefix+"evt:evt_recent")
+	other := newDeduper(t, pool, rdb, prefix)
+	if res := check(t, other, "evt_recent"); res.Outcome != dedup.Duplicate || res.Path != dedup.PathPostgres {
+		t.Fatalf("another process: %+v, want a duplicate from Postgres", res)
+	}
+}
+
+func TestClaimHeldElsewhereAwaitsItsDone(t *testing.T) {
+	t.Parallel()
+	pool := testenv.Postgres(t)
+	rdb, prefix := testenv.Redis(t)
+	d := newDeduper(t, pool, rdb, prefix)
+	// Another instance holds the claim, then commits and marks it done
+	// while this delivery waits. Under load the claim may come after the
+	// "done": then try another id.
+	before := d.Stats()
+	awaited := false
+	for i := 0; i < 5 && !awaited; i++ {
+		id := fmt.Sprintf("evt_held_%d", i)
+		key := prefix + "evt:" + id
+		rdb.Set(context.Background(), key, "pending:0123abcd", time.Minute)
+		go func() {
+			time.Sleep(20 * time.Millisecond)
+			rdb.Set(context.Background(), key, "done", time.Hour)
+		}()
+		res := check(t, d, id)
+		if res.Outcome != dedup.Duplicate || (res.Path != dedup.PathRedisAwait && res.Path != dedup.PathRedisDone) {
+			t.Fatalf("Check(%s): %+v, want a duplicate from Redis", id, res)
+		}
+		awaited = res.Path == dedup.PathRedisAwait
+	}
+	if !awaited {
+		t.Fatal("no Check waited for the other instance's done")
+	}
+	if after := d.Stats(); after.Rows != before.Rows {
+		t.Fatalf("the wait reached Postgres: %+v -> %+v", before, after)
+	}
+	// The claim is released (the other insert failed): Postgres decides.
+	rdb.Set(context.Background(), prefix+"evt:evt_released", "pending:0123abcd", time.Minute)
+	go func() {
+		time.Sleep(3 * time.Millisecond)
+		rdb.Del(context.Background(), prefix+"evt:evt_released")
+	}()
+	if res := check(t, d, "evt_released"); res.Outcome != dedup.Accepted || res.Path != dedup.PathPostgres {
+		t.Fatalf("released claim: %+v, want accepted through Postgres", res)
+	}
+	if n := rowCount(t, pool, "evt_released"); n != 1 {
+		t.Fatalf("%d rows for evt_released", n)
+	}
+}

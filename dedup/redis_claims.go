@@ -59,15 +59,23 @@ type redisClaims struct {
 	ops       sync.Pool
 }
 
-// redisOp is one command for the pipeline: a claim (SET NX GET), or a
-// "done" (SET) that nobody waits for.
+// redisOp is one command for the pipeline: a claim (SET NX GET), a look
+// (GET), or a "done" (SET) that nobody waits for.
 type redisOp struct {
-	claim bool
-	key   string
-	old   string
-	err   error
-	done  chan struct{}
+	kind opKind
+	key  string
+	old  string
+	err  error
+	done chan struct{}
 }
+
+type opKind int
+
+const (
+	opClaim opKind = iota + 1
+	opLook
+	opDone
+)
 
 // Pipelines: how many run at once, and the most commands in one.
 const (
@@ -96,18 +104,21 @@ func newRedisClaims(cfg Config) *redisClaims {
 func (c *redisClaims) exec(ops []*redisOp) {
 	ctx := context.Background() // the client's timeouts bound the round trip
 	pipe := c.rdb.Pipeline()
-	cmds := make([]*redis.StatusCmd, len(ops))
+	cmds := make([]interface{ Result() (string, error) }, len(ops))
 	for i, op := range ops {
-		if op.claim {
+		switch op.kind {
+		case opClaim:
 			cmds[i] = pipe.SetArgs(ctx, op.key, c.pending, redis.SetArgs{Mode: "NX", TTL: c.claimTTL, Get: true})
-		} else {
+		case opLook:
+			cmds[i] = pipe.Get(ctx, op.key)
+		default:
 			cmds[i] = pipe.Set(ctx, op.key, doneValue, c.doneTTL)
 		}
 	}
 	_, _ = pipe.Exec(ctx) // each command carries its own error
 	for i, op := range ops {
 		op.old, op.err = cmds[i].Result()
-		if op.claim {
+		if op.kind != opDone {
 			op.done <- struct{}{}
 			continue
 		}
@@ -118,10 +129,23 @@ func (c *redisClaims) exec(ops []*redisOp) {
 	}
 }
 
-func (c *redisClaims) get(claim bool, key string) *redisOp {
+func (c *redisClaims) get(kind opKind, key string) *redisOp {
 	op := c.ops.Get().(*redisOp)
-	op.claim, op.key = claim, key
+	op.kind, op.key = kind, key
 	return op
+}
+
+// do sends a claim or a look and waits for its answer.
+func (c *redisClaims) do(kind opKind, id string) (string, error) {
+	op := c.get(kind, c.key(id))
+	if err := c.loop.send(op); err != nil {
+		c.put(op)
+		return "", err // full or stopping
+	}
+	<-op.done
+	old, err := op.old, op.err
+	c.put(op)
+	return old, err
 }
 
 func (c *redisClaims) put(op *redisOp) {
@@ -147,15 +171,10 @@ func (c *redisClaims) failed(op string, err error) {
 // claim runs SET key pending NX GET EX claimTTL: one command that either
 // takes the claim or returns what holds the key.
 func (c *redisClaims) claim(ctx context.Context, id string) (claimState, error) {
-	op := c.get(true, c.key(id))
-	if err := c.loop.send(op); err != nil {
-		c.put(op)
-		return 0, fmt.Errorf("redis claim: %w", err) // full or stopping: Postgres decides
-	}
-	<-op.done
-	old, err := op.old, op.err
-	c.put(op)
+	old, err := c.do(opClaim, id)
 	switch {
+	case errors.Is(err, errLoopFull), errors.Is(err, errLoopClosed):
+		return 0, fmt.Errorf("redis claim: %w", err) // Postgres decides
 	case errors.Is(err, redis.Nil):
 		return claimed, nil
 	case err != nil:
@@ -168,10 +187,42 @@ func (c *redisClaims) claim(ctx context.Context, id string) (claimState, error) 
 	}
 }
 
+// lookWaits are the pauses between looks at a claim held elsewhere: about
+// a commit's time each, 62 ms in all, after which Postgres decides.
+var lookWaits = [...]time.Duration{2 * time.Millisecond, 4 * time.Millisecond, 8 * time.Millisecond,
+	16 * time.Millisecond, 32 * time.Millisecond}
+
+// awaitDone waits while another delivery holds id's claim, holding no
+// Postgres connection, and reports whether its row was committed ("done").
+// False when the claim is gone, still held after the waits, or Redis
+// failed: then Postgres decides, as it always may.
+func (c *redisClaims) awaitDone(ctx context.Context, id string) bool {
+	for _, d := range lookWaits {
+		t := time.NewTimer(d)
+		select {
+		case <-ctx.Done():
+			t.Stop()
+			return false
+		case <-t.C:
+		}
+		v, err := c.do(opLook, id)
+		switch {
+		case err == nil && v == doneValue:
+			return true
+		case errors.Is(err, redis.Nil), errors.Is(err, errLoopFull), errors.Is(err, errLoopClosed):
+			return false // released, expired, or no room: Postgres decides
+		case err != nil:
+			c.failed("look", err)
+			return false
+		}
+	}
+	return false
+}
+
 // markDone records that the event's row is committed, without waiting:
 // until it lands, a retry finds "pending" and asks Postgres, which knows.
 func (c *redisClaims) markDone(ctx context.Context, id string) {
-	op := c.get(false, c.key(id))
+	op := c.get(opDone, c.key(id))
 	if c.loop.send(op) != nil {
 		c.put(op)
 	}

@@ -2,8 +2,6 @@ package delivery
 
 import (
 	"context"
-	"errors"
-	"fmt"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -96,12 +94,14 @@ func (l *lane) freeSlots() int { return cap(l.queue) - len(l.queue) }
 
 func (l *lane) work() {
 	defer l.workers.Done()
+	c := startCaller(l.dest.Sink)
+	defer c.stop()
 	for j := range l.queue {
-		l.deliver(j)
+		l.deliver(j, c)
 	}
 }
 
-func (l *lane) deliver(j job) {
+func (l *lane) deliver(j job, c *caller) {
 	size := int64(len(j.ev.Payload))
 	ctx := l.d.ctx
 	if ctx.Err() != nil {
@@ -113,7 +113,7 @@ func (l *lane) deliver(j job) {
 		return // the lease could end mid-delivery: leave the row to a sweeper
 	}
 	cctx, cancel := context.WithTimeout(ctx, l.dest.DeliveryTimeout)
-	returned, err := l.call(cctx, j.ev)
+	returned, err := c.call(cctx, j.ev)
 	cancel()
 	if err != nil && ctx.Err() != nil {
 		l.afterCall(returned, size)
@@ -124,33 +124,6 @@ func (l *lane) deliver(j job) {
 	}
 	l.d.results.add(result{id: j.ev.ID, dest: l.dest.Name, lease: j.lease, maxAttempts: l.dest.MaxAttempts}, err)
 	l.afterCall(returned, size)
-}
-
-// errSinkStuck is the error of a sink call that outlived its timeout
-// without returning.
-var errSinkStuck = errors.New("the sink did not return within DELIVERY_TIMEOUT")
-
-// call runs one Deliver and returns by ctx's deadline even when the sink
-// ignores ctx (a stalled pipe, a hung disk). The channel is closed once the
-// sink has really returned.
-func (l *lane) call(ctx context.Context, ev *event.Event) (<-chan struct{}, error) {
-	done := make(chan struct{})
-	var err error
-	go func() {
-		defer close(done)
-		err = l.dest.Sink.Deliver(ctx, ev)
-	}()
-	select {
-	case <-done:
-		return done, err
-	case <-ctx.Done():
-		select {
-		case <-done: // returned just in time
-			return done, err
-		case <-time.After(10 * time.Millisecond):
-		}
-		return done, fmt.Errorf("delivering %s: %w (%w)", ev.ID, errSinkStuck, ctx.Err())
-	}
 }
 
 // afterCall waits for an abandoned sink call to return before the worker

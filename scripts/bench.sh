@@ -33,6 +33,8 @@
 #                      and WAL syncs per event, and the CPU split (Postgres, Redis, receivers,
 #                      sink, load generator) per event. A line per scenario goes to
 #                      $BENCH_OUT/pgss.txt and stderr. The floor is not measured.
+#   BENCH_PG_OPTS      unset: more server options for the bench's Postgres ("-c name=value ...";
+#                      e.g. auto_explain to see a slow statement's plan in its log)
 #   GO                 go
 set -euo pipefail
 
@@ -123,7 +125,7 @@ trap 'exit 143' TERM
 # full_page_writes on): this benchmarks a payments system. Only memory is raised.
 pg_port=$("$services" free-port)
 pg_dir=$tmp/pg
-pg_opts="-c shared_buffers=256MB"
+pg_opts="-c shared_buffers=256MB ${BENCH_PG_OPTS:-}"
 if ((pgss)); then
 	# pg_stat_statements ships with the server (Debian: postgresql-NN;
 	# elsewhere postgresql-contrib). track_wal_io_timing times WAL fsyncs,

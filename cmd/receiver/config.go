@@ -32,6 +32,7 @@ type config struct {
 	RedisTimeout        time.Duration
 	RedisKeyPrefix      string // empty: bound to the database's namespace
 	DedupTTL            time.Duration
+	DedupRecentIDs      int
 	MaxBodyBytes        int
 	Destinations        []destinationConfig // SINK_URL alone is one, named default
 	Workers             int
@@ -85,6 +86,7 @@ func loadConfig(lookup func(string) (string, bool)) (config, error) {
 		RedisTimeout:        e.duration("REDIS_TIMEOUT", 50*time.Millisecond, time.Millisecond),
 		RedisKeyPrefix:      e.get("REDIS_KEY_PREFIX"),
 		DedupTTL:            e.duration("DEDUP_TTL", 72*time.Hour, time.Second),
+		DedupRecentIDs:      e.integerUpTo("DEDUP_RECENT_IDS", 100_000, 0, 10_000_000),
 		MaxBodyBytes:        e.integer("MAX_BODY_BYTES", 1<<20, 1024),
 		Workers:             e.integer("WORKERS", 32, 1),
 		QueueSize:           e.integer("QUEUE_SIZE", 10000, 1),

@@ -113,7 +113,7 @@ func serve(ctx context.Context) error {
 	var stopPruner firstOnly
 	defer stopPruner.Do(pruner.Stop)
 	dd, err := dedup.New(dedup.Config{Pool: pool, Redis: rdb, KeyPrefix: c.RedisKeyPrefix, DoneTTL: c.DedupTTL, Lease: lease,
-		Routes: disp.Routes(), Logger: log, Metrics: m})
+		RecentIDs: c.DedupRecentIDs, Routes: disp.Routes(), Logger: log, Metrics: m})
 	if err != nil {
 		return err
 	}

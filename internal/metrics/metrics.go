@@ -61,7 +61,7 @@ func New() *Metrics {
 		}, []string{"outcome"}),
 		decisions: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "oncehook_dedup_decisions_total",
-			Help: "Verified deliveries by the dedup path that decided them (redis_done, inflight_wait, postgres, redis_fallback, postgres_only) and the outcome.",
+			Help: "Verified deliveries by the dedup path that decided them (recent, redis_done, redis_await, inflight_wait, postgres, redis_fallback, postgres_only) and the outcome.",
 		}, []string{"path", "outcome"}),
 		batchRows: prometheus.NewHistogram(prometheus.HistogramOpts{
 			Name: "oncehook_insert_batch_rows", Help: "Rows per group-committed INSERT.",

@@ -1,0 +1,56 @@
+package dedup
+
+import (
+	"strings"
+	"sync"
+	"time"
+)
+
+// recentIDs remembers the event ids this process stored, for as long as
+// Redis keeps their "done" key, so that a copy arriving soon after (a
+// storm, a quick retry) is answered without a round trip. Only ids whose
+// row this process committed go in: their commit time is known, so none
+// is remembered past the row's DoneTTL. It holds about max ids, in two
+// generations: when the newer fills, the older is dropped whole.
+type recentIDs struct {
+	mu        sync.Mutex
+	cur, prev map[string]int64 // id -> unix nanos when it stops counting
+	half      int
+	ttl       time.Duration
+}
+
+// newRecentIDs returns nil (remember nothing) when max is 0.
+func newRecentIDs(max int, ttl time.Duration) *recentIDs {
+	if max < 1 {
+		return nil
+	}
+	return &recentIDs{cur: make(map[string]int64), prev: map[string]int64{}, half: (max + 1) / 2, ttl: ttl}
+}
+
+// add remembers id, committed no earlier than now.
+func (r *recentIDs) add(id string, now time.Time) {
+	if r == nil {
+		return
+	}
+	until := now.Add(r.ttl).UnixNano()
+	r.mu.Lock()
+	if len(r.cur) >= r.half {
+		r.prev, r.cur = r.cur, make(map[string]int64, r.half)
+	}
+	r.cur[strings.Clone(id)] = until // not the rest of the string id shares
+	r.mu.Unlock()
+}
+
+// has reports whether id was stored by this process and still counts.
+func (r *recentIDs) has(id string, now time.Time) bool {
+	if r == nil {
+		return false
+	}
+	r.mu.Lock()
+	until, ok := r.cur[id]
+	if !ok {
+		until, ok = r.prev[id]
+	}
+	r.mu.Unlock()
+	return ok && now.UnixNano() < until
+}
