@@ -147,19 +147,24 @@ func (d *Deduper) decide(ctx context.Context, ev *event.Event) (Result, error) {
 	if d.redis != nil {
 		path = PathRedisFallback
 		if d.redis.available() {
+			start := time.Now()
 			state, err := d.redis.claim(ctx, ev.ID)
+			awaited := state == pendingElsewhere && err == nil && d.redis.awaitDone(ctx, ev.ID)
+			d.metrics.Stage(metrics.StageRedis, start)
 			switch {
 			case err != nil:
 			case state == alreadyDone:
 				return Result{Outcome: Duplicate, Path: PathRedisDone}, nil
-			case state == pendingElsewhere && d.redis.awaitDone(ctx, ev.ID):
+			case awaited:
 				return Result{Outcome: Duplicate, Path: PathRedisAwait}, nil
 			default:
 				path, holdsClaim = PathPostgres, state == claimed
 			}
 		}
 	}
+	start := time.Now()
 	inserted, lease, err := d.writer.insert(ctx, ev)
+	d.metrics.Stage(metrics.StageCommit, start)
 	if err != nil {
 		if holdsClaim {
 			d.redis.release(context.WithoutCancel(ctx), ev.ID)

@@ -141,12 +141,18 @@ func (s *Server) handleWebhook(ctx *fasthttp.RequestCtx) {
 		return
 	}
 	defer s.handling.Add(-1)
-	if err := s.cfg.Verifier.Verify(body, string(ctx.Request.Header.Peek("Stripe-Signature"))); err != nil {
+	start := time.Now()
+	defer s.cfg.Metrics.Stage(metrics.StageTotal, start)
+	err := s.cfg.Verifier.Verify(body, string(ctx.Request.Header.Peek("Stripe-Signature")))
+	s.cfg.Metrics.Stage(metrics.StageVerify, start)
+	if err != nil {
 		s.cfg.Metrics.Request(metrics.BadSignature)
 		writeError(ctx, fasthttp.StatusBadRequest, err.Error())
 		return
 	}
+	parsed := time.Now()
 	ev, err := ParseEvent(body)
+	s.cfg.Metrics.Stage(metrics.StageParse, parsed)
 	if err != nil {
 		s.cfg.Metrics.Request(metrics.BadEvent)
 		writeError(ctx, fasthttp.StatusBadRequest, err.Error())

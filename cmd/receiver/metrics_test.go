@@ -64,6 +64,25 @@ next:
 	return sum
 }
 
+// samples is the sample count of a histogram's series matching labels.
+func samples(fams map[string]*dto.MetricFamily, family string, labels ...string) float64 {
+	var n uint64
+	for _, m := range fams[family].GetMetric() {
+		match := true
+		for i := 0; i+1 < len(labels); i += 2 {
+			found := false
+			for _, l := range m.Label {
+				found = found || l.GetName() == labels[i] && l.GetValue() == labels[i+1]
+			}
+			match = match && found
+		}
+		if match {
+			n += m.GetHistogram().GetSampleCount()
+		}
+	}
+	return float64(n)
+}
+
 func TestMetricsAddUpAfterAStorm(t *testing.T) {
 	t.Parallel()
 	_, dbURL := testDB(t)
@@ -134,6 +153,22 @@ func TestMetricsAddUpAfterAStorm(t *testing.T) {
 	} {
 		if got := value(fams, c.family, c.labels...); got != c.want {
 			t.Errorf("%s%v = %v, want %v", c.family, c.labels, got, c.want)
+		}
+	}
+	// The latency budget's stages: every verified request was parsed, and
+	// every accepted event waited for a commit.
+	verified := float64(events*copies + unrouted)
+	for _, c := range []struct {
+		stage    string
+		min, max float64
+	}{
+		{"total", verified + 5, verified + 5},
+		{"verify", verified + 5, verified + 5},
+		{"parse", verified, verified},
+		{"commit", events + unrouted, verified},
+	} {
+		if n := samples(fams, "oncehook_intake_stage_seconds", "stage", c.stage); n < c.min || n > c.max {
+			t.Errorf("oncehook_intake_stage_seconds{stage=%q} has %v samples, want %v to %v", c.stage, n, c.min, c.max)
 		}
 	}
 	// Every accepted event was a row of some INSERT batch.
