@@ -237,8 +237,9 @@ func (c *completer) write(ctx context.Context, chunk []result) error {
 	ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
 	defer cancel()
 	applied := map[[2]string]int{} // (destination, result) -> count
-	err := pgx.BeginFunc(ctx, c.cfg.Pool, func(tx pgx.Tx) error {
-		clear(applied)
+	// A batch sent outside a transaction runs as one implicit transaction
+	// (one Sync): the three statements commit together, in one round trip.
+	err := func() error {
 		var b pgx.Batch
 		b.Queue(markDeliveredSQL, ok.ids, ok.dests, ok.leases).Query(func(rows pgx.Rows) error {
 			dests, err := pgx.CollectRows(rows, pgx.RowTo[string])
@@ -262,8 +263,8 @@ func (c *completer) write(ctx context.Context, chunk []result) error {
 				return err
 			})
 		b.Queue(recordAttemptsSQL, all.ids, all.dests, all.oks, all.errs, c.cfg.Instance)
-		return tx.SendBatch(ctx, &b).Close()
-	})
+		return c.cfg.Pool.SendBatch(ctx, &b).Close()
+	}()
 	if err != nil {
 		return err
 	}
