@@ -18,6 +18,11 @@ import (
 // pending and its locked_until is still the one the writer was given. A
 // result that finds another lease (taken over after this one ran out) is
 // stale, and is counted and left alone.
+//
+// "Pending" is written as status NOT IN ('delivered', 'dead') (the same,
+// by the table's CHECK): status = 'pending' would let the planner walk the
+// pending partial index, which its statistics may show as nearly empty
+// while a backlog fills it, instead of probing the primary key.
 
 // markDeliveredSQL closes deliveries that succeeded.
 // $1 ids, $2 destinations, $3 leases.
@@ -26,7 +31,7 @@ UPDATE stripe_webhook_deliveries d
 SET status = 'delivered', delivered_at = now(), attempts = d.attempts + 1,
 	locked_until = NULL, last_error = NULL
 FROM unnest($1::text[], $2::text[], $3::timestamptz[]) AS r(id, destination, lease)
-WHERE d.event_id = r.id AND d.destination = r.destination AND d.status = 'pending' AND d.locked_until = r.lease
+WHERE d.event_id = r.id AND d.destination = r.destination AND d.status NOT IN ('delivered', 'dead') AND d.locked_until = r.lease
 RETURNING d.destination`
 
 // markFailedSQL schedules the next attempt of deliveries that failed:
@@ -44,7 +49,7 @@ SET attempts = d.attempts + 1,
 	next_attempt_at = now() + least($6::float8 * power(2::float8, least(d.attempts, 62)), $7::float8)
 		* (1 - random() / 2) * interval '1 millisecond'
 FROM unnest($1::text[], $2::text[], $3::timestamptz[], $4::text[], $5::int[]) AS f(id, destination, lease, err, max_attempts)
-WHERE d.event_id = f.id AND d.destination = f.destination AND d.status = 'pending' AND d.locked_until = f.lease
+WHERE d.event_id = f.id AND d.destination = f.destination AND d.status NOT IN ('delivered', 'dead') AND d.locked_until = f.lease
 RETURNING d.destination, d.status`
 
 // recordAttemptsSQL appends to the delivery history, stale results too:
@@ -54,6 +59,15 @@ INSERT INTO stripe_webhook_delivery_attempts (event_id, destination, ok, error, 
 SELECT a.id, a.destination, a.ok, NULLIF(a.err, ''), $5
 FROM unnest($1::text[], $2::text[], $3::bool[], $4::text[]) AS a(id, destination, ok, err)
 WHERE EXISTS (SELECT 1 FROM stripe_webhook_events e WHERE e.event_id = a.id)`
+
+// indexPlansSQL makes the result statements find each row by its primary
+// key. Left to itself, the planner joins a batch of results by hashing
+// every pending row found through a partial index whose statistics say it
+// is small; but the pending set, and that index's dead entries until the
+// next vacuum, grow with a backlog, and so would every write. It also
+// sequentially scanned a ledger that had grown since its plan was cached.
+const indexPlansSQL = `SELECT set_config('enable_hashjoin', 'off', true), set_config('enable_mergejoin', 'off', true),
+	set_config('enable_bitmapscan', 'off', true), set_config('enable_seqscan', 'off', true)`
 
 // maxErrorLen bounds a stored error, in bytes.
 const maxErrorLen = 1000
@@ -237,10 +251,12 @@ func (c *completer) write(ctx context.Context, chunk []result) error {
 	ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
 	defer cancel()
 	applied := map[[2]string]int{} // (destination, result) -> count
-	// A batch sent outside a transaction runs as one implicit transaction
-	// (one Sync): the three statements commit together, in one round trip.
+	// One round trip: the transaction, its plan settings and the three
+	// statements go as one batch; a failed statement rolls back the rest.
 	err := func() error {
 		var b pgx.Batch
+		b.Queue("BEGIN")
+		b.Queue(indexPlansSQL)
 		b.Queue(markDeliveredSQL, ok.ids, ok.dests, ok.leases).Query(func(rows pgx.Rows) error {
 			dests, err := pgx.CollectRows(rows, pgx.RowTo[string])
 			for _, d := range dests {
@@ -263,6 +279,7 @@ func (c *completer) write(ctx context.Context, chunk []result) error {
 				return err
 			})
 		b.Queue(recordAttemptsSQL, all.ids, all.dests, all.oks, all.errs, c.cfg.Instance)
+		b.Queue("COMMIT")
 		return c.cfg.Pool.SendBatch(ctx, &b).Close()
 	}()
 	if err != nil {
