@@ -61,6 +61,11 @@ type PrunerConfig struct {
 	Interval time.Duration
 	// BatchSize bounds the rows of one DELETE. Defaults to 500.
 	BatchSize int
+	// Duty is the most of its time the pruner spends deleting: after a
+	// batch that took t it rests t × (1/Duty − 1), so that a backlog of
+	// old events does not take the CPU and I/O the intake needs. 1 never
+	// rests. Defaults to 0.5.
+	Duty float64
 	// Logger defaults to slog.Default().
 	Logger *slog.Logger
 	// Metrics counts errors; nil records nothing.
@@ -80,6 +85,9 @@ func (c PrunerConfig) WithDefaults() PrunerConfig {
 	}
 	if c.BatchSize == 0 {
 		c.BatchSize = 500
+	}
+	if c.Duty == 0 {
+		c.Duty = 0.5
 	}
 	if c.Logger == nil {
 		c.Logger = slog.Default()
@@ -106,8 +114,9 @@ type Pruner struct {
 // for one pass.
 func NewPruner(cfg PrunerConfig) (*Pruner, error) {
 	cfg = cfg.WithDefaults()
-	if cfg.Pool == nil || cfg.Retention <= 0 || cfg.DeadRetention < cfg.Retention || cfg.BatchSize < 1 || cfg.Interval <= 0 {
-		return nil, errors.New("delivery: PrunerConfig needs a Pool, positive Retention, Interval and BatchSize, and DeadRetention at least Retention")
+	if cfg.Pool == nil || cfg.Retention <= 0 || cfg.DeadRetention < cfg.Retention || cfg.BatchSize < 1 || cfg.Interval <= 0 ||
+		!(cfg.Duty > 0 && cfg.Duty <= 1) {
+		return nil, errors.New("delivery: PrunerConfig needs a Pool, positive Retention, Interval and BatchSize, DeadRetention at least Retention, and Duty in (0, 1]")
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	return &Pruner{cfg: cfg, errs: ratelog.Logger{Log: cfg.Logger}, ctx: ctx, cancel: cancel}, nil
@@ -155,6 +164,7 @@ func (p *Pruner) Prune(ctx context.Context) (int64, error) {
 func (p *Pruner) prune(ctx context.Context, cursor time.Time) (int64, time.Time, error) {
 	var total int64
 	for {
+		start := time.Now()
 		bctx, cancel := context.WithTimeout(ctx, pruneTimeout)
 		picked, deleted, last, err := p.batch(bctx, cursor)
 		cancel()
@@ -168,7 +178,18 @@ func (p *Pruner) prune(ctx context.Context, cursor time.Time) (int64, time.Time,
 		if picked < p.cfg.BatchSize {
 			return total, cursor, nil
 		}
+		select {
+		case <-ctx.Done():
+			return total, cursor, ctx.Err()
+		case <-time.After(rest(time.Since(start), p.cfg.Duty)):
+		}
 	}
+}
+
+// rest is the pause after a batch that took took, so that deleting takes
+// at most duty of the pruner's time.
+func rest(took time.Duration, duty float64) time.Duration {
+	return time.Duration(float64(took) * (1/duty - 1))
 }
 
 // batch picks and deletes one batch in one transaction and returns how

@@ -105,7 +105,8 @@ func serve(ctx context.Context) error {
 		_ = disp.Stop(ctx)
 	}()
 	warnOrphaned(ctx, pool, c.Destinations, log)
-	pruner, err := delivery.NewPruner(delivery.PrunerConfig{Pool: pool, Retention: c.Retention, Logger: log, Metrics: m})
+	pruner, err := delivery.NewPruner(delivery.PrunerConfig{Pool: pool, Retention: c.Retention, Duty: float64(c.PruneDuty) / 100,
+		Logger: log, Metrics: m})
 	if err != nil {
 		return err
 	}
