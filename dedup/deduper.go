@@ -121,8 +121,7 @@ func New(cfg Config) (*Deduper, error) {
 // error wraps ErrUnavailable or is ErrOverloaded; then nothing in Redis
 // claims the event, so a retry is judged afresh.
 func (d *Deduper) Check(ctx context.Context, ev *event.Event) (Result, error) {
-	if d.recent.has(ev.ID, time.Now()) {
-		d.metrics.Decision(string(PathRecent), Duplicate.String())
+	if d.Recent([]byte(ev.ID)) { // not kept: no copy for a short id
 		return Result{Outcome: Duplicate, Path: PathRecent}, nil
 	}
 	fl, leader := d.flights.begin(ev.ID)
@@ -140,6 +139,17 @@ func (d *Deduper) Check(ctx context.Context, ev *event.Event) (Result, error) {
 		d.metrics.Decision(string(res.Path), res.Outcome.String())
 	}
 	return res, err
+}
+
+// Recent reports whether this process stored the event id a moment ago
+// (Config.RecentIDs), and if so counts the delivery as a duplicate decided
+// on PathRecent: then the caller may answer it without Check.
+func (d *Deduper) Recent(id []byte) bool {
+	if !d.recent.has(id, time.Now()) {
+		return false
+	}
+	d.metrics.Decision(string(PathRecent), Duplicate.String())
+	return true
 }
 
 func (d *Deduper) decide(ctx context.Context, ev *event.Event) (Result, error) {

@@ -42,14 +42,14 @@ func (r *recentIDs) add(id string, now time.Time) {
 }
 
 // has reports whether id was stored by this process and still counts.
-func (r *recentIDs) has(id string, now time.Time) bool {
+func (r *recentIDs) has(id []byte, now time.Time) bool {
 	if r == nil {
 		return false
 	}
 	r.mu.Lock()
-	until, ok := r.cur[id]
+	until, ok := r.cur[string(id)] // no copy: the compiler looks up the bytes
 	if !ok {
-		until, ok = r.prev[id]
+		until, ok = r.prev[string(id)]
 	}
 	r.mu.Unlock()
 	return ok && now.UnixNano() < until

@@ -10,13 +10,13 @@ func TestRecentIDsForgetAfterTTL(t *testing.T) {
 	r := newRecentIDs(10, time.Hour)
 	at := time.Unix(1_700_000_000, 0)
 	r.add("evt_1", at)
-	if !r.has("evt_1", at.Add(59*time.Minute)) {
+	if !r.has([]byte("evt_1"), at.Add(59*time.Minute)) {
 		t.Fatal("forgotten before its TTL")
 	}
-	if r.has("evt_1", at.Add(time.Hour)) {
+	if r.has([]byte("evt_1"), at.Add(time.Hour)) {
 		t.Fatal("still counted at its TTL: it would outlive the row's done key")
 	}
-	if r.has("evt_2", at) {
+	if r.has([]byte("evt_2"), at) {
 		t.Fatal("an id never added is known")
 	}
 }
@@ -31,10 +31,10 @@ func TestRecentIDsStayBounded(t *testing.T) {
 			t.Fatalf("after %d adds it holds %d ids, over its bound %d", i+1, n, max)
 		}
 	}
-	if !r.has(fmt.Sprintf("evt_%d", 100*max-1), now) || !r.has(fmt.Sprintf("evt_%d", 100*max-max/2), now) {
+	if !r.has(fmt.Appendf(nil, "evt_%d", 100*max-1), now) || !r.has(fmt.Appendf(nil, "evt_%d", 100*max-max/2), now) {
 		t.Fatal("the newest ids were forgotten")
 	}
-	if r.has("evt_0", now) {
+	if r.has([]byte("evt_0"), now) {
 		t.Fatal("the oldest id is still held")
 	}
 }
@@ -42,7 +42,7 @@ func TestRecentIDsStayBounded(t *testing.T) {
 func TestRecentIDsOff(t *testing.T) {
 	r := newRecentIDs(0, time.Hour)
 	r.add("evt_1", time.Now())
-	if r.has("evt_1", time.Now()) {
+	if r.has([]byte("evt_1"), time.Now()) {
 		t.Fatal("RecentIDs 0 must keep nothing")
 	}
 }

@@ -572,3 +572,29 @@ func BenchmarkParseEvent(b *testing.B) {
 		})
 	}
 }
+
+func TestPeekID(t *testing.T) {
+	for _, c := range []struct {
+		body, want string
+		ok         bool
+	}{
+		{"{\n  \"id\": \"evt_1NqRb2Lk\",\n  \"object\": \"event\"}", "evt_1NqRb2Lk", true},
+		{`{"id":"evt_2","object":"event"}`, "evt_2", true},
+		{` { "id" : "evt_3" }`, "evt_3", true},
+		{`{"object":"event","id":"evt_4"}`, "", false}, // id not first: ParseEvent reads it
+		{`{"id":"evt_\u0035"}`, "", false},            // escapes
+		{`{"id":"evt 6"}`, "", false},
+		{`{"id":""}`, "", false},
+		{`{"id":123}`, "", false},
+		{`{"id":"evt_7`, "", false},
+		{`{"idx":"evt_8"}`, "", false},
+		{`["id","evt_9"]`, "", false},
+		{`{"id":"` + strings.Repeat("x", 256) + `"}`, "", false},
+		{"", "", false},
+	} {
+		id, ok := peekID([]byte(c.body))
+		if ok != c.ok || string(id) != c.want {
+			t.Errorf("peekID(%q) = %q, %v; want %q, %v", c.body, id, ok, c.want, c.ok)
+		}
+	}
+}

@@ -150,6 +150,11 @@ func (s *Server) handleWebhook(ctx *fasthttp.RequestCtx) {
 		writeError(ctx, fasthttp.StatusBadRequest, err.Error())
 		return
 	}
+	if id, ok := peekID(body); ok && s.cfg.Deduper.Recent(id) {
+		s.cfg.Metrics.Request(metrics.Duplicate)
+		writeOutcome(ctx, dedup.Duplicate, string(id))
+		return
+	}
 	parsed := time.Now()
 	ev, err := ParseEvent(body)
 	s.cfg.Metrics.Stage(metrics.StageParse, parsed)

@@ -214,3 +214,43 @@ func TestFiftyConcurrentDeliveries(t *testing.T) {
 		t.Fatalf("sink calls %v, want one for evt_fifty", c)
 	}
 }
+
+// TestCopyOfARecentEventIsAnsweredFromMemory: an instance answers a copy of
+// an event it just stored from memory, after the signature check and
+// without Redis or Postgres; a bad signature still gets 400, and a body
+// whose first member is not the id is read in full.
+func TestCopyOfARecentEventIsAnsweredFromMemory(t *testing.T) {
+	t.Parallel()
+	pool := testenv.Postgres(t)
+	rdb, prefix := testenv.Redis(t)
+	in := harness.StartInstance(t, harness.InstanceConfig{Pool: pool, Redis: rdb, KeyPrefix: prefix, RecentIDs: 100, Sink: harness.NewRecordingSink()})
+	id := "evt_recent_copy"
+	body := harness.EventBody(id, "invoice.paid")
+	if resp := harness.Post(t, in.URL, body); resp.Body != `{"status":"accepted","event_id":"`+id+`"}` {
+		t.Fatalf("first: %d %s", resp.Code, resp.Body)
+	}
+	rdb.Del(context.Background(), prefix+"evt:"+id) // only memory can answer without Postgres now
+	before := in.Dedup.Stats()
+	if resp := harness.Post(t, in.URL, body); resp.Body != `{"status":"duplicate","event_id":"`+id+`"}` {
+		t.Fatalf("copy: %d %s", resp.Code, resp.Body)
+	}
+	// Signed, but broken past the id: answered from the id alone.
+	broken := []byte(`{"id":"` + id + `","object":`)
+	if resp := harness.Post(t, in.URL, broken); resp.Body != `{"status":"duplicate","event_id":"`+id+`"}` {
+		t.Fatalf("copy broken past the id: %d %s", resp.Code, resp.Body)
+	}
+	if after := in.Dedup.Stats(); after.Rows != before.Rows {
+		t.Fatalf("copies reached Postgres: %+v -> %+v", before, after)
+	}
+	if resp := harness.PostSigned(t, in.URL, body, signAt(body, "whsec_wrong", time.Now())); resp.Code != 400 {
+		t.Fatalf("a recent id with a bad signature: %d %s, want 400", resp.Code, resp.Body)
+	}
+	// The id not first: read in full, and still a duplicate.
+	reordered := []byte(`{"object":"event","type":"invoice.paid","id":"` + id + `"}`)
+	if resp := harness.Post(t, in.URL, reordered); resp.Body != `{"status":"duplicate","event_id":"`+id+`"}` {
+		t.Fatalf("reordered copy: %d %s", resp.Code, resp.Body)
+	}
+	if n := countRows(t, pool); n != 1 {
+		t.Fatalf("%d rows, want 1", n)
+	}
+}

@@ -35,6 +35,7 @@ type InstanceConfig struct {
 	Pool      *pgxpool.Pool
 	Redis     redis.UniversalClient // nil: Postgres alone
 	KeyPrefix string
+	RecentIDs int       // dedup.Config.RecentIDs: 0 remembers none
 	Sink      sink.Sink // the one destination, default, unless Delivery.Destinations are set
 	// Delivery tunes the dispatcher; its Pool and Sink are set from above.
 	// FlushInterval defaults to 5ms here.
@@ -56,7 +57,7 @@ func StartInstance(t testing.TB, cfg InstanceConfig) *Instance {
 	if err != nil {
 		t.Fatal(err)
 	}
-	dd, err := dedup.New(dedup.Config{Pool: cfg.Pool, Redis: cfg.Redis, KeyPrefix: cfg.KeyPrefix, RedisBackoff: 100 * time.Millisecond,
+	dd, err := dedup.New(dedup.Config{Pool: cfg.Pool, Redis: cfg.Redis, KeyPrefix: cfg.KeyPrefix, RecentIDs: cfg.RecentIDs, RedisBackoff: 100 * time.Millisecond,
 		Lease: dc.Lease, Routes: disp.Routes()})
 	if err != nil {
 		t.Fatal(err)

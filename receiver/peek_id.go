@@ -1,0 +1,44 @@
+package receiver
+
+import "bytes"
+
+var idKey = []byte(`"id"`)
+
+// peekID returns the event id when the body's first member is a plain
+// "id" string, as in every event Stripe sends, without reading the rest:
+// enough to answer a copy of an event this instance just stored. It
+// returns false for anything else (an id with escapes or odd bytes, a
+// first member that is not "id"), and ParseEvent then reads the whole
+// body as usual.
+func peekID(b []byte) ([]byte, bool) {
+	i := skipWS(b, 0)
+	if i >= len(b) || b[i] != '{' {
+		return nil, false
+	}
+	i = skipWS(b, i+1)
+	if !bytes.HasPrefix(b[i:], idKey) {
+		return nil, false
+	}
+	i = skipWS(b, i+len(idKey))
+	if i >= len(b) || b[i] != ':' {
+		return nil, false
+	}
+	i = skipWS(b, i+1)
+	if i >= len(b) || b[i] != '"' {
+		return nil, false
+	}
+	i++
+	end := bytes.IndexByte(b[i:], '"')
+	if end < 1 || end > maxIDLen {
+		return nil, false
+	}
+	id := b[i : i+end]
+	for _, c := range id {
+		// No backslash, so the quote found is the string's end; the rest
+		// as ParseEvent requires of an id.
+		if c < 0x21 || c > 0x7e || c == '\\' {
+			return nil, false
+		}
+	}
+	return id, true
+}
