@@ -582,7 +582,7 @@ func TestPeekID(t *testing.T) {
 		{`{"id":"evt_2","object":"event"}`, "evt_2", true},
 		{` { "id" : "evt_3" }`, "evt_3", true},
 		{`{"object":"event","id":"evt_4"}`, "", false}, // id not first: ParseEvent reads it
-		{`{"id":"evt_\u0035"}`, "", false},            // escapes
+		{`{"id":"evt_\u0035"}`, "", false},             // escapes
 		{`{"id":"evt 6"}`, "", false},
 		{`{"id":""}`, "", false},
 		{`{"id":123}`, "", false},
