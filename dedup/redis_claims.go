@@ -187,18 +187,21 @@ func (c *redisClaims) claim(ctx context.Context, id string) (claimState, error) 
 	}
 }
 
-// lookWaits are the pauses between looks at a claim held elsewhere: about
-// a commit's time each, 62 ms in all, after which Postgres decides.
-var lookWaits = [...]time.Duration{2 * time.Millisecond, 4 * time.Millisecond, 8 * time.Millisecond,
-	16 * time.Millisecond, 32 * time.Millisecond}
+// A claim held elsewhere is looked at every lookEvery, at most lookTimes
+// times (64 ms in all), after which Postgres decides. Looks ride the
+// shared pipelines: a short pause adds little to the copy's answer.
+const (
+	lookEvery = 2 * time.Millisecond
+	lookTimes = 32
+)
 
 // awaitDone waits while another delivery holds id's claim, holding no
 // Postgres connection, and reports whether its row was committed ("done").
 // False when the claim is gone, still held after the waits, or Redis
 // failed: then Postgres decides, as it always may.
 func (c *redisClaims) awaitDone(ctx context.Context, id string) bool {
-	for _, d := range lookWaits {
-		t := time.NewTimer(d)
+	for range lookTimes {
+		t := time.NewTimer(lookEvery)
 		select {
 		case <-ctx.Done():
 			t.Stop()
