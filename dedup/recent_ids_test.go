@@ -2,6 +2,7 @@ package dedup
 
 import (
 	"fmt"
+	"runtime"
 	"testing"
 	"time"
 )
@@ -45,4 +46,26 @@ func TestRecentIDsOff(t *testing.T) {
 	if r.has([]byte("evt_1"), time.Now()) {
 		t.Fatal("RecentIDs 0 must keep nothing")
 	}
+}
+
+// TestRecentIDsMemory checks the 100 bytes an id that the README and the
+// receiver's memory bound count, with Stripe-sized ids.
+func TestRecentIDsMemory(t *testing.T) {
+	const max = 100_000
+	var before, after runtime.MemStats
+	runtime.GC()
+	runtime.ReadMemStats(&before)
+	r := newRecentIDs(max, time.Hour)
+	now := time.Now()
+	for i := range 3 * max { // two full generations and the newer filling
+		r.add(fmt.Sprintf("evt_1Nq%021d", i), now)
+	}
+	runtime.GC()
+	runtime.ReadMemStats(&after)
+	per := float64(after.HeapAlloc-before.HeapAlloc) / max
+	t.Logf("%.0f bytes per id held", per)
+	if per > 100 {
+		t.Fatalf("%.0f bytes per id, over the 100 counted", per)
+	}
+	runtime.KeepAlive(r)
 }

@@ -13,15 +13,17 @@ const (
 	baseBytes       = 64 << 20 // runtime, pools, buffers, metrics
 	perConnBytes    = 20 << 10 // an active connection: read buffer, request, body prefetch, stack
 	heldResultBytes = 10 << 20 // delivery results kept while Postgres is down
+	recentIDBytes   = 100      // one of DEDUP_RECENT_IDS: the id, its time, the map's share
 )
 
 // memoryBound is base + MAX_CONNECTIONS × 20 KiB + MAX_INFLIGHT_BODY_BYTES
 // + QUEUE_MAX_BYTES + D × MAX_BODY_BYTES (each of the D destinations'
-// sweepers may pass its share by one event) + held results.
+// sweepers may pass its share by one event) + held results
+// + DEDUP_RECENT_IDS × 100 bytes.
 func memoryBound(c config) int64 {
 	d := int64(max(1, len(c.Destinations)))
 	return baseBytes + int64(c.MaxConnections)*perConnBytes + int64(c.MaxInflightBytes) +
-		int64(c.QueueMaxBytes) + d*int64(c.MaxBodyBytes) + heldResultBytes
+		int64(c.QueueMaxBytes) + d*int64(c.MaxBodyBytes) + heldResultBytes + int64(c.DedupRecentIDs)*recentIDBytes
 }
 
 // limitMemory makes the memory bound the Go runtime's soft limit, unless
