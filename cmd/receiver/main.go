@@ -39,7 +39,7 @@ Configuration is read from the environment (see README.md).
 
 // gcPercent trades memory for CPU: the heap is small (tens of MB), and the
 // request path allocates, so collecting less often is cheap. GOGC overrides it.
-const gcPercent = 400
+const gcPercent = 250
 
 func main() {
 	if os.Getenv("GOGC") == "" {

@@ -27,8 +27,8 @@ func memoryBound(c config) int64 {
 }
 
 // limitMemory makes the memory bound the Go runtime's soft limit, unless
-// GOMEMLIMIT sets one: with GOGC at 400 the heap could otherwise grow to
-// five times what is live before a collection.
+// GOMEMLIMIT sets one: with GOGC at 250 the heap could otherwise grow to
+// 3.5 times what is live before a collection.
 func limitMemory(c config, log *slog.Logger) {
 	if os.Getenv("GOMEMLIMIT") != "" {
 		return
