@@ -43,7 +43,7 @@ screenshots: ## retake the console's screenshots in docs/console (the browser te
 
 .PHONY: bench bench-smoke
 
-bench: ## benchmark the real receiver end to end, write bench/RESULTS.md (BENCH_DURATION=10s; see scripts/bench.sh)
+bench: ## benchmark the real receiver end to end, a 10M-event ledger included (~20 min), write bench/RESULTS.md (see scripts/bench.sh)
 	GO=$(GO) scripts/bench.sh
 
 bench-smoke: ## short correctness-only bench run for CI; fails on loss, double delivery or bad requests at the sink

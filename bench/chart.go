@@ -5,6 +5,7 @@ import (
 	"image/color"
 	"math"
 	"os"
+	"slices"
 	"strconv"
 
 	"gonum.org/v1/plot"
@@ -15,25 +16,24 @@ import (
 	"gonum.org/v1/plot/vg/vgimg"
 )
 
-// WriteChart draws the suite's throughput (top) and p99 latency (bottom,
-// log scale, with the 25 ms target) per second as a PNG: one time axis
-// from the first run's start, each run in its own colour.
+// runGap is the space between two runs on the chart's time axis.
+const runGap = 2.0
+
+// WriteChart draws the suite's throughput (top) and p99 latency (middle,
+// log scale, with the 25 ms target) per second as a PNG, the runs one
+// after the other on one time axis, the time between them left out (a
+// ledger fill takes minutes), each run in its own colour; and, when runs
+// had a filled ledger, the growth curve (bottom).
 func (s *Suite) WriteChart(path string) error {
 	if len(s.Results) == 0 {
 		return fmt.Errorf("no results to chart")
-	}
-	t0 := s.Results[0].Started
-	for _, r := range s.Results {
-		if r.Started.Before(t0) {
-			t0 = r.Started
-		}
 	}
 	rps, p99 := plot.New(), plot.New()
 	rps.Title.Text = "oncehook bench: throughput and p99 latency per second"
 	rps.Y.Label.Text = "requests/s"
 	rps.Y.Min = 0
 	rps.Y.Tick.Marker = wholeTicks{}
-	p99.X.Label.Text = "seconds since the first run started"
+	p99.X.Label.Text = "seconds of the runs, one after the other (the time between runs left out)"
 	p99.Y.Label.Text = "p99 latency (ms, log scale)"
 	p99.Y.Scale = plot.LogScale{}
 	p99.Y.Tick.Marker = logTicks{}
@@ -43,11 +43,15 @@ func (s *Suite) WriteChart(path string) error {
 	}
 
 	maxX, maxRPS, minP99, maxP99 := 0.0, 0.0, 1e9, 0.0
+	offset := 0.0 // where the run starts on the axis
 	for i, r := range s.Results {
+		if i > 0 && maxX > 0 {
+			offset = maxX + runGap
+		}
 		var tp, lat plotter.XYs
 		top := 0.0
 		for _, sec := range r.Timeline {
-			x := sec.At.Sub(t0).Seconds()
+			x := offset + sec.At.Sub(r.Started).Seconds()
 			maxX, maxRPS, top = max(maxX, x), max(maxRPS, sec.RPS), max(top, sec.RPS)
 			tp = append(tp, plotter.XY{X: x, Y: sec.RPS})
 			if sec.P99 > 0 {
@@ -104,11 +108,20 @@ func (s *Suite) WriteChart(path string) error {
 	rps.X.Min, p99.X.Min = 0, 0
 	rps.X.Max, p99.X.Max = maxX+1, maxX+1
 
-	img := vgimg.New(11*vg.Inch, 8*vg.Inch)
-	dc := draw.New(img)
-	tiles := draw.Tiles{Rows: 2, Cols: 1, PadX: vg.Millimeter, PadY: 4 * vg.Millimeter,
-		PadTop: 2 * vg.Millimeter, PadBottom: 2 * vg.Millimeter, PadLeft: 2 * vg.Millimeter, PadRight: 4 * vg.Millimeter}
 	plots := [][]*plot.Plot{{rps}, {p99}}
+	height := 8 * vg.Inch
+	if g := s.growth(); g != nil {
+		gp, err := growthPlot(g)
+		if err != nil {
+			return err
+		}
+		plots = append(plots, []*plot.Plot{gp})
+		height = 12 * vg.Inch
+	}
+	img := vgimg.New(11*vg.Inch, height)
+	dc := draw.New(img)
+	tiles := draw.Tiles{Rows: len(plots), Cols: 1, PadX: vg.Millimeter, PadY: 4 * vg.Millimeter,
+		PadTop: 2 * vg.Millimeter, PadBottom: 2 * vg.Millimeter, PadLeft: 2 * vg.Millimeter, PadRight: 4 * vg.Millimeter}
 	canvases := plot.Align(plots, tiles, dc)
 	for j := range plots {
 		plots[j][0].Draw(canvases[j][0])
@@ -171,4 +184,76 @@ func (logTicks) Ticks(lo, hi float64) []plot.Tick {
 		}
 	}
 	return ticks
+}
+
+// growthPlot draws unique's and storm's throughput by ledger size, the
+// sizes evenly spaced; runs made while the pruner deleted are marked apart.
+func growthPlot(points []GrowthPoint) (*plot.Plot, error) {
+	var sizes []int64
+	for _, g := range points {
+		if !slices.Contains(sizes, g.Rows) {
+			sizes = append(sizes, g.Rows)
+		}
+	}
+	slices.Sort(sizes)
+	p := plot.New()
+	p.Title.Text = "throughput by ledger size (events filled in before the runs)"
+	p.X.Label.Text = "ledger events"
+	p.Y.Label.Text = "requests/s"
+	p.Y.Min = 0
+	p.Y.Tick.Marker = wholeTicks{}
+	var ticks []plot.Tick
+	for i, n := range sizes {
+		ticks = append(ticks, plot.Tick{Value: float64(i), Label: rowsLabel(n)})
+	}
+	p.X.Tick.Marker = plot.ConstantTicks(ticks)
+	p.X.Min, p.X.Max = -0.3, float64(len(sizes)-1)+0.3
+	p.Add(plotter.NewGrid())
+	p.Legend.Top, p.Legend.Left = true, false
+	maxY := 0.0
+	series := []struct {
+		name    string
+		pruning bool
+		rps     func(GrowthPoint) float64
+	}{
+		{"unique", false, func(g GrowthPoint) float64 { return g.UniqueRPS }},
+		{"storm", false, func(g GrowthPoint) float64 { return g.StormRPS }},
+		{"unique, pruning", true, func(g GrowthPoint) float64 { return g.UniqueRPS }},
+		{"storm, pruning", true, func(g GrowthPoint) float64 { return g.StormRPS }},
+	}
+	for i, sr := range series {
+		var xy plotter.XYs
+		for _, g := range points {
+			if v := sr.rps(g); g.Pruning == sr.pruning && v > 0 {
+				xy = append(xy, plotter.XY{X: float64(slices.Index(sizes, g.Rows)), Y: v})
+				maxY = max(maxY, v)
+			}
+		}
+		if len(xy) == 0 {
+			continue
+		}
+		colour := plotutil.Color(i % 2)
+		sc, err := plotter.NewScatter(xy)
+		if err != nil {
+			return nil, err
+		}
+		sc.Color, sc.Radius = colour, vg.Points(4)
+		if sr.pruning {
+			sc.Shape = draw.PyramidGlyph{}
+			sc.Radius = vg.Points(6)
+			p.Add(sc)
+			p.Legend.Add(sr.name, sc)
+			continue
+		}
+		sc.Shape = draw.CircleGlyph{}
+		l, err := plotter.NewLine(xy)
+		if err != nil {
+			return nil, err
+		}
+		l.Color, l.Width = colour, vg.Points(1.5)
+		p.Add(l, sc)
+		p.Legend.Add(sr.name, l, sc)
+	}
+	p.Y.Max = maxY * 1.2
+	return p, nil
 }

@@ -167,12 +167,28 @@ func invoiceLine(r *rand.Rand, invoice string, cur string) obj {
 	}
 }
 
+// shortInvoiceLine is a trimmed line item, about 310 bytes pretty-printed
+// in an event, for invoices with hundreds of lines.
+func shortInvoiceLine(r *rand.Rand, _ string, cur string) obj {
+	quantity := 1 + r.IntN(9)
+	return obj{
+		{"id", sid(r, "il")}, {"object", "line_item"}, {"amount", 1000 + r.IntN(9000)}, {"currency", cur},
+		{"description", fmt.Sprintf("%d × %s", quantity, pick(r, products))},
+		{"price", sid(r, "price")}, {"quantity", quantity},
+	}
+}
+
 func invoice(r *rand.Rand, status string, lines int) obj {
+	return invoiceOf(r, status, lines, invoiceLine)
+}
+
+// invoiceOf makes an invoice of lines lines, each made by line.
+func invoiceOf(r *rand.Rand, status string, lines int, line func(r *rand.Rand, invoice, cur string) obj) obj {
 	id, cur := sid(r, "in"), pick(r, currencies)
 	items := make([]any, lines)
 	total := 0
 	for i := range items {
-		l := invoiceLine(r, id, cur)
+		l := line(r, id, cur)
 		total += l.get("amount").(int)
 		items[i] = l
 	}
@@ -204,9 +220,9 @@ func invoiceEvent(r *rand.Rand, typ string, lines int) obj {
 	return envelope(r, typ, invoice(r, status, lines), nil)
 }
 
-// largeInvoicePaid makes a 20-80 KB invoice.paid: one with many lines.
+// largeInvoicePaid makes a 30-80 KB invoice.paid with 100-250 trimmed lines.
 func largeInvoicePaid(r *rand.Rand) obj {
-	return invoiceEvent(r, "invoice.paid", 16+r.IntN(50))
+	return envelope(r, "invoice.paid", invoiceOf(r, "paid", 100+r.IntN(151), shortInvoiceLine), nil)
 }
 
 func chargeRefunded(r *rand.Rand) obj {

@@ -54,7 +54,7 @@ func validRunID(run string) bool {
 type GeneratorConfig struct {
 	// Run is part of every event id; 1-32 letters and digits. Required.
 	Run string
-	// LargeShare is the share of 20-80 KB invoices with many lines.
+	// LargeShare is the share of 30-80 KB invoices with 100-250 lines.
 	// Defaults to 0.05; negative means none.
 	LargeShare float64
 	// ThinShare is the share of thin events ("object": "v2.core.event").

@@ -3,6 +3,7 @@ package bench
 import (
 	"bytes"
 	"errors"
+	"fmt"
 	"testing"
 	"time"
 	"unicode/utf8"
@@ -67,11 +68,6 @@ func TestGeneratorEventsAreWhatTheReceiverAccepts(t *testing.T) {
 	if s := share("thin"); s < 0.01 || s > 0.03 {
 		t.Errorf("thin share %.3f, want about 0.02", s)
 	}
-	for _, size := range sizes["large"] {
-		if size < 20<<10 || size > 80<<10 {
-			t.Errorf("large event of %d bytes, want 20-80 KB", size)
-		}
-	}
 	inRange := 0
 	for _, size := range sizes["snapshot"] {
 		if size >= 1<<10 && size <= 4<<10 {
@@ -88,6 +84,48 @@ func TestGeneratorEventsAreWhatTheReceiverAccepts(t *testing.T) {
 	}
 	if nonASCII < events/2 {
 		t.Errorf("only %d of %d events have non-ASCII text", nonASCII, events)
+	}
+}
+
+// TestLargeInvoices checks the large share over many events of several
+// seeds: invoice.paid, 30-80 KB, 100-250 lines, and the ends of both
+// ranges come near.
+func TestLargeInvoices(t *testing.T) {
+	t.Parallel()
+	minSize, maxSize, minLines, maxLines := 1<<30, 0, 1<<30, 0
+	for seed := range uint64(2) {
+		gen, err := NewGenerator(GeneratorConfig{Run: "t3", Seed: seed + 1})
+		if err != nil {
+			t.Fatal(err)
+		}
+		const events = 10000
+		large := 0
+		for n := range uint64(events) {
+			ev := gen.Event(n)
+			if len(ev.Body) <= 16<<10 {
+				continue
+			}
+			large++
+			lines := bytes.Count(ev.Body, []byte(`"object": "line_item"`))
+			if ev.Type != "invoice.paid" || !bytes.Contains(ev.Body, []byte(fmt.Sprintf(`"total_count": %d,`, lines))) {
+				t.Fatalf("large event %d: %s with %d lines and another total_count", n, ev.Type, lines)
+			}
+			if size := len(ev.Body); size < 30<<10 || size > 80<<10 {
+				t.Errorf("large event %d of %d bytes, want 30-80 KB", n, size)
+			}
+			if lines < 100 || lines > 250 {
+				t.Errorf("large event %d with %d lines, want 100-250", n, lines)
+			}
+			minSize, maxSize = min(minSize, len(ev.Body)), max(maxSize, len(ev.Body))
+			minLines, maxLines = min(minLines, lines), max(maxLines, lines)
+		}
+		if s := float64(large) / events; s < 0.04 || s > 0.06 {
+			t.Errorf("seed %d: large share %.3f, want about 0.05", seed+1, s)
+		}
+	}
+	if minSize > 40<<10 || maxSize < 70<<10 || minLines > 120 || maxLines < 230 {
+		t.Errorf("large events span %d-%d bytes and %d-%d lines: want most of 30-80 KB and 100-250 lines",
+			minSize, maxSize, minLines, maxLines)
 	}
 }
 

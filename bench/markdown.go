@@ -66,12 +66,20 @@ func (s *Suite) WriteMarkdown(w io.Writer, o MarkdownOptions) {
 		}
 		if len(r.URLs) > 1 {
 			mode += fmt.Sprintf(", %d receivers", len(r.URLs))
+		} else if r.Scenario == Spread {
+			mode += ", 1 receiver"
 		}
 		if len(r.Destinations) > 0 {
 			mode += fmt.Sprintf(", %d destinations", len(r.Destinations))
 		}
 		if r.Hostile != nil {
 			mode += ", under attack"
+		}
+		if w := r.Ledger; w != nil {
+			mode += fmt.Sprintf(", ledger of %s", rowsLabel(w.Filled))
+			if w.Pruning {
+				mode += ", pruning"
+			}
 		}
 		p("| %s | %s | %d | %.0f | %s | %d | %d | %d | %d | %d | %d | %d | %.2f | %.2f | %.2f | %.2f |",
 			r.Name, mode, r.Connections, r.RPS, ratio(r.RPS, floor), r.Events, c.Accepted, c.Duplicate,
@@ -98,6 +106,7 @@ func (s *Suite) WriteMarkdown(w io.Writer, o MarkdownOptions) {
 		p("")
 	}
 
+	s.writeLedger(p)
 	s.writeVerification(p)
 
 	if kb, _ := s.PeakRSS(); kb > 0 {
@@ -113,26 +122,28 @@ func (s *Suite) WriteMarkdown(w io.Writer, o MarkdownOptions) {
 		p("")
 	}
 	if o.Chart != "" {
-		p("## Throughput and p99 over time")
-		p("")
-		p("![throughput and p99 latency per second of each run](%s)", o.Chart)
+		if s.growth() != nil {
+			p("## Throughput and p99 over time, and by ledger size")
+			p("")
+			p("![throughput and p99 latency per second of each run, and throughput by ledger size](%s)", o.Chart)
+		} else {
+			p("## Throughput and p99 over time")
+			p("")
+			p("![throughput and p99 latency per second of each run](%s)", o.Chart)
+		}
 		p("")
 	}
 	p("## The runs")
 	p("")
 	p("Events are signed, pretty-printed Stripe events of the usual types, mostly 1-4 KB, with a share")
-	if s.count(Fanout) > 0 {
-		p("of 20-80 KB invoices and of thin events. Runs follow each other against the same database, but fanout's")
-		p("receiver has a database of its own.")
-	} else {
-		p("of 20-80 KB invoices and of thin events. Runs follow each other against the same database.")
-	}
+	p("of 30-80 KB invoices (100-250 lines) and of thin events. Runs follow each other against the same database,")
+	p("but fanout's receiver and the runs on a filled ledger have databases of their own.")
 	p("")
 	for _, r := range s.firstOfEach() {
 		p("- **%s**: %s", r.Scenario, describe(r))
 	}
 	p("")
-	p("Reproduce with `make bench` (`BENCH_DURATION`, `BENCH_CONNECTIONS`, `BENCH_RATE`, `BENCH_SCENARIOS`;")
+	p("Reproduce with `make bench` (`BENCH_DURATION`, `BENCH_CONNECTIONS`, `BENCH_RATE`, `BENCH_SCENARIOS`, `BENCH_GROWTH`, `BENCH_STEADY_ROWS`;")
 	p("see `scripts/bench.sh`), or run `bin/bench run -h` against receivers of your own.")
 }
 
@@ -243,6 +254,9 @@ func describe(r *Result) string {
 		}
 		return fmt.Sprintf("new events and bad signatures, stale timestamps and malformed bodies (%d of %d), which must get 400.", bad, r.Events)
 	case Spread:
+		if len(r.URLs) == 1 {
+			return fmt.Sprintf("each event sent %d times at once, to one receiver (spread's yardstick: more instances should be no slower).", r.Copies)
+		}
 		return fmt.Sprintf("each event sent %d times at once, each copy to another of %d receivers sharing Postgres and Redis.", r.Copies, len(r.URLs))
 	case Hostile:
 		h := r.Hostile

@@ -11,10 +11,16 @@ import (
 	"text/tabwriter"
 )
 
-// Suite is what `bench run` writes as JSON: the machine and every result.
+// Suite is what `bench run` writes as JSON: the machine and every result;
+// `bench report` adds the ledger fills and the growth curve.
 type Suite struct {
 	Machine Machine   `json:"machine"`
 	Results []*Result `json:"results"`
+	// Fills are the ledger fills (bench fill) made for the runs, in order.
+	Fills []FillStats `json:"fills,omitempty"`
+	// Growth is unique's and storm's throughput by ledger size, derived
+	// from Results when written.
+	Growth []GrowthPoint `json:"growth,omitempty"`
 }
 
 // ReadSuites reads and concatenates suites written by `bench run -json`;
@@ -34,12 +40,14 @@ func ReadSuites(paths ...string) (*Suite, error) {
 			all.Machine = s.Machine
 		}
 		all.Results = append(all.Results, s.Results...)
+		all.Fills = append(all.Fills, s.Fills...)
 	}
 	return &all, nil
 }
 
-// WriteJSON writes s to path, indented.
+// WriteJSON writes s to path, indented, with its growth curve.
 func (s *Suite) WriteJSON(path string) error {
+	s.Growth = s.growth()
 	b, err := json.MarshalIndent(s, "", "  ")
 	if err != nil {
 		return err
@@ -126,6 +134,9 @@ func (s *Suite) WriteTable(w io.Writer) {
 	for _, r := range s.Results {
 		if r.Verify != nil && r.Scenario == Fanout {
 			fmt.Fprintf(w, "%s: %s\n", r.Name, destinationsLine(r.Verify))
+		}
+		if l := r.Ledger; l != nil {
+			fmt.Fprintf(w, "%s: ledger of %s filled events, %.0f inserts/s, %.0f deletes/s\n", r.Name, rowsLabel(l.Filled), l.InsertRate(), l.DeleteRate())
 		}
 	}
 	for _, r := range s.Results {

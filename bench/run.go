@@ -63,6 +63,9 @@ type RunConfig struct {
 	Timeout time.Duration
 	// PIDs are receiver processes whose memory is recorded.
 	PIDs []int
+	// Ledger, if set, records the ledger's inserts and deletes over the
+	// measured phase (and first waits for the pruner, if it prunes).
+	Ledger *LedgerConfig
 	// Progress gets a line every second; nil for none.
 	Progress io.Writer
 	// Name labels the result. Defaults to Scenario.
@@ -146,6 +149,11 @@ func (c RunConfig) validate() error {
 			errs = append(errs, err)
 		}
 	}
+	if c.Ledger != nil {
+		if err := c.Ledger.validate(); err != nil {
+			errs = append(errs, err)
+		}
+	}
 	return errors.Join(errs...)
 }
 
@@ -196,6 +204,7 @@ type Result struct {
 	Verify       *Verification   `json:"verify,omitempty"`
 	Memory       []ProcessMemory `json:"memory,omitempty"`
 	Hostile      *HostileStats   `json:"hostile,omitempty"`
+	Ledger       *LedgerWindow   `json:"ledger,omitempty"`
 }
 
 // OK reports whether the run broke no guarantee (timings never fail it).
@@ -282,6 +291,20 @@ func Run(ctx context.Context, cfg RunConfig) (*Result, error) {
 		time.Sleep(time.Second) // slow bodies and headers under way
 	}
 
+	var probe *ledgerProbe
+	if cfg.Ledger != nil {
+		if probe, err = openLedgerProbe(ctx, *cfg.Ledger); err != nil {
+			return nil, err
+		}
+		defer probe.close()
+		if err := probe.waitPruning(ctx, orDiscard(cfg.Progress), cfg.Name); err != nil {
+			return nil, err
+		}
+		if err := probe.open(ctx); err != nil {
+			return nil, err
+		}
+	}
+
 	src := newSource()
 	if cfg.Scenario == Replay {
 		src.cycle = events
@@ -295,6 +318,11 @@ func Run(ctx context.Context, cfg RunConfig) (*Result, error) {
 		l.closedLoop(src, cfg.Connections, rec)
 	}
 	stopProgress()
+	if probe != nil {
+		if res.Ledger, err = probe.shut(ctx); err != nil {
+			return nil, err
+		}
+	}
 	var last time.Time
 	res.Counts, res.Latency, last = rec.result()
 	if last.IsZero() {

@@ -5,10 +5,13 @@ import "fmt"
 // The goals the suite reports against. They are reported, never enforced:
 // a slow run does not fail.
 const (
-	targetReplayRatio = 0.5
+	targetReplayRatio = 0.6
 	targetStormRatio  = 0.35
 	targetUniqueRatio = 0.2
 	targetFanoutRatio = 0.7 // of unique, in the same suite
+	targetSteadyRatio = 0.8 // of the same scenario on an empty ledger
+	targetPruneRatio  = 2   // the pruner's deletes per intake insert
+	targetSpreadRatio = 1   // 3 instances over 1
 	targetDrainMS     = 2000
 	targetP99MS       = 25
 	targetHostileP99  = 100
@@ -34,12 +37,13 @@ func check(goal string, ran, met bool, measured string) TargetCheck {
 }
 
 // Targets checks the suite against the goals. A scenario run twice is
-// judged by its first run.
+// judged by its first run on an empty ledger (and with every instance,
+// for spread); the steady goals by the first runs while the pruner deleted.
 func (s *Suite) Targets() []TargetCheck {
 	floor := s.FloorRPS()
 	first := map[string]*Result{}
 	for _, r := range s.Results {
-		if first[r.Scenario] == nil {
+		if first[r.Scenario] == nil && r.Ledger == nil && !(r.Scenario == Spread && len(r.URLs) == 1) {
 			first[r.Scenario] = r
 		}
 	}
@@ -63,6 +67,8 @@ func (s *Suite) Targets() []TargetCheck {
 	} else {
 		out = append(out, check(goal, false, false, "-"))
 	}
+	out = append(out, s.steadyTargets(first, floor)...)
+	out = append(out, s.spreadTarget(first[Spread]))
 	goal = fmt.Sprintf("unique: every event at the sink within %.0f s of the last response", targetDrainMS/1000.0)
 	if r := first[Unique]; r != nil && r.Verify != nil {
 		v := r.Verify
@@ -101,11 +107,12 @@ func (s *Suite) Targets() []TargetCheck {
 }
 
 // FanoutRatio is the first fanout run's throughput over the first unique
-// run's (req/s each); ok is false unless both ran.
+// run's (req/s each), on empty ledgers; ok is false unless both ran.
 func (s *Suite) FanoutRatio() (ratio, fanout, unique float64, ok bool) {
 	var f, u *Result
 	for _, r := range s.Results {
 		switch {
+		case r.Ledger != nil:
 		case r.Scenario == Fanout && f == nil:
 			f = r
 		case r.Scenario == Unique && u == nil:
@@ -128,4 +135,58 @@ func (s *Suite) PeakRSS() (kb int64, pid int) {
 		}
 	}
 	return kb, pid
+}
+
+// steadyTargets judge unique and storm while the pruner deleted: against
+// the same scenario on the empty ledger, and the pruner against the intake.
+func (s *Suite) steadyTargets(empty map[string]*Result, floor float64) []TargetCheck {
+	var out []TargetCheck
+	for _, scenario := range []string{Unique, Storm} {
+		r := s.firstSteady(scenario)
+		goal := fmt.Sprintf("steady %s (pruning) ≥ %.2f× %s on an empty ledger", scenario, targetSteadyRatio, scenario)
+		base := empty[scenario]
+		if r == nil || base == nil || base.RPS == 0 {
+			out = append(out, check(goal, false, false, "-"))
+		} else {
+			got := r.RPS / base.RPS
+			measured := fmt.Sprintf("%.2f× (%.0f of %.0f req/s; %s× floor)", got, r.RPS, base.RPS, ratio(r.RPS, floor))
+			out = append(out, check(goal, true, got >= targetSteadyRatio, measured))
+		}
+		goal = fmt.Sprintf("steady %s: pruner deletes ≥ %d× intake inserts", scenario, targetPruneRatio)
+		if r == nil {
+			out = append(out, check(goal, false, false, "-"))
+			continue
+		}
+		w := r.Ledger
+		got := 0.0
+		if w.InsertRate() > 0 {
+			got = w.DeleteRate() / w.InsertRate()
+		}
+		measured := fmt.Sprintf("%.1f× (%.0f deletes/s, %.0f inserts/s over %.1f s)", got, w.DeleteRate(), w.InsertRate(), w.Seconds)
+		if !w.PrunerSeen {
+			measured += "; the pruner was not seen deleting before the run"
+		}
+		out = append(out, check(goal, true, got >= targetPruneRatio, measured))
+	}
+	return out
+}
+
+// spreadTarget judges spread on every instance against spread on one.
+func (s *Suite) spreadTarget(all *Result) TargetCheck {
+	var one *Result
+	for _, r := range s.Results {
+		if r.Scenario == Spread && len(r.URLs) == 1 && r.Ledger == nil {
+			one = r
+			break
+		}
+	}
+	goal := "spread: 3 instances ≥ 1 instance"
+	if all != nil {
+		goal = fmt.Sprintf("spread: %d instances ≥ 1 instance", len(all.URLs))
+	}
+	if all == nil || one == nil || one.RPS == 0 {
+		return check(goal, false, false, "-")
+	}
+	got := all.RPS / one.RPS
+	return check(goal, true, got >= targetSpreadRatio, fmt.Sprintf("%.2f× (%.0f of %.0f req/s)", got, all.RPS, one.RPS))
 }

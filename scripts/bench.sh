@@ -6,23 +6,40 @@
 #
 # Usage: scripts/bench.sh [smoke]
 #   (no argument)  the standard suite (make bench): bench/RESULTS.md,
-#                  bench/chart.png and bench/results.json
+#                  bench/chart.png and bench/results.json; about 20 minutes
+#                  on 2 busy cores, 15 of them filling the ledger to 10M events
 #   smoke          a short correctness-only run (make bench-smoke): 400 events
-#                  per scenario over 16 connections; results in bench/smoke/
+#                  per scenario over 16 connections, steady on 20,000 filled
+#                  events; results in bench/smoke/
 # Exit status: 0 ok; 1 a run broke a guarantee (loss, double delivery, a bad
 # request at the sink...); 2 something could not run. Timings never fail.
 #
 # Environment (default; smoke default):
-#   BENCH_SCENARIOS    unique,fanout,storm,replay,mixed,hostile,spread; the same without hostile (the
-#                      floor runs before and after them; fanout runs on a receiver of its own with
-#                      DESTINATIONS=a,b,c, each a path of the sink; hostile holds 3,000 idle
-#                      connections, 200 slow bodies and 500 slow headers: BENCH_FLAGS=-hostile-idle N
-#                      ... to change it)
+#   BENCH_SCENARIOS    unique,fanout,storm,replay,mixed,hostile,growth,steady,spread;
+#                      unique,fanout,storm,replay,mixed,steady,spread (the floor runs before and after
+#                      them; fanout runs on a receiver of its own with DESTINATIONS=a,b,c, each a path
+#                      of the sink; hostile holds 3,000 idle connections, 200 slow bodies and 500 slow
+#                      headers: BENCH_FLAGS=-hostile-idle N ... to change it; spread runs against one
+#                      receiver, then against BENCH_INSTANCES). growth and steady are no load of their
+#                      own: each runs unique and storm on a ledger filled by `bench fill` (SQL, events
+#                      spread over the last 30 days, all delivered), in a database of its own
+#                      (oncehook_bench_ledger) with a receiver of its own. growth: at each size of
+#                      BENCH_GROWTH, with RETENTION=2160h (nothing to prune). steady: at
+#                      BENCH_STEADY_ROWS, with RETENTION=BENCH_STEADY_RETENTION, so that the pruner
+#                      deletes while the runs go on (each waits until it is seen deleting). The
+#                      ledger grows from one size to the next; one that must shrink is made anew.
+#   BENCH_GROWTH       1000000,10000000: growth's ledger sizes (filled events), run smallest
+#                      first; steady at the same size as the last reuses its fill
+#   BENCH_STEADY_ROWS  10000000; 20000: steady's ledger size (filled events)
+#   BENCH_STEADY_RETENTION  72h (the least RETENTION allowed): steady's RETENTION; with 30 days of
+#                      events, 90% of them are prunable
+#   BENCH_FILL_FLAGS   more flags for `bench fill` (see bin/bench fill -h; e.g. -no-attempts: no
+#                      delivery history, about 10% quicker)
 #   BENCH_DURATION     10s per scenario (ignored when BENCH_EVENTS is set)
 #   BENCH_EVENTS       unset; 400: events per scenario instead of a duration
 #   BENCH_CONNECTIONS  64; 16
 #   BENCH_RATE         0 (closed loop); requests/s for an open loop
-#   BENCH_INSTANCES    3: receivers for spread (the other scenarios use one)
+#   BENCH_INSTANCES    3: receivers for spread's second run (the other scenarios use one)
 #   BENCH_OUT          bench; bench/smoke: where the report goes
 #   BENCH_FLAGS        more flags for `bench run` (see bin/bench run -h)
 #   BENCH_PGSS         0; 1: measure each scenario's cost per event. Postgres starts with
@@ -53,9 +70,13 @@ services=$root/scripts/services.sh
 GO=${GO:-go}
 
 if [[ $mode == smoke ]]; then
-	: "${BENCH_EVENTS:=400}" "${BENCH_CONNECTIONS:=16}" "${BENCH_OUT:=bench/smoke}" "${BENCH_SCENARIOS:=unique,fanout,storm,replay,mixed,spread}"
+	: "${BENCH_EVENTS:=400}" "${BENCH_CONNECTIONS:=16}" "${BENCH_OUT:=bench/smoke}" "${BENCH_STEADY_ROWS:=20000}"
+	: "${BENCH_SCENARIOS:=unique,fanout,storm,replay,mixed,steady,spread}"
 fi
-scenarios=${BENCH_SCENARIOS:-unique,fanout,storm,replay,mixed,hostile,spread}
+scenarios=${BENCH_SCENARIOS:-unique,fanout,storm,replay,mixed,hostile,growth,steady,spread}
+growth=${BENCH_GROWTH:-1000000,10000000}
+steady_rows=${BENCH_STEADY_ROWS:-10000000}
+steady_retention=${BENCH_STEADY_RETENTION:-72h}
 # The fanout receiver's DESTINATIONS: destination NAME posts to the sink's /NAME.
 fanout_dests=a,b,c
 conns=${BENCH_CONNECTIONS:-64}
@@ -64,6 +85,9 @@ out=${BENCH_OUT:-bench}
 pgss=${BENCH_PGSS:-0}
 [[ $pgss == 0 || $pgss == 1 ]] || { echo "bench.sh: BENCH_PGSS must be 0 or 1" >&2; exit 2; }
 [[ $instances =~ ^[1-9][0-9]*$ ]] || { echo "bench.sh: BENCH_INSTANCES must be a positive number" >&2; exit 2; }
+[[ $steady_rows =~ ^[1-9][0-9]*$ ]] || { echo "bench.sh: BENCH_STEADY_ROWS must be a positive number" >&2; exit 2; }
+[[ $growth =~ ^[1-9][0-9]*(,[1-9][0-9]*)*$ ]] || { echo "bench.sh: BENCH_GROWTH must be positive numbers, comma-separated" >&2; exit 2; }
+growth=$(tr , '\n' <<<"$growth" | sort -n -u | paste -sd ,)
 
 # cpu_idle prints the machine's idle CPU share over one second: other work
 # skews every number, so the report shows it from just before the runs.
@@ -162,8 +186,8 @@ start_receiver() {
 	shift 2
 	port=$("$services" free-port)
 	admin=$("$services" free-port)
-	env -u SINK_URL -u DESTINATIONS LISTEN_ADDR=127.0.0.1:$port ADMIN_ADDR=127.0.0.1:$admin \
-		DATABASE_URL=$db REDIS_URL=$redis_url LOG_LEVEL=warn SHUTDOWN_TIMEOUT=5s "$@" \
+	env -u SINK_URL -u DESTINATIONS LISTEN_ADDR="127.0.0.1:$port" ADMIN_ADDR="127.0.0.1:$admin" \
+		DATABASE_URL="$db" REDIS_URL="$redis_url" LOG_LEVEL=warn SHUTDOWN_TIMEOUT=5s "$@" \
 		bin/receiver >"$tmp/$name.log" 2>&1 &
 	started_pid=$! started_url=http://127.0.0.1:$port/webhooks/stripe
 	procs+=("$started_pid")
@@ -222,9 +246,10 @@ fi
 run_flags+=(${BENCH_FLAGS:-})
 
 # Phases: runs of consecutive scenarios on the same receivers, in the order
-# asked. Fanout has a receiver of its own; spread runs last, once more
-# receivers are up; the floor runs first and last.
-groups=() kinds=() spread="" fanout=0
+# asked. Fanout has a receiver of its own, and so have growth and steady
+# (a phase each); spread runs last, against one receiver and then, once
+# more receivers are up, against all; the floor runs first and last.
+groups=() kinds=() spread="" fanout=0 ledger=0
 IFS=, read -r -a wanted <<<"$scenarios"
 for s in "${wanted[@]}"; do
 	case ${s%%:*} in
@@ -233,6 +258,10 @@ for s in "${wanted[@]}"; do
 		continue
 		;;
 	floor) continue ;;
+	growth | steady)
+		groups+=("") kinds+=("${s%%:*}") ledger=1
+		continue
+		;;
 	fanout) kind=fanout fanout=1 ;;
 	*) kind=single ;;
 	esac
@@ -244,13 +273,20 @@ for s in "${wanted[@]}"; do
 	fi
 done
 if [[ -n $spread ]]; then
+	if ((instances > 1)); then
+		groups+=("spread:1 instance") kinds+=(spread1)
+	fi
 	groups+=("$spread") kinds+=(spread)
 fi
-if ((${#groups[@]} == 0)); then
-	groups=("") kinds=(single)
+if ((${#groups[@]} == 0)) || [[ ${kinds[0]} == growth || ${kinds[0]} == steady ]]; then
+	groups=("" "${groups[@]}") kinds=(single "${kinds[@]}")
 fi
 groups[0]=floor:before${groups[0]:+,${groups[0]}}
-groups[${#groups[@]} - 1]+=,floor:after
+if [[ ${kinds[-1]} == growth || ${kinds[-1]} == steady ]]; then
+	groups+=(floor:after) kinds+=(single)
+else
+	groups[-1]+=,floor:after
+fi
 
 # BENCH_PGSS=1: cost per event, measured around each scenario's `bench run`.
 pg_admin() { # pg_admin SQL: run SQL in the postgres database (the receivers use others)
@@ -313,6 +349,7 @@ measure_start() { # measure_start URLS PIDS: reset the statistics and note the c
 	pg_admin -c "SELECT pg_stat_statements_reset()" -c "SELECT pg_stat_reset_shared('wal')" >/dev/null
 	mark[commits]=$(pg_admin -A -t -c "SELECT sum(xact_commit) FROM pg_stat_database WHERE datname LIKE 'oncehook_bench%'")
 	mark[pg]=$(pg_ticks) mark[redis]=$(cpu_ticks "$(cat "$redis_dir/redis.pid")")
+	# shellcheck disable=SC2086 # the pids are split on purpose
 	mark[receivers]=$(cpu_ticks ${2//,/ }) mark[sink]=$(cpu_ticks "$sink_pid")
 	mark[at]=$(date +%s.%N) mark[bench]=$(bench_ticks)
 }
@@ -321,6 +358,7 @@ measure_end() {
 	local name=$1 json=$2 bench pg redis receivers sink at events file line commits f
 	bench=$(($(bench_ticks) - mark[bench])) at=$(date +%s.%N)
 	pg=$(($(pg_ticks) - mark[pg])) redis=$(($(cpu_ticks "$(cat "$redis_dir/redis.pid")") - mark[redis]))
+	# shellcheck disable=SC2086 # the pids are split on purpose
 	receivers=$(($(cpu_ticks ${3//,/ }) - mark[receivers])) sink=$(($(cpu_ticks "$sink_pid") - mark[sink]))
 	# Distinct events sent, the replay's warm-up included.
 	[[ -s $json ]] || return 0
@@ -377,10 +415,10 @@ measure_end() {
 }
 
 rc=0
-phases=()
-run_bench() { # run_bench JSON SCENARIOS URLS PIDS
+phases=() phase_flags=()
+run_bench() { # run_bench JSON SCENARIOS URLS PIDS: one `bench run`, with $phase_flags
 	local code=0
-	bin/bench run "${run_flags[@]}" -scenarios "$2" -url "$3" -pids "$4" -json "$1" || code=$?
+	bin/bench run "${run_flags[@]}" "${phase_flags[@]}" -scenarios "$2" -url "$3" -pids "$4" -json "$1" || code=$?
 	if ((code > rc)); then
 		rc=$code
 	fi
@@ -407,6 +445,63 @@ run_phase() {
 	done
 }
 
+# The ledger of growth and steady: a database of their own, filled by
+# `bench fill` to the size each phase asks.
+ledger_db=oncehook_bench_ledger
+ledger_url="postgres://postgres@127.0.0.1:$pg_port/$ledger_db?sslmode=disable"
+ledger_filled=-1 fills=() # -1: no database yet, or one that must be made anew
+# ledger_drop: drop the ledger's database, so that no autovacuum of it
+# runs under later runs.
+ledger_drop() {
+	ledger_filled=-1
+	pg_admin -c "SET client_min_messages = warning" -c "DROP DATABASE IF EXISTS $ledger_db WITH (FORCE)" >/dev/null
+}
+# ledger_fill_to N: grow the ledger to N filled events (anew if it holds
+# more); the fill's JSON goes to $fills.
+ledger_fill_to() {
+	local n=$1 json
+	if ((ledger_filled < 0 || ledger_filled > n)); then
+		ledger_drop && "$services" pg-createdb "$pg_dir" "$pg_port" "$ledger_db" || return 1
+		DATABASE_URL=$ledger_url bin/receiver migrate >"$tmp/migrate.log" 2>&1 ||
+			{ cat "$tmp/migrate.log" >&2; return 1; }
+		ledger_filled=0
+	fi
+	((n > ledger_filled)) || return 0
+	json=$tmp/fill$((${#fills[@]} + 1)).json
+	echo "bench.sh: filling the ledger from $ledger_filled to $n events" >&2
+	# shellcheck disable=SC2086 # BENCH_FILL_FLAGS is split on purpose
+	bin/bench fill -db "$ledger_url" -events $((n - ledger_filled)) -json "$json" ${BENCH_FILL_FLAGS:-} || return 1
+	fills+=("$json") ledger_filled=$n
+}
+# rows_label N: 1000000 -> 1M, 20000 -> 20k.
+rows_label() {
+	if (($1 >= 1000000 && $1 % 1000000 == 0)); then
+		echo "$(($1 / 1000000))M"
+	elif (($1 >= 1000 && $1 % 1000 == 0)); then
+		echo "$(($1 / 1000))k"
+	else
+		echo "$1"
+	fi
+}
+# run_ledger JSON NAME ROWS RETENTION LABEL [-pruning RETENTION]: fill to
+# ROWS, run unique and storm labelled LABEL on a receiver of its own with
+# RETENTION, then stop it.
+run_ledger() {
+	local json=$1 name=$2 rows=$3 retention=$4 label=$5
+	shift 5
+	if ! ledger_fill_to "$rows"; then
+		echo "bench.sh: filling the ledger to $rows events failed" >&2
+		((rc >= 2)) || rc=2
+		ledger_filled=-1
+		return 0
+	fi
+	start_receiver "$name" "$ledger_url" SINK_URL="http://127.0.0.1:$sink_port/" RETENTION="$retention"
+	phase_flags=(-ledger-db "$ledger_url" -ledger-filled "$rows" "$@")
+	run_phase "$json" "unique:$label,storm:$label" "$started_url" "$started_pid"
+	phase_flags=()
+	stop_receiver "$started_pid"
+}
+
 start_single
 idle_before=$(cpu_idle) || true
 for i in "${!groups[@]}"; do
@@ -416,6 +511,20 @@ for i in "${!groups[@]}"; do
 		start_fanout
 		run_phase "$json" "${groups[i]}" "$started_url" "$started_pid"
 		stop_receiver "$started_pid"
+		;;
+	growth)
+		IFS=, read -r -a sizes <<<"$growth"
+		for k in "${!sizes[@]}"; do
+			run_ledger "$json.$k" "receiver-growth$((k + 1))" "${sizes[k]}" 2160h "$(rows_label "${sizes[k]}") rows"
+		done
+		;;
+	steady)
+		run_ledger "$json" receiver-steady "$steady_rows" "$steady_retention" "steady $(rows_label "$steady_rows") rows" \
+			-pruning "$steady_retention"
+		ledger_drop || true # pruned: a later ledger phase starts anew
+		;;
+	spread1)
+		run_phase "$json" "${groups[i]}" "${receiver_urls[0]}" "${receiver_pids[0]}"
 		;;
 	*)
 		if [[ ${kinds[i]} == spread ]]; then
@@ -452,6 +561,13 @@ fi
 		echo "- Fanout: one more receiver, started for its run and stopped after it, without SINK_URL but with DESTINATIONS=$fanout_dests," \
 			"each an HTTP destination on its own path of the same sink, taking every event type, on a database of its own"
 	fi
+	if ((ledger)); then
+		line="- Filled ledger: one more receiver per ledger size, started for its runs and stopped after them, on a database of its own"
+		line+=" filled by \`bench fill${BENCH_FILL_FLAGS:+ $BENCH_FILL_FLAGS}\`"
+		[[ ",$scenarios," != *,growth,* ]] || line+="; growth at $growth filled events with RETENTION=2160h"
+		[[ ",$scenarios," != *,steady,* ]] || line+="; steady at $steady_rows with RETENTION=$steady_retention (the pruner deletes during the runs)"
+		echo "$line"
+	fi
 	read -r timed requested wal <<<"$(pg_query "SELECT checkpoints_timed, checkpoints_req,
 		pg_size_pretty(pg_current_wal_lsn() - '0/0'::pg_lsn) FROM pg_stat_bgwriter")"
 	echo "- Postgres over the whole suite (from initdb): ${wal:-?} of WAL written, checkpoints: ${requested:-?} requested (WAL size), ${timed:-?} timed"
@@ -473,7 +589,7 @@ done
 if ((${#done_phases[@]} > 0)); then
 	echo "All runs:"
 	bin/bench report -md "$out/RESULTS.md" -chart "$out/chart.png" -json "$out/results.json" \
-		-setup "$tmp/setup.md" "${report_flags[@]}" "${done_phases[@]}" || rc=2
+		-setup "$tmp/setup.md" -fills "$(join "${fills[@]}")" "${report_flags[@]}" "${done_phases[@]}" || rc=2
 	echo "bench.sh: report in $out/RESULTS.md, chart in $out/chart.png" >&2
 fi
 case $rc in

@@ -4,6 +4,7 @@
 //	bench report  merge the JSON of several runs into RESULTS.md and a chart
 //	bench sink    serve the counting sink that receivers deliver to
 //	bench floor   serve the bare fasthttp handler that is the throughput floor
+//	bench fill    add delivered events to a receiver's ledger with SQL
 //
 // scripts/bench.sh (`make bench`, `make bench-smoke`) starts the services
 // and runs the standard suite.
@@ -25,6 +26,8 @@ const usage = `usage:
   bench sink [-addr 127.0.0.1:8099]      serve the counting sink (SINK_URL=http://ADDR/, or for
                                          fanout DESTINATION_<NAME>_URL=http://ADDR/NAME)
   bench floor [-addr 127.0.0.1:8098]     serve the bare fasthttp floor
+  bench fill -db URL -events N [flags]   add N delivered events to a receiver's ledger with SQL,
+                                         spread over the last 30 days; bench fill -h lists the flags
 
 Scenarios: floor, unique, fanout, storm, replay, mixed, spread, hostile.
 Exit status: 0 ok; 1 a run broke a guarantee (loss, double delivery, a bad
@@ -65,6 +68,8 @@ func run(ctx context.Context, args []string) error {
 		return sinkCmd(ctx, args)
 	case "floor":
 		return floorCmd(ctx, args)
+	case "fill":
+		return fillCmd(ctx, args)
 	case "help", "-h", "--help":
 		fmt.Print(usage)
 		return nil

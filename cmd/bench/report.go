@@ -18,6 +18,7 @@ func reportCmd(args []string) error {
 	setup := fs.String("setup", "", "a markdown file describing the setup, included under the machine")
 	command := fs.String("command", "", "the command that made the results, named in the report")
 	noTargets := fs.Bool("no-targets", false, "leave the targets out of the report (smoke runs)")
+	fills := fs.String("fills", "", "comma-separated JSON files of bench fill -json: the ledger fills made for the runs")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
@@ -28,6 +29,11 @@ func reportCmd(args []string) error {
 	if err != nil {
 		return err
 	}
+	f, err := bench.ReadFills(splitList(*fills)...)
+	if err != nil {
+		return err
+	}
+	s.Fills = append(s.Fills, f...)
 	return writeOutputs(s, *jsonPath, *md, *chart, bench.MarkdownOptions{Setup: *setup, Command: *command, NoTargets: *noTargets})
 }
 

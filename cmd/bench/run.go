@@ -29,7 +29,7 @@ func runCmd(ctx context.Context, args []string) error {
 		copies     = fs.Int("copies", 0, "copies per event for storm (default 8) and spread (default 2)")
 		dests      = fs.String("destinations", strings.Join(bench.FanoutDestinations, ","), "fanout: the receiver's DESTINATIONS, each delivering to the sink's path /NAME")
 		badShare   = fs.Float64("bad-share", 0.1, "mixed: share of bad signatures, stale timestamps and malformed bodies")
-		largeShare = fs.Float64("large-share", 0.05, "share of 20-80 KB invoices")
+		largeShare = fs.Float64("large-share", 0.05, "share of 30-80 KB invoices with 100-250 lines")
 		thinShare  = fs.Float64("thin-share", 0.02, "share of thin events (v2.core.event)")
 		replaySet  = fs.Int("replay-set", 10000, "replay: events accepted in the unmeasured warm-up")
 		hIdle      = fs.Int("hostile-idle", 3000, "hostile: connections that send nothing")
@@ -41,6 +41,9 @@ func runCmd(ctx context.Context, args []string) error {
 		timeout    = fs.Duration("timeout", 30*time.Second, "bound on one request")
 		wait       = fs.Duration("wait", 60*time.Second, "wait this long for the receivers, floor and sink to be ready")
 		pids       = fs.String("pids", "", "comma-separated receiver pids whose memory (VmRSS, VmHWM) is recorded")
+		ledgerDB   = fs.String("ledger-db", "", "the receivers' database: record the ledger's inserts and deletes over each measured phase")
+		filled     = fs.Int64("ledger-filled", 0, "with -ledger-db: the events bench fill put in the ledger, reported")
+		pruning    = fs.Duration("pruning", 0, "with -ledger-db: the receivers' RETENTION, shorter than the filled events' age: wait until the pruner deletes before each measured phase")
 		jsonPath   = fs.String("json", "", "write the results as JSON here")
 		mdPath     = fs.String("md", "", "write a markdown report here")
 		chartPath  = fs.String("chart", "", "write a PNG chart of throughput and p99 over time here")
@@ -61,6 +64,13 @@ func runCmd(ctx context.Context, args []string) error {
 	pidList, err := parsePIDs(*pids)
 	if err != nil {
 		return err
+	}
+	var ledger *bench.LedgerConfig
+	switch {
+	case *ledgerDB != "":
+		ledger = &bench.LedgerConfig{DatabaseURL: *ledgerDB, Filled: *filled, Retention: *pruning}
+	case *filled != 0 || *pruning != 0:
+		return errors.New("run: -ledger-filled and -pruning need -ledger-db")
 	}
 	receivers := splitList(*urls)
 	var sink *bench.SinkClient
@@ -88,7 +98,7 @@ func runCmd(ctx context.Context, args []string) error {
 			Connections: *conns, Duration: *duration, Events: *events, Rate: *rate, Copies: *copies,
 			BadShare: *badShare, LargeShare: orNone(*largeShare), ThinShare: orNone(*thinShare),
 			ReplaySet: *replaySet, DrainTimeout: *drain, Settle: *settle, RetryFor: *retryFor,
-			Timeout: *timeout, PIDs: pidList, Progress: progress,
+			Timeout: *timeout, PIDs: pidList, Ledger: ledger, Progress: progress,
 			Hostile: bench.HostileConfig{Idle: orNoneInt(*hIdle), SlowBodies: orNoneInt(*hBodies), SlowHeaders: orNoneInt(*hHeaders)},
 		}
 		if *events > 0 {
@@ -96,7 +106,7 @@ func runCmd(ctx context.Context, args []string) error {
 			cfg.ReplaySet = min(*replaySet, *events)
 		}
 		if p.scenario == bench.Floor {
-			cfg.URLs, cfg.Sink, cfg.PIDs = []string{*floorURL}, nil, nil
+			cfg.URLs, cfg.Sink, cfg.PIDs, cfg.Ledger = []string{*floorURL}, nil, nil, nil
 		}
 		res, err := bench.Run(ctx, cfg)
 		if err != nil {
@@ -132,6 +142,9 @@ func printSummary(r *bench.Result) {
 			where = fmt.Sprintf("%d destinations", n)
 		}
 		line += fmt.Sprintf("; %s: %d of %d delivered, drain %.0f ms: %s", where, v.Delivered, v.Expected, v.DrainMS, state)
+	}
+	if w := r.Ledger; w != nil {
+		line += fmt.Sprintf("; ledger: %.0f inserts/s, %.0f deletes/s", w.InsertRate(), w.DeleteRate())
 	}
 	fmt.Println(line)
 }
