@@ -52,6 +52,9 @@ func (l *batchLoop[T]) send(v T) error {
 	}
 }
 
+// busy reports whether the queue is more than half full.
+func (l *batchLoop[T]) busy() bool { return 2*len(l.in) > cap(l.in) }
+
 // close runs what is queued and stops the workers; later sends fail.
 func (l *batchLoop[T]) close() {
 	l.mu.Lock()

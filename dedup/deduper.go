@@ -126,7 +126,7 @@ func (d *Deduper) Check(ctx context.Context, ev *event.Event) (Result, error) {
 	}
 	fl, leader := d.flights.begin(ev.ID)
 	if !leader {
-		<-fl.done // bounded by the leader's Redis timeout and CommitTimeout
+		<-fl.done // bounded by the leader's Redis claim and wait (awaitLimit), and CommitTimeout
 		if fl.err != nil {
 			return Result{}, fl.err
 		}

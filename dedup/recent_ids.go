@@ -13,8 +13,9 @@ import (
 // is remembered past the row's DoneTTL. It holds about max ids, in two
 // generations: when the newer fills, the older is dropped whole.
 type recentIDs struct {
-	mu        sync.Mutex
-	cur, prev map[string]int64 // id -> unix nanos when it stops counting
+	mu        sync.RWMutex
+	cur, prev map[string]time.Duration // id -> when it stops counting, on the monotonic clock since base
+	base      time.Time
 	half      int
 	ttl       time.Duration
 }
@@ -24,7 +25,7 @@ func newRecentIDs(max int, ttl time.Duration) *recentIDs {
 	if max < 1 {
 		return nil
 	}
-	return &recentIDs{cur: make(map[string]int64), prev: map[string]int64{}, half: (max + 1) / 2, ttl: ttl}
+	return &recentIDs{cur: map[string]time.Duration{}, prev: map[string]time.Duration{}, base: time.Now(), half: (max + 1) / 2, ttl: ttl}
 }
 
 // add remembers id, committed no earlier than now.
@@ -32,10 +33,10 @@ func (r *recentIDs) add(id string, now time.Time) {
 	if r == nil {
 		return
 	}
-	until := now.Add(r.ttl).UnixNano()
+	until := now.Sub(r.base) + r.ttl
 	r.mu.Lock()
 	if len(r.cur) >= r.half {
-		r.prev, r.cur = r.cur, make(map[string]int64, r.half)
+		r.prev, r.cur = r.cur, make(map[string]time.Duration, r.half)
 	}
 	r.cur[strings.Clone(id)] = until // not the rest of the string id shares
 	r.mu.Unlock()
@@ -46,11 +47,11 @@ func (r *recentIDs) has(id []byte, now time.Time) bool {
 	if r == nil {
 		return false
 	}
-	r.mu.Lock()
+	r.mu.RLock()
 	until, ok := r.cur[string(id)] // no copy: the compiler looks up the bytes
 	if !ok {
 		until, ok = r.prev[string(id)]
 	}
-	r.mu.Unlock()
-	return ok && now.UnixNano() < until
+	r.mu.RUnlock()
+	return ok && now.Sub(r.base) < until
 }

@@ -187,12 +187,12 @@ func (c *redisClaims) claim(ctx context.Context, id string) (claimState, error) 
 	}
 }
 
-// A claim held elsewhere is looked at every lookEvery, at most lookTimes
-// times (64 ms in all), after which Postgres decides. Looks ride the
-// shared pipelines: a short pause adds little to the copy's answer.
+// A claim held elsewhere is looked at every lookEvery until awaitLimit has
+// passed, after which Postgres decides. Looks ride the shared pipelines: a
+// short pause adds little to the copy's answer.
 const (
-	lookEvery = 2 * time.Millisecond
-	lookTimes = 32
+	lookEvery  = 2 * time.Millisecond
+	awaitLimit = 64 * time.Millisecond
 )
 
 // awaitDone waits while another delivery holds id's claim, holding no
@@ -200,11 +200,14 @@ const (
 // False when the claim is gone, still held after the waits, or Redis
 // failed: then Postgres decides, as it always may.
 func (c *redisClaims) awaitDone(ctx context.Context, id string) bool {
-	for range lookTimes {
-		t := time.NewTimer(lookEvery)
+	t := time.NewTimer(lookEvery)
+	defer t.Stop()
+	for start := time.Now(); time.Since(start) < awaitLimit; t.Reset(lookEvery) {
+		if c.loop.busy() {
+			return false // looks would crowd out claims: Postgres decides
+		}
 		select {
 		case <-ctx.Done():
-			t.Stop()
 			return false
 		case <-t.C:
 		}

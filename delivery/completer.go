@@ -252,7 +252,10 @@ func (c *completer) write(ctx context.Context, chunk []result) error {
 	defer cancel()
 	applied := map[[2]string]int{} // (destination, result) -> count
 	// One round trip: the transaction, its plan settings and the three
-	// statements go as one batch; a failed statement rolls back the rest.
+	// statements go as one batch. A statement that fails aborts the
+	// transaction and its COMMIT (the pool drops the connection); if the
+	// answer is lost after the COMMIT ran, the chunk is written again and
+	// finds its leases gone: counted stale, with its attempts recorded twice.
 	err := func() error {
 		var b pgx.Batch
 		b.Queue("BEGIN")

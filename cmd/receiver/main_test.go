@@ -337,11 +337,18 @@ func sigkillStorm(t *testing.T, names []string) {
 			}
 		}
 		// The survivor's sweeper, not luck, delivered the victim's backlog.
+		// Its attempts are written after the sink answered: wait for them.
 		var rescued int
-		if err := pool.QueryRow(context.Background(), `SELECT count(DISTINCT event_id) FROM stripe_webhook_delivery_attempts
-			WHERE ok AND destination = $3 AND event_id = ANY($1) AND instance NOT LIKE $2`,
-			victimIDs, fmt.Sprintf("%%:%d", victim.cmd.Process.Pid), name).Scan(&rescued); err != nil {
-			t.Fatal(err)
+		for {
+			if err := pool.QueryRow(context.Background(), `SELECT count(DISTINCT event_id) FROM stripe_webhook_delivery_attempts
+				WHERE ok AND destination = $3 AND event_id = ANY($1) AND instance NOT LIKE $2`,
+				victimIDs, fmt.Sprintf("%%:%d", victim.cmd.Process.Pid), name).Scan(&rescued); err != nil {
+				t.Fatal(err)
+			}
+			if rescued > 0 || time.Now().After(deadline) {
+				break
+			}
+			time.Sleep(100 * time.Millisecond)
 		}
 		if rescued == 0 {
 			t.Errorf("%s: no event the killed instance accepted was delivered by the survivor: the kill hit no backlog", name)
