@@ -64,7 +64,7 @@ type PrunerConfig struct {
 	// Duty is the most of its time the pruner spends deleting: after a
 	// batch that took t it rests t × (1/Duty − 1), so that a backlog of
 	// old events does not take the CPU and I/O the intake needs. 1 never
-	// rests. Defaults to 0.5.
+	// rests. Defaults to 0.75.
 	Duty float64
 	// Logger defaults to slog.Default().
 	Logger *slog.Logger
@@ -87,7 +87,7 @@ func (c PrunerConfig) WithDefaults() PrunerConfig {
 		c.BatchSize = 500
 	}
 	if c.Duty == 0 {
-		c.Duty = 0.5
+		c.Duty = 0.75
 	}
 	if c.Logger == nil {
 		c.Logger = slog.Default()

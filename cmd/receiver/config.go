@@ -95,7 +95,7 @@ func loadConfig(lookup func(string) (string, bool)) (config, error) {
 		DeliveryMaxAttempts: e.integerUpTo("DELIVERY_MAX_ATTEMPTS", 15, 1, delivery.MaxAttemptsLimit),
 		DeliveryTimeout:     e.duration("DELIVERY_TIMEOUT", 10*time.Second, time.Millisecond),
 		Retention:           e.duration("RETENTION", 720*time.Hour, 72*time.Hour),
-		PruneDuty:           e.integerUpTo("PRUNE_DUTY", 50, 1, 100),
+		PruneDuty:           e.integerUpTo("PRUNE_DUTY", 75, 1, 100),
 		ShutdownTimeout:     e.duration("SHUTDOWN_TIMEOUT", 30*time.Second, 0),
 		MaxConcurrency:      e.integer("MAX_CONCURRENCY", 512, 1),
 		MaxConnections:      e.integerUpTo("MAX_CONNECTIONS", 10000, 1, 1<<20),

@@ -23,7 +23,7 @@ func TestLoadConfigDefaults(t *testing.T) {
 	}
 	if c.ListenAddr != ":8080" || c.AdminAddr != "127.0.0.1:9090" || c.Tolerance != 5*time.Minute ||
 		c.DedupTTL != 72*time.Hour || c.DedupRecentIDs != 100_000 || c.MaxBodyBytes != 1<<20 || c.Workers != 32 || c.QueueSize != 10000 ||
-		c.DeliveryMaxAttempts != 15 || c.DeliveryTimeout != 10*time.Second || c.Retention != 720*time.Hour || c.PruneDuty != 50 ||
+		c.DeliveryMaxAttempts != 15 || c.DeliveryTimeout != 10*time.Second || c.Retention != 720*time.Hour || c.PruneDuty != 75 ||
 		c.ShutdownTimeout != 30*time.Second || c.RedisURL != "" || len(c.Destinations) != 1 || c.Destinations[0].Name != "default" || c.Destinations[0].Target.Scheme != "stdout" || c.LogFormat != "json" {
 		t.Fatalf("defaults: %+v", c)
 	}
