@@ -16,9 +16,15 @@ import (
 	"github.com/oncehook/oncehook/internal/testenv"
 )
 
-func newDeduper(t *testing.T, pool *pgxpool.Pool, rdb redis.UniversalClient, prefix string) *dedup.Deduper {
+// newDeduper starts a Deduper for the test; tune, if given, adjusts its
+// config first.
+func newDeduper(t *testing.T, pool *pgxpool.Pool, rdb redis.UniversalClient, prefix string, tune ...func(*dedup.Config)) *dedup.Deduper {
 	t.Helper()
-	d, err := dedup.New(dedup.Config{Pool: pool, Redis: rdb, KeyPrefix: prefix, RedisBackoff: 50 * time.Millisecond, CommitTimeout: 2 * time.Second})
+	cfg := dedup.Config{Pool: pool, Redis: rdb, KeyPrefix: prefix, RedisBackoff: 50 * time.Millisecond, CommitTimeout: 2 * time.Second}
+	for _, f := range tune {
+		f(&cfg)
+	}
+	d, err := dedup.New(cfg)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -419,11 +425,7 @@ func TestRecentIDsAnswerWithoutRedisOrPostgres(t *testing.T) {
 	t.Parallel()
 	pool := testenv.Postgres(t)
 	rdb, prefix := testenv.Redis(t)
-	d, err := dedup.New(dedup.Config{Pool: pool, Redis: rdb, KeyPrefix: prefix, RecentIDs: 100, CommitTimeout: 2 * time.Second})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(d.Stop)
+	d := newDeduper(t, pool, rdb, prefix, func(c *dedup.Config) { c.RecentIDs = 100 })
 	if res := check(t, d, "evt_recent"); res.Outcome != dedup.Accepted {
 		t.Fatalf("first: %+v", res)
 	}

@@ -256,36 +256,33 @@ func (c *completer) write(ctx context.Context, chunk []result) error {
 	// transaction and its COMMIT (the pool drops the connection); if the
 	// answer is lost after the COMMIT ran, the chunk is written again and
 	// finds its leases gone: counted stale, with its attempts recorded twice.
-	err := func() error {
-		var b pgx.Batch
-		b.Queue("BEGIN")
-		b.Queue(indexPlansSQL)
-		b.Queue(markDeliveredSQL, ok.ids, ok.dests, ok.leases).Query(func(rows pgx.Rows) error {
-			dests, err := pgx.CollectRows(rows, pgx.RowTo[string])
-			for _, d := range dests {
-				applied[[2]string{d, metrics.Delivered}]++
-			}
+	var b pgx.Batch
+	b.Queue("BEGIN")
+	b.Queue(indexPlansSQL)
+	b.Queue(markDeliveredSQL, ok.ids, ok.dests, ok.leases).Query(func(rows pgx.Rows) error {
+		dests, err := pgx.CollectRows(rows, pgx.RowTo[string])
+		for _, d := range dests {
+			applied[[2]string{d, metrics.Delivered}]++
+		}
+		return err
+	})
+	b.Queue(markFailedSQL, failed.ids, failed.dests, failed.leases, failed.errs, failed.maxAttempts,
+		c.cfg.RetryBase.Milliseconds(), c.cfg.RetryMax.Milliseconds()).
+		Query(func(rows pgx.Rows) error {
+			var dest, status string
+			_, err := pgx.ForEachRow(rows, []any{&dest, &status}, func() error {
+				if status == StatusDead {
+					applied[[2]string{dest, metrics.Dead}]++
+				} else {
+					applied[[2]string{dest, metrics.Retry}]++
+				}
+				return nil
+			})
 			return err
 		})
-		b.Queue(markFailedSQL, failed.ids, failed.dests, failed.leases, failed.errs, failed.maxAttempts,
-			c.cfg.RetryBase.Milliseconds(), c.cfg.RetryMax.Milliseconds()).
-			Query(func(rows pgx.Rows) error {
-				var dest, status string
-				_, err := pgx.ForEachRow(rows, []any{&dest, &status}, func() error {
-					if status == StatusDead {
-						applied[[2]string{dest, metrics.Dead}]++
-					} else {
-						applied[[2]string{dest, metrics.Retry}]++
-					}
-					return nil
-				})
-				return err
-			})
-		b.Queue(recordAttemptsSQL, all.ids, all.dests, all.oks, all.errs, c.cfg.Instance)
-		b.Queue("COMMIT")
-		return c.cfg.Pool.SendBatch(ctx, &b).Close()
-	}()
-	if err != nil {
+	b.Queue(recordAttemptsSQL, all.ids, all.dests, all.oks, all.errs, c.cfg.Instance)
+	b.Queue("COMMIT")
+	if err := c.cfg.Pool.SendBatch(ctx, &b).Close(); err != nil {
 		return err
 	}
 	sent := map[string]int{}

@@ -34,24 +34,11 @@ func scrape(t *testing.T, url string) map[string]*dto.MetricFamily {
 // value sums the samples of family whose labels include every name=value
 // pair given.
 func value(fams map[string]*dto.MetricFamily, family string, labels ...string) float64 {
-	var sum float64
-	f := fams[family]
-	if f == nil {
+	if fams[family] == nil {
 		return -1
 	}
-next:
-	for _, m := range f.Metric {
-		for i := 0; i+1 < len(labels); i += 2 {
-			found := false
-			for _, l := range m.Label {
-				if l.GetName() == labels[i] && l.GetValue() == labels[i+1] {
-					found = true
-				}
-			}
-			if !found {
-				continue next
-			}
-		}
+	var sum float64
+	for _, m := range matching(fams, family, labels...) {
 		switch {
 		case m.Counter != nil:
 			sum += m.Counter.GetValue()
@@ -64,21 +51,32 @@ next:
 	return sum
 }
 
-// samples is the sample count of a histogram's series matching labels.
-func samples(fams map[string]*dto.MetricFamily, family string, labels ...string) float64 {
-	var n uint64
+// matching is the series of family that carry every label pair of labels.
+func matching(fams map[string]*dto.MetricFamily, family string, labels ...string) []*dto.Metric {
+	var out []*dto.Metric
+next:
 	for _, m := range fams[family].GetMetric() {
-		match := true
 		for i := 0; i+1 < len(labels); i += 2 {
 			found := false
 			for _, l := range m.Label {
-				found = found || l.GetName() == labels[i] && l.GetValue() == labels[i+1]
+				if l.GetName() == labels[i] && l.GetValue() == labels[i+1] {
+					found = true
+				}
 			}
-			match = match && found
+			if !found {
+				continue next
+			}
 		}
-		if match {
-			n += m.GetHistogram().GetSampleCount()
-		}
+		out = append(out, m)
+	}
+	return out
+}
+
+// samples is the sample count of a histogram's series matching labels.
+func samples(fams map[string]*dto.MetricFamily, family string, labels ...string) float64 {
+	var n uint64
+	for _, m := range matching(fams, family, labels...) {
+		n += m.GetHistogram().GetSampleCount()
 	}
 	return float64(n)
 }

@@ -3,14 +3,14 @@ package browser
 import (
 	"bytes"
 	"context"
-	"errors"
 	"fmt"
 	"os"
 	"os/exec"
 	"sync"
-	"syscall"
 	"testing"
 	"time"
+
+	"github.com/oncehook/oncehook/internal/filelock"
 )
 
 const (
@@ -90,26 +90,11 @@ func aptInstall() (string, error) {
 	ctx, cancel := context.WithTimeout(context.Background(), installTimeout)
 	defer cancel()
 
-	f, err := os.OpenFile(aptLock, os.O_CREATE|os.O_RDWR, 0o666)
+	release, err := filelock.Hold(ctx, aptLock, 500*time.Millisecond)
 	if err != nil {
 		return "", err
 	}
-	defer f.Close()
-	for {
-		err := syscall.Flock(int(f.Fd()), syscall.LOCK_EX|syscall.LOCK_NB)
-		if err == nil {
-			break
-		}
-		if !errors.Is(err, syscall.EWOULDBLOCK) {
-			return "", fmt.Errorf("flock %s: %w", aptLock, err)
-		}
-		select {
-		case <-ctx.Done():
-			return "", fmt.Errorf("waiting for %s: %w", aptLock, ctx.Err())
-		case <-time.After(500 * time.Millisecond):
-		}
-	}
-	defer syscall.Flock(int(f.Fd()), syscall.LOCK_UN)
+	defer release()
 
 	// Another test binary may have installed it while we waited.
 	if _, ok := lookChromium(); ok {

@@ -17,6 +17,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/oncehook/oncehook/internal/filelock"
 	"github.com/oncehook/oncehook/internal/testenv"
 )
 
@@ -183,26 +184,11 @@ func installPath(goTool string) (string, error) {
 func install(goTool, installed string) error {
 	ctx, cancel := context.WithTimeout(context.Background(), installTimeout)
 	defer cancel()
-	f, err := os.OpenFile(lockPath, os.O_CREATE|os.O_RDWR, 0o666)
+	release, err := filelock.Hold(ctx, lockPath, 200*time.Millisecond)
 	if err != nil {
 		return err
 	}
-	defer f.Close()
-	for {
-		err := syscall.Flock(int(f.Fd()), syscall.LOCK_EX|syscall.LOCK_NB)
-		if err == nil {
-			break
-		}
-		if !errors.Is(err, syscall.EWOULDBLOCK) {
-			return fmt.Errorf("locking %s: %w", lockPath, err)
-		}
-		select {
-		case <-ctx.Done():
-			return fmt.Errorf("waiting for the lock %s held by another install: %w", lockPath, ctx.Err())
-		case <-time.After(200 * time.Millisecond):
-		}
-	}
-	defer syscall.Flock(int(f.Fd()), syscall.LOCK_UN)
+	defer release()
 	if isExecutable(installed) {
 		return nil
 	}
