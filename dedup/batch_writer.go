@@ -10,40 +10,12 @@ import (
 	"sync/atomic"
 	"time"
 
-	"github.com/jackc/pgx/v5/pgtype"
-	"github.com/jackc/pgx/v5/pgxpool"
-
 	"github.com/oncehook/oncehook/event"
 	"github.com/oncehook/oncehook/internal/metrics"
 	"github.com/oncehook/oncehook/internal/pgerr"
 	"github.com/oncehook/oncehook/route"
+	"github.com/oncehook/oncehook/store"
 )
-
-// insertSQL stores one batch: each new event's ledger row, written once,
-// and one delivery row per destination it matches, in one statement and so
-// one transaction. Rows go in event_id order, so that batches from several
-// instances take row locks in the same order. It returns the new ids and
-// their lease: a new delivery is leased to this instance ($8 ms), and no
-// sweeper takes it before then.
-// $1..$7 and $11 the events, $8 lease ms, $9/$10 (event id, destination) pairs.
-const insertSQL = `
-WITH ins AS (
-	INSERT INTO stripe_webhook_events
-		(event_id, event_type, livemode, account, api_version, stripe_created, payload, status, source)
-	SELECT e.id, e.type, e.livemode, NULLIF(e.account, ''), NULLIF(e.api_version, ''), e.created, e.payload, 'routed',
-		NULLIF(e.source, '')
-	FROM unnest($1::text[], $2::text[], $3::bool[], $4::text[], $5::text[], $6::timestamptz[], $7::bytea[], $11::text[])
-		AS e(id, type, livemode, account, api_version, created, payload, source)
-	ORDER BY e.id
-	ON CONFLICT (event_id) DO NOTHING
-	RETURNING event_id),
-routed AS (
-	INSERT INTO stripe_webhook_deliveries (event_id, destination, locked_until, next_attempt_at)
-	SELECT r.id, r.destination, now() + $8::bigint * interval '1 millisecond', now() + $8::bigint * interval '1 millisecond'
-	FROM unnest($9::text[], $10::text[]) AS r(id, destination)
-	WHERE r.id IN (SELECT event_id FROM ins)
-	ORDER BY r.id, r.destination)
-SELECT event_id, now() + $8::bigint * interval '1 millisecond' FROM ins`
 
 // maxBatchTries bounds retries of a batch that hit a deadlock or a
 // serialization failure.
@@ -52,8 +24,8 @@ const maxBatchTries = 3
 type insertReq struct {
 	ev       *event.Event
 	inserted bool
-	routes   int   // the destinations ev matches, counted by fill
-	lease    Lease // Start taken before the INSERT that stored ev began
+	routes   int         // the destinations ev matches, counted by fill
+	lease    store.Lease // Start taken before the INSERT that stored ev began
 	err      error
 	done     chan struct{}
 }
@@ -61,7 +33,7 @@ type insertReq struct {
 // batchWriter group-commits inserts: up to Flushers batches run at once,
 // each one INSERT of at most MaxBatch rows.
 type batchWriter struct {
-	pool    *pgxpool.Pool
+	store   *store.Store
 	loop    *batchLoop[*insertReq]
 	bufs    sync.Pool // *batch, one per running flush
 	timeout time.Duration
@@ -75,7 +47,7 @@ type batchWriter struct {
 
 func newBatchWriter(cfg Config) *batchWriter {
 	w := &batchWriter{
-		pool:    cfg.Pool,
+		store:   store.New(cfg.Pool),
 		timeout: cfg.CommitTimeout,
 		lease:   cfg.Lease,
 		routes:  cfg.Routes,
@@ -96,19 +68,19 @@ func newBatchWriter(cfg Config) *batchWriter {
 // insert commits ev and reports whether its row is new, and its lease. It
 // waits for the outcome even when ctx ends, so the caller always knows what
 // happened.
-func (w *batchWriter) insert(ctx context.Context, ev *event.Event) (bool, Lease, error) {
+func (w *batchWriter) insert(ctx context.Context, ev *event.Event) (bool, store.Lease, error) {
 	r := w.reqPool.Get().(*insertReq)
 	r.ev = ev
 	if err := w.loop.send(r); err != nil {
 		w.reqPool.Put(r)
 		if errors.Is(err, errLoopClosed) {
-			return false, Lease{}, fmt.Errorf("inserting %s: %w: the writer is stopped", ev.ID, ErrUnavailable)
+			return false, store.Lease{}, fmt.Errorf("inserting %s: %w: the writer is stopped", ev.ID, ErrUnavailable)
 		}
-		return false, Lease{}, ErrOverloaded
+		return false, store.Lease{}, ErrOverloaded
 	}
 	<-r.done
 	inserted, lease, err := r.inserted, r.lease, r.err
-	r.ev, r.err, r.lease = nil, nil, Lease{}
+	r.ev, r.err, r.lease = nil, nil, store.Lease{}
 	w.reqPool.Put(r)
 	return inserted, lease, err
 }
@@ -177,34 +149,20 @@ func (w *batchWriter) query(b *batch, rows []*insertReq) error {
 	defer cancel()
 	start := time.Now() // before the statement's now(), where the leases begin
 	defer func() { w.metrics.Batch(len(rows), time.Since(start)) }()
-	dbRows, err := w.pool.Query(ctx, insertSQL, b.ids, b.types, b.livemodes, b.accounts, b.versions, b.created, b.payloads,
-		w.lease.Milliseconds(), b.routeIDs, b.routeDests, b.sources)
+	inserted, err := w.store.InsertEvents(ctx, &b.events, w.lease)
 	if err != nil {
 		return err
 	}
-	b.returned = b.returned[:0]
-	for dbRows.Next() {
-		var ret returnedRow
-		if err := dbRows.Scan(&ret.id, &ret.lease); err != nil {
-			dbRows.Close()
-			return err
-		}
-		b.returned = append(b.returned, ret)
-	}
-	if err := dbRows.Err(); err != nil {
-		return err
-	}
-	// rows are sorted by id; sort the returned ids and merge.
-	slices.SortFunc(b.returned, func(x, y returnedRow) int { return strings.Compare(x.id, y.id) })
+	// rows and inserted are both sorted by id: merge.
 	j := 0
 	for _, r := range rows {
-		for j < len(b.returned) && b.returned[j].id < r.ev.ID {
+		for j < len(inserted) && inserted[j].ID < r.ev.ID {
 			j++
 		}
-		r.inserted = j < len(b.returned) && b.returned[j].id == r.ev.ID
-		r.lease = Lease{}
+		r.inserted = j < len(inserted) && inserted[j].ID == r.ev.ID
+		r.lease = store.Lease{}
 		if r.inserted {
-			r.lease = Lease{Start: start, Until: b.returned[j].lease, Length: w.lease}
+			r.lease = store.Lease{Start: start, Until: inserted[j].Lease, Length: w.lease}
 			if r.routes == 0 {
 				w.metrics.Unrouted()
 			}
@@ -216,44 +174,13 @@ func (w *batchWriter) query(b *batch, rows []*insertReq) error {
 // batch holds one flusher's reusable buffers.
 type batch struct {
 	reqs, uniq []*insertReq
-	ids        []string
-	types      []string
-	livemodes  []bool
-	accounts   []string
-	versions   []string
-	created    []pgtype.Timestamptz
-	payloads   [][]byte
-	sources    []string
-	routeIDs   []string // one (id, destination) pair per delivery row
-	routeDests []string
-	returned   []returnedRow
+	events     store.EventBatch
 }
 
-// returnedRow is one row the INSERT stored: its id and its locked_until.
-type returnedRow struct {
-	id    string
-	lease time.Time
-}
-
+// fill puts rows in b's events, counting each one's destinations.
 func (b *batch) fill(rows []*insertReq, routes *route.Table) {
-	b.ids, b.types, b.accounts, b.versions = b.ids[:0], b.types[:0], b.accounts[:0], b.versions[:0]
-	b.livemodes, b.created, b.payloads, b.sources = b.livemodes[:0], b.created[:0], b.payloads[:0], b.sources[:0]
-	b.routeIDs, b.routeDests = b.routeIDs[:0], b.routeDests[:0]
+	b.events.Reset()
 	for _, r := range rows {
-		ev := r.ev
-		b.ids = append(b.ids, ev.ID)
-		b.types = append(b.types, ev.Type)
-		b.livemodes = append(b.livemodes, ev.Livemode)
-		b.accounts = append(b.accounts, ev.Account)
-		b.versions = append(b.versions, ev.APIVersion)
-		b.created = append(b.created, pgtype.Timestamptz{Time: ev.Created, Valid: !ev.Created.IsZero()})
-		b.payloads = append(b.payloads, ev.Payload)
-		b.sources = append(b.sources, ev.Source)
-		n := len(b.routeDests)
-		b.routeDests = routes.Match(b.routeDests, ev.Type, ev.Livemode)
-		r.routes = len(b.routeDests) - n
-		for range r.routes {
-			b.routeIDs = append(b.routeIDs, ev.ID)
-		}
+		r.routes = b.events.Add(r.ev, routes)
 	}
 }

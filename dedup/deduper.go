@@ -8,6 +8,7 @@ import (
 
 	"github.com/oncehook/oncehook/event"
 	"github.com/oncehook/oncehook/internal/metrics"
+	"github.com/oncehook/oncehook/store"
 )
 
 // Outcome is the answer for one delivery of an event.
@@ -59,20 +60,7 @@ type Result struct {
 	Outcome Outcome
 	Path    Path
 	// Lease, for Accepted, is this instance's hold on the new row's delivery.
-	Lease Lease
-}
-
-// Lease is an instance's hold on a row's delivery.
-type Lease struct {
-	// Start is a local time no later than the start of the lease
-	// (Config.Lease): hand-off to delivery counts from it.
-	Start time.Time
-	// Until is the row's locked_until as stored. It is the lease's token: a
-	// delivery result applies only while the row still holds this value.
-	Until time.Time
-	// Length is how long the lease lasts from Start, as the writer of the
-	// lease decided it.
-	Length time.Duration
+	Lease store.Lease
 }
 
 var (
@@ -102,7 +90,7 @@ func New(cfg Config) (*Deduper, error) {
 	}
 	if cfg.Redis != nil && cfg.KeyPrefix == "" {
 		ctx, cancel := context.WithTimeout(context.Background(), cfg.CommitTimeout)
-		ns, err := Namespace(ctx, cfg.Pool)
+		ns, err := store.New(cfg.Pool).Namespace(ctx)
 		cancel()
 		if err != nil {
 			return nil, err

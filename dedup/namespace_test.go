@@ -10,6 +10,7 @@ import (
 
 	"github.com/oncehook/oncehook/dedup"
 	"github.com/oncehook/oncehook/internal/testenv"
+	"github.com/oncehook/oncehook/store"
 )
 
 // TestTwoDeploymentsSharingRedisKeepTheirOwnEvents: two deployments with
@@ -42,11 +43,11 @@ func TestTwoDeploymentsSharingRedisKeepTheirOwnEvents(t *testing.T) {
 		t.Fatalf("deployment B stored %d rows of %s, want 1", n, id)
 	}
 
-	nsA, err := dedup.Namespace(context.Background(), poolA)
+	nsA, err := store.New(poolA).Namespace(context.Background())
 	if err != nil {
 		t.Fatal(err)
 	}
-	nsB, err := dedup.Namespace(context.Background(), poolB)
+	nsB, err := store.New(poolB).Namespace(context.Background())
 	if err != nil {
 		t.Fatal(err)
 	}

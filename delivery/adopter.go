@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"github.com/oncehook/oncehook/internal/ratelog"
+	"github.com/oncehook/oncehook/store"
 )
 
 // adoptBatch bounds the legacy rows adopted by one statement, so that
@@ -44,7 +45,7 @@ func (a *adopter) run() {
 		case <-time.After(a.cfg.SweepInterval):
 		}
 		start := time.Now()
-		n, err := Adopt(a.ctx, a.cfg.Pool, adoptBatch)
+		n, err := store.New(a.cfg.Pool).AdoptLegacy(a.ctx, adoptBatch)
 		if err != nil && a.ctx.Err() == nil {
 			a.cfg.Metrics.PostgresError("adopt")
 			a.errs.Warn("adopting rows of the previous version failed", "error", err, "adopted", n)

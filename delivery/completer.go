@@ -6,68 +6,12 @@ import (
 	"sync"
 	"time"
 
-	"github.com/jackc/pgx/v5"
-
 	"github.com/oncehook/oncehook/internal/metrics"
 	"github.com/oncehook/oncehook/internal/pgerr"
 	"github.com/oncehook/oncehook/internal/ratelog"
 	"github.com/oncehook/oncehook/internal/safetext"
+	"github.com/oncehook/oncehook/store"
 )
-
-// A result applies only while its writer still holds the lease: the row is
-// pending and its locked_until is still the one the writer was given. A
-// result that finds another lease (taken over after this one ran out) is
-// stale, and is counted and left alone.
-//
-// "Pending" is written as status NOT IN ('delivered', 'dead') (the same,
-// by the table's CHECK): status = 'pending' would let the planner walk the
-// pending partial index, which its statistics may show as nearly empty
-// while a backlog fills it, instead of probing the primary key.
-
-// markDeliveredSQL closes deliveries that succeeded.
-// $1 ids, $2 destinations, $3 leases.
-const markDeliveredSQL = `
-UPDATE stripe_webhook_deliveries d
-SET status = 'delivered', delivered_at = now(), attempts = d.attempts + 1,
-	locked_until = NULL, last_error = NULL
-FROM unnest($1::text[], $2::text[], $3::timestamptz[]) AS r(id, destination, lease)
-WHERE d.event_id = r.id AND d.destination = r.destination AND d.status NOT IN ('delivered', 'dead') AND d.locked_until = r.lease
-RETURNING d.destination`
-
-// markFailedSQL schedules the next attempt of deliveries that failed:
-// RetryBase × 2^attempts (the exponent capped, so it cannot overflow),
-// capped at RetryMax, less up to half of it at random; dead after the
-// destination's MaxAttempts.
-// $1 ids, $2 destinations, $3 leases, $4 errors, $5 MaxAttempts, $6 RetryBase ms, $7 RetryMax ms.
-const markFailedSQL = `
-UPDATE stripe_webhook_deliveries d
-SET attempts = d.attempts + 1,
-	last_error = f.err,
-	locked_until = NULL,
-	status = CASE WHEN d.attempts + 1 >= f.max_attempts THEN 'dead' ELSE 'pending' END,
-	dead_at = CASE WHEN d.attempts + 1 >= f.max_attempts THEN now() END,
-	next_attempt_at = now() + least($6::float8 * power(2::float8, least(d.attempts, 62)), $7::float8)
-		* (1 - random() / 2) * interval '1 millisecond'
-FROM unnest($1::text[], $2::text[], $3::timestamptz[], $4::text[], $5::int[]) AS f(id, destination, lease, err, max_attempts)
-WHERE d.event_id = f.id AND d.destination = f.destination AND d.status NOT IN ('delivered', 'dead') AND d.locked_until = f.lease
-RETURNING d.destination, d.status`
-
-// recordAttemptsSQL appends to the delivery history, stale results too:
-// the attempt was made.
-const recordAttemptsSQL = `
-INSERT INTO stripe_webhook_delivery_attempts (event_id, destination, ok, error, instance)
-SELECT a.id, a.destination, a.ok, NULLIF(a.err, ''), $5
-FROM unnest($1::text[], $2::text[], $3::bool[], $4::text[]) AS a(id, destination, ok, err)
-WHERE EXISTS (SELECT 1 FROM stripe_webhook_events e WHERE e.event_id = a.id)`
-
-// indexPlansSQL makes the result statements find each row by its primary
-// key. Left to itself, the planner joins a batch of results by hashing
-// every pending row found through a partial index whose statistics say it
-// is small; but the pending set, and that index's dead entries until the
-// next vacuum, grow with a backlog, and so would every write. It also
-// sequentially scanned a ledger that had grown since its plan was cached.
-const indexPlansSQL = `SELECT set_config('enable_hashjoin', 'off', true), set_config('enable_mergejoin', 'off', true),
-	set_config('enable_bitmapscan', 'off', true), set_config('enable_seqscan', 'off', true)`
 
 // maxErrorLen bounds a stored error, in bytes.
 const maxErrorLen = 1000
@@ -94,6 +38,7 @@ type result struct {
 // delivered again after the lease, never lost.
 type completer struct {
 	cfg    DispatcherConfig
+	store  *store.Store
 	errLog ratelog.Logger
 	stale  ratelog.Logger
 
@@ -108,7 +53,7 @@ type completer struct {
 }
 
 func newCompleter(cfg DispatcherConfig) *completer {
-	c := &completer{cfg: cfg, errLog: ratelog.Logger{Log: cfg.Logger}, stale: ratelog.Logger{Log: cfg.Logger},
+	c := &completer{cfg: cfg, store: store.New(cfg.Pool), errLog: ratelog.Logger{Log: cfg.Logger}, stale: ratelog.Logger{Log: cfg.Logger},
 		full: make(chan struct{}, 1), stop: make(chan time.Time, 1), stopped: make(chan struct{})}
 	c.ctx, c.cancel = context.WithCancel(context.Background())
 	go c.run()
@@ -238,60 +183,27 @@ func (c *completer) maxHeld() int { return 10 * c.cfg.MaxBatch }
 
 // write records one chunk in one transaction, within 10s and ctx.
 func (c *completer) write(ctx context.Context, chunk []result) error {
-	var ok, failed resultColumns
-	var all resultColumns
-	for _, r := range chunk {
-		all.add(r)
-		if r.ok {
-			ok.add(r)
-		} else {
-			failed.add(r)
-		}
-	}
 	ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
 	defer cancel()
-	applied := map[[2]string]int{} // (destination, result) -> count
-	// One round trip: the transaction, its plan settings and the three
-	// statements go as one batch. A statement that fails aborts the
-	// transaction and its COMMIT (the pool drops the connection); if the
-	// answer is lost after the COMMIT ran, the chunk is written again and
-	// finds its leases gone: counted stale, with its attempts recorded twice.
-	var b pgx.Batch
-	b.Queue("BEGIN")
-	b.Queue(indexPlansSQL)
-	b.Queue(markDeliveredSQL, ok.ids, ok.dests, ok.leases).Query(func(rows pgx.Rows) error {
-		dests, err := pgx.CollectRows(rows, pgx.RowTo[string])
-		for _, d := range dests {
-			applied[[2]string{d, metrics.Delivered}]++
-		}
-		return err
-	})
-	b.Queue(markFailedSQL, failed.ids, failed.dests, failed.leases, failed.errs, failed.maxAttempts,
-		c.cfg.RetryBase.Milliseconds(), c.cfg.RetryMax.Milliseconds()).
-		Query(func(rows pgx.Rows) error {
-			var dest, status string
-			_, err := pgx.ForEachRow(rows, []any{&dest, &status}, func() error {
-				if status == StatusDead {
-					applied[[2]string{dest, metrics.Dead}]++
-				} else {
-					applied[[2]string{dest, metrics.Retry}]++
-				}
-				return nil
-			})
-			return err
-		})
-	b.Queue(recordAttemptsSQL, all.ids, all.dests, all.oks, all.errs, c.cfg.Instance)
-	b.Queue("COMMIT")
-	if err := c.cfg.Pool.SendBatch(ctx, &b).Close(); err != nil {
+	results := make([]store.Result, len(chunk))
+	for i, r := range chunk {
+		results[i] = store.Result{EventID: r.id, Destination: r.dest, Lease: r.lease, MaxAttempts: r.maxAttempts, OK: r.ok, Err: r.err}
+	}
+	applied, err := c.store.WriteResults(ctx, results, store.Backoff{Base: c.cfg.RetryBase, Max: c.cfg.RetryMax}, c.cfg.Instance)
+	if err != nil {
 		return err
 	}
 	sent := map[string]int{}
 	for _, r := range chunk {
 		sent[r.dest]++
 	}
-	for k, n := range applied {
-		c.cfg.Metrics.Deliveries(k[0], k[1], n)
-		sent[k[0]] -= n
+	for outcome, counts := range map[string]map[string]int{
+		metrics.Delivered: applied.Delivered, metrics.Retry: applied.Retry, metrics.Dead: applied.Dead,
+	} {
+		for dest, n := range counts {
+			c.cfg.Metrics.Deliveries(dest, outcome, n)
+			sent[dest] -= n
+		}
 	}
 	for dest, stale := range sent {
 		if stale > 0 {
@@ -303,25 +215,6 @@ func (c *completer) write(ctx context.Context, chunk []result) error {
 	return nil
 }
 
-// resultColumns holds results as the statements' arrays.
-type resultColumns struct {
-	ids, dests, errs []string
-	leases           []time.Time
-	maxAttempts      []int32
-	oks              []bool
-}
-
-func (rc *resultColumns) add(r result) {
-	rc.ids = append(rc.ids, r.id)
-	rc.dests = append(rc.dests, r.dest)
-	rc.errs = append(rc.errs, r.err)
-	rc.leases = append(rc.leases, r.lease)
-	rc.maxAttempts = append(rc.maxAttempts, int32(r.maxAttempts))
-	rc.oks = append(rc.oks, r.ok)
-}
-
-// close writes the last results, trying until deadline, and stops. A write
-// under way is cancelled at the deadline.
 func (c *completer) close(deadline time.Time) {
 	t := time.AfterFunc(time.Until(deadline), c.cancel)
 	defer t.Stop()

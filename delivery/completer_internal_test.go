@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/oncehook/oncehook/internal/testenv"
+	"github.com/oncehook/oncehook/store"
 )
 
 // TestResultWriteSplitsAroundABadRow: a chunk that Postgres refuses for
@@ -35,7 +36,7 @@ func TestResultWriteSplitsAroundABadRow(t *testing.T) {
 		chunk = append(chunk, r)
 	}
 	chunk[5].err = "bad \x00 byte" // Postgres text cannot hold NUL: SQLSTATE 22021
-	c := &completer{cfg: DispatcherConfig{Pool: pool, MaxAttempts: 5, RetryBase: time.Second, RetryMax: time.Hour,
+	c := &completer{store: store.New(pool), cfg: DispatcherConfig{Pool: pool, MaxAttempts: 5, RetryBase: time.Second, RetryMax: time.Hour,
 		MaxBatch: 100, Instance: "test", Logger: slog.New(slog.DiscardHandler)}}
 	c.errLog.Log, c.stale.Log = c.cfg.Logger, c.cfg.Logger
 	held, err := c.writeSplitting(ctx, chunk)

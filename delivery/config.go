@@ -66,7 +66,7 @@ type DispatcherConfig struct {
 	// Lease is how long the sweeper's claims last: an instance owns a row
 	// it claimed for this long, and another instance's sweeper takes the
 	// row only after it. Rows handed over by the intake come with their own
-	// lease (dedup.Lease). Defaults to the larger of 1m and 3 × the longest
+	// lease (store.Lease). Defaults to the larger of 1m and 3 × the longest
 	// DeliveryTimeout.
 	Lease time.Duration
 	// SweepInterval is how often due and orphaned rows are claimed. Defaults to 1s.

@@ -7,9 +7,9 @@ import (
 	"sync"
 	"time"
 
-	"github.com/oncehook/oncehook/dedup"
 	"github.com/oncehook/oncehook/event"
 	"github.com/oncehook/oncehook/route"
+	"github.com/oncehook/oncehook/store"
 )
 
 // Dispatcher delivers events to their destinations: those the intake
@@ -62,7 +62,7 @@ func (d *Dispatcher) Routes() *route.Table { return d.routes }
 // destinations it matches, without blocking. It reports false when a lane
 // took no hand-off (its queue full in events or bytes, or stopping); that
 // delivery stays pending and a sweeper takes it once its lease ends.
-func (d *Dispatcher) Enqueue(ev *event.Event, lease dedup.Lease) bool {
+func (d *Dispatcher) Enqueue(ev *event.Event, lease store.Lease) bool {
 	j := job{ev: ev, lease: lease.Until, leaseUntil: lease.Start.Add(lease.Length - leaseMargin)}
 	ok := true
 	for _, l := range d.lanes {

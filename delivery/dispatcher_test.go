@@ -11,10 +11,10 @@ import (
 
 	"github.com/jackc/pgx/v5/pgxpool"
 
-	"github.com/oncehook/oncehook/dedup"
 	"github.com/oncehook/oncehook/delivery"
 	"github.com/oncehook/oncehook/event"
 	"github.com/oncehook/oncehook/internal/testenv"
+	"github.com/oncehook/oncehook/store"
 )
 
 // funcSink is a Sink made of a function.
@@ -60,9 +60,9 @@ func dispatchAll(t *testing.T, cfg delivery.DispatcherConfig, evs []*event.Event
 }
 
 // leaseOf is the lease the intake would hand over with a stored event.
-func leaseOf(t *testing.T, pool *pgxpool.Pool, id string) dedup.Lease {
+func leaseOf(t *testing.T, pool *pgxpool.Pool, id string) store.Lease {
 	t.Helper()
-	l := dedup.Lease{Start: time.Now(), Length: time.Minute} // as stored() leases them
+	l := store.Lease{Start: time.Now(), Length: time.Minute} // as stored() leases them
 	if err := pool.QueryRow(context.Background(), `SELECT locked_until FROM stripe_webhook_deliveries WHERE event_id = $1`, id).Scan(&l.Until); err != nil {
 		t.Fatal(err)
 	}

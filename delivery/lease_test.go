@@ -6,11 +6,11 @@ import (
 	"testing"
 	"time"
 
-	"github.com/oncehook/oncehook/dedup"
 	"github.com/oncehook/oncehook/delivery"
 	"github.com/oncehook/oncehook/event"
 	"github.com/oncehook/oncehook/internal/metrics"
 	"github.com/oncehook/oncehook/internal/testenv"
+	"github.com/oncehook/oncehook/store"
 )
 
 // TestLateResultDoesNotBreakAnotherLease: instance A's delivery outlives
@@ -66,7 +66,7 @@ func TestLateResultDoesNotBreakAnotherLease(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	b.Enqueue(ev, dedup.Lease{Start: time.Now(), Until: leaseB, Length: time.Minute})
+	b.Enqueue(ev, store.Lease{Start: time.Now(), Until: leaseB, Length: time.Minute})
 	if err := b.Stop(context.Background()); err != nil {
 		t.Fatal(err)
 	}

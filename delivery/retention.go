@@ -7,46 +7,12 @@ import (
 	"sync"
 	"time"
 
-	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/oncehook/oncehook/internal/metrics"
 	"github.com/oncehook/oncehook/internal/ratelog"
+	"github.com/oncehook/oncehook/store"
 )
-
-// keptSQL is true for an event that must be kept: a delivery of it is
-// pending, or went dead less than the dead retention ago ($2 ms).
-const keptSQL = `EXISTS (
-	SELECT 1 FROM stripe_webhook_deliveries d
-	WHERE d.event_id = e.event_id
-		AND (d.status = 'pending'
-			OR (d.status = 'dead' AND COALESCE(d.dead_at, e.received_at) >= now() - $2::bigint * interval '1 millisecond')))`
-
-// pickSQL locks one small batch of events older than the retention ($1
-// ms) that look prunable: every delivery delivered (or none: unrouted),
-// or dead long enough. It skips events another transaction holds (another
-// pruner, or a replay giving one a pending delivery), and walks by
-// received_at from $4 on, so that the events kept are passed once per
-// walk. Rows of the previous version wait to be adopted.
-// $1 retention ms, $2 dead retention ms, $3 batch size, $4 cursor.
-const pickSQL = `
-SELECT e.event_id, e.received_at FROM stripe_webhook_events e
-WHERE e.received_at < now() - $1::bigint * interval '1 millisecond'
-	AND e.received_at >= $4
-	AND e.status = 'routed'
-	AND NOT ` + keptSQL + `
-ORDER BY e.received_at
-LIMIT $3
-FOR UPDATE OF e SKIP LOCKED`
-
-// pruneSQL deletes the picked events, checking their deliveries again in a
-// statement of its own, so with a fresh snapshot: a delivery put back to
-// pending after pickSQL began keeps its event. Deliveries and history go
-// with their event (ON DELETE CASCADE).
-// $1 event ids, $2 dead retention ms.
-const pruneSQL = `
-DELETE FROM stripe_webhook_events e
-WHERE e.event_id = ANY($1::text[]) AND NOT ` + keptSQL
 
 // PrunerConfig configures a Pruner.
 type PrunerConfig struct {
@@ -104,6 +70,7 @@ type Pruner struct {
 	cursor   time.Time // where the walk goes on; only the Start loop moves it
 	lastWalk time.Time // when the walk last started from the beginning
 	cfg      PrunerConfig
+	store    *store.Store
 	errs     ratelog.Logger
 	ctx      context.Context // cancelled by Stop
 	cancel   context.CancelFunc
@@ -119,7 +86,7 @@ func NewPruner(cfg PrunerConfig) (*Pruner, error) {
 		return nil, errors.New("delivery: PrunerConfig needs a Pool, positive Retention, Interval and BatchSize, DeadRetention at least Retention, and Duty in (0, 1]")
 	}
 	ctx, cancel := context.WithCancel(context.Background())
-	return &Pruner{cfg: cfg, errs: ratelog.Logger{Log: cfg.Logger}, ctx: ctx, cancel: cancel}, nil
+	return &Pruner{cfg: cfg, store: store.New(cfg.Pool), errs: ratelog.Logger{Log: cfg.Logger}, ctx: ctx, cancel: cancel}, nil
 }
 
 // Start prunes every Interval until Stop.
@@ -192,32 +159,11 @@ func rest(took time.Duration, duty float64) time.Duration {
 	return time.Duration(float64(took) * (1/duty - 1))
 }
 
-// batch picks and deletes one batch in one transaction and returns how
-// many it picked and deleted, and the received_at of the last one picked.
+// batch deletes one batch, walking from cursor.
 func (p *Pruner) batch(ctx context.Context, cursor time.Time) (picked int, deleted int64, last time.Time, err error) {
-	err = pgx.BeginFunc(ctx, p.cfg.Pool, func(tx pgx.Tx) error {
-		rows, err := tx.Query(ctx, pickSQL, p.cfg.Retention.Milliseconds(), p.cfg.DeadRetention.Milliseconds(), p.cfg.BatchSize, cursor)
-		if err != nil {
-			return err
-		}
-		var ids []string
-		var id string
-		var at time.Time
-		if _, err := pgx.ForEachRow(rows, []any{&id, &at}, func() error {
-			ids, last = append(ids, id), at
-			return nil
-		}); err != nil {
-			return err
-		}
-		picked = len(ids)
-		if picked == 0 {
-			return nil
-		}
-		tag, err := tx.Exec(ctx, pruneSQL, ids, p.cfg.DeadRetention.Milliseconds())
-		deleted = tag.RowsAffected()
-		return err
+	return p.store.PruneBatch(ctx, store.PruneParams{
+		Retention: p.cfg.Retention, DeadRetention: p.cfg.DeadRetention, BatchSize: p.cfg.BatchSize, After: cursor,
 	})
-	return picked, deleted, last, err
 }
 
 // Stop ends pruning, cancelling a DELETE under way; it is safe to call

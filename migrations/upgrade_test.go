@@ -9,9 +9,9 @@ import (
 
 	"github.com/jackc/pgx/v5/pgxpool"
 
-	"github.com/oncehook/oncehook/delivery"
 	"github.com/oncehook/oncehook/internal/testenv"
 	"github.com/oncehook/oncehook/migrations"
+	"github.com/oncehook/oncehook/store"
 )
 
 // version4Rows fills a version-4 ledger with a row in every delivery
@@ -78,7 +78,7 @@ func TestUpgradeFromVersion4KeepsEveryRow(t *testing.T) {
 		t.Fatalf("applied %v on a version-4 schema", applied)
 	}
 	// What every new instance does in the background.
-	if n, err := delivery.Adopt(ctx, pool, 100); err != nil || n != len(free) {
+	if n, err := store.New(pool).AdoptLegacy(ctx, 100); err != nil || n != len(free) {
 		t.Fatalf("Adopt: %d, %v; want the %d rows not under a lease", n, err, len(free))
 	}
 	if after := scalar(t, pool, deliveryState, free); after != before {
@@ -102,7 +102,7 @@ func TestUpgradeFromVersion4KeepsEveryRow(t *testing.T) {
 		t.Fatal(err)
 	}
 	beforeLeased = scalar(t, pool, legacyState, leased)
-	if n, err := delivery.Adopt(ctx, pool, 100); err != nil || n != 1 {
+	if n, err := store.New(pool).AdoptLegacy(ctx, 100); err != nil || n != 1 {
 		t.Fatalf("Adopt: %d, %v; want the one row whose lease ended", n, err)
 	}
 	if got := scalar(t, pool, deliveryState, leased); got != beforeLeased {
@@ -171,7 +171,7 @@ func TestUpgradeAtScale(t *testing.T) {
 	migrated := time.Since(start)
 	adopted := 0
 	for {
-		n, err := delivery.Adopt(ctx, pool, 1000) // as an instance's adopter does
+		n, err := store.New(pool).AdoptLegacy(ctx, 1000) // as an instance's adopter does
 		if err != nil {
 			t.Fatal(err)
 		}

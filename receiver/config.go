@@ -11,13 +11,14 @@ import (
 	"github.com/oncehook/oncehook/dedup"
 	"github.com/oncehook/oncehook/event"
 	"github.com/oncehook/oncehook/internal/metrics"
+	"github.com/oncehook/oncehook/store"
 )
 
 // Enqueuer takes accepted events for delivery to the destinations they
 // match, without blocking; false means a delivery stays pending in Postgres
 // for a later pass. lease is dedup.Result.Lease.
 type Enqueuer interface {
-	Enqueue(ev *event.Event, lease dedup.Lease) bool
+	Enqueue(ev *event.Event, lease store.Lease) bool
 }
 
 // Config configures a Server.

@@ -8,12 +8,13 @@ import (
 
 	"github.com/oncehook/oncehook/dedup"
 	"github.com/oncehook/oncehook/event"
+	"github.com/oncehook/oncehook/store"
 )
 
 // discardQueue takes every accepted event and delivers none.
 type discardQueue struct{}
 
-func (discardQueue) Enqueue(*event.Event, dedup.Lease) bool { return true }
+func (discardQueue) Enqueue(*event.Event, store.Lease) bool { return true }
 
 // newTestServer is a Server on pool, signed with secretA, that delivers
 // nothing; tune, if set, adjusts its config. Its deduper stops when the

@@ -54,15 +54,8 @@ func (r *Reconciler) loop() {
 func (r *Reconciler) tick(ctx context.Context) {
 	ctx, cancel := context.WithTimeout(ctx, runTimeout)
 	defer cancel()
-	conn, err := r.cfg.Pool.Acquire(ctx)
+	release, leader, err := r.store.TryLead(ctx, lockKey)
 	if err != nil {
-		r.cfg.Logger.Warn("reconcile: no Postgres connection for the leader lock", "error", err)
-		r.cfg.Metrics.ReconcileRun("failed")
-		return
-	}
-	defer conn.Release()
-	var leader bool
-	if err := conn.QueryRow(ctx, `SELECT pg_try_advisory_lock(hashtext($1))`, lockKey).Scan(&leader); err != nil {
 		r.cfg.Logger.Warn("reconcile: taking the leader lock failed", "error", err)
 		r.cfg.Metrics.ReconcileRun("failed")
 		return
@@ -71,21 +64,11 @@ func (r *Reconciler) tick(ctx context.Context) {
 		r.cfg.Metrics.ReconcileRun("skipped")
 		return
 	}
-	defer func() {
-		uctx, ucancel := context.WithTimeout(context.Background(), 5*time.Second)
-		defer ucancel()
-		if _, err := conn.Exec(uctx, `SELECT pg_advisory_unlock(hashtext($1))`, lockKey); err != nil {
-			// The lock would outlive the run on a pooled connection.
-			conn.Conn().Close(uctx)
-		}
-	}()
+	defer release()
 	// Every instance ticks each Interval; the lock only keeps runs apart.
 	// One that finds the checkpoint moved less than half an interval ago
 	// leaves the run to the instance that moved it.
-	var recent bool
-	err = conn.QueryRow(ctx, `SELECT COALESCE((SELECT now() - updated_at < $2::bigint * interval '1 millisecond'
-		FROM stripe_webhook_reconcile_checkpoints WHERE listing = $1), false)`, r.listing, (r.cfg.Interval / 2).Milliseconds()).Scan(&recent)
-	if err == nil && recent {
+	if recent, err := r.store.CheckpointMovedWithin(ctx, r.listing, r.cfg.Interval/2); err == nil && recent {
 		r.cfg.Metrics.ReconcileRun("skipped")
 		return
 	}

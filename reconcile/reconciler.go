@@ -10,7 +10,6 @@ import (
 	"sync"
 	"time"
 
-	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/oncehook/oncehook/dedup"
@@ -18,6 +17,7 @@ import (
 	"github.com/oncehook/oncehook/internal/metrics"
 	"github.com/oncehook/oncehook/internal/safetext"
 	"github.com/oncehook/oncehook/receiver"
+	"github.com/oncehook/oncehook/store"
 	"github.com/oncehook/oncehook/stripeapi"
 )
 
@@ -48,7 +48,7 @@ type Config struct {
 	Store Store
 	// Enqueue hands a stored event to this instance's delivery; nil leaves
 	// it to the sweepers.
-	Enqueue func(*event.Event, dedup.Lease) bool
+	Enqueue func(*event.Event, store.Lease) bool
 	// Interval is the time between runs; 0 runs none in the background.
 	Interval time.Duration
 	// Overlap is how far before the checkpoint a run starts listing, for
@@ -132,6 +132,7 @@ func (c Config) validate() error {
 // through the webhook insert path, marked source reconcile.
 type Reconciler struct {
 	cfg     Config
+	store   *store.Store
 	listing string
 	stop    chan struct{}
 	done    chan struct{}
@@ -145,7 +146,7 @@ func New(cfg Config) (*Reconciler, error) {
 	if err := cfg.validate(); err != nil {
 		return nil, err
 	}
-	return &Reconciler{cfg: cfg, listing: listingName(cfg.All, cfg.Types), stop: make(chan struct{}), done: make(chan struct{})}, nil
+	return &Reconciler{cfg: cfg, store: store.New(cfg.Pool), listing: listingName(cfg.All, cfg.Types), stop: make(chan struct{}), done: make(chan struct{})}, nil
 }
 
 // listingName names a listing's checkpoint by its filter: another filter
@@ -296,13 +297,12 @@ func (r *Reconciler) listSlice(ctx context.Context, start, end time.Time, last b
 // windowStart is the checkpoint less the overlap, or the lookback on a
 // first run.
 func (r *Reconciler) windowStart(ctx context.Context, now time.Time) (time.Time, error) {
-	var through time.Time
-	err := r.cfg.Pool.QueryRow(ctx, `SELECT listed_through FROM stripe_webhook_reconcile_checkpoints WHERE listing = $1`, r.listing).Scan(&through)
-	if errors.Is(err, pgx.ErrNoRows) {
-		return now.Add(-r.cfg.Lookback), nil
-	}
+	through, ok, err := r.store.Checkpoint(ctx, r.listing)
 	if err != nil {
-		return time.Time{}, fmt.Errorf("reading the reconcile checkpoint: %w", err)
+		return time.Time{}, err
+	}
+	if !ok {
+		return now.Add(-r.cfg.Lookback), nil
 	}
 	return through.Add(-r.cfg.Overlap), nil
 }
@@ -316,29 +316,18 @@ func (r *Reconciler) windowStart(ctx context.Context, now time.Time) (time.Time,
 // lookback, so that a short explicit window never skips the first run's
 // lookback.
 func (r *Reconciler) saveCheckpoint(ctx context.Context, since time.Time, joins bool, through, windowStart, runStart time.Time) (bool, error) {
-	tag, err := r.cfg.Pool.Exec(ctx, `UPDATE stripe_webhook_reconcile_checkpoints
-		SET listed_through = GREATEST(listed_through, $2), updated_at = now()
-		WHERE listing = $1 AND ($4 OR listed_through >= $3)`, r.listing, through, since, joins)
-	if err != nil {
-		return false, fmt.Errorf("saving the reconcile checkpoint: %w", err)
-	}
-	if tag.RowsAffected() == 1 {
-		return true, nil
-	}
 	// A minute of slack: an explicit window of exactly the lookback starts
 	// a moment before the run does.
 	first := joins || !windowStart.After(runStart.Add(-r.cfg.Lookback+time.Minute))
-	tag, err = r.cfg.Pool.Exec(ctx, `INSERT INTO stripe_webhook_reconcile_checkpoints (listing, listed_through)
-		SELECT $1, $2 WHERE $3 ON CONFLICT (listing) DO NOTHING`, r.listing, through, first)
+	saved, err := r.store.SaveCheckpoint(ctx, store.CheckpointSave{Listing: r.listing, Since: since, Through: through, Joins: joins, First: first})
 	if err != nil {
-		return false, fmt.Errorf("saving the reconcile checkpoint: %w", err)
+		return false, err
 	}
-	if tag.RowsAffected() == 0 {
+	if !saved {
 		r.cfg.Logger.Info("reconcile: the window started after the checkpoint (or, on a first run, within the lookback), which stays: the events between were not listed",
 			"since", since, "through", through)
-		return false, nil
 	}
-	return true, nil
+	return saved, nil
 }
 
 // listPage reads one page, waiting PageInterval first unless it is the
@@ -391,17 +380,9 @@ func (r *Reconciler) storeMissing(ctx context.Context, listed []stripeapi.Listed
 	for i, e := range listed {
 		ids[i] = e.ID
 	}
-	rows, err := r.cfg.Pool.Query(ctx, `SELECT event_id FROM stripe_webhook_events WHERE event_id = ANY($1)`, ids)
+	have, err := r.store.StoredEvents(ctx, ids)
 	if err != nil {
-		return 0, 0, 0, fmt.Errorf("looking listed events up in the ledger: %w", err)
-	}
-	known, err := pgx.CollectRows(rows, pgx.RowTo[string])
-	if err != nil {
-		return 0, 0, 0, fmt.Errorf("looking listed events up in the ledger: %w", err)
-	}
-	have := make(map[string]bool, len(known))
-	for _, id := range known {
-		have[id] = true
+		return 0, 0, 0, err
 	}
 	for _, e := range listed {
 		if have[e.ID] {

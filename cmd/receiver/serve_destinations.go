@@ -13,6 +13,7 @@ import (
 
 	"github.com/oncehook/oncehook/delivery"
 	"github.com/oncehook/oncehook/internal/metrics"
+	"github.com/oncehook/oncehook/store"
 )
 
 // openDestinations opens every destination's sink; on an error it closes
@@ -58,12 +59,16 @@ func warnOrphaned(ctx context.Context, pool *pgxpool.Pool, dests []destinationCo
 // registerDestinationGauges adds each destination's queue depth and oldest
 // pending age.
 func registerDestinationGauges(m *metrics.Metrics, disp *delivery.Dispatcher, pool *pgxpool.Pool, dests []destinationConfig) {
+	st := store.New(pool)
 	for _, d := range dests {
 		labels := prometheus.Labels{"destination": d.Name}
 		m.Gauge("oncehook_delivery_queue_depth", "Events waiting for a delivery worker in this process, by destination.", labels,
 			func() float64 { n, _, _ := disp.DestinationQueue(d.Name); return float64(n) })
 		m.QueryGauge("oncehook_oldest_pending_age_seconds", "Age of the oldest event not yet delivered to the destination (all instances).",
-			labels, time.Second, func(ctx context.Context) (float64, error) { return delivery.OldestPendingAge(ctx, pool, d.Name) })
+			labels, time.Second, func(ctx context.Context) (float64, error) {
+				age, err := st.OldestPendingAge(ctx, d.Name)
+				return age.Seconds(), err
+			})
 	}
 }
 

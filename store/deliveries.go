@@ -1,0 +1,271 @@
+package store
+
+import (
+	"context"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgtype"
+
+	"github.com/oncehook/oncehook/event"
+)
+
+// The delivery state machine. One row per (event, destination) in
+// stripe_webhook_deliveries:
+//
+//	InsertEvents ──> pending (leased to the inserting instance)
+//	pending ──Claim──> pending, leased (locked_until = the lease's token)
+//	pending ──WriteResults, ok──> delivered
+//	pending ──WriteResults, failed──> pending, next attempt after a backoff
+//	                               └─> dead, at the destination's max attempts
+//	dead | delivered ──Replay──> pending, due now, attempts kept
+//
+// A lease has one owner: whoever writes it decides its length, and its
+// token is the locked_until it wrote. A result applies only while the row
+// is pending and still holds the token the result's writer was given; a
+// result that finds another token (the lease ran out and another instance
+// claimed the row) is stale, and is counted and left alone. Replay and
+// the pruner take only rows no lease holds.
+
+// Lease is the hold on the deliveries of one event that InsertEvents or
+// Claim gave their caller.
+type Lease struct {
+	// Start is a local time no later than the start of the lease: the
+	// holder counts the lease's Length from it.
+	Start time.Time
+	// Until is the row's locked_until as stored: the lease's token. A
+	// result applies only while the row still holds this value.
+	Until time.Time
+	// Length is how long the lease lasts from Start, as its writer decided.
+	Length time.Duration
+}
+
+// claimSQL takes one destination's due pending deliveries (retries, and
+// deliveries whose lease ended because their instance died or its queue
+// was full) and leases them to the caller. SKIP LOCKED lets every
+// instance sweep at once without two of them taking the same row. A
+// delivery leased here becomes due again when the lease ends, so a crash
+// after the claim loses nothing. The deliveries taken start within $3
+// payload bytes (octet_length reads a stored value's size without
+// decompressing it): the last may pass the room, so that a large event is
+// never stuck behind small ones.
+// $1 limit, $2 lease ms, $3 byte room, $4 destination.
+const claimSQL = `
+WITH candidates AS (
+	SELECT event_id, next_attempt_at FROM stripe_webhook_deliveries
+	WHERE destination = $4 AND status = 'pending' AND next_attempt_at <= now()
+		AND (locked_until IS NULL OR locked_until <= now())
+	ORDER BY next_attempt_at
+	LIMIT $1
+	FOR UPDATE SKIP LOCKED),
+due AS (
+	SELECT event_id FROM (
+		SELECT c.event_id, octet_length(e.payload) AS size,
+			sum(octet_length(e.payload)) OVER (ORDER BY c.next_attempt_at, c.event_id) AS total
+		FROM candidates c JOIN stripe_webhook_events e ON e.event_id = c.event_id) s
+	WHERE total - size < $3),
+claimed AS (
+	UPDATE stripe_webhook_deliveries d
+	SET locked_until = now() + $2::bigint * interval '1 millisecond',
+		next_attempt_at = now() + $2::bigint * interval '1 millisecond'
+	FROM due
+	WHERE d.event_id = due.event_id AND d.destination = $4
+	RETURNING d.event_id, d.locked_until)
+SELECT e.event_id, e.event_type, e.stripe_created, e.livemode,
+	COALESCE(e.account, ''), COALESCE(e.api_version, ''), COALESCE(e.source, ''), e.payload, claimed.locked_until
+FROM claimed JOIN stripe_webhook_events e ON e.event_id = claimed.event_id`
+
+// Claimed is one delivery Claim leased: its event and its lease's token.
+type Claimed struct {
+	Event *event.Event
+	Lease time.Time
+}
+
+// ClaimParams bounds one Claim.
+type ClaimParams struct {
+	Destination string
+	Limit       int           // rows at most
+	RoomBytes   int64         // payload bytes at most (the first row always fits)
+	Lease       time.Duration // the lease each claimed row gets
+}
+
+// Claim leases due pending deliveries of one destination to the caller.
+// It reads every row before it returns: the claim commits only once its
+// last row is read, and a result written before that would not find the
+// new lease.
+// A row that cannot be read back stays leased and is claimed again when
+// its lease ends.
+func (s *Store) Claim(ctx context.Context, p ClaimParams) ([]Claimed, error) {
+	rows, err := s.pool.Query(ctx, claimSQL, p.Limit, p.Lease.Milliseconds(), p.RoomBytes, p.Destination)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	var claimed []Claimed
+	for rows.Next() {
+		ev := &event.Event{}
+		var created pgtype.Timestamptz
+		var lease time.Time
+		if err := rows.Scan(&ev.ID, &ev.Type, &created, &ev.Livemode, &ev.Account, &ev.APIVersion, &ev.Source, &ev.Payload, &lease); err != nil {
+			return nil, err
+		}
+		ev.Created = created.Time
+		claimed = append(claimed, Claimed{Event: ev, Lease: lease})
+	}
+	return claimed, rows.Err()
+}
+
+// Results apply only while their writer holds the lease: the row is
+// pending and its locked_until is the token the writer was given.
+//
+// "Pending" is written as status NOT IN ('delivered', 'dead') (the same,
+// by the table's CHECK): status = 'pending' would let the planner walk the
+// pending partial index, which its statistics may show as nearly empty
+// while a backlog fills it, instead of probing the primary key.
+
+// markDeliveredSQL closes deliveries that succeeded.
+// $1 ids, $2 destinations, $3 leases.
+const markDeliveredSQL = `
+UPDATE stripe_webhook_deliveries d
+SET status = 'delivered', delivered_at = now(), attempts = d.attempts + 1,
+	locked_until = NULL, last_error = NULL
+FROM unnest($1::text[], $2::text[], $3::timestamptz[]) AS r(id, destination, lease)
+WHERE d.event_id = r.id AND d.destination = r.destination AND d.status NOT IN ('delivered', 'dead') AND d.locked_until = r.lease
+RETURNING d.destination`
+
+// markFailedSQL schedules the next attempt of deliveries that failed:
+// RetryBase × 2^attempts (the exponent capped, so it cannot overflow),
+// capped at RetryMax, less up to half of it at random; dead after the
+// destination's MaxAttempts.
+// $1 ids, $2 destinations, $3 leases, $4 errors, $5 MaxAttempts, $6 RetryBase ms, $7 RetryMax ms.
+const markFailedSQL = `
+UPDATE stripe_webhook_deliveries d
+SET attempts = d.attempts + 1,
+	last_error = f.err,
+	locked_until = NULL,
+	status = CASE WHEN d.attempts + 1 >= f.max_attempts THEN 'dead' ELSE 'pending' END,
+	dead_at = CASE WHEN d.attempts + 1 >= f.max_attempts THEN now() END,
+	next_attempt_at = now() + least($6::float8 * power(2::float8, least(d.attempts, 62)), $7::float8)
+		* (1 - random() / 2) * interval '1 millisecond'
+FROM unnest($1::text[], $2::text[], $3::timestamptz[], $4::text[], $5::int[]) AS f(id, destination, lease, err, max_attempts)
+WHERE d.event_id = f.id AND d.destination = f.destination AND d.status NOT IN ('delivered', 'dead') AND d.locked_until = f.lease
+RETURNING d.destination, d.status`
+
+// recordAttemptsSQL appends to the delivery history, stale results too:
+// the attempt was made. An event pruned meanwhile gets no history.
+// $1 ids, $2 destinations, $3 oks, $4 errors, $5 instance.
+const recordAttemptsSQL = `
+INSERT INTO stripe_webhook_delivery_attempts (event_id, destination, ok, error, instance)
+SELECT a.id, a.destination, a.ok, NULLIF(a.err, ''), $5
+FROM unnest($1::text[], $2::text[], $3::bool[], $4::text[]) AS a(id, destination, ok, err)
+WHERE EXISTS (SELECT 1 FROM stripe_webhook_events e WHERE e.event_id = a.id)`
+
+// indexPlansSQL makes the result statements find each row by its primary
+// key. Left to itself, the planner joins a batch of results by hashing
+// every pending row found through a partial index whose statistics say it
+// is small; but the pending set, and that index's dead entries until the
+// next vacuum, grow with a backlog, and so would every write. It also
+// sequentially scanned a ledger that had grown since its plan was cached.
+const indexPlansSQL = `SELECT set_config('enable_hashjoin', 'off', true), set_config('enable_mergejoin', 'off', true),
+	set_config('enable_bitmapscan', 'off', true), set_config('enable_seqscan', 'off', true)`
+
+// Result is the outcome of one delivery attempt.
+type Result struct {
+	EventID     string
+	Destination string
+	Lease       time.Time // the token the attempt was made under
+	MaxAttempts int       // the destination's: the attempt that reaches it goes dead
+	OK          bool
+	Err         string // the failure, "" when OK; valid UTF-8 (see WriteResults)
+}
+
+// Backoff schedules a failed delivery's next attempt: Base × 2^attempts,
+// at most Max, less up to half of it at random.
+type Backoff struct {
+	Base, Max time.Duration
+}
+
+// Applied counts the results WriteResults applied, by destination; the
+// others found another lease (stale).
+type Applied struct {
+	Delivered, Retry, Dead map[string]int
+}
+
+// WriteResults applies results and appends every one to the history as
+// made by instance, in one transaction and one round trip. An error is
+// the whole batch's; pgerr.IsRowError tells one that a row caused (an
+// error text Postgres refuses), which the caller may isolate by splitting.
+func (s *Store) WriteResults(ctx context.Context, results []Result, backoff Backoff, instance string) (Applied, error) {
+	var ok, failed, all resultColumns
+	for _, r := range results {
+		all.add(r)
+		if r.OK {
+			ok.add(r)
+		} else {
+			failed.add(r)
+		}
+	}
+	applied := Applied{Delivered: map[string]int{}, Retry: map[string]int{}, Dead: map[string]int{}}
+	// One round trip: the transaction, its plan settings and the three
+	// statements go as one batch. A statement that fails aborts the
+	// transaction and its COMMIT (the pool drops the connection); if the
+	// answer is lost after the COMMIT ran, the batch is written again and
+	// finds its leases gone: counted stale, with its attempts recorded twice.
+	var b pgx.Batch
+	b.Queue("BEGIN")
+	b.Queue(indexPlansSQL)
+	b.Queue(markDeliveredSQL, ok.ids, ok.dests, ok.leases).Query(func(rows pgx.Rows) error {
+		dests, err := pgx.CollectRows(rows, pgx.RowTo[string])
+		for _, d := range dests {
+			applied.Delivered[d]++
+		}
+		return err
+	})
+	b.Queue(markFailedSQL, failed.ids, failed.dests, failed.leases, failed.errs, failed.maxAttempts,
+		backoff.Base.Milliseconds(), backoff.Max.Milliseconds()).
+		Query(func(rows pgx.Rows) error {
+			var dest string
+			var status Status
+			_, err := pgx.ForEachRow(rows, []any{&dest, &status}, func() error {
+				if status == StatusDead {
+					applied.Dead[dest]++
+				} else {
+					applied.Retry[dest]++
+				}
+				return nil
+			})
+			return err
+		})
+	b.Queue(recordAttemptsSQL, all.ids, all.dests, all.oks, all.errs, instance)
+	b.Queue("COMMIT")
+	if err := s.pool.SendBatch(ctx, &b).Close(); err != nil {
+		return Applied{}, err
+	}
+	return applied, nil
+}
+
+// resultColumns holds results as the statements' arrays.
+type resultColumns struct {
+	ids, dests, errs []string
+	leases           []time.Time
+	maxAttempts      []int32
+	oks              []bool
+}
+
+func (rc *resultColumns) add(r Result) {
+	rc.ids = append(rc.ids, r.EventID)
+	rc.dests = append(rc.dests, r.Destination)
+	rc.errs = append(rc.errs, r.Err)
+	rc.leases = append(rc.leases, r.Lease)
+	rc.maxAttempts = append(rc.maxAttempts, int32(r.MaxAttempts))
+	rc.oks = append(rc.oks, r.OK)
+}
+
+// OldestPendingAge returns the age of destination's oldest pending
+// delivery, 0 when none is pending. It reads one index entry.
+func (s *Store) OldestPendingAge(ctx context.Context, destination string) (time.Duration, error) {
+	var age float64
+	err := s.pool.QueryRow(ctx, `SELECT COALESCE(extract(epoch FROM now() - min(received_at)), 0)::float8
+		FROM stripe_webhook_deliveries WHERE destination = $1 AND status = 'pending'`, destination).Scan(&age)
+	return time.Duration(age * float64(time.Second)), err
+}
