@@ -31,8 +31,8 @@ type Lister interface {
 	ListEvents(ctx context.Context, p stripeapi.ListParams) (stripeapi.Page, error)
 }
 
-// Store stores an event unless it is stored already, as for a webhook;
-// *dedup.Deduper is one.
+// Store stores an event unless it is stored already, as for a webhook
+// (dedup.Admit stores through it); *dedup.Deduper is one.
 type Store interface {
 	Check(ctx context.Context, ev *event.Event) (dedup.Result, error)
 }
