@@ -26,7 +26,7 @@ check: ## gofmt and go vet
 	$(GO) vet ./...
 
 fuzz: ## run each fuzz target FUZZTIME times (default 200000x); FuzzHandler uses throwaway Postgres
-	$(GO) test ./receiver -run '^$$' -fuzz '^FuzzParseEvent$$' -fuzztime $(FUZZTIME)
+	$(GO) test ./event -run '^$$' -fuzz '^FuzzParseEvent$$' -fuzztime $(FUZZTIME)
 	$(GO) test ./receiver -run '^$$' -fuzz '^FuzzSignatureHeader$$' -fuzztime $(FUZZTIME)
 	scripts/testenv.sh $(GO) test ./receiver -run '^$$' -fuzz '^FuzzHandler$$' -fuzztime $(FUZZTIME)
 	$(GO) test ./internal/safetext -run '^$$' -fuzz '^FuzzClean$$' -fuzztime $(FUZZTIME)

@@ -8,6 +8,7 @@ import (
 	"time"
 	"unicode/utf8"
 
+	"github.com/oncehook/oncehook/event"
 	"github.com/oncehook/oncehook/receiver"
 )
 
@@ -38,7 +39,7 @@ func TestGeneratorEventsAreWhatTheReceiverAccepts(t *testing.T) {
 		if err := v.Verify(ev.Body, p.Header(signer, time.Now())); err != nil {
 			t.Fatalf("event %d: signature rejected: %v", n, err)
 		}
-		parsed, err := receiver.ParseEvent(ev.Body)
+		parsed, err := event.Parse(ev.Body)
 		if err != nil {
 			t.Fatalf("event %d rejected: %v\n%s", n, err, ev.Body)
 		}
@@ -146,14 +147,14 @@ func TestBadRequestsAreRejected(t *testing.T) {
 		p := src.payload(n)
 		seen[p.Kind]++
 		sigErr := v.Verify(p.Body, p.Header(signer, time.Now()))
-		_, parseErr := receiver.ParseEvent(p.Body)
+		_, parseErr := event.Parse(p.Body)
 		switch p.Kind {
 		case BadSignature, StaleTimestamp:
 			if !errors.Is(sigErr, receiver.ErrInvalidSignature) {
 				t.Fatalf("%s request %d: signature accepted (%v)", p.Kind, n, sigErr)
 			}
 		case Malformed:
-			if sigErr != nil || !errors.Is(parseErr, receiver.ErrInvalidEvent) {
+			if sigErr != nil || !errors.Is(parseErr, event.ErrInvalid) {
 				t.Fatalf("malformed request %d: signature %v, parse %v", n, sigErr, parseErr)
 			}
 			if _, _, ok := ParseEventID([]byte(topLevel(p.Body, "id"))); !ok {

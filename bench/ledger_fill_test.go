@@ -9,8 +9,8 @@ import (
 	"github.com/jackc/pgx/v5"
 
 	"github.com/oncehook/oncehook/delivery"
+	"github.com/oncehook/oncehook/event"
 	"github.com/oncehook/oncehook/internal/testenv"
-	"github.com/oncehook/oncehook/receiver"
 )
 
 // TestFillIsALedgerThePrunerPrunes fills a migrated schema twice, checks
@@ -79,7 +79,7 @@ func TestFillIsALedgerThePrunerPrunes(t *testing.T) {
 	var payload []byte
 	large, thin := 0, 0
 	_, err = pgx.ForEachRow(rows, []any{&id, &typ, &account, &version, &created, &payload}, func() error {
-		ev, err := receiver.ParseEvent(payload)
+		ev, err := event.Parse(payload)
 		if err != nil {
 			t.Fatalf("%s: the receiver rejects its payload: %v", id, err)
 		}

@@ -1,5 +1,6 @@
 // Package event holds the Stripe event as oncehook stores and delivers
-// it, shared by the receiver, the deduplication and the delivery.
+// it, shared by the receiver, the deduplication and the delivery, and its
+// parser, Parse, which reads an event's fields from a verified body.
 package event
 
 import "time"

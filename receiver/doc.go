@@ -1,3 +1,4 @@
-// Package receiver holds the fasthttp handlers of oncehook: Stripe signature
-// verification, event parsing without a full decode, and the HTTP contract.
+// Package receiver holds the fasthttp handlers of oncehook: limits, Stripe
+// signature verification, and the HTTP contract. A verified body goes
+// through dedup.Admit.
 package receiver

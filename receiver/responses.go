@@ -32,7 +32,7 @@ func writeError(ctx *fasthttp.RequestCtx, code int, msg string) {
 }
 
 // writeOutcome answers 200 {"status":"accepted"|"duplicate","event_id":id}
-// without allocating. ParseEvent admits only ids that need no JSON escaping.
+// without allocating. event.Parse admits only ids that need no JSON escaping.
 func writeOutcome(ctx *fasthttp.RequestCtx, o dedup.Outcome, id string) {
 	ctx.SetStatusCode(fasthttp.StatusOK)
 	ctx.SetContentType("application/json")

@@ -11,6 +11,7 @@ import (
 	"github.com/valyala/fasthttp"
 
 	"github.com/oncehook/oncehook/dedup"
+	"github.com/oncehook/oncehook/event"
 	"github.com/oncehook/oncehook/internal/metrics"
 	"github.com/oncehook/oncehook/internal/ratelog"
 )
@@ -22,6 +23,7 @@ const WebhookPath = "/webhooks/stripe"
 // fasthttp server.
 type Server struct {
 	cfg            Config
+	intake         dedup.Intake // how handleWebhook admits a verified body
 	srv            *fasthttp.Server
 	guard          *connGuard
 	budget         bodyBudget
@@ -43,7 +45,7 @@ func New(cfg Config) (*Server, error) {
 	if err := cfg.validate(); err != nil {
 		return nil, err
 	}
-	s := &Server{cfg: cfg}
+	s := &Server{cfg: cfg, intake: dedup.Intake{Enqueue: cfg.Queue.Enqueue, Metrics: cfg.Metrics}}
 	for _, l := range []*ratelog.Logger{&s.storeErr, &s.queueFull, &s.bodyBudgetFull, &s.connsFull, &s.connErrs, &s.readyPostgres, &s.readyRedis} {
 		l.Log = cfg.Logger
 	}
@@ -150,20 +152,18 @@ func (s *Server) handleWebhook(ctx *fasthttp.RequestCtx) {
 		writeError(ctx, fasthttp.StatusBadRequest, err.Error())
 		return
 	}
-	if id, ok := peekID(body); ok && s.cfg.Deduper.Recent(id) {
+	if id, ok := event.PeekID(body); ok && s.cfg.Deduper.Recent(id) {
 		s.cfg.Metrics.Request(metrics.Duplicate)
 		writeOutcome(ctx, dedup.Duplicate, string(id))
 		return
 	}
-	parsed := time.Now()
-	ev, err := ParseEvent(body)
-	s.cfg.Metrics.Stage(metrics.StageParse, parsed)
-	if err != nil {
+	ad, err := dedup.Admit(context.Background(), s.cfg.Deduper, body, s.intake)
+	if errors.Is(err, event.ErrInvalid) {
 		s.cfg.Metrics.Request(metrics.BadEvent)
 		writeError(ctx, fasthttp.StatusBadRequest, err.Error())
 		return
 	}
-	res, err := s.cfg.Deduper.Check(context.Background(), &ev)
+	ev, res := &ad.Event, ad.Result
 	if err != nil {
 		s.storeErr.Warn("event not stored; answered 503", "event_id", ev.ID, "event_type", ev.Type, "error", err)
 		ctx.Response.Header.Set("Retry-After", "5")
@@ -175,11 +175,8 @@ func (s *Server) handleWebhook(ctx *fasthttp.RequestCtx) {
 		writeError(ctx, fasthttp.StatusServiceUnavailable, msg)
 		return
 	}
-	if res.Outcome == dedup.Accepted {
-		ev.Payload = append([]byte(nil), body...) // the body's buffer is reused after the handler
-		if !s.cfg.Queue.Enqueue(&ev, res.Lease) {
-			s.queueFull.Warn("delivery queue full; the event stays pending for the sweeper", "event_id", ev.ID, "event_type", ev.Type)
-		}
+	if res.Outcome == dedup.Accepted && !ad.Queued {
+		s.queueFull.Warn("delivery queue full; the event stays pending for the sweeper", "event_id", ev.ID, "event_type", ev.Type)
 	}
 	s.cfg.Metrics.Request(res.Outcome.String())
 	writeOutcome(ctx, res.Outcome, ev.ID)

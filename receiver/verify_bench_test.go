@@ -5,6 +5,8 @@ import (
 	"time"
 
 	"github.com/stripe/stripe-go/v82/webhook"
+
+	"github.com/oncehook/oncehook/event"
 )
 
 // BenchmarkVerifyAndParse is the request path's CPU work before dedup:
@@ -30,7 +32,7 @@ func BenchmarkVerifyAndParse(b *testing.B) {
 				if err := v.Verify(bc.body, header); err != nil {
 					b.Fatal(err)
 				}
-				if _, err := ParseEvent(bc.body); err != nil {
+				if _, err := event.Parse(bc.body); err != nil {
 					b.Fatal(err)
 				}
 			}

@@ -16,7 +16,6 @@ import (
 	"github.com/oncehook/oncehook/event"
 	"github.com/oncehook/oncehook/internal/metrics"
 	"github.com/oncehook/oncehook/internal/safetext"
-	"github.com/oncehook/oncehook/receiver"
 	"github.com/oncehook/oncehook/store"
 	"github.com/oncehook/oncehook/stripeapi"
 )
@@ -32,8 +31,8 @@ type Lister interface {
 	ListEvents(ctx context.Context, p stripeapi.ListParams) (stripeapi.Page, error)
 }
 
-// Store stores an event unless it is stored already, as for a webhook;
-// *dedup.Deduper is one.
+// Store stores an event unless it is stored already, as for a webhook
+// (dedup.Admit stores through it); *dedup.Deduper is one.
 type Store interface {
 	Check(ctx context.Context, ev *event.Event) (dedup.Result, error)
 }
@@ -392,8 +391,8 @@ func (r *Reconciler) storeMissing(ctx context.Context, listed []stripeapi.Listed
 		if dryRun {
 			continue
 		}
-		ev, err := receiver.ParseEvent(e.Raw)
-		if err != nil || ev.ID != e.ID {
+		ad, err := dedup.Admit(ctx, r.cfg.Store, e.Raw, dedup.Intake{Source: event.SourceReconcile, ID: e.ID, Enqueue: r.cfg.Enqueue})
+		if errors.Is(err, event.ErrInvalid) {
 			// A body no webhook could bring (400): storing it would fail on
 			// every run and hold the checkpoint for good. Skip it, loudly.
 			rejected++
@@ -401,19 +400,14 @@ func (r *Reconciler) storeMissing(ctx context.Context, listed []stripeapi.Listed
 			r.cfg.Logger.Warn("reconcile: skipped an event oncehook cannot store", "event_id", safetext.Clean(e.ID, 255), "error", err)
 			continue
 		}
-		ev.Source = event.SourceReconcile
-		res, err := r.cfg.Store.Check(ctx, &ev)
 		if err != nil {
 			return missing, stored, rejected, fmt.Errorf("storing event %s: %w", e.ID, err)
 		}
-		if res.Outcome != dedup.Accepted {
+		if ad.Result.Outcome != dedup.Accepted {
 			continue // a webhook brought it meanwhile
 		}
 		stored++
-		r.cfg.Logger.Info("reconcile: stored an event Stripe had not delivered", "event_id", ev.ID, "event_type", ev.Type)
-		if r.cfg.Enqueue != nil {
-			r.cfg.Enqueue(&ev, res.Lease)
-		}
+		r.cfg.Logger.Info("reconcile: stored an event Stripe had not delivered", "event_id", ad.Event.ID, "event_type", ad.Event.Type)
 	}
 	return missing, stored, rejected, nil
 }

@@ -8,10 +8,10 @@ import (
 	"testing"
 	"time"
 
+	"github.com/oncehook/oncehook/event"
 	"github.com/oncehook/oncehook/internal/harness"
 	"github.com/oncehook/oncehook/internal/stripefake"
 	"github.com/oncehook/oncehook/internal/testenv"
-	"github.com/oncehook/oncehook/receiver"
 	"github.com/oncehook/oncehook/reconcile"
 )
 
@@ -241,7 +241,7 @@ func TestDryRunStoresNothingAndCountsProgress(t *testing.T) {
 	fake := stripefake.New(t, apiKey)
 	ids := addEvents(fake, "evt_dry", 250, time.Now(), "invoice.paid")
 	for i := 0; i < len(ids); i += 5 { // a fifth already in the ledger
-		ev, err := receiver.ParseEvent(fake.Body(ids[i]))
+		ev, err := event.Parse(fake.Body(ids[i]))
 		if err != nil {
 			t.Fatal(err)
 		}

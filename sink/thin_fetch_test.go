@@ -10,7 +10,6 @@ import (
 	"time"
 
 	"github.com/oncehook/oncehook/event"
-	"github.com/oncehook/oncehook/receiver"
 	"github.com/oncehook/oncehook/sink"
 )
 
@@ -223,7 +222,7 @@ func TestThinFetchCloseClosesNext(t *testing.T) {
 
 // TestIsThinAgreesWithTheReceiver: an event read back from Postgres has
 // lost its Thin flag, so IsThin must tell from the body alone what the
-// receiver's ParseEvent decided at intake. Otherwise a retry or a replay
+// receiver's event.Parse decided at intake. Otherwise a retry or a replay
 // would deliver a thin event as it is, or fetch a snapshot event that has
 // no v2 counterpart until it goes dead.
 func TestIsThinAgreesWithTheReceiver(t *testing.T) {
@@ -242,9 +241,9 @@ func TestIsThinAgreesWithTheReceiver(t *testing.T) {
 		`{"id":"evt_1","OBJECT":"v2.core.event","type":"invoice.paid"}`,
 		`{"id":"evt_1","object":"v2.core.event","Object":"event","type":"a.b"}`,
 	} {
-		parsed, err := receiver.ParseEvent([]byte(body))
+		parsed, err := event.Parse([]byte(body))
 		if err != nil {
-			t.Fatalf("ParseEvent(%s): %v", body, err)
+			t.Fatalf("event.Parse(%s): %v", body, err)
 		}
 		fromDB := &event.Event{ID: parsed.ID, Type: parsed.Type, Payload: []byte(body)}
 		if got := sink.IsThin(fromDB); got != parsed.Thin {

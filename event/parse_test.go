@@ -1,7 +1,6 @@
-package receiver
+package event_test
 
 import (
-	"bytes"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -10,110 +9,13 @@ import (
 	"time"
 
 	"github.com/oncehook/oncehook/event"
+	"github.com/oncehook/oncehook/internal/eventtest"
 )
 
-// snapshotEventBody is a payment_intent.succeeded event pretty-printed the
-// way Stripe sends it (about 3 KB). Nested objects carry their own id,
-// object, type and created keys, which must not be mistaken for the event's.
-const snapshotEventBody = `{
-  "id": "evt_3PqRsT2eZvKYlo2C1aBcDeFg",
-  "object": "event",
-  "api_version": "2024-06-20",
-  "created": 1726554052,
-  "data": {
-    "object": {
-      "id": "pi_3PqRsT2eZvKYlo2C1xYz9876",
-      "object": "payment_intent",
-      "amount": 4900,
-      "amount_capturable": 0,
-      "amount_received": 4900,
-      "application": null,
-      "application_fee_amount": null,
-      "automatic_payment_methods": {
-        "allow_redirects": "always",
-        "enabled": true
-      },
-      "canceled_at": null,
-      "cancellation_reason": null,
-      "capture_method": "automatic_async",
-      "client_secret": "pi_3PqRsT2eZvKYlo2C1xYz9876_secret_Vb7kQ2mN8pR4sT6uW1xY3zA5c",
-      "confirmation_method": "automatic",
-      "created": 1726554049,
-      "currency": "eur",
-      "customer": "cus_QhVq2mXk8pLr3N",
-      "description": "Abonnement \"Pro\" \u2014 September",
-      "invoice": "in_1PqRsS2eZvKYlo2CaBcD1234",
-      "last_payment_error": null,
-      "latest_charge": "ch_3PqRsT2eZvKYlo2C1qWeRtYu",
-      "livemode": false,
-      "metadata": {
-        "order_id": "6735",
-        "customer_name": "Jürgen Müller-Lüdenscheidt",
-        "shipping_note": "Grüße aus Köln — 東京へ 🚀",
-        "escaped": "line one\nline two\t\"quoted\" \\ back\/slash \u00e9\ud83d\ude00"
-      },
-      "next_action": null,
-      "on_behalf_of": null,
-      "payment_method": "pm_1PqRsR2eZvKYlo2CkLmNoPqR",
-      "payment_method_configuration_details": {
-        "id": "pmc_1NvBm82eZvKYlo2CxXUmZ0yP",
-        "parent": null
-      },
-      "payment_method_types": [
-        "card",
-        "link",
-        "sepa_debit"
-      ],
-      "processing": null,
-      "receipt_email": "juergen@example.de",
-      "review": null,
-      "setup_future_usage": "off_session",
-      "source": null,
-      "statement_descriptor": null,
-      "statement_descriptor_suffix": "PRO SEPT",
-      "status": "succeeded",
-      "transfer_data": null,
-      "transfer_group": null,
-      "charges": {
-        "object": "list",
-        "data": [
-          {
-            "id": "ch_3PqRsT2eZvKYlo2C1qWeRtYu",
-            "object": "charge",
-            "amount": 4900,
-            "balance_transaction": "txn_3PqRsT2eZvKYlo2C1AsDfGhJ",
-            "captured": true,
-            "created": 1726554051,
-            "fraud_details": {},
-            "outcome": {
-              "network_status": "approved_by_network",
-              "reason": null,
-              "risk_level": "normal",
-              "risk_score": 12,
-              "seller_message": "Payment complete.",
-              "type": "authorized"
-            },
-            "paid": true,
-            "refunded": false,
-            "score": -0.25e-1
-          }
-        ],
-        "has_more": false,
-        "total_count": 1,
-        "url": "/v1/charges?payment_intent=pi_3PqRsT2eZvKYlo2C1xYz9876"
-      }
-    },
-    "previous_attributes": null
-  },
-  "livemode": false,
-  "pending_webhooks": 2,
-  "request": {
-    "id": "req_nm2K6zUqCfS8XJ",
-    "idempotency_key": "a3c1e0f2-7b8d-4c5e-9f6a-1b2c3d4e5f60"
-  },
-  "type": "payment_intent.succeeded"
-}
-`
+// The bodies the benchmarks share with the receiver's.
+const snapshotEventBody = eventtest.SnapshotBody
+
+var largeInvoiceEvent = eventtest.LargeInvoice
 
 // thinEventBody is a thin (v2) event as Stripe sends it.
 const thinEventBody = `{"id":"evt_test_65R9Ijk8EJ0pbrYb2a816OFLCfeJ4nGxu3wLTV4Vs3Q4B1","object":"v2.core.event","type":"v1.billing.meter.error_report_triggered","created":"2024-09-17T06:20:52.246Z","livemode":false,"context":"acct_123","related_object":{"id":"mtr_test_61R9IeRVrpGJdsRDu41LYGNX6QRNUZ7M","type":"billing.meter","url":"/v1/billing/meters/mtr_test_61R9IeRVrpGJdsRDu41LYGNX6QRNUZ7M"},"reason":null}`
@@ -133,7 +35,7 @@ type parseEventCase struct {
 	name string
 	body string
 	want event.Event // Payload is not compared here: it must be body itself
-	err  string      // the exact error message, when ParseEvent must fail
+	err  string      // the exact error message, when Parse must fail
 }
 
 // parseEventCases are shared with FuzzParseEvent as seeds.
@@ -381,20 +283,20 @@ func TestParseEvent(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()
 			body := []byte(tc.body)
-			got, err := ParseEvent(body)
+			got, err := event.Parse(body)
 			if tc.err != "" {
 				if err == nil {
-					t.Fatalf("ParseEvent succeeded with %+v, want error %q", got, tc.err)
+					t.Fatalf("Parse succeeded with %+v, want error %q", got, tc.err)
 				}
 				if err.Error() != tc.err {
 					t.Errorf("error = %q, want %q", err.Error(), tc.err)
 				}
-				if !errors.Is(err, ErrInvalidEvent) {
-					t.Errorf("errors.Is(%v, ErrInvalidEvent) = false", err)
+				if !errors.Is(err, event.ErrInvalid) {
+					t.Errorf("errors.Is(%v, ErrInvalid) = false", err)
 				}
-				var ee *EventError
+				var ee *event.ParseError
 				if !errors.As(err, &ee) {
-					t.Errorf("error %T is not an *EventError", err)
+					t.Errorf("error %T is not a *ParseError", err)
 				}
 				if !reflectZero(got) {
 					t.Errorf("event = %+v on error, want the zero Event", got)
@@ -402,7 +304,7 @@ func TestParseEvent(t *testing.T) {
 				return
 			}
 			if err != nil {
-				t.Fatalf("ParseEvent: %v", err)
+				t.Fatalf("Parse: %v", err)
 			}
 			if len(got.Payload) != len(body) || &got.Payload[0] != &body[0] {
 				t.Errorf("Payload is not the body itself")
@@ -412,7 +314,7 @@ func TestParseEvent(t *testing.T) {
 			if got.ID != want.ID || got.Type != want.Type || !got.Created.Equal(want.Created) ||
 				got.Created.IsZero() != want.Created.IsZero() || got.Livemode != want.Livemode ||
 				got.Account != want.Account || got.APIVersion != want.APIVersion || got.Thin != want.Thin {
-				t.Errorf("ParseEvent =\n%s\nwant\n%s", describe(got), describe(want))
+				t.Errorf("Parse =\n%s\nwant\n%s", describe(got), describe(want))
 			}
 			if !got.Created.IsZero() && got.Created.Location() != time.UTC {
 				t.Errorf("Created %v is not in UTC", got.Created)
@@ -427,7 +329,7 @@ func TestParseEventUnicodeEscapes(t *testing.T) {
 	t.Parallel()
 	check := func(esc string, wantErr string) {
 		body := []byte(`{"id":"evt_1","type":"a","account":"<` + esc + `>"}`)
-		ev, err := ParseEvent(body)
+		ev, err := event.Parse(body)
 		if wantErr != "" {
 			if err == nil || err.Error() != wantErr {
 				t.Fatalf("%s: error = %v, want %q", esc, err, wantErr)
@@ -474,19 +376,19 @@ func describe(ev event.Event) string {
 }
 
 // TestParseEventBenchBodies checks that the benchmark bodies are events
-// ParseEvent accepts and that encoding/json agrees they are valid JSON.
+// Parse accepts and that encoding/json agrees they are valid JSON.
 func TestParseEventBenchBodies(t *testing.T) {
 	t.Parallel()
 	for _, body := range [][]byte{[]byte(snapshotEventBody), largeInvoiceEvent(60 << 10)} {
 		if !json.Valid(body) {
 			t.Fatalf("benchmark body of %d bytes is not valid JSON", len(body))
 		}
-		ev, err := ParseEvent(body)
+		ev, err := event.Parse(body)
 		if err != nil {
-			t.Fatalf("ParseEvent(%d bytes): %v", len(body), err)
+			t.Fatalf("Parse(%d bytes): %v", len(body), err)
 		}
 		if ev.ID == "" || ev.Type == "" || ev.Created.IsZero() {
-			t.Errorf("ParseEvent(%d bytes) = %s", len(body), describe(ev))
+			t.Errorf("Parse(%d bytes) = %s", len(body), describe(ev))
 		}
 	}
 }
@@ -497,59 +399,14 @@ func TestParseEventAllocs(t *testing.T) {
 	for _, body := range []string{snapshotEventBody, thinEventBody} {
 		b := []byte(body)
 		allocs := testing.AllocsPerRun(100, func() {
-			if _, err := ParseEvent(b); err != nil {
+			if _, err := event.Parse(b); err != nil {
 				t.Fatal(err)
 			}
 		})
 		if allocs > 1 {
-			t.Errorf("ParseEvent allocates %v times per call, want at most 1", allocs)
+			t.Errorf("Parse allocates %v times per call, want at most 1", allocs)
 		}
 	}
-}
-
-// largeInvoiceEvent returns a pretty-printed invoice.paid event of at least
-// size bytes: an invoice with as many line items as it takes.
-func largeInvoiceEvent(size int) []byte {
-	var lines bytes.Buffer
-	for n := 0; ; n++ {
-		if n > 0 {
-			lines.WriteByte(',')
-		}
-		fmt.Fprintf(&lines, `{"id":"il_1PqRsS2eZvKYlo2C%08d","object":"line_item","amount":%d,"amount_excluding_tax":%d,"currency":"eur",`+
-			`"description":"%d × Seat (Tier \"Pro\") — Köln office","discount_amounts":[],"discountable":true,"discounts":[],`+
-			`"invoice":"in_1PqRsS2eZvKYlo2CaBcD1234","livemode":false,"metadata":{"seat_owner":"user_%d@example.de","cost_center":"CC-%04d"},`+
-			`"period":{"end":1729146052,"start":1726554052},"plan":{"id":"price_1Nv0FGQ9RKHgCVdKpro","object":"plan","active":true,`+
-			`"aggregate_usage":null,"amount":1900,"amount_decimal":"1900","billing_scheme":"per_unit","created":1696000000,"currency":"eur",`+
-			`"interval":"month","interval_count":1,"livemode":false,"metadata":{},"nickname":"Pro monthly","product":"prod_OiQxY2eZvKYlo2",`+
-			`"tiers_mode":null,"transform_usage":null,"trial_period_days":null,"usage_type":"licensed"},"price":{"id":"price_1Nv0FGQ9RKHgCVdKpro",`+
-			`"object":"price","active":true,"billing_scheme":"per_unit","created":1696000000,"currency":"eur","custom_unit_amount":null,`+
-			`"livemode":false,"lookup_key":null,"metadata":{},"nickname":"Pro monthly","product":"prod_OiQxY2eZvKYlo2",`+
-			`"recurring":{"aggregate_usage":null,"interval":"month","interval_count":1,"meter":null,"trial_period_days":null,"usage_type":"licensed"},`+
-			`"tax_behavior":"exclusive","tiers_mode":null,"transform_quantity":null,"type":"recurring","unit_amount":1900,"unit_amount_decimal":"1900"},`+
-			`"proration":false,"proration_details":{"credited_items":null},"quantity":%d,"subscription":"sub_1PqRsS2eZvKYlo2CdEf5678",`+
-			`"subscription_item":"si_QhVq2mXk8pLr%02d","tax_amounts":[{"amount":%d,"inclusive":false,"tax_rate":"txr_1Nv0FGQ9RKHgCVdK19",`+
-			`"taxability_reason":null,"taxable_amount":%d}],"tax_rates":[],"type":"subscription","unit_amount_excluding_tax":"1900"}`,
-			n, 1900*(n%5+1), 1900*(n%5+1), n%5+1, n, n, n%5+1, n%100, 361*(n%5+1), 1900*(n%5+1))
-		if lines.Len() > size*53/100 {
-			break
-		}
-	}
-	compact := `{"id":"evt_1PqRsU2eZvKYlo2CGhIjKlMn","object":"event","api_version":"2024-06-20","created":1726554053,` +
-		`"data":{"object":{"id":"in_1PqRsS2eZvKYlo2CaBcD1234","object":"invoice","account_country":"DE","account_name":"Müller & Söhne GmbH",` +
-		`"amount_due":98800,"amount_paid":98800,"amount_remaining":0,"attempt_count":1,"attempted":true,"billing_reason":"subscription_cycle",` +
-		`"collection_method":"charge_automatically","created":1726554050,"currency":"eur","customer":"cus_QhVq2mXk8pLr3N",` +
-		`"customer_address":{"city":"Köln","country":"DE","line1":"Hohe Straße 12","line2":null,"postal_code":"50667","state":null},` +
-		`"customer_email":"billing@example.de","customer_name":"Müller & Söhne GmbH","lines":{"object":"list","data":[` + lines.String() +
-		`],"has_more":false,"total_count":` + fmt.Sprint(bytes.Count(lines.Bytes(), []byte(`"object":"line_item"`))) +
-		`,"url":"/v1/invoices/in_1PqRsS2eZvKYlo2CaBcD1234/lines"},"livemode":false,"metadata":{"Bestellnummer":"6735","notiz":"Grüße 🚀"},` +
-		`"paid":true,"status":"paid","subtotal":98800,"total":98800}},"livemode":false,"pending_webhooks":1,` +
-		`"request":{"id":null,"idempotency_key":null},"type":"invoice.paid"}`
-	var out bytes.Buffer
-	if err := json.Indent(&out, []byte(compact), "", "  "); err != nil {
-		panic(err)
-	}
-	out.WriteByte('\n')
-	return out.Bytes()
 }
 
 func BenchmarkParseEvent(b *testing.B) {
@@ -565,7 +422,7 @@ func BenchmarkParseEvent(b *testing.B) {
 			b.ReportAllocs()
 			b.SetBytes(int64(len(bc.body)))
 			for b.Loop() {
-				if _, err := ParseEvent(bc.body); err != nil {
+				if _, err := event.Parse(bc.body); err != nil {
 					b.Fatal(err)
 				}
 			}
@@ -581,7 +438,7 @@ func TestPeekID(t *testing.T) {
 		{"{\n  \"id\": \"evt_1NqRb2Lk\",\n  \"object\": \"event\"}", "evt_1NqRb2Lk", true},
 		{`{"id":"evt_2","object":"event"}`, "evt_2", true},
 		{` { "id" : "evt_3" }`, "evt_3", true},
-		{`{"object":"event","id":"evt_4"}`, "", false}, // id not first: ParseEvent reads it
+		{`{"object":"event","id":"evt_4"}`, "", false}, // id not first: Parse reads it
 		{`{"id":"evt_\u0035"}`, "", false},             // escapes
 		{`{"id":"evt 6"}`, "", false},
 		{`{"id":""}`, "", false},
@@ -592,9 +449,9 @@ func TestPeekID(t *testing.T) {
 		{`{"id":"` + strings.Repeat("x", 256) + `"}`, "", false},
 		{"", "", false},
 	} {
-		id, ok := peekID([]byte(c.body))
+		id, ok := event.PeekID([]byte(c.body))
 		if ok != c.ok || string(id) != c.want {
-			t.Errorf("peekID(%q) = %q, %v; want %q, %v", c.body, id, ok, c.want, c.ok)
+			t.Errorf("PeekID(%q) = %q, %v; want %q, %v", c.body, id, ok, c.want, c.ok)
 		}
 	}
 }

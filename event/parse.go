@@ -1,4 +1,4 @@
-package receiver
+package event
 
 import (
 	"bytes"
@@ -7,30 +7,27 @@ import (
 	"time"
 	"unicode/utf8"
 	"unsafe"
-
-	"github.com/oncehook/oncehook/event"
 )
 
-// ErrInvalidEvent is wrapped by every error ParseEvent returns: the body is
-// not a Stripe event oncehook can accept. errors.Is(err, ErrInvalidEvent)
-// reports such errors; their Error() text is a short message fit for a 400
-// response body.
-var ErrInvalidEvent = errors.New("invalid event")
+// ErrInvalid is wrapped by every error Parse returns: the body is not a
+// Stripe event oncehook can accept. errors.Is(err, ErrInvalid) reports such
+// errors; their Error() text is a short message fit for a 400 response body.
+var ErrInvalid = errors.New("invalid event")
 
-// EventError is the error type returned by ParseEvent. Msg is a short,
+// ParseError is the error type returned by Parse. Msg is a short,
 // self-contained description of the problem, such as "event has no id".
-type EventError struct {
+type ParseError struct {
 	Msg string
 }
 
 // Error returns e.Msg.
-func (e *EventError) Error() string { return e.Msg }
+func (e *ParseError) Error() string { return e.Msg }
 
-// Unwrap returns ErrInvalidEvent, so errors.Is(err, ErrInvalidEvent) holds.
-func (e *EventError) Unwrap() error { return ErrInvalidEvent }
+// Unwrap returns ErrInvalid, so errors.Is(err, ErrInvalid) holds.
+func (e *ParseError) Unwrap() error { return ErrInvalid }
 
 const (
-	// maxDepth is the deepest nesting of objects and arrays ParseEvent
+	// maxDepth is the deepest nesting of objects and arrays Parse
 	// accepts; the event object itself is level 1.
 	maxDepth = 64
 	// maxIDLen and maxTypeLen bound the id and type, in bytes.
@@ -44,7 +41,7 @@ const (
 	maxObjectQuote = 64
 )
 
-func evNewErr(msg string) *EventError { return &EventError{Msg: msg} }
+func evNewErr(msg string) *ParseError { return &ParseError{Msg: msg} }
 
 // The fixed errors are allocated once, so most rejections cost no
 // allocation either.
@@ -72,7 +69,7 @@ var (
 	errLivemode      = evNewErr("livemode must be true or false")
 )
 
-// Top-level keys ParseEvent captures.
+// Top-level keys Parse captures.
 const (
 	fieldID = iota
 	fieldObject
@@ -90,10 +87,10 @@ var fieldNames = [numFields]string{"id", "object", "type", "created", "livemode"
 // Per-field errors for the optional string fields (account, api_version,
 // context), indexed by field.
 var (
-	errNotString [numFields]*EventError
-	errUTF8      [numFields]*EventError
-	errNUL       [numFields]*EventError
-	errSurrogate [numFields]*EventError
+	errNotString [numFields]*ParseError
+	errUTF8      [numFields]*ParseError
+	errNUL       [numFields]*ParseError
+	errSurrogate [numFields]*ParseError
 )
 
 func init() {
@@ -118,15 +115,15 @@ type span struct {
 // or '-' / a digit for a number.
 func (s *span) kind(b []byte) byte { return b[s.start] }
 
-// ParseEvent reads the top-level fields of the Stripe event in body without
+// Parse reads the top-level fields of the Stripe event in body without
 // decoding the rest: a single pass over the bytes checks that the whole body
 // is valid JSON (at most 64 levels deep) and picks out id, object,
 // type, created, livemode, account, api_version and, for thin events,
 // context. Payload is body itself, not a copy.
 //
-// Every error wraps ErrInvalidEvent and is an *EventError whose message can
+// Every error wraps ErrInvalid and is a *ParseError whose message can
 // be shown to the sender as is.
-func ParseEvent(body []byte) (event.Event, error) {
+func Parse(body []byte) (Event, error) {
 	b := body
 	n := len(b)
 	var (
@@ -145,7 +142,7 @@ func ParseEvent(body []byte) (event.Event, error) {
 	)
 	i = skipWS(b, 0)
 	if i >= n {
-		return event.Event{}, errEmpty
+		return Event{}, errEmpty
 	}
 	top = b[i]
 
@@ -155,7 +152,7 @@ value:
 		i = skipWS(b, i)
 	}
 	if i >= n {
-		return event.Event{}, errEOF
+		return Event{}, errEOF
 	}
 	if depth == 1 {
 		valStart = i
@@ -163,7 +160,7 @@ value:
 	switch c := b[i]; c {
 	case '{':
 		if depth == maxDepth {
-			return event.Event{}, errTooDeep
+			return Event{}, errTooDeep
 		}
 		objBits |= 1 << depth
 		depth++
@@ -179,7 +176,7 @@ value:
 		goto key
 	case '[':
 		if depth == maxDepth {
-			return event.Event{}, errTooDeep
+			return Event{}, errTooDeep
 		}
 		objBits &^= 1 << depth
 		depth++
@@ -196,26 +193,26 @@ value:
 	case '"':
 		i, esc, code = scanString(b, i+1)
 		if code != strOK {
-			return event.Event{}, stringError(b, i, code)
+			return Event{}, stringError(b, i, code)
 		}
 	case 't':
 		if i, ok = matchLiteral(b, i, "true"); !ok {
-			return event.Event{}, syntaxError(b, i)
+			return Event{}, syntaxError(b, i)
 		}
 	case 'f':
 		if i, ok = matchLiteral(b, i, "false"); !ok {
-			return event.Event{}, syntaxError(b, i)
+			return Event{}, syntaxError(b, i)
 		}
 	case 'n':
 		if i, ok = matchLiteral(b, i, "null"); !ok {
-			return event.Event{}, syntaxError(b, i)
+			return Event{}, syntaxError(b, i)
 		}
 	default:
 		if c != '-' && c-'0' > 9 {
-			return event.Event{}, syntaxError(b, i)
+			return Event{}, syntaxError(b, i)
 		}
 		if i, ok = scanNumber(b, i); !ok {
-			return event.Event{}, syntaxError(b, i)
+			return Event{}, syntaxError(b, i)
 		}
 	}
 
@@ -234,7 +231,7 @@ after:
 		i = skipWS(b, i)
 	}
 	if i >= n {
-		return event.Event{}, errEOF
+		return Event{}, errEOF
 	}
 	switch b[i] {
 	case ',':
@@ -245,20 +242,20 @@ after:
 		goto value
 	case '}':
 		if objBits&(1<<(depth-1)) == 0 {
-			return event.Event{}, syntaxError(b, i)
+			return Event{}, syntaxError(b, i)
 		}
 		i++
 		depth--
 		goto after
 	case ']':
 		if objBits&(1<<(depth-1)) != 0 {
-			return event.Event{}, syntaxError(b, i)
+			return Event{}, syntaxError(b, i)
 		}
 		i++
 		depth--
 		goto after
 	default:
-		return event.Event{}, syntaxError(b, i)
+		return Event{}, syntaxError(b, i)
 	}
 
 key:
@@ -267,15 +264,15 @@ key:
 		i = skipWS(b, i)
 	}
 	if i >= n {
-		return event.Event{}, errEOF
+		return Event{}, errEOF
 	}
 	if b[i] != '"' {
-		return event.Event{}, syntaxError(b, i)
+		return Event{}, syntaxError(b, i)
 	}
 	ks = i + 1
 	i, esc, code = scanString(b, ks)
 	if code != strOK {
-		return event.Event{}, stringError(b, i, code)
+		return Event{}, stringError(b, i, code)
 	}
 	if depth == 1 {
 		field = lookupKey(b[ks:i-1], esc)
@@ -287,24 +284,24 @@ key:
 		i = skipWS(b, i)
 	}
 	if i >= n {
-		return event.Event{}, errEOF
+		return Event{}, errEOF
 	}
 	if b[i] != ':' {
-		return event.Event{}, syntaxError(b, i)
+		return Event{}, syntaxError(b, i)
 	}
 	i++
 	goto value
 
 end:
 	if i = skipWS(b, i); i < n {
-		return event.Event{}, evNewErr("body is not valid JSON: unexpected " + quoteByte(b[i]) +
+		return Event{}, evNewErr("body is not valid JSON: unexpected " + quoteByte(b[i]) +
 			" after the end of the event at offset " + strconv.Itoa(i))
 	}
 	if top != '{' {
-		return event.Event{}, errNotObject
+		return Event{}, errNotObject
 	}
 	if dup >= 0 {
-		return event.Event{}, evNewErr("duplicate key " + strconv.Quote(fieldNames[dup]))
+		return Event{}, evNewErr("duplicate key " + strconv.Quote(fieldNames[dup]))
 	}
 	return capture(body, &sp)
 }
@@ -349,38 +346,38 @@ func lookupKey(k []byte, esc bool) int {
 // capture interprets the top-level values the scan located. All captured
 // strings are decoded into one buffer and converted to a single string, so
 // a successful parse usually allocates just that string.
-func capture(b []byte, sp *[numFields]span) (event.Event, error) {
-	ev := event.Event{Payload: b}
+func capture(b []byte, sp *[numFields]span) (Event, error) {
+	ev := Event{Payload: b}
 	var stack [512]byte
 	buf := stack[:0]
 	var ok bool
 
 	s := &sp[fieldID]
 	if !s.set {
-		return event.Event{}, errNoID
+		return Event{}, errNoID
 	}
 	if s.kind(b) != '"' {
-		return event.Event{}, errIDNotString
+		return Event{}, errIDNotString
 	}
 	if buf, ok = appendString(buf, b, s); !ok {
-		return event.Event{}, errIDSurrogate
+		return Event{}, errIDSurrogate
 	}
 	idEnd := len(buf)
 	switch {
 	case idEnd == 0:
-		return event.Event{}, errIDEmpty
+		return Event{}, errIDEmpty
 	case idEnd > maxIDLen:
-		return event.Event{}, errIDTooLong
+		return Event{}, errIDTooLong
 	}
 	for _, c := range buf {
 		if c < 0x21 || c > 0x7e || c == '"' || c == '\\' {
-			return event.Event{}, errIDChars
+			return Event{}, errIDChars
 		}
 	}
 
 	if s = &sp[fieldObject]; s.set && s.kind(b) != 'n' {
 		if s.kind(b) != '"' {
-			return event.Event{}, errObjNotString
+			return Event{}, errObjNotString
 		}
 		var obj []byte
 		if buf, ok = appendString(buf, b, s); ok {
@@ -399,39 +396,39 @@ func capture(b []byte, sp *[numFields]span) (event.Event, error) {
 				for cut > 0 && !utf8.RuneStart(obj[cut]) {
 					cut--
 				}
-				return event.Event{}, evNewErr("unsupported object " + strconv.Quote(string(obj[:cut])) + "...")
+				return Event{}, evNewErr("unsupported object " + strconv.Quote(string(obj[:cut])) + "...")
 			}
-			return event.Event{}, evNewErr("unsupported object " + strconv.Quote(string(obj)))
+			return Event{}, evNewErr("unsupported object " + strconv.Quote(string(obj)))
 		}
 		buf = buf[:idEnd]
 	}
 
 	s = &sp[fieldType]
 	if !s.set {
-		return event.Event{}, errNoType
+		return Event{}, errNoType
 	}
 	if s.kind(b) != '"' {
-		return event.Event{}, errTypeNotString
+		return Event{}, errTypeNotString
 	}
 	if buf, ok = appendString(buf, b, s); !ok {
-		return event.Event{}, errTypeSurrogate
+		return Event{}, errTypeSurrogate
 	}
 	typeEnd := len(buf)
 	switch typ := buf[idEnd:]; {
 	case len(typ) == 0:
-		return event.Event{}, errTypeEmpty
+		return Event{}, errTypeEmpty
 	case len(typ) > maxTypeLen:
-		return event.Event{}, errTypeTooLong
+		return Event{}, errTypeTooLong
 	default:
 		if err := checkType(typ); err != nil {
-			return event.Event{}, err
+			return Event{}, err
 		}
 	}
 
 	if s = &sp[fieldCreated]; s.set {
 		t, err := parseCreated(b, s)
 		if err != nil {
-			return event.Event{}, err
+			return Event{}, err
 		}
 		ev.Created = t
 	}
@@ -442,7 +439,7 @@ func capture(b []byte, sp *[numFields]span) (event.Event, error) {
 			ev.Livemode = true
 		case 'f', 'n':
 		default:
-			return event.Event{}, errLivemode
+			return Event{}, errLivemode
 		}
 	}
 
@@ -454,12 +451,12 @@ func capture(b []byte, sp *[numFields]span) (event.Event, error) {
 	}
 	var err error
 	if buf, err = appendOptional(buf, b, sp, accountField); err != nil {
-		return event.Event{}, err
+		return Event{}, err
 	}
 	accountEnd := len(buf)
 
 	if buf, err = appendOptional(buf, b, sp, fieldAPIVersion); err != nil {
-		return event.Event{}, err
+		return Event{}, err
 	}
 
 	str := string(buf)

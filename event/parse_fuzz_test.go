@@ -1,4 +1,4 @@
-package receiver
+package event_test
 
 import (
 	"bytes"
@@ -8,9 +8,11 @@ import (
 	"testing"
 	"time"
 	"unicode/utf8"
+
+	"github.com/oncehook/oncehook/event"
 )
 
-// FuzzParseEvent checks ParseEvent against encoding/json: it must accept
+// FuzzParseEvent checks Parse against encoding/json: it must accept
 // only valid JSON, report syntax errors only for invalid JSON, and read the
 // same top-level values encoding/json decodes. The seed corpus is the table
 // of TestParseEvent plus testdata/fuzz/FuzzParseEvent.
@@ -21,47 +23,47 @@ func FuzzParseEvent(f *testing.F) {
 		}
 	}
 	f.Fuzz(func(t *testing.T, body []byte) {
-		ev, err := ParseEvent(body)
+		ev, err := event.Parse(body)
 		// The peek that answers copies of recent events never reads an id
-		// that ParseEvent would read otherwise.
-		if id, ok := peekID(body); ok && err == nil && string(id) != ev.ID {
-			t.Fatalf("peekID read %q, ParseEvent %q", id, ev.ID)
+		// that Parse would read otherwise.
+		if id, ok := event.PeekID(body); ok && err == nil && string(id) != ev.ID {
+			t.Fatalf("PeekID read %q, Parse %q", id, ev.ID)
 		}
 		valid := json.Valid(body)
 		depth := maxNesting(body)
 
 		if err != nil {
-			if !errors.Is(err, ErrInvalidEvent) {
-				t.Fatalf("error %q does not wrap ErrInvalidEvent", err)
+			if !errors.Is(err, event.ErrInvalid) {
+				t.Fatalf("error %q does not wrap ErrInvalid", err)
 			}
 			msg := err.Error()
 			switch {
 			case msg == "":
 				t.Fatal("empty error message")
 			case strings.HasPrefix(msg, "body is not valid JSON") && valid:
-				t.Fatalf("ParseEvent reports %q, but json.Valid accepts the body", msg)
+				t.Fatalf("Parse reports %q, but json.Valid accepts the body", msg)
 			case msg == "JSON nesting deeper than 64 levels" && depth <= 64:
-				t.Fatalf("ParseEvent reports %q for nesting depth %d", msg, depth)
+				t.Fatalf("Parse reports %q for nesting depth %d", msg, depth)
 			case msg == "body is empty" && len(bytes.Trim(body, " \t\r\n")) != 0:
-				t.Fatalf("ParseEvent reports %q for a non-blank body", msg)
+				t.Fatalf("Parse reports %q for a non-blank body", msg)
 			}
 			if !reflectZero(ev) {
-				t.Fatalf("ParseEvent returned %s along with error %q", describe(ev), msg)
+				t.Fatalf("Parse returned %s along with error %q", describe(ev), msg)
 			}
 			return
 		}
 
 		if !valid {
-			t.Fatalf("ParseEvent accepted a body json.Valid rejects: %s", describe(ev))
+			t.Fatalf("Parse accepted a body json.Valid rejects: %s", describe(ev))
 		}
 		if depth > 64 {
-			t.Fatalf("ParseEvent accepted nesting depth %d", depth)
+			t.Fatalf("Parse accepted nesting depth %d", depth)
 		}
 		if len(ev.Payload) != len(body) || &ev.Payload[0] != &body[0] {
 			t.Fatal("Payload is not the body itself")
 		}
 
-		// What ParseEvent read must hold its own promises...
+		// What Parse read must hold its own promises...
 		if ev.ID == "" || len(ev.ID) > 255 || strings.ContainsFunc(ev.ID, func(r rune) bool {
 			return r < 0x21 || r > 0x7e || r == '"' || r == '\\'
 		}) {
@@ -81,7 +83,7 @@ func FuzzParseEvent(f *testing.F) {
 		// ...and agree with encoding/json. A map, not a struct: struct
 		// fields would also match "ID" or "Type", case-insensitively. On
 		// success no captured key is duplicated, so each map entry is the
-		// one value ParseEvent read.
+		// one value Parse read.
 		var top map[string]json.RawMessage
 		if err := json.Unmarshal(body, &top); err != nil {
 			t.Fatalf("json.Unmarshal of an accepted body: %v", err)
