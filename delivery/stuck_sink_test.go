@@ -11,6 +11,7 @@ import (
 
 	"github.com/oncehook/oncehook/delivery"
 	"github.com/oncehook/oncehook/event"
+	"github.com/oncehook/oncehook/internal/eventually"
 	"github.com/oncehook/oncehook/internal/faultproxy"
 	"github.com/oncehook/oncehook/internal/testenv"
 	"github.com/oncehook/oncehook/sink"
@@ -75,6 +76,8 @@ func TestStopBoundedWhilePostgresHangs(t *testing.T) {
 		t.Fatal(err)
 	}
 	cfg.ConnConfig.Host, cfg.ConnConfig.Port = viaCfg.ConnConfig.Host, viaCfg.ConnConfig.Port
+	starts := &claimStarts{}
+	cfg.ConnConfig.Tracer = starts
 	hung, err := pgxpool.NewWithConfig(context.Background(), cfg)
 	if err != nil {
 		t.Fatal(err)
@@ -91,8 +94,9 @@ func TestStopBoundedWhilePostgresHangs(t *testing.T) {
 	for _, ev := range evs {
 		d.Enqueue(ev, leaseOf(t, pool, ev.ID))
 	}
+	before := starts.n.Load()
 	proxy.Latency(t, time.Hour) // every statement from now on hangs
-	time.Sleep(50 * time.Millisecond)
+	eventually.Require(t, 5*time.Second, "the sweeper to claim into the hung Postgres", func() bool { return starts.n.Load() > before })
 	ctx, cancel := context.WithTimeout(context.Background(), time.Second)
 	defer cancel()
 	start := time.Now()
