@@ -4,7 +4,6 @@ import (
 	"context"
 	"strings"
 	"sync"
-	"sync/atomic"
 	"testing"
 	"time"
 
@@ -94,16 +93,3 @@ func (w *sweepWatch) settle(t *testing.T, dests []string, ins ...*harness.Instan
 		in.Stop()
 	}
 }
-
-// claimStarts counts the sweeper's claims as they start, so that a test can
-// wait until one is under way.
-type claimStarts struct{ n atomic.Int64 }
-
-func (c *claimStarts) TraceQueryStart(ctx context.Context, _ *pgx.Conn, data pgx.TraceQueryStartData) context.Context {
-	if isClaim(data.SQL) {
-		c.n.Add(1)
-	}
-	return ctx
-}
-
-func (c *claimStarts) TraceQueryEnd(context.Context, *pgx.Conn, pgx.TraceQueryEndData) {}
