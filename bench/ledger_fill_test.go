@@ -2,6 +2,7 @@ package bench
 
 import (
 	"context"
+	"fmt"
 	"net/url"
 	"testing"
 	"time"
@@ -10,6 +11,7 @@ import (
 
 	"github.com/oncehook/oncehook/delivery"
 	"github.com/oncehook/oncehook/event"
+	"github.com/oncehook/oncehook/internal/eventually"
 	"github.com/oncehook/oncehook/internal/testenv"
 )
 
@@ -111,18 +113,14 @@ func TestFillIsALedgerThePrunerPrunes(t *testing.T) {
 		t.Fatalf("backlog before pruning: %v, %v", left, err)
 	}
 	// The fill's backends publish their inserts as they exit.
-	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(100 * time.Millisecond) {
-		ins, _, _, err := probe.counters(ctx)
-		if err != nil {
+	var ins int64
+	eventually.Require(t, 10*time.Second, "the statistics to show the fill's 4000 inserts", func() bool {
+		var err error
+		if ins, _, _, err = probe.counters(ctx); err != nil {
 			t.Fatal(err)
 		}
-		if ins >= 4000 {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("the statistics show %d inserts of 4000", ins)
-		}
-	}
+		return ins >= 4000
+	}, func() string { return fmt.Sprintf("they show %d", ins) })
 	if err := probe.open(ctx); err != nil {
 		t.Fatal(err)
 	}
@@ -140,15 +138,12 @@ func TestFillIsALedgerThePrunerPrunes(t *testing.T) {
 	}
 	pp.Close() // its backends publish their statistics as they exit
 	var w *LedgerWindow
-	for deadline := time.Now().Add(10 * time.Second); ; {
+	eventually.Within(10*time.Second, func() bool {
 		if w, err = probe.shut(ctx); err != nil {
 			t.Fatal(err)
 		}
-		if w.Deleted == pruned || time.Now().After(deadline) {
-			break
-		}
-		time.Sleep(100 * time.Millisecond)
-	}
+		return w.Deleted == pruned
+	})
 	if w.Deleted != pruned || w.Inserted != 0 || w.BacklogLeft || !w.Pruning || w.Filled != 4000 {
 		t.Fatalf("window %+v after pruning %d", w, pruned)
 	}

@@ -1,6 +1,7 @@
 package console_test
 
 import (
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
@@ -10,6 +11,7 @@ import (
 	"github.com/chromedp/chromedp"
 
 	"github.com/oncehook/oncehook/internal/browser"
+	"github.com/oncehook/oncehook/internal/eventually"
 	"github.com/oncehook/oncehook/internal/harness"
 )
 
@@ -89,16 +91,12 @@ func TestConsoleInARealBrowser(t *testing.T) {
 		chromedp.Click(chromedp.CSS(`form.filters button`)))
 	// The unfiltered page lists the event too: wait for the filtered one
 	// (a script polling in the page would die with the navigation).
-	for deadline := time.Now().Add(20 * time.Second); ; {
-		loc, err := chromedp.Run(b.Ctx, chromedp.Location())
-		if err == nil && strings.Contains(loc, "status=dead") {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("the filtered page did not load: %q, %v", loc, err)
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
+	var loc string
+	var err error
+	eventually.Require(t, 20*time.Second, "the filtered page to load", func() bool {
+		loc, err = chromedp.Run(b.Ctx, chromedp.Location())
+		return err == nil && strings.Contains(loc, "status=dead")
+	}, func() string { return fmt.Sprintf("at %q, %v", loc, err) })
 	run("see the filtered list", chromedp.WaitVisible(chromedp.CSS(`a[href="/console/events/evt_browser_dead"]`)))
 	if got := text("table.events"); strings.Contains(got, "evt_browser_hostile") || strings.Contains(got, "evt_browser_a") {
 		t.Fatalf("the filter let other events through: %q", got)
@@ -140,18 +138,12 @@ func TestConsoleInARealBrowser(t *testing.T) {
 		chromedp.WaitVisible(chromedp.CSS(".notice")))
 
 	// 5. See it delivered, on its page.
-	deadline := time.Now().Add(20 * time.Second)
-	for {
+	eventually.Require(t, 20*time.Second, "the replayed event shown delivered", func() bool {
 		run("open the replayed event", chromedp.Navigate(base+"/console/events/evt_browser_dead"),
 			chromedp.WaitVisible(chromedp.CSS("table.deliveries")))
-		if got := text("table.deliveries"); strings.Contains(got, "billing\tdelivered") || strings.Contains(got, "billing delivered") {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("the replayed event is not shown delivered: %q", text("table.deliveries"))
-		}
-		time.Sleep(200 * time.Millisecond)
-	}
+		got := text("table.deliveries")
+		return strings.Contains(got, "billing\tdelivered") || strings.Contains(got, "billing delivered")
+	}, func() string { return fmt.Sprintf("%q", text("table.deliveries")) })
 	if n := f.billing.delivered.Counts()["evt_browser_dead"]; n != 1 {
 		t.Fatalf("billing received the replayed event %d times, want 1", n)
 	}

@@ -13,6 +13,7 @@ import (
 	"github.com/oncehook/oncehook/console"
 	"github.com/oncehook/oncehook/delivery"
 	"github.com/oncehook/oncehook/event"
+	"github.com/oncehook/oncehook/internal/eventually"
 	"github.com/oncehook/oncehook/internal/harness"
 	"github.com/oncehook/oncehook/internal/metrics"
 	"github.com/oncehook/oncehook/internal/testenv"
@@ -107,17 +108,11 @@ func (f *fixture) post(t *testing.T, body []byte) {
 // waitStatus waits until the event's delivery to destination has status.
 func (f *fixture) waitStatus(t *testing.T, id, destination, status string) {
 	t.Helper()
-	deadline := time.Now().Add(15 * time.Second)
-	for {
-		var got string
-		err := f.in.Pool().QueryRow(context.Background(), `SELECT status FROM stripe_webhook_deliveries
+	var got string
+	var err error
+	eventually.Require(t, 15*time.Second, fmt.Sprintf("%s at %s to be %s", id, destination, status), func() bool {
+		err = f.in.Pool().QueryRow(context.Background(), `SELECT status FROM stripe_webhook_deliveries
 			WHERE event_id = $1 AND destination = $2`, id, destination).Scan(&got)
-		if err == nil && got == status {
-			return
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("%s at %s: status %q (%v), want %q", id, destination, got, err, status)
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
+		return err == nil && got == status
+	}, func() string { return fmt.Sprintf("status %q (%v)", got, err) })
 }

@@ -13,6 +13,7 @@ import (
 
 	"github.com/oncehook/oncehook/dedup"
 	"github.com/oncehook/oncehook/event"
+	"github.com/oncehook/oncehook/internal/eventually"
 	"github.com/oncehook/oncehook/internal/testenv"
 )
 
@@ -127,13 +128,8 @@ func TestRedisDoneAnswersWithoutPostgres(t *testing.T) {
 		t.Fatalf("first: %+v", res)
 	}
 	// "done" is written without holding up the answer: wait for it.
-	deadline := time.Now().Add(5 * time.Second)
-	for rdb.Get(context.Background(), prefix+"evt:evt_fast").Val() != "done" {
-		if time.Now().After(deadline) {
-			t.Fatalf("redis keys = %v, want a done key", testenv.Keys(t, rdb, prefix))
-		}
-		time.Sleep(5 * time.Millisecond)
-	}
+	eventually.Require(t, 5*time.Second, "a done key", func() bool { return rdb.Get(context.Background(), prefix+"evt:evt_fast").Val() == "done" },
+		func() string { return fmt.Sprintf("redis keys = %v", testenv.Keys(t, rdb, prefix)) })
 	if keys := testenv.Keys(t, rdb, prefix); len(keys) != 1 {
 		t.Fatalf("redis keys = %v, want one", keys)
 	}
@@ -272,31 +268,20 @@ func TestRedisDownFallsBackToPostgres(t *testing.T) {
 		t.Fatalf("second with Redis down: %+v, want duplicate by fallback", res)
 	}
 	rs.Start(t)
-	deadline := time.Now().Add(5 * time.Second)
-	for {
+	start := time.Now()
+	eventually.Require(t, 5*time.Second, "the fast path to resume after Redis came back", func() bool {
 		res := check(t, d, "evt_rdown")
 		if res.Outcome != dedup.Duplicate {
 			t.Fatalf("after Redis restart: %+v", res)
 		}
-		if res.Path == dedup.PathPostgres { // Redis answered again
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatal("fast path did not resume after Redis came back")
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
+		return res.Path == dedup.PathPostgres // Redis answered again
+	})
 	// The "done" written after that answer lands: then Redis answers alone.
-	for {
-		res := check(t, d, "evt_rdown")
-		if res.Outcome == dedup.Duplicate && res.Path == dedup.PathRedisDone {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("after resume: %+v, want a Redis hit", res)
-		}
-		time.Sleep(5 * time.Millisecond)
-	}
+	var res dedup.Result
+	eventually.Require(t, 5*time.Second-time.Since(start), "a Redis hit after the resume", func() bool {
+		res = check(t, d, "evt_rdown")
+		return res.Outcome == dedup.Duplicate && res.Path == dedup.PathRedisDone
+	}, func() string { return fmt.Sprintf("last answer %+v", res) })
 }
 
 func TestCheckAfterStopIsUnavailable(t *testing.T) {
@@ -394,18 +379,16 @@ func TestRedisCluster(t *testing.T) {
 		}
 	}
 	// Late duplicates are answered by the cluster alone, on every node.
-	deadline := time.Now().Add(5 * time.Second)
-	for e := 0; e < events; {
-		res := check(t, d, fmt.Sprintf("evt_cluster_%03d", e))
-		if res.Path == dedup.PathRedisDone {
-			e++
-			continue
+	e := 0
+	var res dedup.Result
+	eventually.Require(t, 5*time.Second, "every late duplicate answered by a Redis hit", func() bool {
+		for ; e < events; e++ {
+			if res = check(t, d, fmt.Sprintf("evt_cluster_%03d", e)); res.Path != dedup.PathRedisDone {
+				return false
+			}
 		}
-		if time.Now().After(deadline) {
-			t.Fatalf("evt_cluster_%03d: %+v, want a Redis hit", e, res)
-		}
-		time.Sleep(5 * time.Millisecond)
-	}
+		return true
+	}, func() string { return fmt.Sprintf("evt_cluster_%03d: %+v", e, res) })
 	cc := rdb.(*redis.ClusterClient)
 	nodesWithKeys := 0
 	err = cc.ForEachMaster(context.Background(), func(ctx context.Context, c *redis.Client) error {
@@ -467,6 +450,8 @@ func TestClaimHeldElsewhereAwaitsItsDone(t *testing.T) {
 		key := prefix + "evt:" + id
 		rdb.Set(context.Background(), key, "pending:0123abcd", time.Minute)
 		go func() {
+			// Intended fault window: the other instance commits 20ms
+			// later, while this Check is waiting on its claim.
 			time.Sleep(20 * time.Millisecond)
 			rdb.Set(context.Background(), key, "done", time.Hour)
 		}()
@@ -485,6 +470,8 @@ func TestClaimHeldElsewhereAwaitsItsDone(t *testing.T) {
 	// The claim is released (the other insert failed): Postgres decides.
 	rdb.Set(context.Background(), prefix+"evt:evt_released", "pending:0123abcd", time.Minute)
 	go func() {
+		// Intended fault window: the other instance's insert fails and
+		// its claim goes 3ms later, while this Check is waiting on it.
 		time.Sleep(3 * time.Millisecond)
 		rdb.Del(context.Background(), prefix+"evt:evt_released")
 	}()

@@ -9,6 +9,7 @@ import (
 	"github.com/redis/go-redis/v9"
 
 	"github.com/oncehook/oncehook/dedup"
+	"github.com/oncehook/oncehook/internal/eventually"
 	"github.com/oncehook/oncehook/internal/testenv"
 	"github.com/oncehook/oncehook/store"
 )
@@ -29,13 +30,7 @@ func TestTwoDeploymentsSharingRedisKeepTheirOwnEvents(t *testing.T) {
 	}
 	// A's "done" is written without waiting: let it land, so that B would
 	// find it if the two shared keys.
-	deadline := time.Now().Add(5 * time.Second)
-	for !hasDoneKey(t, rdb, id) {
-		if time.Now().After(deadline) {
-			t.Fatal("deployment A's done key never landed")
-		}
-		time.Sleep(5 * time.Millisecond)
-	}
+	eventually.Require(t, 5*time.Second, "deployment A's done key to land", func() bool { return hasDoneKey(t, rdb, id) })
 	if res := check(t, b, id); res.Outcome != dedup.Accepted {
 		t.Fatalf("deployment B: %+v, want accepted: its database has never seen %s", res, id)
 	}
@@ -90,13 +85,7 @@ func TestInstancesOfOneDeploymentShareTheNamespace(t *testing.T) {
 	if res := check(t, a, id); res.Outcome != dedup.Accepted {
 		t.Fatalf("instance A: %+v, want accepted", res)
 	}
-	deadline := time.Now().Add(5 * time.Second)
-	for !hasDoneKey(t, rdb, id) {
-		if time.Now().After(deadline) {
-			t.Fatal("instance A's done key never landed")
-		}
-		time.Sleep(5 * time.Millisecond)
-	}
+	eventually.Require(t, 5*time.Second, "instance A's done key to land", func() bool { return hasDoneKey(t, rdb, id) })
 	if res := check(t, b, id); res.Outcome != dedup.Duplicate || res.Path != dedup.PathRedisDone {
 		t.Fatalf("instance B: %+v, want a duplicate decided by Redis", res)
 	}

@@ -14,8 +14,10 @@ import (
 
 	"github.com/oncehook/oncehook/delivery"
 	"github.com/oncehook/oncehook/event"
+	"github.com/oncehook/oncehook/internal/eventually"
 	"github.com/oncehook/oncehook/internal/harness"
 	"github.com/oncehook/oncehook/internal/testenv"
+	"github.com/oncehook/oncehook/route"
 )
 
 // fastRetries makes backoff and sweeping quick enough for a test.
@@ -62,17 +64,11 @@ func statusCounts(t *testing.T, pool *pgxpool.Pool) map[string]int {
 
 func waitAllDelivered(t *testing.T, pool *pgxpool.Pool, n int, timeout time.Duration) {
 	t.Helper()
-	deadline := time.Now().Add(timeout)
-	for {
-		c := statusCounts(t, pool)
-		if c["delivered"] == n {
-			return
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("after %s: %v, want %d delivered", timeout, c, n)
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
+	var c map[string]int
+	eventually.Require(t, timeout, fmt.Sprintf("%d delivered", n), func() bool {
+		c = statusCounts(t, pool)
+		return c["delivered"] == n
+	}, func() string { return fmt.Sprint(c) })
 }
 
 func exactlyOnce(t *testing.T, out *harness.RecordingSink, ids []string) {
@@ -136,9 +132,10 @@ func TestSinkDownThenBackWithBackoff(t *testing.T) {
 	ids := postMany(t, []string{in.URL}, "evt_outage", 20)
 
 	// While down: attempts climb and each next attempt is further away.
-	deadline := time.Now().Add(10 * time.Second)
-	for {
-		rows, err := delivery.ListEvents(context.Background(), pool, delivery.ListFilter{Status: delivery.StatusPending})
+	var rows []delivery.EventRow
+	eventually.Require(t, 10*time.Second, "attempts to climb while the sink is down", func() bool {
+		var err error
+		rows, err = delivery.ListEvents(context.Background(), pool, delivery.ListFilter{Status: delivery.StatusPending})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -148,14 +145,8 @@ func TestSinkDownThenBackWithBackoff(t *testing.T) {
 				least = r.Attempts
 			}
 		}
-		if len(rows) == 20 && least >= 5 {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("attempts did not climb while the sink was down: %+v", rows)
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
+		return len(rows) == 20 && least >= 5
+	}, func() string { return fmt.Sprintf("%+v", rows) })
 	shown, err := delivery.ShowEvent(context.Background(), pool, ids[0])
 	if err != nil {
 		t.Fatal(err)
@@ -191,13 +182,8 @@ func TestDeadLetterAndReplay(t *testing.T) {
 	in := harness.StartInstance(t, harness.InstanceConfig{Pool: pool, Sink: out, Delivery: cfg})
 	ids := postMany(t, []string{in.URL}, "evt_dead", 3)
 
-	deadline := time.Now().Add(10 * time.Second)
-	for statusCounts(t, pool)["dead"] != 3 {
-		if time.Now().After(deadline) {
-			t.Fatalf("not dead after max attempts: %v", statusCounts(t, pool))
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
+	eventually.Require(t, 10*time.Second, "3 dead after max attempts", func() bool { return statusCounts(t, pool)["dead"] == 3 },
+		func() string { return fmt.Sprint(statusCounts(t, pool)) })
 	dead, err := delivery.ListEvents(context.Background(), pool, delivery.ListFilter{Status: delivery.StatusDead})
 	if err != nil {
 		t.Fatal(err)
@@ -238,11 +224,13 @@ func TestOrphanedEventsAreSweptOnce(t *testing.T) {
 	out := harness.NewRecordingSink()
 	cfg := fastRetries
 	cfg.SweepBatch = 7
+	watched, sweeps := watchSweeps(t, pool)
+	var ins []*harness.Instance
 	for range 2 {
-		harness.StartInstance(t, harness.InstanceConfig{Pool: pool, Sink: out, Delivery: cfg})
+		ins = append(ins, harness.StartInstance(t, harness.InstanceConfig{Pool: watched, Sink: out, Delivery: cfg}))
 	}
 	waitAllDelivered(t, pool, len(ids), 20*time.Second)
-	time.Sleep(100 * time.Millisecond) // room for a wrong second delivery
+	sweeps.settle(t, []string{route.DefaultName}, ins...) // room for a wrong second delivery
 	exactlyOnce(t, out, ids)
 }
 
@@ -251,15 +239,18 @@ func TestTwoInstancesUnderLoadDeliverOnce(t *testing.T) {
 	pool := testenv.Postgres(t)
 	rdb, prefix := testenv.Redis(t)
 	out := harness.NewRecordingSink()
+	watched, sweeps := watchSweeps(t, pool)
 	var urls []string
+	var ins []*harness.Instance
 	for range 2 {
-		urls = append(urls, harness.StartInstance(t, harness.InstanceConfig{Pool: pool, Redis: rdb, KeyPrefix: prefix, Sink: out, Delivery: fastRetries}).URL)
+		in := harness.StartInstance(t, harness.InstanceConfig{Pool: watched, Redis: rdb, KeyPrefix: prefix, Sink: out, Delivery: fastRetries})
+		ins, urls = append(ins, in), append(urls, in.URL)
 	}
 	// Each event twice, once per instance.
 	ids := postMany(t, urls, "evt_two", 200)
 	postMany(t, []string{urls[1], urls[0]}, "evt_two", 200)
 	waitAllDelivered(t, pool, len(ids), 20*time.Second)
-	time.Sleep(100 * time.Millisecond)
+	sweeps.settle(t, []string{route.DefaultName}, ins...) // room for a wrong second delivery
 	exactlyOnce(t, out, ids)
 }
 

@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"maps"
 	"slices"
 	"strings"
 	"sync"
@@ -15,6 +16,7 @@ import (
 
 	"github.com/oncehook/oncehook/delivery"
 	"github.com/oncehook/oncehook/event"
+	"github.com/oncehook/oncehook/internal/eventually"
 	"github.com/oncehook/oncehook/internal/harness"
 	"github.com/oncehook/oncehook/internal/testenv"
 	"github.com/oncehook/oncehook/route"
@@ -58,7 +60,8 @@ func TestRoutingByTypeAndLivemode(t *testing.T) {
 		{Name: "crm", Sink: crm, Filter: route.Filter{Types: []string{"customer.*"}, Livemode: route.Test}},
 		{Name: "live-all", Sink: live, Filter: route.Filter{Livemode: route.Live}},
 	}
-	in := harness.StartInstance(t, harness.InstanceConfig{Pool: pool, Delivery: cfg})
+	watched, sweeps := watchSweeps(t, pool)
+	in := harness.StartInstance(t, harness.InstanceConfig{Pool: watched, Delivery: cfg})
 	events := []struct {
 		id, typ string
 		live    bool
@@ -89,9 +92,13 @@ func TestRoutingByTypeAndLivemode(t *testing.T) {
 		}
 	}
 	for name, s := range sinks {
-		got := s.WaitFor(t, 10*time.Second, func(c map[string]int) bool { return len(c) >= len(want[name]) })
-		time.Sleep(100 * time.Millisecond) // nothing more may come
-		got = s.Counts()
+		s.WaitFor(t, 10*time.Second, func(c map[string]int) bool { return len(c) >= len(want[name]) })
+	}
+	// Nothing more may come: every sweeper has had its chances. The
+	// instance keeps running, for the duplicate posted below.
+	sweeps.settle(t, slices.Collect(maps.Keys(sinks)))
+	for name, s := range sinks {
+		got := s.Counts()
 		var ids []string
 		for id, n := range got {
 			if n != 1 {
@@ -189,27 +196,23 @@ func TestRetriesDeadLettersAndReplayPerDestination(t *testing.T) {
 		{Name: "billing", Sink: failing, MaxAttempts: 3},
 		{Name: "analytics", Sink: ok, MaxAttempts: 50},
 	}
-	in := harness.StartInstance(t, harness.InstanceConfig{Pool: pool, Delivery: cfg})
+	watched, sweeps := watchSweeps(t, pool)
+	in := harness.StartInstance(t, harness.InstanceConfig{Pool: watched, Delivery: cfg})
 	ids := postMany(t, []string{in.URL}, "evt_pd", 5)
 	ok.WaitFor(t, 10*time.Second, func(c map[string]int) bool { return len(c) == len(ids) })
-	deadline := time.Now().Add(10 * time.Second)
-	for {
-		dead, err := delivery.ListEvents(context.Background(), pool, delivery.ListFilter{Status: delivery.StatusDead, Destination: "billing"})
+	var dead []delivery.EventRow
+	eventually.Require(t, 10*time.Second, "every billing delivery dead", func() bool {
+		var err error
+		dead, err = delivery.ListEvents(context.Background(), pool, delivery.ListFilter{Status: delivery.StatusDead, Destination: "billing"})
 		if err != nil {
 			t.Fatal(err)
 		}
-		if len(dead) == len(ids) {
-			for _, r := range dead {
-				if r.Attempts != 3 || r.LastError != "billing answered 500" || r.Destination != "billing" {
-					t.Fatalf("dead delivery %+v, want billing after 3 attempts", r)
-				}
-			}
-			break
+		return len(dead) == len(ids)
+	}, func() string { return fmt.Sprintf("%d of %d dead", len(dead), len(ids)) })
+	for _, r := range dead {
+		if r.Attempts != 3 || r.LastError != "billing answered 500" || r.Destination != "billing" {
+			t.Fatalf("dead delivery %+v, want billing after 3 attempts", r)
 		}
-		if time.Now().After(deadline) {
-			t.Fatalf("%d of %d billing deliveries dead", len(dead), len(ids))
-		}
-		time.Sleep(20 * time.Millisecond)
 	}
 	ev, err := delivery.ShowEvent(context.Background(), pool, ids[0])
 	if err != nil {
@@ -233,7 +236,8 @@ func TestRetriesDeadLettersAndReplayPerDestination(t *testing.T) {
 		t.Fatalf("replaying billing's dead: %d, %v; want %d", n, err, len(ids))
 	}
 	failing.WaitFor(t, 10*time.Second, func(c map[string]int) bool { return len(c) == len(ids) })
-	time.Sleep(200 * time.Millisecond)
+	// Nothing more may come; the instance keeps running for statesOf below.
+	sweeps.settle(t, []string{"billing", "analytics"})
 	exactlyOnce(t, failing, ids)
 	exactlyOnce(t, ok, ids) // analytics got nothing again
 	if got := statesOf(t, in, ids[0]); !slices.Equal(got, []string{"analytics=delivered", "billing=delivered"}) {
@@ -259,8 +263,9 @@ func TestRemovedDestinationWaitsAndResumes(t *testing.T) {
 	// crm is removed from the config: an instance without it leaves its deliveries alone.
 	other := harness.NewRecordingSink()
 	cfg.Destinations = []delivery.Destination{{Name: "analytics", Sink: other}}
-	second := harness.StartInstance(t, harness.InstanceConfig{Pool: pool, Delivery: cfg})
-	time.Sleep(500 * time.Millisecond) // many sweeps
+	watched, sweeps := watchSweeps(t, pool)
+	second := harness.StartInstance(t, harness.InstanceConfig{Pool: watched, Delivery: cfg})
+	sweeps.waitSweeps(t, "analytics", 10) // many sweeps
 	if after := fmt.Sprint(snapshotDeliveries(t, second, "crm")); after != before {
 		t.Fatalf("an instance without crm touched its deliveries:\nbefore %s\nafter  %s", before, after)
 	}

@@ -13,6 +13,7 @@ import (
 
 	"github.com/oncehook/oncehook/delivery"
 	"github.com/oncehook/oncehook/event"
+	"github.com/oncehook/oncehook/internal/eventually"
 	"github.com/oncehook/oncehook/internal/testenv"
 	"github.com/oncehook/oncehook/store"
 )
@@ -95,17 +96,12 @@ func readRow(t *testing.T, pool *pgxpool.Pool, id string) row {
 
 func waitRow(t *testing.T, pool *pgxpool.Pool, id string, cond func(row) bool) row {
 	t.Helper()
-	deadline := time.Now().Add(5 * time.Second)
-	for {
-		r := readRow(t, pool, id)
-		if cond(r) {
-			return r
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("%s: row %+v never met the condition", id, r)
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
+	var r row
+	eventually.Require(t, 5*time.Second, id+"'s row to meet the condition", func() bool {
+		r = readRow(t, pool, id)
+		return cond(r)
+	}, func() string { return fmt.Sprintf("row %+v", r) })
+	return r
 }
 
 func TestDispatcherMarksDeliveredInBatches(t *testing.T) {
@@ -176,7 +172,7 @@ func TestDispatcherQueueIsBounded(t *testing.T) {
 		t.Fatal(err)
 	}
 	d.Enqueue(evs[0], leaseOf(t, pool, evs[0].ID)) // taken by the one worker, which blocks
-	waitFor(t, func() bool { return d.QueueDepth() == 0 })
+	eventually.Require(t, 5*time.Second, "the worker to take the first event", func() bool { return d.QueueDepth() == 0 })
 	if !d.Enqueue(evs[1], leaseOf(t, pool, evs[1].ID)) || !d.Enqueue(evs[2], leaseOf(t, pool, evs[2].ID)) {
 		t.Fatal("Enqueue refused with room in the queue")
 	}
@@ -224,16 +220,5 @@ func TestDispatcherStopBoundedByContext(t *testing.T) {
 	}
 	if d.Enqueue(evs[0], leaseOf(t, pool, evs[0].ID)) {
 		t.Fatal("Enqueue after Stop: want false")
-	}
-}
-
-func waitFor(t *testing.T, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(5 * time.Second)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatal("condition not met in 5s")
-		}
-		time.Sleep(5 * time.Millisecond)
 	}
 }

@@ -9,6 +9,7 @@ import (
 
 	"github.com/oncehook/oncehook/delivery"
 	"github.com/oncehook/oncehook/event"
+	"github.com/oncehook/oncehook/internal/eventually"
 	"github.com/oncehook/oncehook/internal/testenv"
 )
 
@@ -65,7 +66,10 @@ func TestQueueIsBoundedInBytes(t *testing.T) {
 		WHERE event_id >= 'evt_bytes_20'`); err != nil {
 		t.Fatal(err)
 	}
-	time.Sleep(300 * time.Millisecond) // many sweeps at 20ms
+	// Intended fault window (a negative check): many sweeps at 20ms may try
+	// to overfill the queue. No signal can stand in: with no room left the
+	// sweeper does not even query, so its sweeps cannot be counted.
+	time.Sleep(300 * time.Millisecond)
 	var claimed int
 	if err := pool.QueryRow(context.Background(), `SELECT count(*) FROM stripe_webhook_deliveries
 		WHERE event_id >= 'evt_bytes_20' AND locked_until > now()`).Scan(&claimed); err != nil {
@@ -75,7 +79,7 @@ func TestQueueIsBoundedInBytes(t *testing.T) {
 		t.Fatalf("the sweeper claimed %d rows into a queue with room for none (%d bytes held, bound %d)", claimed, d.QueueBytes(), bound)
 	}
 	close(release)
-	waitFor(t, func() bool {
+	eventually.Require(t, 5*time.Second, "the swept rows delivered", func() bool {
 		var left int
 		_ = pool.QueryRow(context.Background(), `SELECT count(*) FROM stripe_webhook_deliveries WHERE event_id >= 'evt_bytes_20' AND status = 'pending'`).Scan(&left)
 		return left == 0
@@ -88,7 +92,7 @@ func TestQueueIsBoundedInBytes(t *testing.T) {
 		SELECT event_id, 'default', now() + interval '1 minute' FROM e`, big.ID, big.Payload); err != nil {
 		t.Fatal(err)
 	}
-	waitFor(t, func() bool { return d.QueueBytes() == 0 })
+	eventually.Require(t, 5*time.Second, "an empty queue", func() bool { return d.QueueBytes() == 0 })
 	if !d.Enqueue(big, leaseOf(t, pool, big.ID)) {
 		t.Fatal("an event larger than QueueMaxBytes was refused by an empty queue: it would never be delivered")
 	}

@@ -2,11 +2,13 @@ package delivery_test
 
 import (
 	"context"
+	"fmt"
 	"maps"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/oncehook/oncehook/internal/eventually"
 	"github.com/oncehook/oncehook/internal/harness"
 	"github.com/oncehook/oncehook/internal/testenv"
 	"github.com/oncehook/oncehook/migrations"
@@ -89,21 +91,14 @@ func TestRollingUpgradeFromThePreviousVersion(t *testing.T) {
 
 	want := []string{"evt_ru_delivered", "evt_ru_failed", "evt_ru_inflight", "evt_ru_orphan", "evt_ru_new_1",
 		"evt_ru_new_2", "evt_ru_old_new", "evt_ru_left"}
-	deadline := time.Now().Add(20 * time.Second)
-	for {
-		var n int
+	var n int
+	eventually.Require(t, 20*time.Second, "every event delivered after the upgrade", func() bool {
 		if err := pool.QueryRow(ctx, `SELECT count(*) FROM stripe_webhook_deliveries
 			WHERE destination = 'default' AND status = 'delivered' AND event_id = ANY($1)`, want).Scan(&n); err != nil {
 			t.Fatal(err)
 		}
-		if n == len(want) {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("%d of %d events delivered after the upgrade", n, len(want))
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
+		return n == len(want)
+	}, func() string { return fmt.Sprintf("%d of %d events delivered", n, len(want)) })
 	both := maps.Clone(old.delivered)
 	for id, n := range out.Counts() {
 		both[id] += n

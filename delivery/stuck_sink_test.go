@@ -92,6 +92,9 @@ func TestStopBoundedWhilePostgresHangs(t *testing.T) {
 		d.Enqueue(ev, leaseOf(t, pool, ev.ID))
 	}
 	proxy.Latency(t, time.Hour) // every statement from now on hangs
+	// Intended fault window: the sweeper (every 5ms) and the result writes
+	// run into the hang, in a query or in connecting, before Stop. No signal
+	// says a call is stuck rather than slow.
 	time.Sleep(50 * time.Millisecond)
 	ctx, cancel := context.WithTimeout(context.Background(), time.Second)
 	defer cancel()

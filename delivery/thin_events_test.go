@@ -3,6 +3,7 @@ package delivery_test
 import (
 	"bytes"
 	"context"
+	"fmt"
 	"strings"
 	"sync"
 	"testing"
@@ -12,6 +13,7 @@ import (
 
 	"github.com/oncehook/oncehook/delivery"
 	"github.com/oncehook/oncehook/event"
+	"github.com/oncehook/oncehook/internal/eventually"
 	"github.com/oncehook/oncehook/internal/harness"
 	"github.com/oncehook/oncehook/internal/stripefake"
 	"github.com/oncehook/oncehook/internal/testenv"
@@ -60,23 +62,17 @@ func (s *payloadSink) get(id string) ([][]byte, []bool) {
 // waitDelivered waits until every id has reached s at least once.
 func (s *payloadSink) waitDelivered(t *testing.T, timeout time.Duration, ids ...string) {
 	t.Helper()
-	deadline := time.Now().Add(timeout)
-	for {
-		missing := ""
+	missing := ""
+	eventually.Require(t, timeout, "every event delivered", func() bool {
+		missing = ""
 		for _, id := range ids {
 			if got, _ := s.get(id); len(got) == 0 {
 				missing = id
 				break
 			}
 		}
-		if missing == "" {
-			return
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("%s not delivered after %s", missing, timeout)
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
+		return missing == ""
+	}, func() string { return missing + " is not" })
 }
 
 // thinBody is a thin event as Stripe posts it to an event destination;
@@ -119,7 +115,7 @@ func fullBody(id, account string) []byte {
 // thinSetup starts stripefake, a client on it with STRIPE_API_VERSION
 // thinAPIVersion, and an instance whose one destination "app" is out
 // wrapped in ThinFetch, as THIN_EVENTS=fetch wires it.
-func thinSetup(t *testing.T, maxAttempts int) (*stripefake.Server, *payloadSink, *harness.Instance) {
+func thinSetup(t *testing.T, maxAttempts int) (*stripefake.Server, *payloadSink, *harness.Instance, *sweepWatch) {
 	t.Helper()
 	fake := stripefake.New(t, thinKey)
 	client, err := stripeapi.New(stripeapi.Config{Key: thinKey, Base: fake.URL(), Version: thinAPIVersion, Timeout: 5 * time.Second})
@@ -131,8 +127,9 @@ func thinSetup(t *testing.T, maxAttempts int) (*stripefake.Server, *payloadSink,
 	cfg.Destinations = []delivery.Destination{
 		{Name: "app", Sink: &sink.ThinFetch{Next: out, Fetch: client.FetchV2Event}, MaxAttempts: maxAttempts},
 	}
-	in := harness.StartInstance(t, harness.InstanceConfig{Pool: testenv.Postgres(t), Delivery: cfg})
-	return fake, out, in
+	pool, sweeps := watchSweeps(t, testenv.Postgres(t))
+	in := harness.StartInstance(t, harness.InstanceConfig{Pool: pool, Delivery: cfg})
+	return fake, out, in, sweeps
 }
 
 // fetchesOf counts the server's GET /v2/core/events/{id} requests.
@@ -182,7 +179,7 @@ func ledgerPayload(t *testing.T, in *harness.Instance, id string) []byte {
 // delivered as posted and fetches nothing.
 func TestThinEventIsDeliveredAsTheFullEvent(t *testing.T) {
 	t.Parallel()
-	fake, out, in := thinSetup(t, 5)
+	fake, out, in, _ := thinSetup(t, 5)
 	const id, connectedID, snapID = "evt_thin_1", "evt_thin_connected_1", "evt_thin_snapshot_1"
 	thin, full := thinBody(id, ""), fullBody(id, "")
 	connectedThin, connectedFull := thinBody(connectedID, thinAccount), fullBody(connectedID, thinAccount)
@@ -236,7 +233,7 @@ func TestThinEventIsDeliveredAsTheFullEvent(t *testing.T) {
 // and still fetch with the event's connected account as Stripe-Context.
 func TestThinFetchFailureGoesDeadThenReplays(t *testing.T) {
 	t.Parallel()
-	fake, out, in := thinSetup(t, 3)
+	fake, out, in, sweeps := thinSetup(t, 3)
 	const id = "evt_thin_2"
 	full := fullBody(id, thinAccount)
 	fake.AddThin(id, "v1.billing.meter.error_report_triggered", full)
@@ -247,21 +244,16 @@ func TestThinFetchFailureGoesDeadThenReplays(t *testing.T) {
 	}
 	ctx := context.Background()
 	var dead delivery.EventRow
-	deadline := time.Now().Add(10 * time.Second)
-	for {
+	eventually.Require(t, 10*time.Second, id+" dead", func() bool {
 		rows, err := delivery.ListEvents(ctx, in.Pool(), delivery.ListFilter{Status: delivery.StatusDead})
 		if err != nil {
 			t.Fatal(err)
 		}
 		if len(rows) == 1 {
 			dead = rows[0]
-			break
 		}
-		if time.Now().After(deadline) {
-			t.Fatalf("not dead after 10s: %v", statesOf(t, in, id))
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
+		return len(rows) == 1
+	}, func() string { return fmt.Sprint(statesOf(t, in, id)) })
 	if dead.ID != id || dead.Destination != "app" || dead.Attempts != 3 {
 		t.Errorf("dead delivery %+v, want %s to app after 3 attempts", dead, id)
 	}
@@ -285,7 +277,7 @@ func TestThinFetchFailureGoesDeadThenReplays(t *testing.T) {
 	}
 	out.waitDelivered(t, 10*time.Second, id)
 	waitStates(t, in, id, "app=delivered")
-	time.Sleep(100 * time.Millisecond) // nothing more may come
+	sweeps.settle(t, []string{"app"}, in) // nothing more may come
 	got, thinFlags := out.get(id)
 	if len(got) != 1 || !bytes.Equal(got[0], full) {
 		t.Fatalf("after the replay the sink got %d payloads:\n%s\nwant once the full event:\n%s", len(got), bytes.Join(got, []byte("\n")), full)
@@ -303,15 +295,9 @@ func TestThinFetchFailureGoesDeadThenReplays(t *testing.T) {
 // waitStates waits until id's deliveries are exactly want.
 func waitStates(t *testing.T, in *harness.Instance, id string, want ...string) {
 	t.Helper()
-	deadline := time.Now().Add(10 * time.Second)
-	for {
-		got := statesOf(t, in, id)
-		if strings.Join(got, ",") == strings.Join(want, ",") {
-			return
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("%s: deliveries %v, want %v", id, got, want)
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
+	var got []string
+	eventually.Require(t, 10*time.Second, fmt.Sprintf("%s's deliveries to be %v", id, want), func() bool {
+		got = statesOf(t, in, id)
+		return strings.Join(got, ",") == strings.Join(want, ",")
+	}, func() string { return fmt.Sprintf("deliveries %v", got) })
 }

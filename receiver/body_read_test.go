@@ -8,6 +8,8 @@ import (
 	"testing"
 	"testing/iotest"
 	"time"
+
+	"github.com/oncehook/oncehook/internal/eventually"
 )
 
 func TestReadBodySizes(t *testing.T) {
@@ -95,10 +97,7 @@ func TestReadBodyChargesWhatArrived(t *testing.T) {
 	if _, err := pw.Write(make([]byte, 20<<10)); err != nil {
 		t.Fatal(err)
 	}
-	deadline := time.Now().Add(5 * time.Second)
-	for budget.used.Load() < 32<<10 && time.Now().Before(deadline) {
-		time.Sleep(time.Millisecond)
-	}
+	eventually.Within(5*time.Second, func() bool { return budget.used.Load() >= 32<<10 })
 	if u := budget.used.Load(); u != 32<<10 {
 		t.Errorf("20 KB of a declared 1 MB arrived: %d bytes charged, want 32 KB", u)
 	}

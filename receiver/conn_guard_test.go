@@ -21,6 +21,7 @@ import (
 	"github.com/stripe/stripe-go/v82/webhook"
 	"github.com/valyala/fasthttp"
 
+	"github.com/oncehook/oncehook/internal/eventually"
 	"github.com/oncehook/oncehook/internal/testenv"
 )
 
@@ -385,13 +386,7 @@ func TestTwentyThousandIdleConnections(t *testing.T) {
 	}
 	// Every connection was accepted once the server counts MaxConns: the
 	// newest ones, each admitted in place of an older one.
-	deadline := time.Now().Add(30 * time.Second)
-	for {
-		if open, _, _ := s.guard.counts(); open == maxConns || time.Now().After(deadline) {
-			break
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
+	eventually.Within(30*time.Second, func() bool { open, _, _ := s.guard.counts(); return open == maxConns })
 
 	start := time.Now()
 	for i := range 5 {

@@ -24,6 +24,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/oncehook/oncehook/internal/eventually"
 	"github.com/oncehook/oncehook/internal/harness"
 	"github.com/oncehook/oncehook/internal/testenv"
 	"github.com/oncehook/oncehook/receiver"
@@ -196,9 +197,11 @@ func TestAbusersDoNotStarveStripe(t *testing.T) {
 	stop := make(chan struct{})
 	var abusers sync.WaitGroup
 	var cut, refused sync.Map
-	for i := range 100 { // far more than MaxConnsPerIP and Concurrency
+	var tried atomic.Int32 // the abusers that have tried to take a connection
+	for i := range 100 {   // far more than MaxConnsPerIP and Concurrency
 		abusers.Go(func() {
 			d := net.Dialer{LocalAddr: &net.TCPAddr{IP: net.ParseIP("127.0.0.2")}}
+			first := true
 			for {
 				select {
 				case <-stop:
@@ -206,8 +209,14 @@ func TestAbusersDoNotStarveStripe(t *testing.T) {
 				default:
 				}
 				conn, err := d.Dial("tcp", addr)
+				if first {
+					first = false
+					tried.Add(1)
+				}
 				if err != nil {
 					refused.Store(i, true)
+					// Intended fault window: the abuser redials a refused
+					// connection every 50ms, an attack that keeps coming.
 					time.Sleep(50 * time.Millisecond)
 					continue
 				}
@@ -233,7 +242,7 @@ func TestAbusersDoNotStarveStripe(t *testing.T) {
 			}
 		})
 	}
-	time.Sleep(300 * time.Millisecond) // the abusers take their connections
+	eventually.Require(t, 10*time.Second, "every abuser to take its connection", func() bool { return tried.Load() == 100 })
 
 	var lat []time.Duration
 	for i := range 200 {
@@ -380,7 +389,10 @@ func hostileConns(t *testing.T, addr string, idle, slowBodies, slowHeaders int) 
 			}
 		}
 	})
-	time.Sleep(200 * time.Millisecond) // the server takes them in
+	// Intended fault window: the server takes the attackers' connections
+	// in (accepts them and starts reading); nothing outside the server
+	// signals that it has.
+	time.Sleep(200 * time.Millisecond)
 	return h
 }
 
@@ -424,6 +436,8 @@ func TestSlowReadersAtTheBoundAreShed(t *testing.T) {
 			t.Fatalf("with every slot reading for less than the grace: %d, want 503 or a refused connection", resp.StatusCode)
 		}
 	}
+	// Intended fault window: the slow readers go on holding every slot
+	// past the 1s grace a request gets to arrive, so that they can be shed.
 	time.Sleep(1200 * time.Millisecond)
 
 	codes := map[int]int{}

@@ -8,6 +8,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/oncehook/oncehook/internal/eventually"
 	"github.com/oncehook/oncehook/internal/harness"
 	"github.com/oncehook/oncehook/internal/testenv"
 )
@@ -37,11 +38,11 @@ func TestStormAcrossThreeInstances(t *testing.T) {
 		for c := range copies {
 			wg.Go(func() {
 				// Like Stripe: a 503 (an instance at its bound) is sent again.
-				resp := harness.Post(t, ins[(e+c)%3].URL, body)
-				for try := 0; resp.Code == 503 && try < 50; try++ {
-					time.Sleep(20 * time.Millisecond)
+				var resp harness.Response
+				eventually.Within(5*time.Second, func() bool {
 					resp = harness.Post(t, ins[(e+c)%3].URL, body)
-				}
+					return resp.Code != 503
+				})
 				mu.Lock()
 				defer mu.Unlock()
 				answers++
@@ -116,20 +117,15 @@ func TestRedisDownStillDeduplicates(t *testing.T) {
 	}
 	rs.Start(t)
 	// The fast path resumes: a new event leaves a done key in Redis.
-	deadline := time.Now().Add(5 * time.Second)
-	for i := 0; ; i++ {
+	i := 0
+	eventually.Require(t, 5*time.Second, "the Redis fast path to resume", func() bool {
 		id := fmt.Sprintf("evt_redis_back_%d", i)
+		i++
 		if resp := harness.Post(t, in.URL, harness.EventBody(id, "charge.succeeded")); resp.Code != 200 {
 			t.Fatalf("after Redis restart: %d %s", resp.Code, resp.Body)
 		}
-		if rdb.Get(context.Background(), prefix+"evt:"+id).Val() == "done" {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatal("Redis fast path did not resume")
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
+		return rdb.Get(context.Background(), prefix+"evt:"+id).Val() == "done"
+	})
 }
 
 func TestLateRetryAfterRestartWithRedisFlushed(t *testing.T) {

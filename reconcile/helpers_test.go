@@ -15,6 +15,7 @@ import (
 	"github.com/oncehook/oncehook/dedup"
 	"github.com/oncehook/oncehook/delivery"
 	"github.com/oncehook/oncehook/event"
+	"github.com/oncehook/oncehook/internal/eventually"
 	"github.com/oncehook/oncehook/internal/harness"
 	"github.com/oncehook/oncehook/internal/metrics"
 	"github.com/oncehook/oncehook/internal/stripefake"
@@ -213,22 +214,19 @@ func deliveryRows(t *testing.T, pool *pgxpool.Pool) map[string]int {
 // waitDelivered waits until n delivery rows are delivered.
 func waitDelivered(t *testing.T, pool *pgxpool.Pool, n int, timeout time.Duration) {
 	t.Helper()
-	waitUntil(t, timeout, fmt.Sprintf("%d deliveries delivered", n), func() bool {
+	eventually.Require(t, timeout, fmt.Sprintf("%d deliveries delivered", n), func() bool {
 		var got int
 		err := pool.QueryRow(context.Background(), `SELECT count(*) FROM stripe_webhook_deliveries WHERE status = 'delivered'`).Scan(&got)
 		return err == nil && got >= n
 	})
 }
 
-func waitUntil(t *testing.T, timeout time.Duration, what string, cond func() bool) {
+// settled waits until the node's dispatcher holds no event, queued or
+// under way: whatever a run has enqueued has reached its sink, so that a
+// count of deliveries is final (nothing more may come).
+func (n *node) settled(t *testing.T) {
 	t.Helper()
-	deadline := time.Now().Add(timeout)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("not %s after %s", what, timeout)
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
+	eventually.Require(t, 10*time.Second, "the node's queues to drain", func() bool { return n.disp.QueueBytes() == 0 })
 }
 
 // exactlyOnce checks that sink got each of ids once and nothing else.

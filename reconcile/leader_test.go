@@ -9,6 +9,7 @@ import (
 
 	"github.com/jackc/pgx/v5/pgxpool"
 
+	"github.com/oncehook/oncehook/internal/eventually"
 	"github.com/oncehook/oncehook/internal/metrics"
 	"github.com/oncehook/oncehook/internal/stripefake"
 	"github.com/oncehook/oncehook/internal/testenv"
@@ -115,12 +116,12 @@ func TestKilledLeaderIsTakenOverFromTheCheckpoint(t *testing.T) {
 	b.r.Start()
 	t.Cleanup(func() { a.r.Stop(); b.r.Stop() })
 
-	waitUntil(t, 10*time.Second, "stuck on page 2", func() bool { return len(listRequests(fake)) == first.Pages+2 })
+	eventually.Require(t, 10*time.Second, "stuck on page 2", func() bool { return len(listRequests(fake)) == first.Pages+2 })
 	leader, follower := a, b
 	if b.lister.pages.Load() > 0 {
 		leader, follower = b, a
 	}
-	waitUntil(t, 5*time.Second, "skipped thrice", func() bool { return counter(t, follower.m, "oncehook_reconcile_runs_total", "skipped") >= 3 })
+	eventually.Require(t, 5*time.Second, "skipped thrice", func() bool { return counter(t, follower.m, "oncehook_reconcile_runs_total", "skipped") >= 3 })
 	if n := len(listRequests(fake)); n != first.Pages+2 || follower.lister.pages.Load() != 0 {
 		t.Fatalf("%d list requests, %d pages read by the follower, while the leader was stuck: want 2 requests, none", n-first.Pages, follower.lister.pages.Load())
 	}
@@ -139,7 +140,7 @@ func TestKilledLeaderIsTakenOverFromTheCheckpoint(t *testing.T) {
 	fake.Hold(nil)
 	close(block)
 
-	waitUntil(t, 10*time.Second, "a run done by the follower", func() bool { return counter(t, follower.m, "oncehook_reconcile_runs_total", "ok") >= 1 })
+	eventually.Require(t, 10*time.Second, "a run done by the follower", func() bool { return counter(t, follower.m, "oncehook_reconcile_runs_total", "ok") >= 1 })
 	if want := first.Through.Add(-time.Hour); !follower.lister.firstSince().Equal(want) {
 		t.Errorf("the follower listed from %v, want the checkpoint less the overlap %v", follower.lister.firstSince(), want)
 	}

@@ -56,7 +56,7 @@ func TestGapOfFivePagesIsDeliveredOncePerMatchingDestination(t *testing.T) {
 		}
 	}
 	waitDelivered(t, pool, len(wantBilling)+len(wantCRM), 20*time.Second)
-	time.Sleep(100 * time.Millisecond) // nothing more may come
+	n.settled(t) // nothing more may come
 	exactlyOnce(t, "billing", billing, wantBilling)
 	exactlyOnce(t, "crm", crm, wantCRM)
 	src := sources(t, pool)
@@ -79,7 +79,7 @@ func TestGapOfFivePagesIsDeliveredOncePerMatchingDestination(t *testing.T) {
 	if want := (reconcile.Progress{Pages: 5, Seen: 500}); sum.Progress != want {
 		t.Errorf("second run %+v, want %+v", sum.Progress, want)
 	}
-	time.Sleep(100 * time.Millisecond)
+	n.settled(t) // nothing more may come
 	exactlyOnce(t, "billing", billing, wantBilling)
 	exactlyOnce(t, "crm", crm, wantCRM)
 	if got := len(sources(t, pool)); got != len(ids) {
@@ -127,7 +127,7 @@ func TestEventsReceivedAsWebhooksAreNotStoredOrDeliveredAgain(t *testing.T) {
 		t.Errorf("run %+v, want %+v", sum.Progress, want)
 	}
 	waitDelivered(t, pool, len(ids), 10*time.Second)
-	time.Sleep(100 * time.Millisecond)
+	n.settled(t) // nothing more may come
 	exactlyOnce(t, "billing", billing, billed)
 	exactlyOnce(t, "crm", crm, crmed)
 	src := sources(t, pool)
@@ -361,6 +361,8 @@ func TestWebhookRacingTheReconcilerIsAcceptedOnce(t *testing.T) {
 		wg.Go(func() {
 			<-start
 			// The run stores in list order; these go from the other end.
+			// Intended fault window: each webhook leaves 2ms after the
+			// next one in list order, so that they meet the run half way.
 			time.Sleep(time.Duration(len(ids)-1-i) * 2 * time.Millisecond)
 			resp := harness.Post(t, in.URL, harness.EventBody(id, types[i%2]))
 			if resp.Code != 200 {
@@ -385,7 +387,7 @@ func TestWebhookRacingTheReconcilerIsAcceptedOnce(t *testing.T) {
 		t.Errorf("webhooks accepted %d and the run stored %d: want %d in all", hooksAccepted, sum.Stored, len(ids))
 	}
 	waitDelivered(t, pool, len(ids), 10*time.Second)
-	time.Sleep(100 * time.Millisecond)
+	n.settled(t) // nothing more may come
 	var billed, crmed []string
 	for i, id := range ids {
 		if i%2 == 0 {

@@ -14,6 +14,7 @@ import (
 
 	"github.com/jackc/pgx/v5/pgxpool"
 
+	"github.com/oncehook/oncehook/internal/eventually"
 	"github.com/oncehook/oncehook/internal/faultproxy"
 	"github.com/oncehook/oncehook/internal/harness"
 	"github.com/oncehook/oncehook/internal/testenv"
@@ -106,8 +107,8 @@ func (r *faultRig) storm(events, copies int, fault func()) (ids []string, accept
 			sem <- struct{}{}
 			wg.Go(func() {
 				defer func() { <-sem }()
-				deadline := time.Now().Add(60 * time.Second)
-				for time.Now().Before(deadline) {
+				// Like Stripe, a copy is sent again until it gets a 200.
+				if !eventually.Within(60*time.Second, func() bool {
 					r.inflightMu.Lock()
 					r.inflight[id]++
 					r.inflightMu.Unlock()
@@ -115,17 +116,18 @@ func (r *faultRig) storm(events, copies int, fault func()) (ids []string, accept
 					r.inflightMu.Lock()
 					r.inflight[id]--
 					r.inflightMu.Unlock()
-					if err == nil && resp.code == 200 {
-						if !r.killed.Load() && strings.Contains(resp.body, "accepted") {
-							mu.Lock()
-							acceptedBefore[id] = true
-							mu.Unlock()
-						}
-						return
+					if err != nil || resp.code != 200 {
+						return false
 					}
-					time.Sleep(100 * time.Millisecond)
+					if !r.killed.Load() && strings.Contains(resp.body, "accepted") {
+						mu.Lock()
+						acceptedBefore[id] = true
+						mu.Unlock()
+					}
+					return true
+				}) {
+					t.Errorf("%s: no 200 within 60s of retries", id)
 				}
-				t.Errorf("%s: no 200 within 60s of retries", id)
 			})
 		}
 	}
@@ -155,23 +157,17 @@ func (r *faultRig) verify(ids []string, mayRepeat map[string]bool) {
 	if stored != len(ids) {
 		t.Errorf("%d of %d events that got a 200 are stored", stored, len(ids))
 	}
-	deadline := time.Now().Add(45 * time.Second)
-	for {
+	missing := 0
+	eventually.Require(t, 45*time.Second, "every event that got a 200 at the sink", func() bool {
 		got := r.sink.snapshot()
-		missing := 0
+		missing = 0
 		for _, id := range ids {
 			if got[id] == 0 {
 				missing++
 			}
 		}
-		if missing == 0 {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("%d of %d events that got a 200 never reached the sink", missing, len(ids))
-		}
-		time.Sleep(100 * time.Millisecond)
-	}
+		return missing == 0
+	}, func() string { return fmt.Sprintf("%d of %d never reached it", missing, len(ids)) })
 	repeats := 0
 	for _, id := range ids {
 		if n := r.sink.snapshot()[id]; n > 1 {
@@ -193,23 +189,21 @@ func (r *faultRig) recovered(goroutines, fds, limitG, limitF float64) (float64, 
 	if resp, err := postRaw("http://"+r.addr+"/webhooks/stripe", harness.EventBody(id, "invoice.paid")); err != nil || resp.code != 200 {
 		t.Fatalf("a new event after the fault: %v %v", resp, err)
 	}
-	deadline := time.Now().Add(20 * time.Second)
-	for {
+	var g, f float64
+	var ready bool
+	eventually.Require(t, 20*time.Second, "the receiver to recover", func() bool {
 		fams := scrape(t, "http://"+r.admin+"/metrics")
-		g, f := value(fams, "go_goroutines"), value(fams, "process_open_fds")
+		g, f = value(fams, "go_goroutines"), value(fams, "process_open_fds")
 		resp, err := http.Get("http://" + r.addr + "/readyz")
-		ready := err == nil && resp.StatusCode == 200
+		ready = err == nil && resp.StatusCode == 200
 		if resp != nil {
 			resp.Body.Close()
 		}
-		if ready && g <= goroutines+limitG && f <= fds+limitF {
-			return g, f
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("not recovered: ready=%v goroutines %v (from %v), open fds %v (from %v)", ready, g, goroutines, f, fds)
-		}
-		time.Sleep(200 * time.Millisecond)
-	}
+		return ready && g <= goroutines+limitG && f <= fds+limitF
+	}, func() string {
+		return fmt.Sprintf("ready=%v goroutines %v (from %v), open fds %v (from %v)", ready, g, goroutines, f, fds)
+	})
+	return g, f
 }
 
 // baseline warms the receiver up and reads its goroutines and open files.
@@ -218,21 +212,14 @@ func (r *faultRig) baseline() (goroutines, fds float64) {
 	r.verify(ids, nil)
 	// Settled: every result written, so that a later fault cannot make the
 	// baseline's events look delivered twice.
-	deadline := time.Now().Add(20 * time.Second)
-	for {
-		var delivered int
+	var delivered int
+	eventually.Require(r.t, 20*time.Second, "every baseline delivery recorded", func() bool {
 		if err := r.pool.QueryRow(context.Background(), `SELECT count(*) FROM stripe_webhook_deliveries
 			WHERE event_id = ANY($1) AND status = 'delivered'`, ids).Scan(&delivered); err != nil {
 			r.t.Fatal(err)
 		}
-		if delivered == len(ids) {
-			break
-		}
-		if time.Now().After(deadline) {
-			r.t.Fatalf("%d of %d baseline deliveries recorded within 20s", delivered, len(ids))
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
+		return delivered == len(ids)
+	}, func() string { return fmt.Sprintf("%d of %d recorded", delivered, len(ids)) })
 	fams := scrape(r.t, "http://"+r.admin+"/metrics")
 	return value(fams, "go_goroutines"), value(fams, "process_open_fds")
 }
@@ -253,7 +240,12 @@ type evidence struct {
 	above  float64
 }
 
-func runFault(t *testing.T, proof evidence, fault func(r *faultRig)) {
+// faultWindow is how long each fault lasts while a storm runs.
+const faultWindow = 2 * time.Second
+
+// runFault runs two storm cycles; in each, inject starts the fault, which
+// lasts faultWindow, and heal ends it.
+func runFault(t *testing.T, proof evidence, inject, heal func(r *faultRig)) {
 	t.Parallel()
 	r := newFaultRig(t)
 	g, f := r.baseline()
@@ -263,7 +255,12 @@ func runFault(t *testing.T, proof evidence, fault func(r *faultRig)) {
 		}
 	}()
 	for cycle := range 2 {
-		ids, _ := r.storm(120, 3, func() { fault(r) })
+		ids, _ := r.storm(120, 3, func() {
+			inject(r)
+			// Intended fault window: the fault lasts while the storm runs.
+			time.Sleep(faultWindow)
+			heal(r)
+		})
 		r.verify(ids, nil)
 		if cycle == 0 {
 			g, f = r.recovered(g, f, poolGoroutines, poolFDs)
@@ -281,7 +278,7 @@ var (
 func TestFaultRedisLatencyAboveTimeout(t *testing.T) {
 	runFault(t, redisFellBack, func(r *faultRig) {
 		r.rd.Latency(t, 300*time.Millisecond) // REDIS_TIMEOUT is 50ms
-		time.Sleep(2 * time.Second)
+	}, func(r *faultRig) {
 		r.rd.Heal()
 	})
 }
@@ -289,7 +286,7 @@ func TestFaultRedisLatencyAboveTimeout(t *testing.T) {
 func TestFaultRedisReset(t *testing.T) {
 	runFault(t, redisFellBack, func(r *faultRig) {
 		r.rd.ResetPeer(t)
-		time.Sleep(2 * time.Second)
+	}, func(r *faultRig) {
 		r.rd.Heal()
 	})
 }
@@ -297,7 +294,7 @@ func TestFaultRedisReset(t *testing.T) {
 func TestFaultRedisDownAndBack(t *testing.T) {
 	runFault(t, redisFellBack, func(r *faultRig) {
 		r.rd.Down()
-		time.Sleep(2 * time.Second)
+	}, func(r *faultRig) {
 		r.rd.Up(t)
 	})
 }
@@ -305,7 +302,7 @@ func TestFaultRedisDownAndBack(t *testing.T) {
 func TestFaultPostgresDownAndBack(t *testing.T) {
 	runFault(t, answered503, func(r *faultRig) {
 		r.pg.Down()
-		time.Sleep(2 * time.Second)
+	}, func(r *faultRig) {
 		r.pg.Up(t)
 	})
 }
@@ -314,7 +311,7 @@ func TestFaultPostgresSlowCommits(t *testing.T) {
 	// Each batch waits 300ms more: over two cycles, seconds of commit time.
 	runFault(t, evidence{"oncehook_insert_batch_seconds", nil, 2}, func(r *faultRig) {
 		r.pg.Latency(t, 300*time.Millisecond)
-		time.Sleep(2 * time.Second)
+	}, func(r *faultRig) {
 		r.pg.Heal()
 	})
 }
@@ -322,7 +319,7 @@ func TestFaultPostgresSlowCommits(t *testing.T) {
 func TestFaultSinkDownAndBack(t *testing.T) {
 	runFault(t, evidence{"oncehook_deliveries_total", []string{"result", "retry"}, 0}, func(r *faultRig) {
 		r.sinkDown.Store(true)
-		time.Sleep(2 * time.Second)
+	}, func(r *faultRig) {
 		r.sinkDown.Store(false)
 	})
 }
@@ -338,7 +335,9 @@ func TestFaultReceiverSIGKILLAndRestart(t *testing.T) {
 		}
 		<-r.proc.exited
 		r.killed.Store(true)
-		time.Sleep(500 * time.Millisecond) // Stripe's retries meet a dead address
+		// Intended fault window: the receiver stays dead for 500ms, and
+		// Stripe's retries meet a dead address.
+		time.Sleep(500 * time.Millisecond)
 		r.start()
 	})
 	// An event whose request was under way at the kill may have been

@@ -21,6 +21,7 @@ import (
 
 	"github.com/jackc/pgx/v5/pgxpool"
 
+	"github.com/oncehook/oncehook/internal/eventually"
 	"github.com/oncehook/oncehook/internal/harness"
 	"github.com/oncehook/oncehook/internal/testenv"
 )
@@ -159,20 +160,15 @@ func startProcessWithStdout(t *testing.T, stdout *os.File, addr, dbURL string, e
 	}
 	go func() { p.exited <- cmd.Wait() }()
 	t.Cleanup(func() { _ = cmd.Process.Kill() })
-	deadline := time.Now().Add(30 * time.Second)
-	for {
+	eventually.Require(t, 30*time.Second, "the receiver to be ready", func() bool {
 		resp, err := http.Get("http://" + addr + "/readyz")
-		if err == nil {
-			resp.Body.Close()
-			if resp.StatusCode == 200 {
-				return p
-			}
+		if err != nil {
+			return false
 		}
-		if time.Now().After(deadline) {
-			t.Fatalf("not ready after 30s; stderr:\n%s", p.stderr.String())
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
+		resp.Body.Close()
+		return resp.StatusCode == 200
+	}, func() string { return "stderr:\n" + p.stderr.String() })
+	return p
 }
 
 func TestProcessRejectsBadConfig(t *testing.T) {
@@ -197,6 +193,8 @@ type downstream struct {
 }
 
 func (d *downstream) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	// Intended fault window: a slow sink, so that the killed receiver has
+	// deliveries in flight.
 	time.Sleep(200 * time.Millisecond)
 	d.mu.Lock()
 	d.counts[r.Header.Get("Idempotency-Key")]++
@@ -311,22 +309,17 @@ func sigkillStorm(t *testing.T, names []string) {
 	deadline := time.Now().Add(60 * time.Second)
 	for _, name := range names {
 		down := sinks[name]
-		for {
+		missing := 0
+		eventually.Require(t, time.Until(deadline), "every event that got a 200 at destination "+name, func() bool {
 			got := down.snapshot()
-			missing := 0
+			missing = 0
 			for id := range answered {
 				if got[id] == 0 {
 					missing++
 				}
 			}
-			if missing == 0 {
-				break
-			}
-			if time.Now().After(deadline) {
-				t.Fatalf("%d events that got a 200 never reached destination %s", missing, name)
-			}
-			time.Sleep(100 * time.Millisecond)
-		}
+			return missing == 0
+		}, func() string { return fmt.Sprintf("%d never reached it", missing) })
 		twice := 0
 		for id, n := range down.snapshot() {
 			if n > 1 {
@@ -339,17 +332,14 @@ func sigkillStorm(t *testing.T, names []string) {
 		// The survivor's sweeper, not luck, delivered the victim's backlog.
 		// Its attempts are written after the sink answered: wait for them.
 		var rescued int
-		for {
+		eventually.Within(time.Until(deadline), func() bool {
 			if err := pool.QueryRow(context.Background(), `SELECT count(DISTINCT event_id) FROM stripe_webhook_delivery_attempts
 				WHERE ok AND destination = $3 AND event_id = ANY($1) AND instance NOT LIKE $2`,
 				victimIDs, fmt.Sprintf("%%:%d", victim.cmd.Process.Pid), name).Scan(&rescued); err != nil {
 				t.Fatal(err)
 			}
-			if rescued > 0 || time.Now().After(deadline) {
-				break
-			}
-			time.Sleep(100 * time.Millisecond)
-		}
+			return rescued > 0
+		})
 		if rescued == 0 {
 			t.Errorf("%s: no event the killed instance accepted was delivered by the survivor: the kill hit no backlog", name)
 		}

@@ -12,6 +12,7 @@ import (
 	"github.com/prometheus/common/expfmt"
 	"github.com/prometheus/common/model"
 
+	"github.com/oncehook/oncehook/internal/eventually"
 	"github.com/oncehook/oncehook/internal/harness"
 	"github.com/oncehook/oncehook/internal/testenv"
 )
@@ -116,15 +117,11 @@ func TestMetricsAddUpAfterAStorm(t *testing.T) {
 	}
 
 	url := "http://" + admin + "/metrics"
-	deadline := time.Now().Add(10 * time.Second)
 	var fams map[string]*dto.MetricFamily
-	for {
+	eventually.Within(10*time.Second, func() bool {
 		fams = scrape(t, url)
-		if value(fams, "oncehook_deliveries_total", "destination", "billing", "result", "delivered") == events || time.Now().After(deadline) {
-			break
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
+		return value(fams, "oncehook_deliveries_total", "destination", "billing", "result", "delivered") == events
+	})
 	for _, c := range []struct {
 		family string
 		labels []string

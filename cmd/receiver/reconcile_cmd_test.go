@@ -20,6 +20,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/oncehook/oncehook/internal/eventually"
 	"github.com/oncehook/oncehook/internal/harness"
 	"github.com/oncehook/oncehook/internal/stripefake"
 	"github.com/oncehook/oncehook/internal/testenv"
@@ -244,35 +245,31 @@ func TestReconcileCommandDryRunThenStore(t *testing.T) {
 // at once on a duplicate, with diag's text if diag is set.
 func waitForFileSink(t *testing.T, path string, ids []string, timeout time.Duration, diag func() string) {
 	t.Helper()
-	deadline := time.Now().Add(timeout)
-	for {
+	more := func() string {
+		if diag == nil {
+			return ""
+		}
+		return diag()
+	}
+	missing := 0
+	eventually.Require(t, timeout, "every event in the file sink", func() bool {
 		got := fileSinkCounts(t, path)
-		missing := 0
+		missing = 0
 		for _, id := range ids {
 			if got[id] == 0 {
 				missing++
 			}
 		}
-		more := ""
-		if diag != nil {
-			more = diag()
-		}
 		for id, n := range got {
 			if n > 1 {
-				t.Fatalf("%s is in the file sink %d times%s", id, n, more)
+				t.Fatalf("%s is in the file sink %d times%s", id, n, more())
 			}
 			if !slices.Contains(ids, id) {
-				t.Fatalf("%s is in the file sink but is not expected%s", id, more)
+				t.Fatalf("%s is in the file sink but is not expected%s", id, more())
 			}
 		}
-		if missing == 0 {
-			return
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("%d of %d events not in the file sink after %s%s", missing, len(ids), timeout, more)
-		}
-		time.Sleep(100 * time.Millisecond)
-	}
+		return missing == 0
+	}, func() string { return fmt.Sprintf("%d of %d events are not%s", missing, len(ids), more()) })
 }
 
 // fileSinkCounts counts a JSON-lines file's lines by event id.
@@ -492,11 +489,7 @@ func TestReconcileCommandRetriesAndInterrupt(t *testing.T) {
 	exited := make(chan error, 1)
 	go func() { exited <- cmd.Wait() }()
 	t.Cleanup(func() { _ = cmd.Process.Kill() })
-	for deadline := time.Now().Add(10 * time.Second); len(listRequests(fake, mark)) == 0; time.Sleep(20 * time.Millisecond) {
-		if time.Now().After(deadline) {
-			t.Fatal("the command never listed")
-		}
-	}
+	eventually.Require(t, 10*time.Second, "the command to list", func() bool { return len(listRequests(fake, mark)) > 0 })
 	if err := cmd.Process.Signal(syscall.SIGINT); err != nil {
 		t.Fatal(err)
 	}
@@ -644,23 +637,16 @@ func TestServeReconcilesInTheBackground(t *testing.T) {
 	waitForFileSink(t, sinkPath, ids, 10*time.Second, diag)
 	// Let at least two more runs pass over events already stored.
 	mark := len(listRequests(fake, 0))
-	for deadline := time.Now().Add(10 * time.Second); len(listRequests(fake, 0)) < mark+2; time.Sleep(50 * time.Millisecond) {
-		if time.Now().After(deadline) {
-			t.Fatalf("no more runs; stderr:\n%s", p.stderr.String())
-		}
-	}
+	eventually.Require(t, 10*time.Second, "two more runs", func() bool { return len(listRequests(fake, 0)) >= mark+2 },
+		func() string { return "stderr:\n" + p.stderr.String() })
 	waitForFileSink(t, sinkPath, ids, time.Second, diag)
-	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(50 * time.Millisecond) {
+	n := 0
+	eventually.Require(t, 10*time.Second, "every event at the HTTP destination", func() bool {
 		mu.Lock()
-		n := len(hits)
+		n = len(hits)
 		mu.Unlock()
-		if n >= len(ids) {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("%d of %d events reached the HTTP destination", n, len(ids))
-		}
-	}
+		return n >= len(ids)
+	}, func() string { return fmt.Sprintf("%d of %d events reached it", n, len(ids)) })
 	mu.Lock()
 	for _, id := range ids {
 		if hits[id] != 1 || sources[id] != "reconcile" {

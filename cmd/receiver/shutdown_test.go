@@ -10,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/oncehook/oncehook/internal/eventually"
 	"github.com/oncehook/oncehook/internal/harness"
 	"github.com/oncehook/oncehook/internal/testenv"
 )
@@ -44,20 +45,13 @@ func TestStalledStdoutDoesNotHoldShutdown(t *testing.T) {
 		}
 	}
 	// Deliveries stuck on the pipe fail by DELIVERY_TIMEOUT, counted as attempts.
-	deadline := time.Now().Add(10 * time.Second)
-	for {
+	eventually.Require(t, 10*time.Second, "a delivery to fail on a stalled stdout", func() bool {
 		var failed int
 		if err := pool.QueryRow(context.Background(), `SELECT count(*) FROM stripe_webhook_deliveries WHERE attempts > 0 AND status = 'pending'`).Scan(&failed); err != nil {
 			t.Fatal(err)
 		}
-		if failed > 0 {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("no delivery failed within 10s on a stalled stdout; stderr:\n%s", p.stderr.String())
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
+		return failed > 0
+	}, func() string { return "stderr:\n" + p.stderr.String() })
 
 	if err := p.cmd.Process.Signal(syscall.SIGTERM); err != nil {
 		t.Fatal(err)

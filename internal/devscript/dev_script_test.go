@@ -25,6 +25,7 @@ import (
 
 	"github.com/jackc/pgx/v5"
 
+	"github.com/oncehook/oncehook/internal/eventually"
 	"github.com/oncehook/oncehook/internal/testenv"
 )
 
@@ -431,20 +432,13 @@ func (r *run) output() string {
 // exits first.
 func (r *run) eventually(t *testing.T, timeout time.Duration, what string, f func() error) {
 	t.Helper()
-	deadline := time.Now().Add(timeout)
-	for {
-		err := f()
-		if err == nil {
-			return
-		}
-		if r.exited() {
+	var err error
+	eventually.Require(t, timeout, what, func() bool {
+		if err = f(); err != nil && r.exited() {
 			t.Fatalf("dev.sh exited (%v) while waiting for %s (%v)\n%s", r.err, what, err, r.output())
 		}
-		if time.Now().After(deadline) {
-			t.Fatalf("no %s within %s: %v\n%s", what, timeout, err, r.output())
-		}
-		time.Sleep(100 * time.Millisecond)
-	}
+		return err == nil
+	}, func() string { return fmt.Sprintf("last error: %v\n%s", err, r.output()) })
 }
 
 func (r *run) waitHealthy(t *testing.T, listen string, timeout time.Duration) {

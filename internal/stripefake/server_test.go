@@ -13,6 +13,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/oncehook/oncehook/internal/eventually"
 	"github.com/oncehook/oncehook/internal/stripefake"
 )
 
@@ -599,13 +600,7 @@ func TestHold(t *testing.T) {
 		defer res.Body.Close()
 		done <- resp{status: res.StatusCode}
 	}()
-	deadline := time.Now().Add(5 * time.Second)
-	for len(s.Requests()) == 0 {
-		if time.Now().After(deadline) {
-			t.Fatal("request never arrived")
-		}
-		time.Sleep(time.Millisecond)
-	}
+	eventually.Require(t, 5*time.Second, "the request to arrive", func() bool { return len(s.Requests()) > 0 })
 	select {
 	case r := <-done:
 		t.Fatalf("held request answered %d", r.status)
@@ -628,9 +623,7 @@ func TestHold(t *testing.T) {
 			res.Body.Close()
 		}
 	}()
-	for len(s.Requests()) < 2 {
-		time.Sleep(time.Millisecond)
-	}
+	eventually.Require(t, 5*time.Second, "the second request to arrive", func() bool { return len(s.Requests()) >= 2 })
 }
 
 func TestAddWhileServing(t *testing.T) {
