@@ -44,7 +44,8 @@ type InstanceConfig struct {
 
 // StartInstance builds an instance through service.New and starts it; it
 // is stopped when the test ends. The instance has no admin server, no
-// reconciler, and stores in cfg.Pool (migrated, and left open).
+// reconciler and no pruner (the tests own their ledgers), and stores in
+// cfg.Pool (migrated, and left open).
 func StartInstance(t testing.TB, cfg InstanceConfig) *Instance {
 	t.Helper()
 	dests := cfg.Delivery.Destinations
@@ -61,7 +62,7 @@ func StartInstance(t testing.TB, cfg InstanceConfig) *Instance {
 		DeliveryLease: tuned.Lease,
 	}
 	opts := []service.Option{
-		service.WithPool(cfg.Pool), service.WithRedis(cfg.Redis), service.WithDestinations(dests),
+		service.WithPool(cfg.Pool), service.WithRedis(cfg.Redis), service.WithDestinations(dests), service.WithoutPruner(),
 		service.WithDelivery(func(dc *delivery.DispatcherConfig) {
 			// The test's tuning, with what the wiring built: the pool,
 			// the destinations, the logger and the metrics.

@@ -32,6 +32,7 @@ type options struct {
 	redis        redis.UniversalClient
 	redisSet     bool
 	destinations []delivery.Destination
+	noPruner     bool
 	delivery     func(*delivery.DispatcherConfig)
 	dedup        func(*dedup.Config)
 	receiver     func(*receiver.Config)
@@ -56,6 +57,10 @@ func WithRedis(rdb redis.UniversalClient) Option {
 func WithDestinations(dests []delivery.Destination) Option {
 	return func(o *options) { o.destinations = dests }
 }
+
+// WithoutPruner builds no pruner: for test instances, whose ledger the
+// test owns (and whose pool a pruning pass at start would widen).
+func WithoutPruner() Option { return func(o *options) { o.noPruner = true } }
 
 // WithDelivery adjusts the dispatcher's config before it is built.
 func WithDelivery(tune func(*delivery.DispatcherConfig)) Option {
@@ -82,7 +87,7 @@ type Service struct {
 	destsLog string
 
 	disp       *delivery.Dispatcher
-	pruner     *delivery.Pruner
+	pruner     *delivery.Pruner // nil: WithoutPruner
 	dedup      *dedup.Deduper
 	webhooks   *listener
 	admin      *adminServer          // nil: ADMIN_ADDR is empty
@@ -164,9 +169,11 @@ func New(ctx context.Context, cfg Config, opts ...Option) (_ *Service, err error
 		return nil, err
 	}
 	warnOrphaned(ctx, s.pool, names, log)
-	if s.pruner, err = delivery.NewPruner(delivery.PrunerConfig{Pool: s.pool, Retention: cfg.Retention, Duty: float64(cfg.PruneDuty) / 100,
-		Logger: log, Metrics: m}); err != nil {
-		return nil, err
+	if !o.noPruner {
+		if s.pruner, err = delivery.NewPruner(delivery.PrunerConfig{Pool: s.pool, Retention: cfg.Retention, Duty: float64(cfg.PruneDuty) / 100,
+			Logger: log, Metrics: m}); err != nil {
+			return nil, err
+		}
 	}
 	ddc := dedup.Config{Pool: s.pool, Redis: s.rdb, KeyPrefix: cfg.RedisKeyPrefix, DoneTTL: cfg.DedupTTL, Lease: dc.Lease,
 		RecentIDs: cfg.DedupRecentIDs, Routes: s.disp.Routes(), Logger: log, Metrics: m}
@@ -222,7 +229,11 @@ type part interface {
 // returns startstop.ErrStopped.
 func (s *Service) Start(ctx context.Context) error {
 	return s.state.Start(ctx, func(ctx context.Context) error {
-		parts := []part{s.disp, s.pruner, s.dedup, s.webhooks}
+		parts := []part{s.disp}
+		if s.pruner != nil {
+			parts = append(parts, s.pruner)
+		}
+		parts = append(parts, s.dedup, s.webhooks)
 		if s.admin != nil {
 			parts = append(parts, s.admin)
 		}
@@ -298,7 +309,9 @@ func (s *Service) stop(ctx context.Context) error {
 	}
 	step("batch writer", s.dedup, "")
 	step("delivery", s.disp, "delivery queue not drained")
-	step("pruner", s.pruner, "")
+	if s.pruner != nil {
+		step("pruner", s.pruner, "")
+	}
 	if s.admin != nil {
 		step("admin server", s.admin, "")
 	}
