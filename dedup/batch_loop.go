@@ -7,7 +7,7 @@ import (
 
 var (
 	errLoopFull   = errors.New("queue full")
-	errLoopClosed = errors.New("stopped")
+	errLoopClosed = errors.New("not running")
 )
 
 // batchLoop is group commit in general: items sent by many goroutines are
@@ -15,33 +15,44 @@ var (
 // else is already queued, up to max, without waiting; so an idle loop runs
 // each item at once and a busy one gathers while earlier batches run.
 type batchLoop[T any] struct {
-	in   chan T
-	max  int
-	fn   func([]T)
-	stop chan struct{}
-	wg   sync.WaitGroup
+	in      chan T
+	max     int
+	workers int
+	fn      func([]T)
+	stop    chan struct{}
+	wg      sync.WaitGroup
 
-	mu     sync.RWMutex // guards closed against send
+	mu     sync.RWMutex // guards open and closed against send
+	open   bool         // between start and close
 	closed bool
 }
 
-// newBatchLoop starts workers running fn over batches of at most max items;
-// at most queue items wait.
+// newBatchLoop makes a loop whose start runs workers running fn over
+// batches of at most max items; at most queue items wait.
 func newBatchLoop[T any](workers, queue, max int, fn func([]T)) *batchLoop[T] {
-	l := &batchLoop[T]{in: make(chan T, queue), max: max, fn: fn, stop: make(chan struct{})}
-	for range workers {
+	return &batchLoop[T]{in: make(chan T, queue), max: max, workers: workers, fn: fn, stop: make(chan struct{})}
+}
+
+// start starts the workers, once; a closed loop stays closed.
+func (l *batchLoop[T]) start() {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.open || l.closed {
+		return
+	}
+	l.open = true
+	for range l.workers {
 		l.wg.Add(1)
 		go l.run()
 	}
-	return l
 }
 
-// send queues v without blocking: errLoopFull or errLoopClosed when it
-// cannot.
+// send queues v without blocking: errLoopFull or errLoopClosed (also
+// before start) when it cannot.
 func (l *batchLoop[T]) send(v T) error {
 	l.mu.RLock()
 	defer l.mu.RUnlock()
-	if l.closed {
+	if !l.open {
 		return errLoopClosed
 	}
 	select {
@@ -62,10 +73,13 @@ func (l *batchLoop[T]) close() {
 		l.mu.Unlock()
 		return
 	}
-	l.closed = true
+	wasOpen := l.open
+	l.open, l.closed = false, true
 	l.mu.Unlock()
-	close(l.stop)
-	l.wg.Wait()
+	if wasOpen {
+		close(l.stop)
+		l.wg.Wait()
+	}
 }
 
 func (l *batchLoop[T]) run() {

@@ -74,7 +74,7 @@ func (w *batchWriter) insert(ctx context.Context, ev *event.Event) (bool, store.
 	if err := w.loop.send(r); err != nil {
 		w.reqPool.Put(r)
 		if errors.Is(err, errLoopClosed) {
-			return false, store.Lease{}, fmt.Errorf("inserting %s: %w: the writer is stopped", ev.ID, ErrUnavailable)
+			return false, store.Lease{}, fmt.Errorf("inserting %s: %w: the writer is not running", ev.ID, ErrUnavailable)
 		}
 		return false, store.Lease{}, ErrOverloaded
 	}
@@ -84,6 +84,9 @@ func (w *batchWriter) insert(ctx context.Context, ev *event.Event) (bool, store.
 	w.reqPool.Put(r)
 	return inserted, lease, err
 }
+
+// start starts the flushers; before, inserts fail with ErrUnavailable.
+func (w *batchWriter) start() { w.loop.start() }
 
 // close flushes what is queued and stops the flushers; later inserts fail
 // with ErrUnavailable.

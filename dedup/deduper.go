@@ -3,11 +3,11 @@ package dedup
 import (
 	"context"
 	"errors"
-	"sync"
 	"time"
 
 	"github.com/oncehook/oncehook/event"
 	"github.com/oncehook/oncehook/internal/metrics"
+	"github.com/oncehook/oncehook/internal/startstop"
 	"github.com/oncehook/oncehook/store"
 )
 
@@ -74,15 +74,16 @@ var (
 // Deduper decides, once per event id across every instance, whether a
 // delivery is new. Postgres is the record; Redis only saves round trips.
 type Deduper struct {
-	redis    *redisClaims // nil without Redis
-	writer   *batchWriter
-	flights  flights
-	recent   *recentIDs // nil: Config.RecentIDs is 0
-	metrics  *metrics.Metrics
-	stopOnce sync.Once
+	redis   *redisClaims // nil without Redis
+	writer  *batchWriter
+	flights flights
+	recent  *recentIDs // nil: Config.RecentIDs is 0
+	metrics *metrics.Metrics
+	state   startstop.State
 }
 
-// New starts a Deduper's batch writer. Stop it with Stop.
+// New builds a Deduper; Start starts its batch writer (before, Check
+// answers ErrUnavailable) and Stop stops it.
 func New(cfg Config) (*Deduper, error) {
 	cfg = cfg.WithDefaults()
 	if err := cfg.validate(); err != nil {
@@ -190,13 +191,35 @@ func (d *Deduper) Stats() Stats {
 	return Stats{Batches: d.writer.batches.Load(), Rows: d.writer.rows.Load()}
 }
 
-// Stop flushes queued inserts and stops the batch writer. Call it after the
-// HTTP server has stopped; it is safe to call more than once.
-func (d *Deduper) Stop() {
-	d.stopOnce.Do(func() {
-		d.writer.close()
+// Start starts the batch writer and the Redis pipelines. They run until
+// Stop: ctx's end does not stop them. A second Start does nothing; a Start
+// after Stop returns startstop.ErrStopped.
+func (d *Deduper) Start(ctx context.Context) error {
+	return d.state.Start(ctx, func(context.Context) error {
 		if d.redis != nil {
-			d.redis.close()
+			d.redis.start()
 		}
+		d.writer.start()
+		return nil
+	})
+}
+
+// Stop flushes queued inserts and stops the batch writer, then the Redis
+// pipelines; later Checks answer ErrUnavailable. Call it after the HTTP
+// server has stopped. The last batches run under the writer's own
+// timeouts, never under ctx, which only bounds the wait: once ctx ends,
+// Stop returns its error and the flush goes on behind. Stop before Start
+// and a second Stop do nothing.
+func (d *Deduper) Stop(ctx context.Context) error {
+	return d.state.Stop(ctx, func(ctx context.Context) error {
+		done := make(chan struct{})
+		go func() {
+			defer close(done)
+			d.writer.close()
+			if d.redis != nil {
+				d.redis.close()
+			}
+		}()
+		return startstop.Wait(ctx, done)
 	})
 }

@@ -20,7 +20,10 @@ func BenchmarkRedisFastPath(b *testing.B) {
 	if err != nil {
 		b.Fatal(err)
 	}
-	defer d.Stop()
+	if err := d.Start(context.Background()); err != nil {
+		b.Fatal(err)
+	}
+	defer d.Stop(context.Background())
 	const ids = 1024
 	for i := range ids {
 		if _, err := d.Check(context.Background(), testEvent(fmt.Sprintf("evt_fast_%d", i))); err != nil {
@@ -51,7 +54,10 @@ func BenchmarkGroupCommit(b *testing.B) {
 	if err != nil {
 		b.Fatal(err)
 	}
-	defer d.Stop()
+	if err := d.Start(context.Background()); err != nil {
+		b.Fatal(err)
+	}
+	defer d.Stop(context.Background())
 	run := testenv.RandomHex(4)
 	var n atomic.Int64
 	b.ReportAllocs()

@@ -29,7 +29,10 @@ func newDeduper(t *testing.T, pool *pgxpool.Pool, rdb redis.UniversalClient, pre
 	if err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(d.Stop)
+	if err := d.Start(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = d.Stop(context.Background()) })
 	return d
 }
 
@@ -289,7 +292,7 @@ func TestCheckAfterStopIsUnavailable(t *testing.T) {
 	pool := testenv.Postgres(t)
 	rdb, prefix := testenv.Redis(t)
 	d := newDeduper(t, pool, rdb, prefix)
-	d.Stop()
+	_ = d.Stop(context.Background())
 	done := make(chan error, 1)
 	go func() {
 		_, err := d.Check(context.Background(), testEvent("evt_after_stop"))

@@ -153,6 +153,10 @@ func (c *redisClaims) put(op *redisOp) {
 	c.ops.Put(op)
 }
 
+// start starts the pipelines; before, claims fail (and the Deduper falls
+// back to Postgres).
+func (c *redisClaims) start() { c.loop.start() }
+
 // close sends what is queued and stops the pipelines.
 func (c *redisClaims) close() { c.loop.close() }
 

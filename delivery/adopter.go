@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"github.com/oncehook/oncehook/internal/ratelog"
+	"github.com/oncehook/oncehook/internal/startstop"
 	"github.com/oncehook/oncehook/store"
 )
 
@@ -26,14 +27,22 @@ type adopter struct {
 	ctx    context.Context
 	cancel context.CancelFunc
 	wg     sync.WaitGroup
+	state  startstop.State
 }
 
-func startAdopter(cfg DispatcherConfig) *adopter {
-	a := &adopter{cfg: cfg, errs: ratelog.Logger{Log: cfg.Logger}}
-	a.ctx, a.cancel = context.WithCancel(context.Background())
-	a.wg.Add(1)
-	go a.run()
-	return a
+func newAdopter(cfg DispatcherConfig) *adopter {
+	return &adopter{cfg: cfg, errs: ratelog.Logger{Log: cfg.Logger}}
+}
+
+// Start adopts every SweepInterval until Stop; ctx's end does not stop it.
+// A second Start does nothing.
+func (a *adopter) Start(ctx context.Context) error {
+	return a.state.Start(ctx, func(ctx context.Context) error {
+		a.ctx, a.cancel = context.WithCancel(context.WithoutCancel(ctx))
+		a.wg.Add(1)
+		go a.run()
+		return nil
+	})
 }
 
 func (a *adopter) run() {
@@ -57,14 +66,11 @@ func (a *adopter) run() {
 	}
 }
 
-// stop ends the adoption, cancelling a statement under way, and waits for
-// it until ctx ends.
-func (a *adopter) stop(ctx context.Context) {
-	a.cancel()
-	done := make(chan struct{})
-	go func() { a.wg.Wait(); close(done) }()
-	select {
-	case <-done:
-	case <-ctx.Done():
-	}
+// Stop ends the adoption, cancelling a statement under way, and waits for
+// it until ctx ends; a second Stop does nothing.
+func (a *adopter) Stop(ctx context.Context) error {
+	return a.state.Stop(ctx, func(ctx context.Context) error {
+		a.cancel()
+		return startstop.WaitGroup(ctx, &a.wg)
+	})
 }

@@ -10,6 +10,7 @@ import (
 	"github.com/oncehook/oncehook/internal/pgerr"
 	"github.com/oncehook/oncehook/internal/ratelog"
 	"github.com/oncehook/oncehook/internal/safetext"
+	"github.com/oncehook/oncehook/internal/startstop"
 	"github.com/oncehook/oncehook/store"
 )
 
@@ -46,18 +47,27 @@ type completer struct {
 	pending []result
 
 	full    chan struct{}
-	ctx     context.Context // bounds every write; cancelled at close's deadline
+	ctx     context.Context // bounds every write; cancelled at Stop's deadline
 	cancel  context.CancelFunc
 	stopped chan struct{}
 	stop    chan time.Time // the deadline of the last flush
+	state   startstop.State
 }
 
 func newCompleter(cfg DispatcherConfig) *completer {
 	c := &completer{cfg: cfg, store: store.New(cfg.Pool), errLog: ratelog.Logger{Log: cfg.Logger}, stale: ratelog.Logger{Log: cfg.Logger},
 		full: make(chan struct{}, 1), stop: make(chan time.Time, 1), stopped: make(chan struct{})}
 	c.ctx, c.cancel = context.WithCancel(context.Background())
-	go c.run()
 	return c
+}
+
+// Start writes results every FlushInterval until Stop; ctx's end does not
+// stop it. A second Start does nothing.
+func (c *completer) Start(ctx context.Context) error {
+	return c.state.Start(ctx, func(context.Context) error {
+		go c.run()
+		return nil
+	})
 }
 
 // add records one delivery's result (r without err and ok); err's text is
@@ -215,10 +225,24 @@ func (c *completer) write(ctx context.Context, chunk []result) error {
 	return nil
 }
 
-func (c *completer) close(deadline time.Time) {
-	t := time.AfterFunc(time.Until(deadline), c.cancel)
-	defer t.Stop()
-	defer c.cancel()
-	c.stop <- deadline
-	<-c.stopped
+// completerStopTimeout bounds Stop when its ctx has no deadline.
+const completerStopTimeout = 10 * time.Second
+
+// Stop writes the last results, trying until ctx's deadline (10s without
+// one), and stops. The last writes run under the completer's own context,
+// never one already cancelled, and a write under way is cancelled at the
+// deadline. A second Stop does nothing.
+func (c *completer) Stop(ctx context.Context) error {
+	return c.state.Stop(ctx, func(ctx context.Context) error {
+		deadline, ok := ctx.Deadline()
+		if !ok {
+			deadline = time.Now().Add(completerStopTimeout)
+		}
+		t := time.AfterFunc(time.Until(deadline), c.cancel)
+		defer t.Stop()
+		defer c.cancel()
+		c.stop <- deadline
+		<-c.stopped
+		return nil
+	})
 }

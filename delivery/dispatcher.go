@@ -4,10 +4,10 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"sync"
 	"time"
 
 	"github.com/oncehook/oncehook/event"
+	"github.com/oncehook/oncehook/internal/startstop"
 	"github.com/oncehook/oncehook/route"
 	"github.com/oncehook/oncehook/store"
 )
@@ -18,18 +18,18 @@ import (
 // with a queue bounded in events and in bytes; an event that does not fit
 // stays pending.
 type Dispatcher struct {
-	cfg      DispatcherConfig
-	routes   *route.Table
-	lanes    []*lane
-	results  *completer
-	adopter  *adopter
-	ctx      context.Context // cancelled to abort deliveries at the end of Stop
-	cancel   context.CancelFunc
-	stopOnce sync.Once
-	stopErr  error
+	cfg     DispatcherConfig
+	routes  *route.Table
+	lanes   []*lane
+	results *completer
+	adopter *adopter
+	ctx     context.Context // cancelled to abort deliveries at the end of Stop
+	cancel  context.CancelFunc
+	state   startstop.State
 }
 
-// NewDispatcher starts the lanes and their sweepers. Stop them with Stop.
+// NewDispatcher builds the lanes and their sweepers; Start starts them and
+// Stop stops them. Events enqueued before Start wait in the lanes' queues.
 func NewDispatcher(cfg DispatcherConfig) (*Dispatcher, error) {
 	cfg = cfg.WithDefaults()
 	if err := cfg.validate(); err != nil {
@@ -48,10 +48,28 @@ func NewDispatcher(cfg DispatcherConfig) (*Dispatcher, error) {
 	d := &Dispatcher{cfg: cfg, routes: routes, results: newCompleter(cfg), ctx: ctx, cancel: cancel}
 	share := max(1, cfg.QueueMaxBytes/int64(len(cfg.Destinations)))
 	for _, dest := range cfg.Destinations {
-		d.lanes = append(d.lanes, startLane(d, dest, share))
+		d.lanes = append(d.lanes, newLane(d, dest, share))
 	}
-	d.adopter = startAdopter(cfg)
+	d.adopter = newAdopter(cfg)
 	return d, nil
+}
+
+// Start starts the result writer, every lane's workers and sweeper, and
+// the adopter. They run until Stop: ctx's end does not stop them, as Stop
+// drains them within its own deadline. A second Start does nothing; a
+// Start after Stop returns startstop.ErrStopped.
+func (d *Dispatcher) Start(ctx context.Context) error {
+	return d.state.Start(ctx, func(ctx context.Context) error {
+		if err := d.results.Start(ctx); err != nil {
+			return err
+		}
+		for _, l := range d.lanes {
+			if err := l.Start(ctx); err != nil {
+				return err
+			}
+		}
+		return d.adopter.Start(ctx)
+	})
 }
 
 // Routes is the destination table: the intake stores one delivery row per
@@ -117,47 +135,51 @@ func stopReserve(ctx context.Context) time.Duration {
 // the queues until ctx is nearly done, then aborts what is left (it stays
 // pending in Postgres), writes the last results and closes the sinks.
 // Every step ends by ctx's deadline, even with a sink that does not
-// return. It is safe to call more than once.
+// return. Stop before Start and a second Stop do nothing (a second one
+// returns the first one's error); a Dispatcher that never started keeps
+// its sinks open.
 func (d *Dispatcher) Stop(ctx context.Context) error {
-	d.stopOnce.Do(func() {
-		deadline, hasDeadline := ctx.Deadline()
-		drainCtx, cancelDrain := context.WithDeadline(ctx, deadline.Add(-stopReserve(ctx)))
-		if !hasDeadline {
-			cancelDrain()
-			drainCtx, cancelDrain = context.WithCancel(ctx)
-		}
-		defer cancelDrain()
-		d.adopter.stop(drainCtx)
-		for _, l := range d.lanes {
-			l.sweeper.stop(drainCtx)
-		}
-		for _, l := range d.lanes {
-			l.close()
-		}
-		drained := make(chan struct{})
-		go func() {
-			for _, l := range d.lanes {
-				l.workers.Wait()
-			}
-			close(drained)
-		}()
-		select {
-		case <-drained:
-		case <-drainCtx.Done():
+	return d.state.Stop(ctx, d.stop)
+}
+
+func (d *Dispatcher) stop(ctx context.Context) error {
+	deadline, hasDeadline := ctx.Deadline()
+	drainCtx, cancelDrain := context.WithDeadline(ctx, deadline.Add(-stopReserve(ctx)))
+	if !hasDeadline {
+		cancelDrain()
+		drainCtx, cancelDrain = context.WithCancel(ctx)
+	}
+	defer cancelDrain()
+	_ = d.adopter.Stop(drainCtx)
+	// The lanes stop side by side, each its sweeper, then its queue.
+	drained := make(chan error, len(d.lanes))
+	for _, l := range d.lanes {
+		go func() { drained <- l.Stop(drainCtx) }()
+	}
+	var stopErr error
+	for range d.lanes {
+		if err := <-drained; err != nil && stopErr == nil {
 			d.cancel()
-			<-drained // prompt: calls under way return at once when cancelled, or are abandoned
-			d.stopErr = errors.New("delivery: shutdown timeout reached; undelivered events stay pending")
+			stopErr = errors.New("delivery: shutdown timeout reached; undelivered events stay pending")
 		}
-		d.cancel()
-		if !hasDeadline {
-			deadline = time.Now().Add(10 * time.Second)
-		}
-		d.results.close(deadline)
-		if err := d.closeSinks(deadline); err != nil && d.stopErr == nil {
-			d.stopErr = err
-		}
-	})
-	return d.stopErr
+	}
+	// Prompt once cancelled: calls under way return at once, or are abandoned.
+	for _, l := range d.lanes {
+		l.workers.Wait()
+	}
+	d.cancel()
+	if !hasDeadline {
+		deadline = time.Now().Add(completerStopTimeout)
+	}
+	// The last results are written under a context of their own, which
+	// ends at deadline and not before (ctx may be cancelled already).
+	rctx, cancelResults := context.WithDeadline(context.WithoutCancel(ctx), deadline)
+	defer cancelResults()
+	_ = d.results.Stop(rctx)
+	if err := d.closeSinks(deadline); err != nil && stopErr == nil {
+		stopErr = err
+	}
+	return stopErr
 }
 
 // closeSinks closes every destination's sink at once, waiting until

@@ -53,6 +53,9 @@ func dispatchAll(t *testing.T, cfg delivery.DispatcherConfig, evs []*event.Event
 	if err != nil {
 		t.Fatal(err)
 	}
+	if err := d.Start(context.Background()); err != nil {
+		t.Fatal(err)
+	}
 	t.Cleanup(func() { _ = d.Stop(context.Background()) })
 	for _, ev := range evs {
 		d.Enqueue(ev, leaseOf(t, cfg.Pool, ev.ID))
@@ -119,6 +122,9 @@ func TestDispatcherMarksDeliveredInBatches(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	if err := d.Start(context.Background()); err != nil {
+		t.Fatal(err)
+	}
 	for _, ev := range evs {
 		if !d.Enqueue(ev, leaseOf(t, pool, ev.ID)) {
 			t.Fatal("Enqueue refused with room in the queue")
@@ -147,6 +153,9 @@ func TestDispatcherRecordsFailure(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	if err := d.Start(context.Background()); err != nil {
+		t.Fatal(err)
+	}
 	defer d.Stop(context.Background())
 	d.Enqueue(evs[0], leaseOf(t, pool, evs[0].ID))
 	r := waitRow(t, pool, evs[0].ID, func(r row) bool { return r.attempts == 1 })
@@ -169,6 +178,9 @@ func TestDispatcherQueueIsBounded(t *testing.T) {
 		}
 	})})
 	if err != nil {
+		t.Fatal(err)
+	}
+	if err := d.Start(context.Background()); err != nil {
 		t.Fatal(err)
 	}
 	d.Enqueue(evs[0], leaseOf(t, pool, evs[0].ID)) // taken by the one worker, which blocks
@@ -197,6 +209,9 @@ func TestDispatcherStopBoundedByContext(t *testing.T) {
 		return ctx.Err()
 	})})
 	if err != nil {
+		t.Fatal(err)
+	}
+	if err := d.Start(context.Background()); err != nil {
 		t.Fatal(err)
 	}
 	for _, ev := range evs {

@@ -8,6 +8,7 @@ import (
 
 	"github.com/oncehook/oncehook/event"
 	"github.com/oncehook/oncehook/internal/ratelog"
+	"github.com/oncehook/oncehook/internal/startstop"
 )
 
 // job is one event to deliver while this instance holds its lease.
@@ -31,17 +32,38 @@ type lane struct {
 	mu       sync.RWMutex // guards closed against offers
 	closed   bool
 	failLog  ratelog.Logger
+	state    startstop.State
 }
 
-func startLane(d *Dispatcher, dest Destination, maxBytes int64) *lane {
+func newLane(d *Dispatcher, dest Destination, maxBytes int64) *lane {
 	l := &lane{dest: dest, d: d, queue: make(chan job, d.cfg.QueueSize), maxBytes: maxBytes,
 		failLog: ratelog.Logger{Log: d.cfg.Logger.With("destination", dest.Name)}}
-	for range dest.Workers {
-		l.workers.Add(1)
-		go l.work()
-	}
-	l.sweeper = startSweeper(d.cfg, l)
+	l.sweeper = newSweeper(d.cfg, l)
 	return l
+}
+
+// Start starts the lane's workers and its sweeper. Events offered before
+// wait in the queue. A second Start does nothing.
+func (l *lane) Start(ctx context.Context) error {
+	return l.state.Start(ctx, func(ctx context.Context) error {
+		for range l.dest.Workers {
+			l.workers.Add(1)
+			go l.work()
+		}
+		return l.sweeper.Start(ctx)
+	})
+}
+
+// Stop stops the sweeper, takes no more events and lets the workers drain
+// the queue until ctx ends; then it returns ctx's error, and the workers
+// still running end once the Dispatcher aborts its deliveries. A second
+// Stop does nothing.
+func (l *lane) Stop(ctx context.Context) error {
+	return l.state.Stop(ctx, func(ctx context.Context) error {
+		_ = l.sweeper.Stop(ctx) // a cancelled claim's rows are swept again after their lease
+		l.close()
+		return startstop.WaitGroup(ctx, &l.workers)
+	})
 }
 
 func (l *lane) offer(j job) bool {

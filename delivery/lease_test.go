@@ -33,6 +33,9 @@ func TestLateResultDoesNotBreakAnotherLease(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	if err := a.Start(context.Background()); err != nil {
+		t.Fatal(err)
+	}
 	a.Enqueue(ev, leaseA)
 	<-started
 
@@ -64,6 +67,9 @@ func TestLateResultDoesNotBreakAnotherLease(t *testing.T) {
 	b, err := delivery.NewDispatcher(delivery.DispatcherConfig{Pool: pool, Instance: "b",
 		Sink: funcSink(func(context.Context, *event.Event) error { return nil })})
 	if err != nil {
+		t.Fatal(err)
+	}
+	if err := b.Start(context.Background()); err != nil {
 		t.Fatal(err)
 	}
 	b.Enqueue(ev, store.Lease{Start: time.Now(), Until: leaseB, Length: time.Minute})

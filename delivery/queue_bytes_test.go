@@ -49,6 +49,9 @@ func TestQueueIsBoundedInBytes(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	if err := d.Start(context.Background()); err != nil {
+		t.Fatal(err)
+	}
 	defer d.Stop(context.Background())
 	accepted := 0
 	for _, ev := range evs[:20] {

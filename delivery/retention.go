@@ -11,6 +11,7 @@ import (
 
 	"github.com/oncehook/oncehook/internal/metrics"
 	"github.com/oncehook/oncehook/internal/ratelog"
+	"github.com/oncehook/oncehook/internal/startstop"
 	"github.com/oncehook/oncehook/store"
 )
 
@@ -75,6 +76,7 @@ type Pruner struct {
 	ctx      context.Context // cancelled by Stop
 	cancel   context.CancelFunc
 	wg       sync.WaitGroup
+	state    startstop.State
 }
 
 // NewPruner checks cfg; call Start to prune in the background, or Prune
@@ -89,28 +91,35 @@ func NewPruner(cfg PrunerConfig) (*Pruner, error) {
 	return &Pruner{cfg: cfg, store: store.New(cfg.Pool), errs: ratelog.Logger{Log: cfg.Logger}, ctx: ctx, cancel: cancel}, nil
 }
 
-// Start prunes every Interval until Stop.
-func (p *Pruner) Start() {
-	p.wg.Add(1)
-	go func() {
-		defer p.wg.Done()
-		for {
-			if time.Since(p.lastWalk) > fullWalkEvery {
-				p.cursor, p.lastWalk = time.Time{}, time.Now()
-			}
-			_, cursor, err := p.prune(p.ctx, p.cursor)
-			if err != nil && p.ctx.Err() == nil {
-				p.cfg.Metrics.PostgresError("prune")
-				p.errs.Warn("pruning old events failed", "error", err)
-			}
-			p.cursor = cursor
-			select {
-			case <-p.ctx.Done():
-				return
-			case <-time.After(p.cfg.Interval):
-			}
+// Start prunes at once, then every Interval until Stop; ctx's end does not
+// stop it. A second Start does nothing; a Start after Stop returns
+// startstop.ErrStopped.
+func (p *Pruner) Start(ctx context.Context) error {
+	return p.state.Start(ctx, func(context.Context) error {
+		p.wg.Add(1)
+		go p.run()
+		return nil
+	})
+}
+
+func (p *Pruner) run() {
+	defer p.wg.Done()
+	for {
+		if time.Since(p.lastWalk) > fullWalkEvery {
+			p.cursor, p.lastWalk = time.Time{}, time.Now()
 		}
-	}()
+		_, cursor, err := p.prune(p.ctx, p.cursor)
+		if err != nil && p.ctx.Err() == nil {
+			p.cfg.Metrics.PostgresError("prune")
+			p.errs.Warn("pruning old events failed", "error", err)
+		}
+		p.cursor = cursor
+		select {
+		case <-p.ctx.Done():
+			return
+		case <-time.After(p.cfg.Interval):
+		}
+	}
 }
 
 // fullWalkEvery is how often a pass starts from the oldest event again.
@@ -166,9 +175,11 @@ func (p *Pruner) batch(ctx context.Context, cursor time.Time) (picked int, delet
 	})
 }
 
-// Stop ends pruning, cancelling a DELETE under way; it is safe to call
-// more than once.
-func (p *Pruner) Stop() {
-	p.cancel()
-	p.wg.Wait()
+// Stop ends pruning, cancelling a DELETE under way, and waits for it until
+// ctx ends. Stop before Start and a second Stop do nothing.
+func (p *Pruner) Stop(ctx context.Context) error {
+	return p.state.Stop(ctx, func(ctx context.Context) error {
+		p.cancel()
+		return startstop.WaitGroup(ctx, &p.wg)
+	})
 }

@@ -33,6 +33,9 @@ func TestStalledSinkEndsWithinTimeoutAndShutdown(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	if err := d.Start(context.Background()); err != nil {
+		t.Fatal(err)
+	}
 	start := time.Now()
 	for _, ev := range evs {
 		d.Enqueue(ev, leaseOf(t, pool, ev.ID))
@@ -86,6 +89,9 @@ func TestStopBoundedWhilePostgresHangs(t *testing.T) {
 	dc.Sink = funcSink(func(context.Context, *event.Event) error { return nil })
 	d, err := delivery.NewDispatcher(dc)
 	if err != nil {
+		t.Fatal(err)
+	}
+	if err := d.Start(context.Background()); err != nil {
 		t.Fatal(err)
 	}
 	for _, ev := range evs {

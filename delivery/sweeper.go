@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/oncehook/oncehook/internal/ratelog"
+	"github.com/oncehook/oncehook/internal/startstop"
 	"github.com/oncehook/oncehook/store"
 )
 
@@ -18,19 +19,26 @@ type sweeper struct {
 	l     *lane
 	errs  ratelog.Logger
 	quit  chan struct{}
-	// ctx bounds the claim under way; stop cancels it.
+	// ctx bounds the claim under way; Stop cancels it.
 	ctx    context.Context
 	cancel context.CancelFunc
 	wg     sync.WaitGroup
-	once   sync.Once
+	state  startstop.State
 }
 
-func startSweeper(cfg DispatcherConfig, l *lane) *sweeper {
-	s := &sweeper{cfg: cfg, store: store.New(cfg.Pool), l: l, errs: ratelog.Logger{Log: cfg.Logger.With("destination", l.dest.Name)}, quit: make(chan struct{})}
-	s.ctx, s.cancel = context.WithCancel(context.Background())
-	s.wg.Add(1)
-	go s.run()
-	return s
+func newSweeper(cfg DispatcherConfig, l *lane) *sweeper {
+	return &sweeper{cfg: cfg, store: store.New(cfg.Pool), l: l, errs: ratelog.Logger{Log: cfg.Logger.With("destination", l.dest.Name)}, quit: make(chan struct{})}
+}
+
+// Start sweeps every SweepInterval until Stop; ctx's values reach the
+// claims, its end does not stop them. A second Start does nothing.
+func (s *sweeper) Start(ctx context.Context) error {
+	return s.state.Start(ctx, func(ctx context.Context) error {
+		s.ctx, s.cancel = context.WithCancel(context.WithoutCancel(ctx))
+		s.wg.Add(1)
+		go s.run()
+		return nil
+	})
 }
 
 func (s *sweeper) run() {
@@ -97,19 +105,18 @@ func (s *sweeper) sweep() bool {
 	return len(jobs) == limit
 }
 
-// stop ends the sweeps, waits for the claim under way until ctx ends,
+// Stop ends the sweeps, waits for the claim under way until ctx ends,
 // then cancels it (a hung Postgres). Rows a cancelled claim took stay
-// pending and are swept again after their lease.
-func (s *sweeper) stop(ctx context.Context) {
-	s.once.Do(func() { close(s.quit) })
-	done := make(chan struct{})
-	go func() { s.wg.Wait(); close(done) }()
-	// A claim under way finishes (its rows go to the queue, which the
-	// workers drain): cancelled early, it could still commit on the server
-	// after Stop returned, leasing rows to an instance that is gone.
-	select {
-	case <-done:
-	case <-ctx.Done():
-	}
-	s.cancel()
+// pending and are swept again after their lease. It returns ctx's error
+// when it had to cancel; a second Stop does nothing.
+func (s *sweeper) Stop(ctx context.Context) error {
+	return s.state.Stop(ctx, func(ctx context.Context) error {
+		close(s.quit)
+		// A claim under way finishes (its rows go to the queue, which the
+		// workers drain): cancelled early, it could still commit on the server
+		// after Stop returned, leasing rows to an instance that is gone.
+		err := startstop.WaitGroup(ctx, &s.wg)
+		s.cancel()
+		return err
+	})
 }

@@ -32,7 +32,10 @@ func readinessServer(t *testing.T, pool *pgxpool.Pool, redisAddr string) (*recei
 	if err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(dd.Stop)
+	if err := dd.Start(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = dd.Stop(context.Background()) })
 	v, err := receiver.NewVerifier([]string{"whsec_readiness_test"}, 5*time.Minute)
 	if err != nil {
 		t.Fatal(err)

@@ -1,6 +1,7 @@
 package receiver
 
 import (
+	"context"
 	"testing"
 	"time"
 
@@ -25,7 +26,10 @@ func newTestServer(tb testing.TB, pool *pgxpool.Pool, tune func(*Config)) *Serve
 	if err != nil {
 		tb.Fatal(err)
 	}
-	tb.Cleanup(d.Stop)
+	if err := d.Start(context.Background()); err != nil {
+		tb.Fatal(err)
+	}
+	tb.Cleanup(func() { _ = d.Stop(context.Background()) })
 	v, err := NewVerifier([]string{secretA}, 5*time.Minute)
 	if err != nil {
 		tb.Fatal(err)

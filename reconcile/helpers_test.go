@@ -77,7 +77,10 @@ func newStore(t *testing.T, pool *pgxpool.Pool) *dedup.Deduper {
 	if err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(dd.Stop)
+	if err := dd.Start(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = dd.Stop(context.Background()) })
 	return dd
 }
 
@@ -128,9 +131,15 @@ func startNode(t *testing.T, pool *pgxpool.Pool, rdb redis.UniversalClient, pref
 	t.Cleanup(func() {
 		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 		defer cancel()
-		dd.Stop()
+		_ = dd.Stop(ctx)
 		_ = disp.Stop(ctx)
 	})
+	if err := disp.Start(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	if err := dd.Start(context.Background()); err != nil {
+		t.Fatal(err)
+	}
 	return &node{dedup: dd, disp: disp}
 }
 

@@ -3,6 +3,8 @@ package reconcile
 import (
 	"context"
 	"time"
+
+	"github.com/oncehook/oncehook/internal/startstop"
 )
 
 // runTimeout bounds one background run.
@@ -12,22 +14,27 @@ const runTimeout = time.Hour
 // interval), on one instance at a time: a run holds a Postgres advisory
 // lock on its own connection, so when its instance dies the lock goes
 // with the connection and another instance's next tick takes over, from
-// the checkpoint. Interval 0 starts nothing.
-func (r *Reconciler) Start() {
-	if r.cfg.Interval <= 0 {
-		return
-	}
-	r.started = true
-	go r.loop()
+// the checkpoint. Interval 0 starts nothing. The loop runs until Stop:
+// ctx's end does not stop it. A second Start does nothing; a Start after
+// Stop returns startstop.ErrStopped.
+func (r *Reconciler) Start(ctx context.Context) error {
+	return r.state.Start(ctx, func(context.Context) error {
+		if r.cfg.Interval <= 0 {
+			close(r.done)
+			return nil
+		}
+		go r.loop()
+		return nil
+	})
 }
 
-// Stop ends the loop and waits for a run under way to stop; idempotent.
-func (r *Reconciler) Stop() {
-	if !r.started {
-		return
-	}
-	r.once.Do(func() { close(r.stop) })
-	<-r.done
+// Stop ends the loop, cancelling a run under way, and waits for the run
+// to stop until ctx ends. Stop before Start and a second Stop do nothing.
+func (r *Reconciler) Stop(ctx context.Context) error {
+	return r.state.Stop(ctx, func(ctx context.Context) error {
+		close(r.stop)
+		return startstop.Wait(ctx, r.done)
+	})
 }
 
 func (r *Reconciler) loop() {

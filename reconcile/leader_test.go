@@ -2,6 +2,7 @@ package reconcile_test
 
 import (
 	"context"
+	"errors"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -78,7 +79,7 @@ func (in *instance) stop(t *testing.T) {
 	t.Helper()
 	done := make(chan struct{})
 	go func() {
-		in.r.Stop()
+		_ = in.r.Stop(context.Background())
 		close(done)
 	}()
 	select {
@@ -112,9 +113,10 @@ func TestKilledLeaderIsTakenOverFromTheCheckpoint(t *testing.T) {
 	suffix := testenv.RandomHex(4)
 	a := newInstance(t, pool, "reconcile_a_"+suffix, client, hold)
 	b := newInstance(t, pool, "reconcile_b_"+suffix, client, hold)
-	a.r.Start()
-	b.r.Start()
-	t.Cleanup(func() { a.r.Stop(); b.r.Stop() })
+	if err := errors.Join(a.r.Start(context.Background()), b.r.Start(context.Background())); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = errors.Join(a.r.Stop(context.Background()), b.r.Stop(context.Background())) })
 
 	eventually.Require(t, 10*time.Second, "stuck on page 2", func() bool { return len(listRequests(fake)) == first.Pages+2 })
 	leader, follower := a, b

@@ -7,7 +7,6 @@ import (
 	"log/slog"
 	"sort"
 	"strings"
-	"sync"
 	"time"
 
 	"github.com/jackc/pgx/v5/pgxpool"
@@ -16,6 +15,7 @@ import (
 	"github.com/oncehook/oncehook/event"
 	"github.com/oncehook/oncehook/internal/metrics"
 	"github.com/oncehook/oncehook/internal/safetext"
+	"github.com/oncehook/oncehook/internal/startstop"
 	"github.com/oncehook/oncehook/store"
 	"github.com/oncehook/oncehook/stripeapi"
 )
@@ -133,10 +133,9 @@ type Reconciler struct {
 	cfg     Config
 	store   *store.Store
 	listing string
-	stop    chan struct{}
-	done    chan struct{}
-	once    sync.Once
-	started bool
+	stop    chan struct{} // closed by Stop
+	done    chan struct{} // closed when the loop has ended
+	state   startstop.State
 }
 
 // New returns a Reconciler; Start runs it every Interval.

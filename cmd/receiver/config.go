@@ -15,62 +15,18 @@ import (
 	"github.com/oncehook/oncehook/dedup"
 	"github.com/oncehook/oncehook/delivery"
 	"github.com/oncehook/oncehook/internal/redact"
+	"github.com/oncehook/oncehook/internal/service"
 	"github.com/oncehook/oncehook/receiver"
 	"github.com/oncehook/oncehook/sink"
 )
 
-// config is everything the receiver reads from the environment. Only this
-// package reads the environment; library packages take their own Config.
-type config struct {
-	ListenAddr          string
-	AdminAddr           string
-	AdminToken          string // empty: the console is off
-	Secrets             []string
-	Tolerance           time.Duration
-	DatabaseURL         string
-	RedisURL            string
-	RedisTimeout        time.Duration
-	RedisKeyPrefix      string // empty: bound to the database's namespace
-	DedupTTL            time.Duration
-	DedupRecentIDs      int
-	MaxBodyBytes        int
-	Destinations        []destinationConfig // SINK_URL alone is one, named default
-	Workers             int
-	QueueSize           int
-	QueueMaxBytes       int
-	DeliveryMaxAttempts int
-	DeliveryTimeout     time.Duration
-	DeliveryLease       time.Duration
-	Retention           time.Duration
-	PruneDuty           int // percent
-	ShutdownTimeout     time.Duration
-	MaxConcurrency      int
-	MaxConnections      int
-	MaxInflightBytes    int
-	MaxConnsPerIP       int
-	ReadTimeout         time.Duration
-	IdleTimeout         time.Duration
-	Allowlist           receiver.Prefixes
-	TrustedProxies      receiver.Prefixes
-	TLSCertFile         string
-	TLSKeyFile          string
-	LogLevel            slog.Level
-	LogFormat           string
-	Stripe              stripeConfig
-}
+// config is everything the receiver reads from the environment; the
+// wiring (internal/service) builds the service from it. Only this package
+// reads the environment; library packages take their own Config.
+type config = service.Config
 
 // stripeConfig is the Stripe API's settings: the reconciler and thin events.
-type stripeConfig struct {
-	APIKey            string // empty: no reconciler, THIN_EVENTS=fetch refused
-	APIBase           string
-	APIVersion        string
-	ReconcileInterval time.Duration // 0: off
-	ReconcileOverlap  time.Duration
-	ReconcileLookback time.Duration
-	ReconcileAll      bool
-	ReconcileTypes    []string
-	ThinEvents        string // forward or fetch
-}
+type stripeConfig = service.StripeConfig
 
 // loadConfig reads the environment. The error names every bad variable and
 // what it accepts; it never contains a secret.

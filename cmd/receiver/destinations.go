@@ -6,21 +6,12 @@ import (
 	"time"
 
 	"github.com/oncehook/oncehook/delivery"
+	"github.com/oncehook/oncehook/internal/service"
 	"github.com/oncehook/oncehook/route"
-	"github.com/oncehook/oncehook/sink"
 )
 
 // destinationConfig is one destination as configured.
-type destinationConfig struct {
-	Name        string
-	URLVar      string // the variable that set its URL, for messages
-	Target      sink.Target
-	Filter      route.Filter
-	Signer      *sink.StandardWebhooksSigner // nil: unsigned
-	Workers     int
-	Timeout     time.Duration
-	MaxAttempts int
-}
+type destinationConfig = service.Destination
 
 // maxDestinations bounds DESTINATIONS.
 const maxDestinations = 64

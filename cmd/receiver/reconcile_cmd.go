@@ -109,7 +109,10 @@ func reconcileCmd(ctx context.Context, args []string, out io.Writer) error {
 		if err != nil {
 			return err
 		}
-		defer dd.Stop()
+		if err := dd.Start(ctx); err != nil {
+			return err
+		}
+		defer func() { _ = dd.Stop(context.WithoutCancel(ctx)) }() // flushes what the run stored
 		cfg.Store = dd
 	}
 	r, err := reconcile.New(cfg)

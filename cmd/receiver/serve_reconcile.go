@@ -1,64 +1,10 @@
 package main
 
-import (
-	"log/slog"
-	"time"
+import "github.com/oncehook/oncehook/internal/service"
 
-	"github.com/jackc/pgx/v5/pgxpool"
-
-	"github.com/oncehook/oncehook/dedup"
-	"github.com/oncehook/oncehook/delivery"
-	"github.com/oncehook/oncehook/internal/metrics"
-	"github.com/oncehook/oncehook/internal/redact"
-	"github.com/oncehook/oncehook/reconcile"
-	"github.com/oncehook/oncehook/sink"
-	"github.com/oncehook/oncehook/stripeapi"
+// The Events API client and the reconciler's window bound, shared with
+// the wiring (the reconcile command builds its own reconciler).
+var (
+	stripeClient    = service.StripeClient
+	reconcileMaxAge = service.ReconcileMaxAge
 )
-
-// stripeClient is the Events API client, or nil without STRIPE_API_KEY.
-func stripeClient(s stripeConfig) (*stripeapi.Client, error) {
-	if s.APIKey == "" {
-		return nil, nil
-	}
-	return stripeapi.New(stripeapi.Config{Key: s.APIKey, Base: s.APIBase, Version: s.APIVersion})
-}
-
-// withThinFetch wraps every destination's sink so that it delivers the
-// full event behind a thin one (THIN_EVENTS=fetch).
-func withThinFetch(dests []delivery.Destination, client *stripeapi.Client) {
-	for i := range dests {
-		dests[i].Sink = &sink.ThinFetch{Next: dests[i].Sink, Fetch: client.FetchV2Event}
-	}
-}
-
-// reconcileMaxAge is how far back a reconciler window may start: an event
-// older than RETENTION may have been delivered and pruned, and would be
-// stored and delivered again; 1h of margin.
-func reconcileMaxAge(retention time.Duration) time.Duration {
-	return min(retention-time.Hour, reconcile.MaxLookback)
-}
-
-// newReconciler returns the background reconciler, or nil when it is off
-// (no STRIPE_API_KEY, or RECONCILE_INTERVAL=0); the start log says which.
-func newReconciler(s stripeConfig, retention time.Duration, client *stripeapi.Client, pool *pgxpool.Pool, dd *dedup.Deduper, disp *delivery.Dispatcher,
-	log *slog.Logger, m *metrics.Metrics) (*reconcile.Reconciler, error) {
-	switch {
-	case client == nil:
-		log.Info("reconciler off: set STRIPE_API_KEY to recover events Stripe could not deliver")
-		return nil, nil
-	case s.ReconcileInterval == 0:
-		log.Info("reconciler off: RECONCILE_INTERVAL=0")
-		return nil, nil
-	}
-	r, err := reconcile.New(reconcile.Config{
-		Lister: client, Pool: pool, Store: dd, Enqueue: disp.Enqueue,
-		Interval: s.ReconcileInterval, Overlap: s.ReconcileOverlap, Lookback: s.ReconcileLookback, MaxAge: reconcileMaxAge(retention),
-		All: s.ReconcileAll, Types: s.ReconcileTypes, Logger: log, Metrics: m,
-	})
-	if err != nil {
-		return nil, err
-	}
-	log.Info("reconciler on", "interval", s.ReconcileInterval.String(), "all", s.ReconcileAll, "types", len(s.ReconcileTypes),
-		"api_base", redact.URL(s.APIBase), "api_version", s.APIVersion)
-	return r, nil
-}

@@ -100,8 +100,8 @@ func (s series) hasLabel(name, l string) bool {
 // exampleDestination is the destination exported() records under.
 const exampleDestination = "billing"
 
-// exported builds the receiver's registry the way cmd/receiver/serve.go
-// (and serve_destinations.go) does for one destination, and lists what it
+// exported builds the receiver's registry the way internal/service (service.go
+// and destinations.go) does for one destination, and lists what it
 // exports.
 func exported(t testing.TB) series {
 	t.Helper()
@@ -639,7 +639,7 @@ func TestDestinationLabels(t *testing.T) {
 
 // TestRegistryMatchesSource guards exported(): every oncehook_* name the
 // receiver registers must show in the registry this test builds, with the
-// same labels, so that a gauge added to serve.go, a vector never touched
+// same labels, so that a gauge added to internal/service, a vector never touched
 // above or a label added or dropped in the source is not missed.
 func TestRegistryMatchesSource(t *testing.T) {
 	s := exported(t)

@@ -2,7 +2,6 @@ package harness
 
 import (
 	"context"
-	"net"
 	"testing"
 	"time"
 
@@ -11,23 +10,22 @@ import (
 
 	"github.com/oncehook/oncehook/dedup"
 	"github.com/oncehook/oncehook/delivery"
+	"github.com/oncehook/oncehook/internal/service"
 	"github.com/oncehook/oncehook/receiver"
+	"github.com/oncehook/oncehook/route"
 	"github.com/oncehook/oncehook/sink"
 )
 
 // Secret signs the test instances' webhooks.
 const Secret = "whsec_test_oncehook_secret"
 
-// Instance is one receiver (deduper, dispatcher and HTTP server) serving on
-// a free port of 127.0.0.1, as cmd/receiver wires them.
+// Instance is one receiver serving on a free port of 127.0.0.1, built and
+// run by service.New, the wiring cmd/receiver serves with.
 type Instance struct {
-	URL    string // the webhook URL
-	Base   string // http://host:port
-	Dedup  *dedup.Deduper
-	server *receiver.Server
-	disp   *delivery.Dispatcher
-	pool   *pgxpool.Pool
-	done   chan struct{}
+	URL   string // the webhook URL
+	Base  string // http://host:port
+	Dedup *dedup.Deduper
+	svc   *service.Service
 }
 
 // InstanceConfig says what an Instance shares with others.
@@ -37,68 +35,68 @@ type InstanceConfig struct {
 	KeyPrefix string
 	RecentIDs int       // dedup.Config.RecentIDs: 0 remembers none
 	Sink      sink.Sink // the one destination, default, unless Delivery.Destinations are set
-	// Delivery tunes the dispatcher; its Pool and Sink are set from above.
-	// FlushInterval defaults to 5ms here.
+	// Delivery tunes the dispatcher; its Pool, Sink and Destinations go to
+	// service.New as options. FlushInterval defaults to 5ms here.
 	Delivery delivery.DispatcherConfig
 	// Tune, if set, adjusts the receiver's config before it starts.
 	Tune func(*receiver.Config)
 }
 
-// StartInstance starts an instance; it is stopped when the test ends.
+// StartInstance builds an instance through service.New and starts it; it
+// is stopped when the test ends. The instance has no admin server, no
+// reconciler and no pruner (the tests own their ledgers), and stores in
+// cfg.Pool (migrated, and left open).
 func StartInstance(t testing.TB, cfg InstanceConfig) *Instance {
 	t.Helper()
-	dc := cfg.Delivery
-	dc.Pool, dc.Sink = cfg.Pool, cfg.Sink
-	if dc.FlushInterval == 0 {
-		dc.FlushInterval = 5 * time.Millisecond
+	dests := cfg.Delivery.Destinations
+	if len(dests) == 0 {
+		dests = []delivery.Destination{{Name: route.DefaultName, Sink: cfg.Sink}}
 	}
-	dc = dc.WithDefaults()
-	disp, err := delivery.NewDispatcher(dc)
-	if err != nil {
-		t.Fatal(err)
+	tuned := cfg.Delivery
+	if tuned.FlushInterval == 0 {
+		tuned.FlushInterval = 5 * time.Millisecond
 	}
-	dd, err := dedup.New(dedup.Config{Pool: cfg.Pool, Redis: cfg.Redis, KeyPrefix: cfg.KeyPrefix, RecentIDs: cfg.RecentIDs, RedisBackoff: 100 * time.Millisecond,
-		Lease: dc.Lease, Routes: disp.Routes()})
-	if err != nil {
-		t.Fatal(err)
+	sc := service.Config{
+		ListenAddr: "127.0.0.1:0", Secrets: []string{Secret}, Tolerance: 5 * time.Minute, MaxBodyBytes: 256 << 10,
+		RedisKeyPrefix: cfg.KeyPrefix, DedupRecentIDs: cfg.RecentIDs, QueueSize: tuned.QueueSize, QueueMaxBytes: int(tuned.QueueMaxBytes),
+		DeliveryLease: tuned.Lease,
 	}
-	v, err := receiver.NewVerifier([]string{Secret}, 5*time.Minute)
-	if err != nil {
-		t.Fatal(err)
+	opts := []service.Option{
+		service.WithPool(cfg.Pool), service.WithRedis(cfg.Redis), service.WithDestinations(dests), service.WithoutPruner(),
+		service.WithDelivery(func(dc *delivery.DispatcherConfig) {
+			// The test's tuning, with what the wiring built: the pool,
+			// the destinations, the logger and the metrics.
+			c := tuned
+			c.Pool, c.Destinations, c.Sink, c.Logger, c.Metrics = dc.Pool, dc.Destinations, nil, dc.Logger, dc.Metrics
+			*dc = c
+		}),
+		service.WithDedup(func(c *dedup.Config) { c.RedisBackoff = 100 * time.Millisecond }),
 	}
-	rc := receiver.Config{Verifier: v, Deduper: dd, Queue: disp, Pool: cfg.Pool, Redis: cfg.Redis, MaxBodyBytes: 256 << 10}
 	if cfg.Tune != nil {
-		cfg.Tune(&rc)
+		opts = append(opts, service.WithReceiver(cfg.Tune))
 	}
-	srv, err := receiver.New(rc)
+	ctx := context.Background()
+	svc, err := service.New(ctx, sc, opts...)
 	if err != nil {
 		t.Fatal(err)
 	}
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	in := &Instance{
-		Base: "http://" + ln.Addr().String(), Dedup: dd, server: srv, disp: disp, pool: cfg.Pool, done: make(chan struct{}),
-	}
-	in.URL = in.Base + receiver.WebhookPath
-	go func() {
-		defer close(in.done)
-		_ = srv.Serve(ln)
-	}()
+	in := &Instance{Dedup: svc.Deduper(), svc: svc}
 	t.Cleanup(in.Stop)
+	if err := svc.Start(ctx); err != nil {
+		t.Fatal(err)
+	}
+	in.Base = "http://" + svc.Addr()
+	in.URL = in.Base + receiver.WebhookPath
 	return in
 }
 
 // Pool is the Postgres pool the instance stores in.
-func (in *Instance) Pool() *pgxpool.Pool { return in.pool }
+func (in *Instance) Pool() *pgxpool.Pool { return in.svc.Pool() }
 
-// Stop shuts the instance down in cmd/receiver's order. It is idempotent.
+// Stop shuts the instance down through service.Service.Stop, within 10s.
+// It is idempotent.
 func (in *Instance) Stop() {
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
-	_ = in.server.Shutdown(ctx)
-	<-in.done
-	in.Dedup.Stop()
-	_ = in.disp.Stop(ctx)
+	_ = in.svc.Stop(ctx)
 }

@@ -1,4 +1,4 @@
-package main
+package service
 
 import (
 	"context"
@@ -18,7 +18,7 @@ import (
 
 // openDestinations opens every destination's sink; on an error it closes
 // those already open.
-func openDestinations(c config) ([]delivery.Destination, error) {
+func openDestinations(c Config) ([]delivery.Destination, error) {
 	var out []delivery.Destination
 	for _, d := range c.Destinations {
 		s, err := d.Target.Open(d.Signer)
@@ -40,7 +40,7 @@ func closeSinks(dests []delivery.Destination) {
 
 // warnOrphaned logs the destinations that have pending deliveries but are
 // not configured: those stay untouched until the destination returns.
-func warnOrphaned(ctx context.Context, pool *pgxpool.Pool, dests []destinationConfig, log *slog.Logger) {
+func warnOrphaned(ctx context.Context, pool *pgxpool.Pool, names []string, log *slog.Logger) {
 	ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
 	defer cancel()
 	pending, err := delivery.PendingDestinations(ctx, pool)
@@ -49,7 +49,7 @@ func warnOrphaned(ctx context.Context, pool *pgxpool.Pool, dests []destinationCo
 		return
 	}
 	for _, name := range pending {
-		if !slices.ContainsFunc(dests, func(d destinationConfig) bool { return d.Name == name }) {
+		if !slices.Contains(names, name) {
 			log.Warn("destination has pending deliveries but is not configured; they wait, untouched, until it is configured again (see `receiver destinations`)",
 				"destination", name)
 		}
@@ -58,15 +58,15 @@ func warnOrphaned(ctx context.Context, pool *pgxpool.Pool, dests []destinationCo
 
 // registerDestinationGauges adds each destination's queue depth and oldest
 // pending age.
-func registerDestinationGauges(m *metrics.Metrics, disp *delivery.Dispatcher, pool *pgxpool.Pool, dests []destinationConfig) {
+func registerDestinationGauges(m *metrics.Metrics, disp *delivery.Dispatcher, pool *pgxpool.Pool, names []string) {
 	st := store.New(pool)
-	for _, d := range dests {
-		labels := prometheus.Labels{"destination": d.Name}
+	for _, name := range names {
+		labels := prometheus.Labels{"destination": name}
 		m.Gauge("oncehook_delivery_queue_depth", "Events waiting for a delivery worker in this process, by destination.", labels,
-			func() float64 { n, _, _ := disp.DestinationQueue(d.Name); return float64(n) })
+			func() float64 { n, _, _ := disp.DestinationQueue(name); return float64(n) })
 		m.QueryGauge("oncehook_oldest_pending_age_seconds", "Age of the oldest event not yet delivered to the destination (all instances).",
 			labels, time.Second, func(ctx context.Context) (float64, error) {
-				age, err := st.OldestPendingAge(ctx, d.Name)
+				age, err := st.OldestPendingAge(ctx, name)
 				return age.Seconds(), err
 			})
 	}
@@ -74,7 +74,7 @@ func registerDestinationGauges(m *metrics.Metrics, disp *delivery.Dispatcher, po
 
 // destinationsLog describes the destinations for the start line, with
 // credentials redacted.
-func destinationsLog(dests []destinationConfig) string {
+func destinationsLog(dests []Destination) string {
 	parts := make([]string, len(dests))
 	for i, d := range dests {
 		parts[i] = d.Name + "=" + d.Target.String()

@@ -1,0 +1,115 @@
+package service
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"log/slog"
+	"net"
+	"net/http"
+	"net/http/pprof"
+	"time"
+
+	"github.com/jackc/pgx/v5/pgxpool"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+
+	"github.com/oncehook/oncehook/console"
+	"github.com/oncehook/oncehook/internal/metrics"
+	"github.com/oncehook/oncehook/internal/startstop"
+	"github.com/oncehook/oncehook/receiver"
+)
+
+// newConsole returns the console's handler, or nil (and says why in the
+// log) when ADMIN_TOKEN or ADMIN_ADDR is not set.
+func newConsole(c Config, pool *pgxpool.Pool, m *metrics.Metrics, webhooks *receiver.Server, names []string, log *slog.Logger) (http.Handler, error) {
+	switch {
+	case c.AdminAddr == "":
+		return nil, nil
+	case c.AdminToken == "":
+		log.Info("console off: set ADMIN_TOKEN to serve it on ADMIN_ADDR under /console/", "admin_addr", c.AdminAddr)
+		return nil, nil
+	}
+	cons, err := console.New(console.Config{
+		Token: c.AdminToken, Pool: pool, Metrics: m.Registry, Destinations: names, Log: log,
+		Health: func(ctx context.Context) console.Health {
+			d := webhooks.ReadinessDetail(ctx)
+			return console.Health{Postgres: d.Postgres, PostgresError: d.PostgresError, Redis: d.Redis, RedisError: d.RedisError}
+		},
+	})
+	if err != nil {
+		return nil, err
+	}
+	log.Info("console on", "url", consoleURL(c.AdminAddr))
+	return cons, nil
+}
+
+// consoleURL is where ADMIN_ADDR serves the console, as a browser on this
+// host reaches it.
+func consoleURL(addr string) string {
+	host, port, err := net.SplitHostPort(addr)
+	if err != nil {
+		return "http://" + addr + "/console/"
+	}
+	if host == "" || host == "0.0.0.0" || host == "::" {
+		host = "127.0.0.1"
+	}
+	return "http://" + net.JoinHostPort(host, port) + "/console/"
+}
+
+// adminServer serves /metrics, pprof, the detailed /readyz and, when the
+// console is on, the console, on ADMIN_ADDR.
+type adminServer struct {
+	srv   *http.Server
+	log   *slog.Logger
+	state startstop.State
+}
+
+// newAdmin builds the admin server, or returns nil when addr is empty
+// (off); cons, when set, is the console.
+func newAdmin(addr string, m *metrics.Metrics, webhooks *receiver.Server, cons http.Handler, log *slog.Logger) *adminServer {
+	if addr == "" {
+		return nil
+	}
+	mux := http.NewServeMux()
+	mux.Handle("/metrics", promhttp.HandlerFor(m.Registry, promhttp.HandlerOpts{}))
+	mux.HandleFunc("/readyz", func(w http.ResponseWriter, r *http.Request) {
+		d := webhooks.ReadinessDetail(r.Context())
+		w.Header().Set("Content-Type", "application/json")
+		if d.Status != receiver.ReadyStatus {
+			w.WriteHeader(http.StatusServiceUnavailable)
+		}
+		_ = json.NewEncoder(w).Encode(d)
+	})
+	if cons != nil {
+		mux.Handle("/console/", cons)
+	}
+	mux.HandleFunc("/debug/pprof/", pprof.Index)
+	mux.HandleFunc("/debug/pprof/cmdline", pprof.Cmdline)
+	mux.HandleFunc("/debug/pprof/profile", pprof.Profile)
+	mux.HandleFunc("/debug/pprof/symbol", pprof.Symbol)
+	mux.HandleFunc("/debug/pprof/trace", pprof.Trace)
+	// No WriteTimeout: a CPU profile takes its ?seconds= to write.
+	srv := &http.Server{Addr: addr, Handler: mux, ReadHeaderTimeout: 5 * time.Second, ReadTimeout: 30 * time.Second,
+		IdleTimeout: 2 * time.Minute}
+	return &adminServer{srv: srv, log: log}
+}
+
+// Start serves in the background; a listener that fails is logged, and
+// the webhooks go on without it. A second Start does nothing.
+func (a *adminServer) Start(ctx context.Context) error {
+	return a.state.Start(ctx, func(context.Context) error {
+		go func() {
+			if err := a.srv.ListenAndServe(); err != nil && !errors.Is(err, http.ErrServerClosed) {
+				a.log.Error("admin listener failed", "addr", a.srv.Addr, "error", err)
+			}
+		}()
+		return nil
+	})
+}
+
+// Stop closes the listener and every connection at once: the admin server
+// is stopped near the end of the shutdown, after the drain it lets one
+// watch. Stop before Start and a second Stop do nothing.
+func (a *adminServer) Stop(ctx context.Context) error {
+	return a.state.Stop(ctx, func(context.Context) error { return a.srv.Close() })
+}
