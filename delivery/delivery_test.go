@@ -12,10 +12,12 @@ import (
 
 	"github.com/jackc/pgx/v5/pgxpool"
 
+	"github.com/oncehook/oncehook/admin"
 	"github.com/oncehook/oncehook/delivery"
 	"github.com/oncehook/oncehook/event"
 	"github.com/oncehook/oncehook/internal/harness"
 	"github.com/oncehook/oncehook/internal/testenv"
+	"github.com/oncehook/oncehook/store"
 )
 
 // fastRetries makes backoff and sweeping quick enough for a test.
@@ -138,7 +140,7 @@ func TestSinkDownThenBackWithBackoff(t *testing.T) {
 	// While down: attempts climb and each next attempt is further away.
 	deadline := time.Now().Add(10 * time.Second)
 	for {
-		rows, err := delivery.ListEvents(context.Background(), pool, delivery.ListFilter{Status: delivery.StatusPending})
+		rows, err := listDeliveries(context.Background(), pool, admin.ListParams{Status: delivery.StatusPending})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -156,7 +158,7 @@ func TestSinkDownThenBackWithBackoff(t *testing.T) {
 		}
 		time.Sleep(20 * time.Millisecond)
 	}
-	shown, err := delivery.ShowEvent(context.Background(), pool, ids[0])
+	shown, err := store.New(pool).ShowEvent(context.Background(), ids[0])
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -198,7 +200,7 @@ func TestDeadLetterAndReplay(t *testing.T) {
 		}
 		time.Sleep(20 * time.Millisecond)
 	}
-	dead, err := delivery.ListEvents(context.Background(), pool, delivery.ListFilter{Status: delivery.StatusDead})
+	dead, err := listDeliveries(context.Background(), pool, admin.ListParams{Status: delivery.StatusDead})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -207,11 +209,11 @@ func TestDeadLetterAndReplay(t *testing.T) {
 	}
 
 	down.Store(false)
-	found, err := delivery.Replay(context.Background(), pool, []string{ids[0], "evt_unknown"}, "")
+	found, err := store.New(pool).ReplayIDs(context.Background(), []string{ids[0], "evt_unknown"}, store.ReplayIDsOptions{})
 	if err != nil || len(found) != 1 || found[0] != ids[0] {
 		t.Fatalf("Replay: %v, %v; want only %s found", found, err, ids[0])
 	}
-	n, err := delivery.ReplayStatus(context.Background(), pool, delivery.StatusDead, time.Time{}, "")
+	n, err := replayStatus(context.Background(), pool, delivery.StatusDead, "")
 	if err != nil || n != 2 {
 		t.Fatalf("ReplayStatus: %d, %v; want 2", n, err)
 	}

@@ -13,11 +13,13 @@ import (
 
 	"github.com/jackc/pgx/v5"
 
+	"github.com/oncehook/oncehook/admin"
 	"github.com/oncehook/oncehook/delivery"
 	"github.com/oncehook/oncehook/event"
 	"github.com/oncehook/oncehook/internal/harness"
 	"github.com/oncehook/oncehook/internal/testenv"
 	"github.com/oncehook/oncehook/route"
+	"github.com/oncehook/oncehook/store"
 )
 
 // liveBody is EventBody in live mode.
@@ -115,7 +117,7 @@ func TestRoutingByTypeAndLivemode(t *testing.T) {
 			t.Errorf("%s: deliveries %v, want %v", e.id, got, wantStates)
 		}
 	}
-	unrouted, err := delivery.ListEvents(context.Background(), pool, delivery.ListFilter{Status: delivery.StatusUnrouted})
+	unrouted, err := listDeliveries(context.Background(), pool, admin.ListParams{Status: delivery.StatusUnrouted})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -194,7 +196,7 @@ func TestRetriesDeadLettersAndReplayPerDestination(t *testing.T) {
 	ok.WaitFor(t, 10*time.Second, func(c map[string]int) bool { return len(c) == len(ids) })
 	deadline := time.Now().Add(10 * time.Second)
 	for {
-		dead, err := delivery.ListEvents(context.Background(), pool, delivery.ListFilter{Status: delivery.StatusDead, Destination: "billing"})
+		dead, err := listDeliveries(context.Background(), pool, admin.ListParams{Status: delivery.StatusDead, Destination: "billing"})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -211,7 +213,7 @@ func TestRetriesDeadLettersAndReplayPerDestination(t *testing.T) {
 		}
 		time.Sleep(20 * time.Millisecond)
 	}
-	ev, err := delivery.ShowEvent(context.Background(), pool, ids[0])
+	ev, err := store.New(pool).ShowEvent(context.Background(), ids[0])
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -224,11 +226,11 @@ func TestRetriesDeadLettersAndReplayPerDestination(t *testing.T) {
 	}
 
 	isDown.Store(false)
-	n, err := delivery.ReplayStatus(context.Background(), pool, delivery.StatusDead, time.Time{}, "analytics")
+	n, err := replayStatus(context.Background(), pool, delivery.StatusDead, "analytics")
 	if err != nil || n != 0 {
 		t.Fatalf("replaying analytics' dead: %d, %v; want none", n, err)
 	}
-	n, err = delivery.ReplayStatus(context.Background(), pool, delivery.StatusDead, time.Time{}, "billing")
+	n, err = replayStatus(context.Background(), pool, delivery.StatusDead, "billing")
 	if err != nil || n != int64(len(ids)) {
 		t.Fatalf("replaying billing's dead: %d, %v; want %d", n, err, len(ids))
 	}
@@ -264,7 +266,7 @@ func TestRemovedDestinationWaitsAndResumes(t *testing.T) {
 	if after := fmt.Sprint(snapshotDeliveries(t, second, "crm")); after != before {
 		t.Fatalf("an instance without crm touched its deliveries:\nbefore %s\nafter  %s", before, after)
 	}
-	names, err := delivery.PendingDestinations(context.Background(), pool)
+	names, err := store.New(pool).DestinationsWith(context.Background(), store.StatusPending)
 	if err != nil || !slices.Equal(names, []string{"crm"}) {
 		t.Fatalf("PendingDestinations: %v, %v; want crm", names, err)
 	}

@@ -10,12 +10,14 @@ import (
 
 	"github.com/stripe/stripe-go/v82"
 
+	"github.com/oncehook/oncehook/admin"
 	"github.com/oncehook/oncehook/delivery"
 	"github.com/oncehook/oncehook/event"
 	"github.com/oncehook/oncehook/internal/harness"
 	"github.com/oncehook/oncehook/internal/stripefake"
 	"github.com/oncehook/oncehook/internal/testenv"
 	"github.com/oncehook/oncehook/sink"
+	"github.com/oncehook/oncehook/store"
 	"github.com/oncehook/oncehook/stripeapi"
 )
 
@@ -246,10 +248,10 @@ func TestThinFetchFailureGoesDeadThenReplays(t *testing.T) {
 		t.Fatalf("posting: %d %s", r.Code, r.Body)
 	}
 	ctx := context.Background()
-	var dead delivery.EventRow
+	var dead admin.EventRow
 	deadline := time.Now().Add(10 * time.Second)
 	for {
-		rows, err := delivery.ListEvents(ctx, in.Pool(), delivery.ListFilter{Status: delivery.StatusDead})
+		rows, err := listDeliveries(ctx, in.Pool(), admin.ListParams{Status: delivery.StatusDead})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -279,7 +281,7 @@ func TestThinFetchFailureGoesDeadThenReplays(t *testing.T) {
 	}
 
 	fake.FailThin(id, 0, 0)
-	found, err := delivery.Replay(ctx, in.Pool(), []string{id}, "")
+	found, err := store.New(in.Pool()).ReplayIDs(ctx, []string{id}, store.ReplayIDsOptions{})
 	if err != nil || len(found) != 1 || found[0] != id {
 		t.Fatalf("Replay: %v, %v", found, err)
 	}

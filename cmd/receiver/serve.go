@@ -45,7 +45,8 @@ func migrate(ctx context.Context) error {
 
 // serve runs the receiver until ctx ends, then shuts down in this order:
 // listener and in-flight requests, the reconciler, the batch writer, the sweeper and the
-// delivery workers, the pruner, then the Postgres and Redis pools. All of
+// delivery workers, the pruner, the destination record (this instance's set is
+// removed), then the Postgres and Redis pools. All of
 // it ends within SHUTDOWN_TIMEOUT.
 func serve(ctx context.Context) error {
 	c, err := loadConfig(os.LookupEnv)
@@ -105,6 +106,15 @@ func serve(ctx context.Context) error {
 		_ = disp.Stop(ctx)
 	}()
 	warnOrphaned(ctx, pool, c.Destinations, log)
+	reg, err := startRegistration(ctx, pool, c.Destinations, log)
+	if err != nil {
+		return err
+	}
+	defer func() { // on an early return; after the shutdown below it returns at once
+		ctx, cancel := context.WithTimeout(context.Background(), c.ShutdownTimeout)
+		defer cancel()
+		_ = reg.Stop(ctx)
+	}()
 	pruner, err := delivery.NewPruner(delivery.PrunerConfig{Pool: pool, Retention: c.Retention, Duty: float64(c.PruneDuty) / 100,
 		Logger: log, Metrics: m})
 	if err != nil {
@@ -182,6 +192,7 @@ func serve(ctx context.Context) error {
 		}
 	})
 	within(sctx, log, "pruner", func() { stopPruner.Do(pruner.Stop) })
+	within(sctx, log, "destination record", func() { _ = reg.Stop(sctx) })
 	if admin != nil {
 		_ = admin.Close()
 	}

@@ -11,8 +11,10 @@ import (
 	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/oncehook/oncehook/admin"
 	"github.com/oncehook/oncehook/delivery"
 	"github.com/oncehook/oncehook/internal/metrics"
+	"github.com/oncehook/oncehook/store"
 )
 
 // openDestinations opens every destination's sink; on an error it closes
@@ -42,7 +44,7 @@ func closeSinks(dests []delivery.Destination) {
 func warnOrphaned(ctx context.Context, pool *pgxpool.Pool, dests []destinationConfig, log *slog.Logger) {
 	ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
 	defer cancel()
-	pending, err := delivery.PendingDestinations(ctx, pool)
+	pending, err := store.New(pool).DestinationsWith(ctx, store.StatusPending)
 	if err != nil {
 		log.Warn("could not check for orphaned destinations", "error", err)
 		return
@@ -65,6 +67,26 @@ func registerDestinationGauges(m *metrics.Metrics, disp *delivery.Dispatcher, po
 		m.QueryGauge("oncehook_oldest_pending_age_seconds", "Age of the oldest event not yet delivered to the destination (all instances).",
 			labels, time.Second, func(ctx context.Context) (float64, error) { return delivery.OldestPendingAge(ctx, pool, d.Name) })
 	}
+	ops := admin.New(store.New(pool))
+	names := destinationNames(dests)
+	m.QueryGauge("oncehook_deliveries_unserved", "Pending deliveries to destinations that no running instance serves (all instances; each destination's counted up to 100000): they wait until one does.",
+		nil, time.Second, func(ctx context.Context) (float64, error) { n, err := ops.Unserved(ctx, names); return float64(n), err })
+}
+
+// startRegistration records in Postgres the destination set this instance
+// serves and keeps its heartbeat fresh until Stop, which removes it: the
+// commands and the console read what the running instances serve there.
+func startRegistration(ctx context.Context, pool *pgxpool.Pool, dests []destinationConfig, log *slog.Logger) (*admin.Registration, error) {
+	reg, err := admin.NewRegistration(admin.RegistrationConfig{Store: store.New(pool), Destinations: routes(dests), Logger: log})
+	if err != nil {
+		return nil, err
+	}
+	sctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	defer cancel()
+	if err := reg.Start(sctx); err != nil {
+		return nil, err
+	}
+	return reg, nil
 }
 
 // destinationsLog describes the destinations for the start line, with
