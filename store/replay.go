@@ -207,15 +207,18 @@ func (b Batch) walkArgs(args pgx.NamedArgs) {
 	args["started"] = started
 }
 
-// walked reads a batch statement's (count, last received_at, last id).
-func walked(row pgx.Row) (BatchResult, error) {
+// walked reads a batch statement's (count, rows walked, last
+// received_at, last id): a batch that walked fewer rows than its size
+// reached the end.
+func walked(row pgx.Row, size int) (BatchResult, error) {
 	var r BatchResult
+	var picked int
 	var lastAt *time.Time
 	var lastID *string
-	if err := row.Scan(&r.N, &lastAt, &lastID); err != nil {
+	if err := row.Scan(&r.N, &picked, &lastAt, &lastID); err != nil {
 		return r, err
 	}
-	if lastAt != nil {
+	if lastAt != nil && picked >= size {
 		r.Next = &Cursor{At: *lastAt, ID: *lastID}
 	}
 	return r, nil
@@ -247,7 +250,7 @@ func (s *Store) ReplayBatch(ctx context.Context, f DeliveryFilter, b Batch) (Bat
 				UPDATE stripe_webhook_deliveries d SET ` + replaySet + `
 				FROM locked WHERE d.event_id = locked.event_id AND d.destination = @dest AND d.status = 'dead'
 				RETURNING d.event_id)
-			SELECT (SELECT count(*) FROM done), last.received_at, last.event_id
+			SELECT (SELECT count(*) FROM done), (SELECT count(*) FROM picked), last.received_at, last.event_id
 			FROM (SELECT 1) one LEFT JOIN (
 				SELECT received_at, event_id FROM picked ORDER BY received_at DESC, event_id COLLATE "C" DESC LIMIT 1) last ON true`
 	} else {
@@ -265,11 +268,11 @@ func (s *Store) ReplayBatch(ctx context.Context, f DeliveryFilter, b Batch) (Bat
 				FROM locked WHERE d.event_id = locked.event_id AND (@dest = '' OR d.destination = @dest)
 					AND d.status = 'delivered' AND (d.delivered_at IS NULL OR d.delivered_at <= @started)
 				RETURNING d.event_id)
-			SELECT (SELECT count(*) FROM done), last.received_at, last.event_id
+			SELECT (SELECT count(*) FROM done), (SELECT count(*) FROM picked), last.received_at, last.event_id
 			FROM (SELECT 1) one LEFT JOIN (
 				SELECT received_at, event_id FROM picked ORDER BY received_at DESC, event_id COLLATE "C" DESC LIMIT 1) last ON true`
 	}
-	r, err := walked(s.pool.QueryRow(ctx, sql, args))
+	r, err := walked(s.pool.QueryRow(ctx, sql, args), max(1, b.Size))
 	if err != nil {
 		return r, fmt.Errorf("replaying %s deliveries: %w", f.Status, err)
 	}
@@ -299,9 +302,9 @@ func (s *Store) BackfillBatch(ctx context.Context, destination string, filter ro
 			FOR KEY SHARE
 			ON CONFLICT (event_id, destination) DO NOTHING
 			RETURNING event_id)
-		SELECT (SELECT count(*) FROM done), last.received_at, last.event_id
+		SELECT (SELECT count(*) FROM done), (SELECT count(*) FROM picked), last.received_at, last.event_id
 		FROM (SELECT 1) one LEFT JOIN (
-			SELECT received_at, event_id FROM picked ORDER BY received_at DESC, event_id COLLATE "C" DESC LIMIT 1) last ON true`, args))
+			SELECT received_at, event_id FROM picked ORDER BY received_at DESC, event_id COLLATE "C" DESC LIMIT 1) last ON true`, args), max(1, b.Size))
 	if err != nil {
 		return r, fmt.Errorf("backfilling %s: %w", destination, err)
 	}
