@@ -437,7 +437,7 @@ func destinationsCmd(ctx context.Context, args []string, out io.Writer) error {
 	// URLs are not recorded: this environment's, where it configures the
 	// destination as the instances do.
 	urls := map[string]string{}
-	if res.Source == admin.FromEnvironment || envNamesDestinations() {
+	if res.Source == admin.FromEnvironment || (envNamesDestinations() && mismatch == nil && !res.Record.Mixed()) {
 		for _, d := range dests {
 			urls[d.Name] = d.Target.String()
 		}
