@@ -34,7 +34,9 @@ type Config struct {
 	Metrics prometheus.Gatherer
 	// Health reports the stores' state. Defaults to unknown.
 	Health func(context.Context) Health
-	// Destinations are the configured destination names.
+	// Destinations are this instance's destination names: the console
+	// lists and replays to the destinations the running instances
+	// recorded (admin.Record), and to these when none has.
 	Destinations []string
 	// SessionTTL is how long a sign-in lasts. Defaults to 12h.
 	SessionTTL time.Duration

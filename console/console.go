@@ -10,8 +10,9 @@ import (
 	"net/url"
 	"time"
 
-	"github.com/oncehook/oncehook/delivery"
+	"github.com/oncehook/oncehook/admin"
 	"github.com/oncehook/oncehook/internal/ratelog"
+	"github.com/oncehook/oncehook/store"
 )
 
 //go:embed templates/*.html
@@ -30,7 +31,9 @@ const maxFormBytes = 1 << 20
 
 // Console is the console's HTTP handler, mounted at /console/.
 type Console struct {
-	cfg    Config
+	cfg Config
+	// admin is the operator API, as the command line uses it.
+	admin  *admin.Admin
 	auth   *auth
 	pages  map[string]*template.Template
 	mux    *http.ServeMux
@@ -54,7 +57,7 @@ func New(cfg Config) (*Console, error) {
 	if err := cfg.validate(); err != nil {
 		return nil, err
 	}
-	c := &Console{cfg: cfg, auth: newAuth(cfg.Token, cfg.SessionTTL), intake: &rates{}, failed: &ratelog.Logger{Log: cfg.Log},
+	c := &Console{cfg: cfg, admin: admin.New(store.New(cfg.Pool)), auth: newAuth(cfg.Token, cfg.SessionTTL), intake: &rates{}, failed: &ratelog.Logger{Log: cfg.Log},
 		busy: make(chan struct{}, busyLimit)}
 	if err := c.parseTemplates(); err != nil {
 		return nil, err
@@ -83,8 +86,8 @@ func (c *Console) parseTemplates() error {
 		"ts":         timestamp,
 		"age":        age,
 		"pathEscape": url.PathEscape,
-		// atCap: a count that stopped at delivery.CountCap is "at least".
-		"atCap": func(n int64) bool { return n >= delivery.CountCap },
+		// atCap: a count that stopped at admin.CountCap is "at least".
+		"atCap": func(n int64) bool { return n >= admin.CountCap },
 	}
 	c.pages = map[string]*template.Template{}
 	for _, name := range []string{"signin", "overview", "events", "event", "dead", "confirm", "error"} {

@@ -10,8 +10,9 @@ import (
 	"time"
 	"unicode/utf8"
 
-	"github.com/oncehook/oncehook/delivery"
+	"github.com/oncehook/oncehook/admin"
 	"github.com/oncehook/oncehook/route"
+	"github.com/oncehook/oncehook/store"
 )
 
 // maxSelection bounds the events one "replay selected" names.
@@ -23,12 +24,12 @@ const replayTimeout = 10 * time.Minute
 
 func (c *Console) deadLetters(w http.ResponseWriter, r *http.Request, s session) {
 	q := r.URL.Query()
-	q.Set("status", delivery.StatusDead)
+	q.Set("status", string(store.StatusDead))
 	form, err := parseList(q)
-	d := listData{listForm: form, Budget: delivery.PageScanBudget, Selectable: true}
+	d := listData{listForm: form, Budget: store.PageScanBudget, Selectable: true}
 	ctx, cancel := context.WithTimeout(r.Context(), queryTimeout)
 	defer cancel()
-	backlogs, berr := delivery.Backlogs(ctx, c.cfg.Pool, c.cfg.Destinations)
+	backlogs, _, berr := c.admin.Backlogs(ctx, c.cfg.Destinations)
 	if berr != nil {
 		c.failErr(w, r, s, "read the dead letters", berr)
 		return
@@ -70,7 +71,7 @@ func (f listForm) deadValues() url.Values {
 func (c *Console) replay(w http.ResponseWriter, r *http.Request, s session) {
 	dest := r.PostFormValue("destination")
 	ids := r.PostForm["id"]
-	if err := c.checkDestination(dest); err != nil {
+	if err := c.checkDestination(r.Context(), dest); err != nil {
 		c.fail(w, r, s, http.StatusBadRequest, err.Error())
 		return
 	}
@@ -93,13 +94,13 @@ func (c *Console) replay(w http.ResponseWriter, r *http.Request, s session) {
 	// From the dead letters, only what is still dead (the page may be
 	// stale); from an event's page, its delivery whatever its state. The
 	// console never creates a delivery.
-	found, err := delivery.ReplayExisting(ctx, c.cfg.Pool, ids, dest, r.PostFormValue("from") != "event")
+	res, err := c.admin.Replay(ctx, admin.ReplayParams{IDs: ids, Destination: dest, Existing: true, OnlyDead: r.PostFormValue("from") != "event"})
 	if err != nil {
 		c.failErr(w, r, s, "replay", err)
 		return
 	}
-	c.cfg.Log.Info("console: replayed", "destination", dest, "events", len(found))
-	done := url.Values{"replayed": {strconv.Itoa(len(found))}, "destination": {dest}}
+	c.cfg.Log.Info("console: replayed", "destination", dest, "events", len(res.IDs))
+	done := url.Values{"replayed": {strconv.Itoa(len(res.IDs))}, "destination": {dest}}
 	if r.PostFormValue("from") == "event" && len(ids) == 1 {
 		http.Redirect(w, r, "/console/events/"+url.PathEscape(ids[0])+"?"+done.Encode(), http.StatusSeeOther)
 		return
@@ -107,16 +108,24 @@ func (c *Console) replay(w http.ResponseWriter, r *http.Request, s session) {
 	http.Redirect(w, r, "/console/dead?"+done.Encode(), http.StatusSeeOther)
 }
 
-// checkDestination refuses a replay to a destination this instance does
-// not deliver to: it would wait there for an instance that does.
-func (c *Console) checkDestination(dest string) error {
+// checkDestination refuses a replay to a destination that no running
+// instance serves (by the record; this instance's own set when there is
+// none): it would wait there for an instance that does.
+func (c *Console) checkDestination(ctx context.Context, dest string) error {
 	switch {
 	case dest == "":
 		return fmt.Errorf("no destination was given")
 	case route.ValidName(dest) != nil:
 		return fmt.Errorf("%q is not a destination name", truncate(dest, 40))
-	case !slices.Contains(c.cfg.Destinations, dest):
-		return fmt.Errorf("destination %q is not configured on this instance: replay it with `receiver replay --destination` where it is", dest)
+	}
+	ctx, cancel := context.WithTimeout(ctx, queryTimeout)
+	defer cancel()
+	served, err := c.admin.Served(ctx, c.cfg.Destinations)
+	if err != nil {
+		return fmt.Errorf("could not read the destinations the instances serve: %w", err)
+	}
+	if !slices.Contains(served, dest) {
+		return fmt.Errorf("destination %q is served by no running instance: its deliveries would wait for one that does", dest)
 	}
 	return nil
 }
@@ -132,18 +141,19 @@ type confirmData struct {
 func (c *Console) replayMatching(w http.ResponseWriter, r *http.Request, s session) {
 	form, err := parseList(r.PostForm)
 	if err == nil {
-		err = c.checkDestination(form.Filter.Destination)
+		err = c.checkDestination(r.Context(), form.Filter.Destination)
 	}
 	if err != nil {
 		c.fail(w, r, s, http.StatusBadRequest, err.Error())
 		return
 	}
-	f := delivery.DeadFilter{Destination: form.Filter.Destination, TypePrefix: form.Filter.TypePrefix, Since: form.Filter.Since, Until: form.Filter.Until}
+	f := admin.ReplayParams{Status: store.StatusDead, Destination: form.Filter.Destination, Types: form.Filter.Types,
+		Since: form.Filter.Since, Until: form.Filter.Until}
 	confirmed := r.PostFormValue("confirm")
 	if confirmed == "" {
 		ctx, cancel := context.WithTimeout(r.Context(), queryTimeout)
 		defer cancel()
-		n, err := delivery.CountDead(ctx, c.cfg.Pool, f)
+		n, err := c.admin.CountDead(ctx, f)
 		if err != nil {
 			c.failErr(w, r, s, "count the dead letters", err)
 			return
@@ -155,18 +165,20 @@ func (c *Console) replayMatching(w http.ResponseWriter, r *http.Request, s sessi
 	// The confirmed count bounds the replay: it replays what the user saw
 	// counted, not what died since.
 	max, err := strconv.ParseInt(confirmed, 10, 64)
-	if err != nil || max < 1 || max > delivery.CountCap {
+	if err != nil || max < 1 || max > admin.CountCap {
 		c.fail(w, r, s, http.StatusBadRequest, "The confirmation is malformed: ask to replay again.")
 		return
 	}
 	ctx, cancel := context.WithTimeout(context.WithoutCancel(r.Context()), replayTimeout)
 	defer cancel()
-	n, err := delivery.ReplayDead(ctx, c.cfg.Pool, f, max)
+	f.Max = max
+	res, err := c.admin.Replay(ctx, f)
+	n := res.Replayed
 	if err != nil {
 		c.failErr(w, r, s, fmt.Sprintf("replay every dead letter (%d were replayed before the error)", n), err)
 		return
 	}
-	c.cfg.Log.Info("console: replayed dead letters", "destination", f.Destination, "type_prefix", f.TypePrefix, "deliveries", n)
+	c.cfg.Log.Info("console: replayed dead letters", "destination", f.Destination, "types", form.Type, "deliveries", n, "batches", res.Batches)
 	done := url.Values{"replayed": {strconv.FormatInt(n, 10)}, "destination": {f.Destination}}
 	http.Redirect(w, r, "/console/dead?"+done.Encode(), http.StatusSeeOther)
 }

@@ -14,8 +14,9 @@ import (
 	"time"
 	"unicode/utf8"
 
-	"github.com/oncehook/oncehook/delivery"
+	"github.com/oncehook/oncehook/admin"
 	"github.com/oncehook/oncehook/route"
+	"github.com/oncehook/oncehook/store"
 )
 
 // queryTimeout bounds one page's reads.
@@ -29,7 +30,7 @@ type listData struct {
 	listForm
 	Statuses     []string
 	Destinations []string
-	Events       []delivery.PageEvent
+	Events       []admin.PageEvent
 	Next         template.URL // the next page's address
 	First        template.URL // this filter's first page
 	Partial      bool
@@ -37,16 +38,23 @@ type listData struct {
 	Error        string
 	Notice       string
 	Selectable   bool
-	Backlogs     []delivery.Backlog
+	Backlogs     []admin.Backlog
 }
 
 func (c *Console) events(w http.ResponseWriter, r *http.Request, s session) {
 	form, err := parseList(r.URL.Query())
 	d := listData{
-		listForm: form, Budget: delivery.PageScanBudget,
-		Statuses:     []string{"", delivery.StatusPending, delivery.StatusDelivered, delivery.StatusDead, delivery.StatusUnrouted},
-		Destinations: c.cfg.Destinations,
+		listForm: form, Budget: store.PageScanBudget,
+		Statuses: []string{"", string(store.StatusPending), string(store.StatusDelivered), string(store.StatusDead), string(store.StatusUnrouted)},
 	}
+	ctx, cancel := context.WithTimeout(r.Context(), queryTimeout)
+	defer cancel()
+	served, serr := c.admin.Served(ctx, c.cfg.Destinations)
+	if serr != nil {
+		c.failErr(w, r, s, "read the destinations", serr)
+		return
+	}
+	d.Destinations = served
 	if f := form.Filter.Destination; f != "" && !slices.Contains(d.Destinations, f) {
 		d.Destinations = append(slices.Clone(d.Destinations), f)
 	}
@@ -55,8 +63,6 @@ func (c *Console) events(w http.ResponseWriter, r *http.Request, s session) {
 		c.render(w, r, s, http.StatusBadRequest, "events", "Events", d)
 		return
 	}
-	ctx, cancel := context.WithTimeout(r.Context(), queryTimeout)
-	defer cancel()
 	if form.ID != "" {
 		// An id opens its page, which says so when there is none.
 		http.Redirect(w, r, "/console/events/"+url.PathEscape(form.ID), http.StatusSeeOther)
@@ -74,7 +80,7 @@ func (c *Console) events(w http.ResponseWriter, r *http.Request, s session) {
 // its filter as a query.
 func (c *Console) fillList(ctx context.Context, d *listData, path string, values url.Values) {
 	d.First = template.URL(path + "?" + values.Encode())
-	page, err := delivery.EventsPage(ctx, c.cfg.Pool, d.Filter)
+	page, err := c.admin.List(ctx, d.Filter)
 	if err != nil {
 		c.cfg.Log.Error("console: listing events", "error", err)
 		d.Error = "Could not read the events from Postgres; the log has the details."
@@ -90,7 +96,7 @@ func (c *Console) fillList(ctx context.Context, d *listData, path string, values
 
 // eventData is an event's page.
 type eventData struct {
-	Event     delivery.Event
+	Event     admin.Event
 	Payload   string
 	Size      int
 	Shown     int
@@ -106,8 +112,8 @@ func (c *Console) event(w http.ResponseWriter, r *http.Request, s session) {
 	}
 	ctx, cancel := context.WithTimeout(r.Context(), queryTimeout)
 	defer cancel()
-	ev, err := delivery.ShowEvent(ctx, c.cfg.Pool, id)
-	if errors.Is(err, delivery.ErrNotFound) {
+	ev, err := c.admin.Show(ctx, id)
+	if errors.Is(err, store.ErrNotFound) {
 		c.fail(w, r, s, http.StatusNotFound, fmt.Sprintf("No event has the id %q.", id))
 		return
 	}

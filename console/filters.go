@@ -8,8 +8,9 @@ import (
 	"time"
 	"unicode/utf8"
 
-	"github.com/oncehook/oncehook/delivery"
+	"github.com/oncehook/oncehook/admin"
 	"github.com/oncehook/oncehook/route"
+	"github.com/oncehook/oncehook/store"
 )
 
 // maxIDBytes bounds an event id from a form or a URL.
@@ -23,28 +24,46 @@ const timeLayout = "2006-01-02T15:04:05"
 
 // listForm is a list page's filter as the user typed it, and as parsed.
 type listForm struct {
-	Filter delivery.PageFilter
-	Since  string
-	Until  string
-	ID     string
+	Filter admin.ListParams
+	// Type is the type field: a pattern as the command line and the
+	// destinations take it (invoice.*), or, without a *, a prefix, which
+	// is the pattern with a * appended (invoice. is invoice.*).
+	Type  string
+	Since string
+	Until string
+	ID    string
+}
+
+// typePattern is the pattern of a type field.
+func typePattern(field string) string {
+	if strings.Contains(field, "*") {
+		return field
+	}
+	return field + "*"
 }
 
 // parseList reads a list page's filter from q; the error names the field.
 func parseList(q url.Values) (listForm, error) {
 	f := listForm{ID: strings.TrimSpace(q.Get("id"))}
-	f.Filter.Status = q.Get("status")
+	f.Filter.Status = store.Status(q.Get("status"))
 	f.Filter.Destination = q.Get("destination")
-	f.Filter.TypePrefix = strings.TrimSpace(q.Get("type"))
+	f.Type = strings.TrimSpace(q.Get("type"))
 	switch f.Filter.Status {
-	case "", delivery.StatusPending, delivery.StatusDelivered, delivery.StatusDead, delivery.StatusUnrouted:
+	case "", store.StatusPending, store.StatusDelivered, store.StatusDead, store.StatusUnrouted:
 	default:
 		return f, fmt.Errorf("status %q is none of pending, delivered, dead, unrouted", f.Filter.Status)
 	}
 	if f.Filter.Destination != "" && route.ValidName(f.Filter.Destination) != nil {
 		return f, fmt.Errorf("%q is not a destination name", truncate(f.Filter.Destination, 80))
 	}
-	if len(f.Filter.TypePrefix) > maxFieldBytes || !utf8.ValidString(f.Filter.TypePrefix) {
+	if len(f.Type) > maxFieldBytes || !utf8.ValidString(f.Type) {
 		return f, fmt.Errorf("the type must be valid text of at most %d bytes", maxFieldBytes)
+	}
+	if f.Type != "" {
+		if err := route.ValidPattern(f.Type); err != nil {
+			return f, fmt.Errorf("type: %w", err)
+		}
+		f.Filter.Types = []string{typePattern(f.Type)}
 	}
 	if len(f.ID) > maxIDBytes || !utf8.ValidString(f.ID) {
 		return f, fmt.Errorf("an event id is valid text of at most %d bytes", maxIDBytes)
@@ -82,20 +101,20 @@ func parseTime(s string) (time.Time, string, error) {
 var maxCursorMicros = time.Date(9999, 1, 1, 0, 0, 0, 0, time.UTC).UnixMicro()
 
 // cursorValue writes c for a URL: microseconds since the epoch, "_", id.
-func cursorValue(c delivery.Cursor) string {
+func cursorValue(c admin.Cursor) string {
 	return strconv.FormatInt(c.At.UnixMicro(), 10) + "_" + c.ID
 }
 
-func parseCursor(s string) (delivery.Cursor, error) {
+func parseCursor(s string) (admin.Cursor, error) {
 	if s == "" {
-		return delivery.Cursor{}, nil
+		return admin.Cursor{}, nil
 	}
 	us, id, ok := strings.Cut(s, "_")
 	n, err := strconv.ParseInt(us, 10, 64)
 	if !ok || err != nil || n < 0 || n > maxCursorMicros || id == "" || len(id) > maxIDBytes || !utf8.ValidString(id) {
-		return delivery.Cursor{}, fmt.Errorf("the page position %q is malformed: start again from the newest page", truncate(s, 40))
+		return admin.Cursor{}, fmt.Errorf("the page position %q is malformed: start again from the newest page", truncate(s, 40))
 	}
-	return delivery.Cursor{At: time.UnixMicro(n).UTC(), ID: id}, nil
+	return admin.Cursor{At: time.UnixMicro(n).UTC(), ID: id}, nil
 }
 
 // values writes f back as a query, without the page position.
@@ -106,9 +125,9 @@ func (f listForm) values() url.Values {
 			v.Set(k, s)
 		}
 	}
-	set("status", f.Filter.Status)
+	set("status", string(f.Filter.Status))
 	set("destination", f.Filter.Destination)
-	set("type", f.Filter.TypePrefix)
+	set("type", f.Type)
 	set("since", f.Since)
 	set("until", f.Until)
 	return v

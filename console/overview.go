@@ -8,7 +8,7 @@ import (
 	"sync"
 	"time"
 
-	"github.com/oncehook/oncehook/delivery"
+	"github.com/oncehook/oncehook/admin"
 )
 
 // requestsMetric is the intake counter the overview reads, by outcome.
@@ -95,10 +95,13 @@ func (c *Console) intakeCounts() (map[string]float64, error) {
 // overviewData is the overview page.
 type overviewData struct {
 	Intake   []Outcome
-	Backlogs []delivery.Backlog
-	Health   Health
-	Window   time.Duration
-	Error    string
+	Backlogs []admin.Backlog
+	// Mixed describes the sets the running instances serve when they
+	// differ (a rolling configuration change); empty when they agree.
+	Mixed  string
+	Health Health
+	Window time.Duration
+	Error  string
 }
 
 func (c *Console) overviewData(ctx context.Context) overviewData {
@@ -111,7 +114,11 @@ func (c *Console) overviewData(ctx context.Context) overviewData {
 	d.Health = c.cfg.Health(ctx)
 	qctx, cancel := context.WithTimeout(ctx, 5*time.Second)
 	defer cancel()
-	d.Backlogs, err = delivery.Backlogs(qctx, c.cfg.Pool, c.cfg.Destinations)
+	var rec admin.Record
+	d.Backlogs, rec, err = c.admin.Backlogs(qctx, c.cfg.Destinations)
+	if rec.Mixed() {
+		d.Mixed = rec.Describe()
+	}
 	if err != nil {
 		c.cfg.Log.Error("console: reading backlogs", "error", err)
 		d.Error = "Could not read the destinations' backlogs from Postgres; the log has the details."

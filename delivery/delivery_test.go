@@ -12,12 +12,14 @@ import (
 
 	"github.com/jackc/pgx/v5/pgxpool"
 
+	"github.com/oncehook/oncehook/admin"
 	"github.com/oncehook/oncehook/delivery"
 	"github.com/oncehook/oncehook/event"
 	"github.com/oncehook/oncehook/internal/eventually"
 	"github.com/oncehook/oncehook/internal/harness"
 	"github.com/oncehook/oncehook/internal/testenv"
 	"github.com/oncehook/oncehook/route"
+	"github.com/oncehook/oncehook/store"
 )
 
 // fastRetries makes backoff and sweeping quick enough for a test.
@@ -132,10 +134,10 @@ func TestSinkDownThenBackWithBackoff(t *testing.T) {
 	ids := postMany(t, []string{in.URL}, "evt_outage", 20)
 
 	// While down: attempts climb and each next attempt is further away.
-	var rows []delivery.EventRow
+	var rows []admin.EventRow
 	eventually.Require(t, 10*time.Second, "attempts to climb while the sink is down", func() bool {
 		var err error
-		rows, err = delivery.ListEvents(context.Background(), pool, delivery.ListFilter{Status: delivery.StatusPending})
+		rows, err = listDeliveries(context.Background(), pool, admin.ListParams{Status: delivery.StatusPending})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -147,7 +149,7 @@ func TestSinkDownThenBackWithBackoff(t *testing.T) {
 		}
 		return len(rows) == 20 && least >= 5
 	}, func() string { return fmt.Sprintf("%+v", rows) })
-	shown, err := delivery.ShowEvent(context.Background(), pool, ids[0])
+	shown, err := store.New(pool).ShowEvent(context.Background(), ids[0])
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -184,7 +186,7 @@ func TestDeadLetterAndReplay(t *testing.T) {
 
 	eventually.Require(t, 10*time.Second, "3 dead after max attempts", func() bool { return statusCounts(t, pool)["dead"] == 3 },
 		func() string { return fmt.Sprint(statusCounts(t, pool)) })
-	dead, err := delivery.ListEvents(context.Background(), pool, delivery.ListFilter{Status: delivery.StatusDead})
+	dead, err := listDeliveries(context.Background(), pool, admin.ListParams{Status: delivery.StatusDead})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -193,11 +195,11 @@ func TestDeadLetterAndReplay(t *testing.T) {
 	}
 
 	down.Store(false)
-	found, err := delivery.Replay(context.Background(), pool, []string{ids[0], "evt_unknown"}, "")
+	found, err := store.New(pool).ReplayIDs(context.Background(), []string{ids[0], "evt_unknown"}, store.ReplayIDsOptions{})
 	if err != nil || len(found) != 1 || found[0] != ids[0] {
 		t.Fatalf("Replay: %v, %v; want only %s found", found, err, ids[0])
 	}
-	n, err := delivery.ReplayStatus(context.Background(), pool, delivery.StatusDead, time.Time{}, "")
+	n, err := replayStatus(context.Background(), pool, delivery.StatusDead, "")
 	if err != nil || n != 2 {
 		t.Fatalf("ReplayStatus: %d, %v; want 2", n, err)
 	}

@@ -14,12 +14,14 @@ import (
 
 	"github.com/jackc/pgx/v5"
 
+	"github.com/oncehook/oncehook/admin"
 	"github.com/oncehook/oncehook/delivery"
 	"github.com/oncehook/oncehook/event"
 	"github.com/oncehook/oncehook/internal/eventually"
 	"github.com/oncehook/oncehook/internal/harness"
 	"github.com/oncehook/oncehook/internal/testenv"
 	"github.com/oncehook/oncehook/route"
+	"github.com/oncehook/oncehook/store"
 )
 
 // liveBody is EventBody in live mode.
@@ -122,7 +124,7 @@ func TestRoutingByTypeAndLivemode(t *testing.T) {
 			t.Errorf("%s: deliveries %v, want %v", e.id, got, wantStates)
 		}
 	}
-	unrouted, err := delivery.ListEvents(context.Background(), pool, delivery.ListFilter{Status: delivery.StatusUnrouted})
+	unrouted, err := listDeliveries(context.Background(), pool, admin.ListParams{Status: delivery.StatusUnrouted})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -200,10 +202,10 @@ func TestRetriesDeadLettersAndReplayPerDestination(t *testing.T) {
 	in := harness.StartInstance(t, harness.InstanceConfig{Pool: watched, Delivery: cfg})
 	ids := postMany(t, []string{in.URL}, "evt_pd", 5)
 	ok.WaitFor(t, 10*time.Second, func(c map[string]int) bool { return len(c) == len(ids) })
-	var dead []delivery.EventRow
+	var dead []admin.EventRow
 	eventually.Require(t, 10*time.Second, "every billing delivery dead", func() bool {
 		var err error
-		dead, err = delivery.ListEvents(context.Background(), pool, delivery.ListFilter{Status: delivery.StatusDead, Destination: "billing"})
+		dead, err = listDeliveries(context.Background(), pool, admin.ListParams{Status: delivery.StatusDead, Destination: "billing"})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -214,7 +216,7 @@ func TestRetriesDeadLettersAndReplayPerDestination(t *testing.T) {
 			t.Fatalf("dead delivery %+v, want billing after 3 attempts", r)
 		}
 	}
-	ev, err := delivery.ShowEvent(context.Background(), pool, ids[0])
+	ev, err := store.New(pool).ShowEvent(context.Background(), ids[0])
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -227,11 +229,11 @@ func TestRetriesDeadLettersAndReplayPerDestination(t *testing.T) {
 	}
 
 	isDown.Store(false)
-	n, err := delivery.ReplayStatus(context.Background(), pool, delivery.StatusDead, time.Time{}, "analytics")
+	n, err := replayStatus(context.Background(), pool, delivery.StatusDead, "analytics")
 	if err != nil || n != 0 {
 		t.Fatalf("replaying analytics' dead: %d, %v; want none", n, err)
 	}
-	n, err = delivery.ReplayStatus(context.Background(), pool, delivery.StatusDead, time.Time{}, "billing")
+	n, err = replayStatus(context.Background(), pool, delivery.StatusDead, "billing")
 	if err != nil || n != int64(len(ids)) {
 		t.Fatalf("replaying billing's dead: %d, %v; want %d", n, err, len(ids))
 	}
@@ -269,7 +271,7 @@ func TestRemovedDestinationWaitsAndResumes(t *testing.T) {
 	if after := fmt.Sprint(snapshotDeliveries(t, second, "crm")); after != before {
 		t.Fatalf("an instance without crm touched its deliveries:\nbefore %s\nafter  %s", before, after)
 	}
-	names, err := delivery.PendingDestinations(context.Background(), pool)
+	names, err := store.New(pool).DestinationsWith(context.Background(), store.StatusPending)
 	if err != nil || !slices.Equal(names, []string{"crm"}) {
 		t.Fatalf("PendingDestinations: %v, %v; want crm", names, err)
 	}

@@ -17,6 +17,7 @@ import (
 	"github.com/oncehook/oncehook/event"
 	"github.com/oncehook/oncehook/internal/testenv"
 	"github.com/oncehook/oncehook/sink"
+	"github.com/oncehook/oncehook/store"
 )
 
 // rawSink is an HTTP server that writes its answers byte for byte, so it
@@ -107,7 +108,7 @@ func TestHostileSinkAnswersCannotWedgeResultWrites(t *testing.T) {
 		if r.attempts != 3 || !utf8.ValidString(r.lastError) || len(r.lastError) > 1000 || !strings.Contains(r.lastError, "500") {
 			t.Errorf("%s: %+v, want dead after 3 attempts with a valid, bounded error", id, r)
 		}
-		shown, err := delivery.ShowEvent(context.Background(), pool, id)
+		shown, err := store.New(pool).ShowEvent(context.Background(), id)
 		if err != nil || len(shown.History) != 3 {
 			t.Errorf("%s: history %+v, %v; want 3 attempts", id, shown.History, err)
 		}

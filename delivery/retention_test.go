@@ -8,6 +8,7 @@ import (
 
 	"github.com/oncehook/oncehook/delivery"
 	"github.com/oncehook/oncehook/internal/testenv"
+	"github.com/oncehook/oncehook/store"
 )
 
 func TestPruneDeletesOnlyOldDeliveredAndOlderDead(t *testing.T) {
@@ -153,7 +154,7 @@ func TestPruneSkipsAnEventBeingReplayed(t *testing.T) {
 	if n, err := p.Prune(ctx); err != nil || n != 0 {
 		t.Fatalf("Prune after the replay: %d, %v; a pending delivery keeps its event", n, err)
 	}
-	found, err := delivery.Replay(ctx, pool, []string{"evt_replayed_old"}, "")
+	found, err := store.New(pool).ReplayIDs(ctx, []string{"evt_replayed_old"}, store.ReplayIDsOptions{})
 	if err != nil || len(found) != 1 {
 		t.Fatalf("Replay: %v, %v", found, err)
 	}

@@ -11,6 +11,7 @@ import (
 
 	"github.com/stripe/stripe-go/v82"
 
+	"github.com/oncehook/oncehook/admin"
 	"github.com/oncehook/oncehook/delivery"
 	"github.com/oncehook/oncehook/event"
 	"github.com/oncehook/oncehook/internal/eventually"
@@ -18,6 +19,7 @@ import (
 	"github.com/oncehook/oncehook/internal/stripefake"
 	"github.com/oncehook/oncehook/internal/testenv"
 	"github.com/oncehook/oncehook/sink"
+	"github.com/oncehook/oncehook/store"
 	"github.com/oncehook/oncehook/stripeapi"
 )
 
@@ -243,9 +245,9 @@ func TestThinFetchFailureGoesDeadThenReplays(t *testing.T) {
 		t.Fatalf("posting: %d %s", r.Code, r.Body)
 	}
 	ctx := context.Background()
-	var dead delivery.EventRow
+	var dead admin.EventRow
 	eventually.Require(t, 10*time.Second, id+" dead", func() bool {
-		rows, err := delivery.ListEvents(ctx, in.Pool(), delivery.ListFilter{Status: delivery.StatusDead})
+		rows, err := listDeliveries(ctx, in.Pool(), admin.ListParams{Status: delivery.StatusDead})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -271,7 +273,7 @@ func TestThinFetchFailureGoesDeadThenReplays(t *testing.T) {
 	}
 
 	fake.FailThin(id, 0, 0)
-	found, err := delivery.Replay(ctx, in.Pool(), []string{id}, "")
+	found, err := store.New(in.Pool()).ReplayIDs(ctx, []string{id}, store.ReplayIDsOptions{})
 	if err != nil || len(found) != 1 || found[0] != id {
 		t.Fatalf("Replay: %v, %v", found, err)
 	}

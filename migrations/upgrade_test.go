@@ -248,3 +248,73 @@ func TestUpgradeFromVersion6KeepsEveryRow(t *testing.T) {
 		t.Fatal("a source other than reconcile was accepted")
 	}
 }
+
+// version7Rows fills a version-7 ledger: webhooks and reconciled events,
+// deliveries to two destinations in every state (one under a lease), an
+// unrouted event, their history and a reconciler checkpoint.
+const version7Rows = `
+INSERT INTO stripe_webhook_events (event_id, event_type, livemode, payload, status, source, received_at)
+VALUES ('evt_v7_a', 'invoice.paid', true, '{"id":"evt_v7_a"}', 'routed', NULL, now() - interval '1 hour'),
+       ('evt_v7_b', 'customer.created', false, '{"id":"evt_v7_b"}', 'routed', 'reconcile', now() - interval '2 hours'),
+       ('evt_v7_c', 'invoice.voided', false, '{"id":"evt_v7_c"}', 'routed', 'reconcile', now() - interval '3 hours'),
+       ('evt_v7_unrouted', 'charge.succeeded', false, '{"id":"evt_v7_unrouted"}', 'routed', NULL, now());
+INSERT INTO stripe_webhook_deliveries (event_id, destination, status, attempts, next_attempt_at, locked_until, last_error, delivered_at, dead_at, received_at)
+VALUES ('evt_v7_a', 'billing', 'pending', 2, now() + interval '7 minutes', NULL, 'sink down', NULL, NULL, now() - interval '1 hour'),
+       ('evt_v7_a', 'crm', 'delivered', 1, now(), NULL, NULL, now() - interval '5 minutes', NULL, now() - interval '1 hour'),
+       ('evt_v7_b', 'billing', 'dead', 15, now(), NULL, 'sink answered 500', NULL, now() - interval '1 minute', now() - interval '2 hours'),
+       ('evt_v7_b', 'crm', 'pending', 1, now() + interval '1 minute', now() + interval '1 minute', 'timeout', NULL, NULL, now() - interval '2 hours'),
+       ('evt_v7_c', 'billing', 'pending', 0, now() - interval '1 minute', NULL, NULL, NULL, NULL, now() - interval '3 hours');
+INSERT INTO stripe_webhook_delivery_attempts (event_id, destination, ok, error, instance)
+VALUES ('evt_v7_a', 'billing', false, 'sink down', 'a'), ('evt_v7_a', 'crm', true, NULL, 'a'), ('evt_v7_b', 'billing', false, 'sink answered 500', 'b');
+INSERT INTO stripe_webhook_reconcile_checkpoints (listing, listed_through) VALUES ('delivery_success=false', now() - interval '10 minutes')`
+
+// TestUpgradeFromVersion7KeepsEveryRow upgrades a live version-7 schema
+// with rows in every state: every ledger row (and its source), delivery,
+// attempt and checkpoint is kept as it was, and the destination set of
+// record starts empty (no instance has recorded one yet), then takes a
+// set.
+func TestUpgradeFromVersion7KeepsEveryRow(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	pool := testenv.EmptySchema(t, testenv.DatabaseURL(t))
+	if _, err := migrations.ApplyUpTo(ctx, pool, 7); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := pool.Exec(ctx, version7Rows); err != nil {
+		t.Fatal(err)
+	}
+	const (
+		ledger      = `SELECT string_agg(format('%s|%s|%s|%s|%s|%s|%s', event_id, event_type, livemode, payload, status, source, received_at), ';' ORDER BY event_id) FROM stripe_webhook_events`
+		deliveries  = `SELECT string_agg(format('%s|%s|%s|%s|%s|%s|%s|%s|%s|%s', event_id, destination, status, attempts, next_attempt_at, locked_until, last_error, delivered_at, dead_at, received_at), ';' ORDER BY event_id, destination) FROM stripe_webhook_deliveries`
+		attempts    = `SELECT string_agg(format('%s|%s|%s|%s|%s|%s', event_id, destination, attempted_at, ok, error, instance), ';' ORDER BY event_id, destination) FROM stripe_webhook_delivery_attempts`
+		checkpoints = `SELECT string_agg(format('%s|%s|%s', listing, listed_through, updated_at), ';') FROM stripe_webhook_reconcile_checkpoints`
+		identity    = `SELECT string_agg(format('%s|%s', namespace, created_at), ';') FROM oncehook_identity`
+	)
+	queries := []string{ledger, deliveries, attempts, checkpoints, identity}
+	before := make([]string, len(queries))
+	for i, q := range queries {
+		before[i] = scalar(t, pool, q)
+	}
+	applied, err := migrations.Apply(ctx, pool)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(applied) != migrations.Latest()-7 {
+		t.Fatalf("applied %v on a version-7 schema", applied)
+	}
+	for i, q := range queries {
+		if after := scalar(t, pool, q); after != before[i] {
+			t.Fatalf("changed by the upgrade:\nbefore %s\nafter  %s", before[i], after)
+		}
+	}
+	if got := scalar(t, pool, `SELECT count(*)::text FROM oncehook_instance_destinations`); got != "0" {
+		t.Fatalf("%s recorded destinations after the upgrade, want none", got)
+	}
+	if _, err := pool.Exec(ctx, `INSERT INTO oncehook_instance_destinations (instance, destination, types, livemode, fingerprint)
+		VALUES ('host:1', 'billing', '{invoice.*}', true, 'f'), ('host:1', 'crm', '{}', NULL, 'f')`); err != nil {
+		t.Fatalf("recording a set after the upgrade: %v", err)
+	}
+	if _, err := pool.Exec(ctx, `INSERT INTO oncehook_instance_destinations (instance, destination, fingerprint) VALUES ('host:1', 'crm', 'f')`); err == nil {
+		t.Fatal("an instance recorded one destination twice")
+	}
+}

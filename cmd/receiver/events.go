@@ -6,7 +6,6 @@ import (
 	"errors"
 	"flag"
 	"fmt"
-	"github.com/oncehook/oncehook/internal/redact"
 	"io"
 	"os"
 	"slices"
@@ -16,8 +15,15 @@ import (
 
 	"github.com/jackc/pgx/v5/pgxpool"
 
-	"github.com/oncehook/oncehook/delivery"
+	"github.com/oncehook/oncehook/admin"
+	"github.com/oncehook/oncehook/internal/redact"
+	"github.com/oncehook/oncehook/route"
+	"github.com/oncehook/oncehook/store"
 )
+
+// stderr receives the commands' notes: where their destination set came
+// from, and warnings.
+var stderr io.Writer = os.Stderr
 
 // The events and replay commands need only DATABASE_URL; the receiver need
 // not be running.
@@ -52,9 +58,18 @@ func parseSince(v string, now time.Time) (time.Time, error) {
 	return time.Time{}, fmt.Errorf("--since %q: want a duration like 24h or a date like 2026-01-02", v)
 }
 
+// openAdmin is the operator API on DATABASE_URL; close closes its pool.
+func openAdmin(ctx context.Context) (a *admin.Admin, close func(), err error) {
+	pool, err := adminPool(ctx)
+	if err != nil {
+		return nil, nil, err
+	}
+	return admin.New(store.New(pool)), pool.Close, nil
+}
+
 func checkStatus(s string) error {
-	switch s {
-	case "", delivery.StatusPending, delivery.StatusDelivered, delivery.StatusDead, delivery.StatusUnrouted:
+	switch store.Status(s) {
+	case "", store.StatusPending, store.StatusDelivered, store.StatusDead, store.StatusUnrouted:
 		return nil
 	}
 	return fmt.Errorf("--status %q: want pending, delivered, dead or unrouted", s)
@@ -71,6 +86,37 @@ func configuredDestinations() ([]destinationConfig, error) {
 		return nil, err
 	}
 	return dests, nil
+}
+
+// envNamesDestinations reports whether this environment names a
+// destination set (DESTINATIONS or SINK_URL), rather than leaving the
+// default.
+func envNamesDestinations() bool {
+	return strings.TrimSpace(os.Getenv("DESTINATIONS")) != "" || os.Getenv("SINK_URL") != ""
+}
+
+// routes are the destinations' names and filters.
+func routes(dests []destinationConfig) []route.Destination {
+	out := make([]route.Destination, len(dests))
+	for i, d := range dests {
+		out[i] = route.Destination{Name: d.Name, Filter: d.Filter}
+	}
+	return out
+}
+
+// resolveDestinations is the destination set a command routes by: what
+// the running instances recorded, or this environment's with --force or
+// when none runs (said on stderr). It refuses an environment that names
+// another set than the instances serve, and instances that disagree.
+func resolveDestinations(ctx context.Context, a *admin.Admin, env []destinationConfig, force bool) (admin.Resolution, error) {
+	res, err := a.Resolve(ctx, admin.ResolveParams{Env: routes(env), EnvSet: envNamesDestinations(), Force: force})
+	if err != nil {
+		return res, err
+	}
+	if res.Note != "" {
+		fmt.Fprintln(stderr, "receiver:", res.Note)
+	}
+	return res, nil
 }
 
 func eventsCmd(ctx context.Context, args []string, out io.Writer) error {
@@ -107,18 +153,28 @@ func eventsList(ctx context.Context, args []string, out io.Writer) error {
 	if err != nil {
 		return err
 	}
-	pool, err := adminPool(ctx)
+	if *limit <= 0 {
+		return fmt.Errorf("--limit %d: want a positive number", *limit)
+	}
+	p := admin.ListParams{Status: store.Status(*status), Destination: *dest, Since: from}
+	if *typ != "" {
+		p.Types = []string{*typ}
+	}
+	if err := p.Validate(); err != nil {
+		return fmt.Errorf("events list: %w", err)
+	}
+	a, closeAdmin, err := openAdmin(ctx)
 	if err != nil {
 		return err
 	}
-	defer pool.Close()
-	rows, err := delivery.ListEvents(ctx, pool, delivery.ListFilter{Status: *status, Destination: *dest, Type: *typ, Since: from, Limit: *limit})
+	defer closeAdmin()
+	rows, err := a.ListDeliveries(ctx, p, *limit)
 	if err != nil {
 		return err
 	}
 	if *asJSON {
 		if rows == nil {
-			rows = []delivery.EventRow{}
+			rows = []admin.EventRow{}
 		}
 		return writeJSON(out, rows)
 	}
@@ -145,21 +201,21 @@ func eventsShow(ctx context.Context, args []string, out io.Writer) error {
 	if len(pos) != 1 {
 		return errors.New("usage: receiver events show EVT_ID [--json]")
 	}
-	pool, err := adminPool(ctx)
+	a, closeAdmin, err := openAdmin(ctx)
 	if err != nil {
 		return err
 	}
-	defer pool.Close()
-	ev, err := delivery.ShowEvent(ctx, pool, pos[0])
+	defer closeAdmin()
+	ev, err := a.Show(ctx, pos[0])
 	if err != nil {
 		return err
 	}
 	if *asJSON {
 		if ev.History == nil {
-			ev.History = []delivery.Attempt{}
+			ev.History = []admin.Attempt{}
 		}
 		return writeJSON(out, struct {
-			delivery.Event
+			admin.Event
 			Payload json.RawMessage `json:"payload"`
 		}{ev, ev.Payload})
 	}
@@ -214,11 +270,12 @@ func replayCmd(ctx context.Context, args []string, out io.Writer) error {
 	status := fs.String("status", "", "replay every delivery of this status: dead, or delivered (to send them all again)")
 	since := fs.String("since", "", "received within this duration (24h) or since this date")
 	dest := fs.String("destination", "", "only this destination; alone with --since, backfill it with the events it never had")
+	force := fs.Bool("force", false, "backfill by this environment's destinations even where the running instances serve others")
 	ids, err := parseArgs(fs, args)
 	if err != nil {
 		return err
 	}
-	usage := errors.New("usage: receiver replay EVT_ID... [--destination NAME] | receiver replay --status dead [--destination NAME] [--since D] | receiver replay --destination NAME --since D")
+	usage := errors.New("usage: receiver replay EVT_ID... [--destination NAME] | receiver replay --status dead [--destination NAME] [--since D] | receiver replay --destination NAME --since D [--force]")
 	backfill := len(ids) == 0 && *status == "" && *dest != ""
 	switch {
 	case len(ids) > 0 && *status != "":
@@ -227,55 +284,61 @@ func replayCmd(ctx context.Context, args []string, out io.Writer) error {
 		return usage
 	case backfill && *since == "":
 		return errors.New("--destination without --status backfills the destination: give --since too")
-	case *status != "" && *status != delivery.StatusDead && *status != delivery.StatusDelivered:
+	case *status != "" && *status != string(store.StatusDead) && *status != string(store.StatusDelivered):
 		return fmt.Errorf("--status %q: want dead or delivered (pending deliveries are made anyway)", *status)
-	case *status == delivery.StatusDelivered && *since == "":
+	case *status == string(store.StatusDelivered) && *since == "":
 		return errors.New("--status delivered sends every stored delivered event again: give --since too")
 	}
 	from, err := parseSince(*since, time.Now())
 	if err != nil {
 		return err
 	}
-	var target *destinationConfig
-	if *dest != "" {
-		dests, err := configuredDestinations()
-		if err != nil {
+	var env []destinationConfig
+	if backfill {
+		if env, err = configuredDestinations(); err != nil {
 			return err
 		}
-		i := slices.IndexFunc(dests, func(d destinationConfig) bool { return d.Name == *dest })
-		if i < 0 {
-			return fmt.Errorf("--destination %q is not configured here (destinations: %s); run the command with the receiver's DESTINATIONS settings",
-				*dest, strings.Join(destinationNames(dests), ", "))
-		}
-		target = &dests[i]
 	}
-	pool, err := adminPool(ctx)
+	a, closeAdmin, err := openAdmin(ctx)
 	if err != nil {
 		return err
 	}
-	defer pool.Close()
+	defer closeAdmin()
 	switch {
 	case backfill:
-		n, err := delivery.Backfill(ctx, pool, target.Name, target.Filter, from)
+		// Route by the set the running instances serve, as they would
+		// have routed the events.
+		res, err := resolveDestinations(ctx, a, env, *force)
 		if err != nil {
 			return err
 		}
-		fmt.Fprintf(out, "%d events received since %s given to destination %s\n", n, from.UTC().Format(time.RFC3339), target.Name)
+		i := slices.IndexFunc(res.Destinations, func(d route.Destination) bool { return d.Name == *dest })
+		if i < 0 {
+			return fmt.Errorf("--destination %q is not configured (destinations of the %s: %s)", *dest, setSource(res),
+				strings.Join(routeNames(res.Destinations), ", "))
+		}
+		target := res.Destinations[i]
+		r, err := a.Replay(ctx, admin.ReplayParams{Backfill: &target.Filter, Destination: target.Name, Since: from})
+		if err != nil {
+			return fmt.Errorf("%w (%d events given to %s before the error)", err, r.Replayed, target.Name)
+		}
+		fmt.Fprintf(out, "%d events received since %s given to destination %s\n", r.Replayed, from.UTC().Format(time.RFC3339), target.Name)
 		return nil
 	case *status != "":
-		n, err := delivery.ReplayStatus(ctx, pool, *status, from, *dest)
+		r, err := a.Replay(ctx, admin.ReplayParams{Status: store.Status(*status), Destination: *dest, Since: from})
 		if err != nil {
-			return err
+			return fmt.Errorf("%w (%d deliveries put back to pending before the error)", err, r.Replayed)
 		}
-		fmt.Fprintf(out, "%d %s deliveries put back to pending\n", n, *status)
+		fmt.Fprintf(out, "%d %s deliveries put back to pending\n", r.Replayed, *status)
+		warnUnserved(ctx, a, *dest)
 		return nil
 	}
-	found, err := delivery.Replay(ctx, pool, ids, *dest)
+	r, err := a.Replay(ctx, admin.ReplayParams{IDs: ids, Destination: *dest, Create: *dest != ""})
 	if err != nil {
 		return err
 	}
-	seen := make(map[string]bool, len(found))
-	for _, id := range found {
+	seen := make(map[string]bool, len(r.IDs))
+	for _, id := range r.IDs {
 		seen[id] = true
 		fmt.Fprintf(out, "%s put back to pending\n", id)
 	}
@@ -288,7 +351,30 @@ func replayCmd(ctx context.Context, args []string, out io.Writer) error {
 	if len(missing) > 0 {
 		return fmt.Errorf("unknown event ids, or events with no delivery to replay (give --destination): %s", strings.Join(missing, ", "))
 	}
+	warnUnserved(ctx, a, *dest)
 	return nil
+}
+
+// warnUnserved says on stderr when the running instances do not serve
+// dest: what was put back to pending waits for one that does.
+func warnUnserved(ctx context.Context, a *admin.Admin, dest string) {
+	if dest == "" {
+		return
+	}
+	rec, err := a.Record(ctx)
+	if err != nil || len(rec.Live) == 0 || slices.Contains(rec.Served(), dest) {
+		return
+	}
+	fmt.Fprintf(stderr, "receiver: no running instance serves destination %s (they serve %s): its pending deliveries wait until one does\n",
+		dest, strings.Join(rec.Served(), ", "))
+}
+
+// setSource names where a resolved set comes from, for messages.
+func setSource(res admin.Resolution) string {
+	if res.Source == admin.FromRecord {
+		return "running instances"
+	}
+	return "environment"
 }
 
 func destinationNames(dests []destinationConfig) []string {
@@ -299,8 +385,18 @@ func destinationNames(dests []destinationConfig) []string {
 	return names
 }
 
-// destinationsCmd prints each destination, configured here or found in
-// Postgres: its filter, its URL (redacted) and its deliveries.
+func routeNames(dests []route.Destination) []string {
+	names := make([]string, len(dests))
+	for i, d := range dests {
+		names[i] = d.Name
+	}
+	return names
+}
+
+// destinationsCmd prints each destination the running instances serve
+// (or, when none runs, that this environment configures), then the others
+// found in Postgres: its filter, its URL when this environment configures
+// it (redacted), its deliveries and the instances that serve it.
 func destinationsCmd(ctx context.Context, args []string, out io.Writer) error {
 	fs := flag.NewFlagSet("destinations", flag.ContinueOnError)
 	asJSON := fs.Bool("json", false, "print JSON")
@@ -314,39 +410,55 @@ func destinationsCmd(ctx context.Context, args []string, out io.Writer) error {
 	if err != nil {
 		return err
 	}
-	pool, err := adminPool(ctx)
+	a, closeAdmin, err := openAdmin(ctx)
 	if err != nil {
 		return err
 	}
-	defer pool.Close()
-	stats, err := delivery.Stats(ctx, pool)
+	defer closeAdmin()
+	res, err := a.Resolve(ctx, admin.ResolveParams{Env: routes(dests), EnvSet: envNamesDestinations()})
+	var mismatch *admin.SetMismatchError
+	switch {
+	case errors.As(err, &mismatch):
+		// A report: show the instances' set, and say this one differs.
+		fmt.Fprintln(stderr, "receiver: note:", err)
+		res.Destinations, res.Source = mismatch.Record, admin.FromRecord
+	case errors.Is(err, admin.ErrMixedSets):
+		// Overview adds what the other instances serve, as partial.
+		res.Destinations, res.Source = res.Record.Sets()[0][0].Destinations, admin.FromRecord
+	case err != nil:
+		return err
+	case res.Note != "":
+		fmt.Fprintln(stderr, "receiver:", res.Note)
+	}
+	infos, err := a.Overview(ctx, res)
 	if err != nil {
 		return err
+	}
+	// URLs are not recorded: this environment's, where it configures the
+	// destination as the instances do.
+	urls := map[string]string{}
+	if res.Source == admin.FromEnvironment || (envNamesDestinations() && mismatch == nil && !res.Record.Mixed()) {
+		for _, d := range dests {
+			urls[d.Name] = d.Target.String()
+		}
 	}
 	type row struct {
-		delivery.DestinationStats
-		State    string   `json:"state"` // configured or orphaned
+		admin.DestinationInfo
 		Types    []string `json:"types,omitempty"`
 		Livemode string   `json:"livemode,omitempty"`
 		URL      string   `json:"url,omitempty"`
 	}
-	var rows []row
-	byName := map[string]int{}
-	for _, d := range dests {
-		types := d.Filter.Types
-		if len(types) == 0 {
-			types = []string{"*"}
+	rows := make([]row, len(infos))
+	for i, d := range infos {
+		rows[i] = row{DestinationInfo: d}
+		if d.State != admin.StateOrphaned {
+			rows[i].Types = d.Filter.Types
+			if len(rows[i].Types) == 0 {
+				rows[i].Types = []string{"*"}
+			}
+			rows[i].Livemode = string(d.Filter.Livemode)
+			rows[i].URL = urls[d.Name]
 		}
-		byName[d.Name] = len(rows)
-		rows = append(rows, row{DestinationStats: delivery.DestinationStats{Name: d.Name}, State: "configured",
-			Types: types, Livemode: string(d.Filter.Livemode), URL: d.Target.String()})
-	}
-	for _, s := range stats {
-		if i, ok := byName[s.Name]; ok {
-			rows[i].DestinationStats = s
-			continue
-		}
-		rows = append(rows, row{DestinationStats: s, State: "orphaned"})
 	}
 	if *asJSON {
 		return writeJSON(out, rows)
@@ -361,7 +473,24 @@ func destinationsCmd(ctx context.Context, args []string, out io.Writer) error {
 		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%d\t%d\t%d\t%s\n", r.Name, r.State, orDash(strings.Join(r.Types, ",")),
 			orDash(r.Livemode), orDash(r.URL), r.Pending, r.Delivered, r.Dead, oldest)
 	}
-	return tw.Flush()
+	if err := tw.Flush(); err != nil {
+		return err
+	}
+	if res.Source == admin.FromRecord {
+		if res.Record.Mixed() {
+			fmt.Fprintf(out, "\nthe running instances serve different destination sets (a configuration change under way?):\n")
+			for _, g := range res.Record.Sets() {
+				ids := make([]string, len(g))
+				for i, in := range g {
+					ids[i] = in.Instance
+				}
+				fmt.Fprintf(out, "  %s: %s\n", strings.Join(g[0].Names(), ","), strings.Join(ids, ", "))
+			}
+		} else {
+			fmt.Fprintf(out, "\nas served by %d running instance(s)\n", len(res.Record.Live))
+		}
+	}
+	return nil
 }
 
 // parseArgs parses flags placed before, between or after positional

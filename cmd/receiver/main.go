@@ -30,9 +30,9 @@ const usage = `usage:
   receiver replay EVT_ID... [--destination NAME]
   receiver replay --status dead [--destination NAME] [--since D]
   receiver replay --status delivered --since D [--destination NAME]
-  receiver replay --destination NAME --since D     backfill a destination added later
+  receiver replay --destination NAME --since D [--force]   backfill a destination added later
   receiver destinations [--json]
-  receiver reconcile [--since 72h] [--all] [--types T,...] [--dry-run]
+  receiver reconcile [--since 72h] [--all] [--types T,...] [--dry-run] [--force]
 
 Configuration is read from the environment (see README.md).
 `

@@ -10,16 +10,18 @@ import (
 	"strings"
 	"time"
 
+	"github.com/oncehook/oncehook/admin"
 	"github.com/oncehook/oncehook/dedup"
 	"github.com/oncehook/oncehook/internal/redact"
 	"github.com/oncehook/oncehook/reconcile"
-	"github.com/oncehook/oncehook/route"
+	"github.com/oncehook/oncehook/store"
 )
 
 // reconcileCmd is `receiver reconcile --since 72h [--all] [--types T]
 // [--dry-run]`: one reconciler run from the command line. It needs
-// DATABASE_URL, STRIPE_API_KEY and the destinations (to route what it
-// stores), and REDIS_URL when the receivers use Redis.
+// DATABASE_URL and STRIPE_API_KEY, and REDIS_URL when the receivers use
+// Redis; it routes what it stores by the destinations the running
+// instances recorded (see resolveDestinations).
 func reconcileCmd(ctx context.Context, args []string, out io.Writer) error {
 	fs := flag.NewFlagSet("reconcile", flag.ContinueOnError)
 	fs.SetOutput(io.Discard)
@@ -27,11 +29,12 @@ func reconcileCmd(ctx context.Context, args []string, out io.Writer) error {
 	all := fs.Bool("all", false, "list every event, not only those Stripe failed to deliver")
 	types := fs.String("types", "", "comma-separated event types to list (at most 20)")
 	dryRun := fs.Bool("dry-run", false, "only report what is missing")
+	force := fs.Bool("force", false, "route by this environment's destinations even where the running instances serve others")
 	if rest, err := parseArgs(fs, args); err != nil || len(rest) > 0 {
 		if err == nil {
 			err = fmt.Errorf("unexpected argument %q", rest[0])
 		}
-		return fmt.Errorf("reconcile: %v\nusage: receiver reconcile [--since 72h] [--all] [--types T,...] [--dry-run]", err)
+		return fmt.Errorf("reconcile: %v\nusage: receiver reconcile [--since 72h] [--all] [--types T,...] [--dry-run] [--force]", err)
 	}
 	typesSet := false
 	fs.Visit(func(f *flag.Flag) { typesSet = typesSet || f.Name == "types" })
@@ -88,11 +91,12 @@ func reconcileCmd(ctx context.Context, args []string, out io.Writer) error {
 	cfg := reconcile.Config{Lister: client, Pool: pool, All: *all, Types: s.ReconcileTypes, Lookback: min(s.ReconcileLookback, maxAge), MaxAge: maxAge,
 		Slice: reconcile.MaxLookback} // one listing: the command has no run timeout
 	if !*dryRun {
-		routes := make([]route.Destination, len(dests))
-		for i, d := range dests {
-			routes[i] = route.Destination{Name: d.Name, Filter: d.Filter}
+		// Route what it stores as the running instances route webhooks.
+		res, err := resolveDestinations(ctx, admin.New(store.New(pool)), dests, *force)
+		if err != nil {
+			return err
 		}
-		table, err := route.NewTable(routes)
+		table, err := res.Table()
 		if err != nil {
 			return err
 		}

@@ -111,6 +111,8 @@ func exported(t testing.TB) series {
 		func() float64 { return 0 })
 	m.QueryGauge("oncehook_oldest_pending_age_seconds", "Age of the oldest event not yet delivered to the destination (all instances).",
 		dest, time.Second, func(context.Context) (float64, error) { return 0, nil })
+	m.QueryGauge("oncehook_deliveries_unserved", "Pending deliveries to destinations that no running instance serves (all instances; each destination's counted up to 100000): they wait until one does.",
+		nil, time.Second, func(context.Context) (float64, error) { return 0, nil })
 	m.Destination(exampleDestination)
 	// A vector with no child yet is left out of Gather; record once on
 	// every collector so that each family shows.

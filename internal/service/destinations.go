@@ -11,8 +11,10 @@ import (
 	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/oncehook/oncehook/admin"
 	"github.com/oncehook/oncehook/delivery"
 	"github.com/oncehook/oncehook/internal/metrics"
+	"github.com/oncehook/oncehook/route"
 	"github.com/oncehook/oncehook/store"
 )
 
@@ -43,7 +45,7 @@ func closeSinks(dests []delivery.Destination) {
 func warnOrphaned(ctx context.Context, pool *pgxpool.Pool, names []string, log *slog.Logger) {
 	ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
 	defer cancel()
-	pending, err := delivery.PendingDestinations(ctx, pool)
+	pending, err := store.New(pool).DestinationsWith(ctx, store.StatusPending)
 	if err != nil {
 		log.Warn("could not check for orphaned destinations", "error", err)
 		return
@@ -70,6 +72,21 @@ func registerDestinationGauges(m *metrics.Metrics, disp *delivery.Dispatcher, po
 				return age.Seconds(), err
 			})
 	}
+	ops := admin.New(st)
+	m.QueryGauge("oncehook_deliveries_unserved", "Pending deliveries to destinations that no running instance serves (all instances; each destination's counted up to 100000): they wait until one does.",
+		nil, time.Second, func(ctx context.Context) (float64, error) { n, err := ops.Unserved(ctx, names); return float64(n), err })
+}
+
+// newRegistration builds the part that records in Postgres the
+// destination set this instance serves, and keeps its heartbeat fresh
+// until Stop, which removes it: the commands and the console read what the
+// running instances serve there.
+func newRegistration(pool *pgxpool.Pool, dests []delivery.Destination, log *slog.Logger) (*admin.Registration, error) {
+	served := make([]route.Destination, len(dests))
+	for i, d := range dests {
+		served[i] = route.Destination{Name: d.Name, Filter: d.Filter}
+	}
+	return admin.NewRegistration(admin.RegistrationConfig{Store: store.New(pool), Destinations: served, Logger: log})
 }
 
 // destinationsLog describes the destinations for the start line, with

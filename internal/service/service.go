@@ -13,6 +13,7 @@ import (
 	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/redis/go-redis/v9"
 
+	"github.com/oncehook/oncehook/admin"
 	"github.com/oncehook/oncehook/dedup"
 	"github.com/oncehook/oncehook/delivery"
 	"github.com/oncehook/oncehook/internal/metrics"
@@ -87,7 +88,8 @@ type Service struct {
 	destsLog string
 
 	disp       *delivery.Dispatcher
-	pruner     *delivery.Pruner // nil: WithoutPruner
+	pruner     *delivery.Pruner    // nil: WithoutPruner
+	record     *admin.Registration // this instance's destination set, in Postgres
 	dedup      *dedup.Deduper
 	webhooks   *listener
 	admin      *adminServer          // nil: ADMIN_ADDR is empty
@@ -169,6 +171,9 @@ func New(ctx context.Context, cfg Config, opts ...Option) (_ *Service, err error
 		return nil, err
 	}
 	warnOrphaned(ctx, s.pool, names, log)
+	if s.record, err = newRegistration(s.pool, s.dests, log); err != nil {
+		return nil, err
+	}
 	if !o.noPruner {
 		if s.pruner, err = delivery.NewPruner(delivery.PrunerConfig{Pool: s.pool, Retention: cfg.Retention, Duty: float64(cfg.PruneDuty) / 100,
 			Logger: log, Metrics: m}); err != nil {
@@ -221,7 +226,8 @@ type part interface {
 }
 
 // Start starts the parts: delivery first, so that what the intake hands
-// over has workers, and the webhook listener once everything behind it
+// over has workers, then the record of the destinations it serves, and
+// the webhook listener once everything behind it
 // runs; the reconciler last. The parts run until Stop, not until ctx
 // ends: Stop drains them within its own deadline. When a part fails to
 // start, Start stops those it started, releases what New opened and
@@ -229,7 +235,7 @@ type part interface {
 // returns startstop.ErrStopped.
 func (s *Service) Start(ctx context.Context) error {
 	return s.state.Start(ctx, func(ctx context.Context) error {
-		parts := []part{s.disp}
+		parts := []part{s.disp, s.record}
 		if s.pruner != nil {
 			parts = append(parts, s.pruner)
 		}
@@ -285,8 +291,10 @@ func (s *Service) Stop(ctx context.Context) error {
 //     is left is aborted and stays pending; the last results are written
 //     and the sinks closed;
 //  5. the pruner;
-//  6. the admin and console server, which served /metrics throughout;
-//  7. the Postgres pool and the Redis client, if New opened them: every
+//  6. the destination record: this instance's set is removed, as it no
+//     longer delivers;
+//  7. the admin and console server, which served /metrics throughout;
+//  8. the Postgres pool and the Redis client, if New opened them: every
 //     step above uses them.
 func (s *Service) stop(ctx context.Context) error {
 	var mu sync.Mutex // a step left behind may still fail
@@ -312,6 +320,7 @@ func (s *Service) stop(ctx context.Context) error {
 	if s.pruner != nil {
 		step("pruner", s.pruner, "")
 	}
+	step("destination record", s.record, "")
 	if s.admin != nil {
 		step("admin server", s.admin, "")
 	}

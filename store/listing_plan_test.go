@@ -1,4 +1,4 @@
-package delivery_test
+package store_test
 
 import (
 	"context"
@@ -14,8 +14,8 @@ import (
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
 
-	"github.com/oncehook/oncehook/delivery"
 	"github.com/oncehook/oncehook/internal/testenv"
+	"github.com/oncehook/oncehook/store"
 )
 
 // planStart is when the scaled ledger's 30 days begin.
@@ -219,7 +219,7 @@ func pagesRows(t *testing.T) int {
 func planPool(t *testing.T, pool *pgxpool.Pool, mode string) *pgxpool.Pool {
 	cfg := pool.Config().Copy()
 	cfg.ConnConfig.RuntimeParams["plan_cache_mode"] = mode
-	// As EventsPage runs them; and a work_mem at which a hashed subplan
+	// As ListEvents runs them; and a work_mem at which a hashed subplan
 	// over every delivery would look cheap, so that none may creep in.
 	cfg.ConnConfig.RuntimeParams["jit"] = "off"
 	cfg.ConnConfig.RuntimeParams["work_mem"] = "64MB"
@@ -231,15 +231,15 @@ func planPool(t *testing.T, pool *pgxpool.Pool, mode string) *pgxpool.Pool {
 	return p
 }
 
-// medianPage times EventsPage five times and returns the median.
-func medianPage(t *testing.T, pool *pgxpool.Pool, f delivery.PageFilter) (time.Duration, delivery.Page) {
+// medianPage times ListEvents five times and returns the median.
+func medianPage(t *testing.T, pool *pgxpool.Pool, f store.ListParams) (time.Duration, store.Page) {
 	t.Helper()
 	var times []time.Duration
-	var p delivery.Page
+	var p store.Page
 	for range 5 {
 		start := time.Now()
 		var err error
-		if p, err = delivery.EventsPage(context.Background(), pool, f); err != nil {
+		if p, err = store.New(pool).ListEvents(context.Background(), f); err != nil {
 			t.Fatal(err)
 		}
 		times = append(times, time.Since(start))
@@ -248,14 +248,14 @@ func medianPage(t *testing.T, pool *pgxpool.Pool, f delivery.PageFilter) (time.D
 	return times[2], p
 }
 
-// TestEventsPagePlans checks the query plans of the paging statements on
+// TestListEventsPlans checks the query plans of the paging statements on
 // a ledger of PAGES_ROWS events (default 200,000; the figures that matter
 // are at 10,000,000): for every kind of filter, with the plan for the
 // arguments' values and with a generic plan, no sequential scan of the
 // ledger tables, no OFFSET, and a bounded number of rows read. It logs
-// each statement's execution time and EventsPage's median time; from
+// each statement's execution time and ListEvents's median time; from
 // 1,000,000 events on, a page that takes 50 ms or more fails.
-func TestEventsPagePlans(t *testing.T) {
+func TestListEventsPlans(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
 	n := pagesRows(t)
@@ -273,7 +273,7 @@ func TestEventsPagePlans(t *testing.T) {
 	for _, s := range sizes {
 		t.Logf("%s: %s rows, table %s, indexes %s", s.Name, s.Rows, s.Table, s.Indexes)
 	}
-	var mid delivery.Cursor
+	var mid store.Cursor
 	if err := pool.QueryRow(ctx, `SELECT received_at, event_id FROM stripe_webhook_events
 		WHERE event_id = 'evt_' || substr(md5(($1::int / 2)::text), 1, 24)`, n).Scan(&mid.At, &mid.ID); err != nil {
 		t.Fatal(err)
@@ -285,35 +285,35 @@ func TestEventsPagePlans(t *testing.T) {
 
 	filters := []struct {
 		name string
-		f    delivery.PageFilter
+		f    store.ListParams
 	}{
-		{"newest", delivery.PageFilter{}},
-		{"deep", delivery.PageFilter{After: mid}},
-		{"type invoice.", delivery.PageFilter{TypePrefix: "invoice."}},
-		{"type radar. (rare)", delivery.PageFilter{TypePrefix: "radar."}},
-		{"dead", delivery.PageFilter{Status: delivery.StatusDead}},
-		{"dead at c", delivery.PageFilter{Status: delivery.StatusDead, Destination: "c"}},
-		{"dead radar. (rare)", delivery.PageFilter{Status: delivery.StatusDead, TypePrefix: "radar."}},
-		{"pending", delivery.PageFilter{Status: delivery.StatusPending}},
-		{"delivered at a", delivery.PageFilter{Status: delivery.StatusDelivered, Destination: "a"}},
-		{"delivered at b", delivery.PageFilter{Status: delivery.StatusDelivered, Destination: "b"}}, // behind its backlog
-		{"unrouted", delivery.PageFilter{Status: delivery.StatusUnrouted}},
-		{"one day", delivery.PageFilter{Since: planStart.AddDate(0, 0, 10), Until: planStart.AddDate(0, 0, 11)}},
+		{"newest", store.ListParams{}},
+		{"deep", store.ListParams{After: mid}},
+		{"type invoice.", store.ListParams{Types: []string{"invoice.*"}}},
+		{"type radar. (rare)", store.ListParams{Types: []string{"radar.*"}}},
+		{"dead", store.ListParams{Status: store.StatusDead}},
+		{"dead at c", store.ListParams{Status: store.StatusDead, Destination: "c"}},
+		{"dead radar. (rare)", store.ListParams{Status: store.StatusDead, Types: []string{"radar.*"}}},
+		{"pending", store.ListParams{Status: store.StatusPending}},
+		{"delivered at a", store.ListParams{Status: store.StatusDelivered, Destination: "a"}},
+		{"delivered at b", store.ListParams{Status: store.StatusDelivered, Destination: "b"}}, // behind its backlog
+		{"unrouted", store.ListParams{Status: store.StatusUnrouted}},
+		{"one day", store.ListParams{Since: planStart.AddDate(0, 0, 10), Until: planStart.AddDate(0, 0, 11)}},
 	}
 	// A page walks at most PageScanBudget entries of the ledger, or of the
 	// destinations' deliveries together, and looks each one up once in the
 	// other table; the margin is for ties.
-	maxRows := float64(2*delivery.PageScanBudget + 1000)
+	maxRows := float64(2*store.PageScanBudget + 1000)
 	for _, c := range filters {
 		for _, p := range pools {
 			took, page := medianPage(t, p.pool, c.f)
-			t.Logf("%-18s EventsPage %-7s: %6.2f ms median of 5 (%d events, partial %t)",
+			t.Logf("%-18s ListEvents %-7s: %6.2f ms median of 5 (%d events, partial %t)",
 				c.name, p.mode, float64(took.Microseconds())/1000, len(page.Events), page.Partial)
 			if n >= 1_000_000 && took >= 50*time.Millisecond {
-				t.Errorf("%s: EventsPage with %s plans takes %v (median of 5) on %d events, want under 50 ms", c.name, p.mode, took, n)
+				t.Errorf("%s: ListEvents with %s plans takes %v (median of 5) on %d events, want under 50 ms", c.name, p.mode, took, n)
 			}
 		}
-		page, edge, args, err := delivery.PageQueries(ctx, pool, c.f)
+		page, edge, args, err := store.New(pool).PageQueries(ctx, c.f)
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -1,4 +1,4 @@
-package delivery
+package store
 
 import (
 	"context"
@@ -9,7 +9,8 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5"
-	"github.com/jackc/pgx/v5/pgxpool"
+
+	"github.com/oncehook/oncehook/route"
 )
 
 // PageScanBudget bounds the index entries one page walks, whatever its
@@ -17,8 +18,11 @@ import (
 // to go on from, instead of walking a whole ledger.
 const PageScanBudget = 1000
 
-// maxPageSize bounds the events on one page.
-const maxPageSize = 200
+// MaxPageSize bounds the events on one page.
+const MaxPageSize = 200
+
+// DefaultPageSize is the events on a page when ListParams.Limit is 0.
+const DefaultPageSize = 50
 
 // Cursor is a keyset position: the next page holds events received before
 // At, or at At with an event id before ID (newest first).
@@ -30,25 +34,56 @@ type Cursor struct {
 // IsZero reports whether c is the start, before the newest event.
 func (c Cursor) IsZero() bool { return c.At.IsZero() && c.ID == "" }
 
-// PageFilter selects a page of events; zero fields match everything.
-type PageFilter struct {
-	Status      string // a delivery status (pending, delivered, dead) or unrouted
-	Destination string // has a delivery to this destination
-	TypePrefix  string // the event type starts with it
-	Since       time.Time
-	Until       time.Time // received before it
-	After       Cursor    // zero: the newest page
-	Limit       int       // events per page; defaults to 50, at most 200
+// ListParams selects a page of events; zero fields match everything. It is
+// the one filter of every listing (the CLI's and the console's).
+type ListParams struct {
+	// Status is a delivery status (pending, delivered, dead): events with
+	// such a delivery (at Destination, when set); or unrouted: events that
+	// matched no destination.
+	Status Status
+	// Destination selects events with a delivery to it.
+	Destination string
+	// Types are event type patterns, as a destination's filter takes them
+	// (invoice.paid, invoice.*, *): the event's type matches one of them.
+	// Empty matches every type.
+	Types []string
+	// Livemode, when set, selects live (true) or test (false) events.
+	Livemode *bool
+	// Since and Until bound received_at: at or after Since, before Until.
+	Since, Until time.Time
+	// After is where the page starts; zero: the newest page.
+	After Cursor
+	// Limit is the events per page. Defaults to DefaultPageSize, at most
+	// MaxPageSize.
+	Limit int
+}
+
+// Validate reports what is wrong with p.
+func (p ListParams) Validate() error {
+	switch p.Status {
+	case "", StatusPending, StatusDelivered, StatusDead, StatusUnrouted:
+	default:
+		return fmt.Errorf("status %q is none of pending, delivered, dead, unrouted", p.Status)
+	}
+	if p.Status == StatusUnrouted && p.Destination != "" {
+		return errors.New("an unrouted event has no destination")
+	}
+	for _, t := range p.Types {
+		if err := route.ValidPattern(t); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 // PageEvent is one event of a page with all its deliveries.
 type PageEvent struct {
-	ID         string
-	Type       string
-	Livemode   bool
-	ReceivedAt time.Time
-	Source     string     // "reconcile", or empty for a webhook
-	Deliveries []EventRow // by destination; empty for an unrouted event
+	ID         string     `json:"id"`
+	Type       string     `json:"type"`
+	Livemode   bool       `json:"livemode"`
+	ReceivedAt time.Time  `json:"received_at"`
+	Source     string     `json:"source,omitempty"` // "reconcile", or empty for a webhook
+	Deliveries []EventRow `json:"deliveries"`       // by destination; empty for an unrouted event
 }
 
 // Page is one page of events, newest first.
@@ -61,42 +96,47 @@ type Page struct {
 	Partial bool
 }
 
-// farFuture stands for "no upper bound" on received_at.
-var farFuture = time.Date(9999, 1, 1, 0, 0, 0, 0, time.UTC)
-
-// likePrefix escapes prefix for LIKE and appends the wildcard.
-func likePrefix(prefix string) string {
-	r := strings.NewReplacer(`\`, `\\`, `%`, `\%`, `_`, `\_`)
-	return r.Replace(prefix) + "%"
-}
-
-// EventsPage returns a page of events matching f, newest first, by keyset
+// ListEvents returns a page of events matching p, newest first, by keyset
 // on (received_at, event_id). Pending and dead deliveries are found
 // through their partial indexes, one destination at a time; everything
 // else walks the ledger's received_at index. Either way a page reads at
 // most PageScanBudget index entries, shared between the destinations.
-func EventsPage(ctx context.Context, pool *pgxpool.Pool, f PageFilter) (Page, error) {
-	var p Page
+func (s *Store) ListEvents(ctx context.Context, p ListParams) (Page, error) {
+	if err := p.Validate(); err != nil {
+		return Page{}, fmt.Errorf("listing events: %w", err)
+	}
+	var out Page
 	// No JIT: it costs tens of milliseconds to compile a plan that runs in
 	// a few (the planner overestimates the bounded walks).
-	err := pgx.BeginFunc(ctx, pool, func(tx pgx.Tx) error {
+	err := pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
 		if _, err := tx.Exec(ctx, "SET LOCAL jit = off"); err != nil {
 			return err
 		}
-		q, err := pageQueries(ctx, tx, f)
+		q, err := pageQueries(ctx, tx, p)
 		if err != nil {
 			return err
 		}
-		p, err = q.run(ctx, tx)
+		out, err = q.run(ctx, tx)
 		if err != nil {
 			return err
 		}
-		return fillDeliveries(ctx, tx, p.Events)
+		return fillDeliveries(ctx, tx, out.Events)
 	})
 	if err != nil {
 		return Page{}, fmt.Errorf("listing events: %w", err)
 	}
-	return p, nil
+	return out, nil
+}
+
+// PageQueries returns the statements and arguments that ListEvents runs
+// for p, for the query plan tests.
+func (s *Store) PageQueries(ctx context.Context, p ListParams) (page, edge string, args pgx.NamedArgs, err error) {
+	err = pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
+		q, err := pageQueries(ctx, tx, p)
+		page, edge, args = q.page, q.edge, q.args
+		return err
+	})
+	return page, edge, args, err
 }
 
 // pageQuery is one page's statements: the matches (up to @want), and,
@@ -110,30 +150,44 @@ type pageQuery struct {
 	walks int
 }
 
-// pageQueries builds the statements for f. For pending or dead
+// eventMatch is the conditions on the event e that p sets beyond the
+// keyset: its type and its mode.
+func eventMatch(p ListParams) string {
+	var m string
+	if len(p.Types) > 0 {
+		m += ` AND e.event_type LIKE ANY(@types::text[])`
+	}
+	if p.Livemode != nil {
+		m += ` AND e.livemode = @livemode`
+	}
+	return m
+}
+
+// pageQueries builds the statements for p. For pending or dead
 // deliveries of every destination it first lists the destinations that
 // have some, one index probe each.
-func pageQueries(ctx context.Context, q pgx.Tx, f PageFilter) (pageQuery, error) {
-	if f.Limit <= 0 {
-		f.Limit = 50
+func pageQueries(ctx context.Context, q pgx.Tx, p ListParams) (pageQuery, error) {
+	if p.Limit <= 0 {
+		p.Limit = DefaultPageSize
 	}
-	f.Limit = min(f.Limit, maxPageSize)
-	at, until := f.After.At, f.Until
-	if f.After.IsZero() {
+	p.Limit = min(p.Limit, MaxPageSize)
+	at, until := p.After.At, p.Until
+	if p.After.IsZero() {
 		at = farFuture
 	}
 	if until.IsZero() {
 		until = farFuture
 	}
 	args := pgx.NamedArgs{
-		"at": at, "id": f.After.ID, "since": f.Since, "until": until, "type": likePrefix(f.TypePrefix),
-		"status": f.Status, "dest": f.Destination, "budget": PageScanBudget, "want": f.Limit + 1,
+		"at": at, "id": p.After.ID, "since": p.Since, "until": until,
+		"types": route.Filter{Types: p.Types}.LikePatterns(), "livemode": p.Livemode,
+		"status": string(p.Status), "dest": p.Destination, "budget": PageScanBudget, "want": p.Limit + 1,
 	}
-	switch f.Status {
+	switch p.Status {
 	case StatusPending, StatusDead:
-		dests := []string{f.Destination}
-		if f.Destination == "" {
-			rows, err := q.Query(ctx, `WITH RECURSIVE `+distinctDestinations(f.Status, "n")+`
+		dests := []string{p.Destination}
+		if p.Destination == "" {
+			rows, err := q.Query(ctx, `WITH RECURSIVE `+distinctDestinations(p.Status, "n")+`
 				SELECT destination FROM n WHERE destination IS NOT NULL`)
 			if err != nil {
 				return pageQuery{}, err
@@ -144,17 +198,11 @@ func pageQueries(ctx context.Context, q pgx.Tx, f PageFilter) (pageQuery, error)
 		}
 		args["dests"] = dests
 		args["budget"] = max(20, PageScanBudget/max(1, len(dests)))
-		page, edge := deliveryQueries(f.Status)
-		return pageQuery{page: page, edge: edge, args: args, limit: f.Limit, walks: len(dests)}, nil
-	case "", StatusDelivered, StatusUnrouted:
-	default:
-		return pageQuery{}, fmt.Errorf("unknown status %q", f.Status)
+		page, edge := deliveryQueries(p)
+		return pageQuery{page: page, edge: edge, args: args, limit: p.Limit, walks: len(dests)}, nil
 	}
-	if f.Status == StatusUnrouted && f.Destination != "" {
-		return pageQuery{}, errors.New("an unrouted event has no destination")
-	}
-	page, edge := ledgerQueries(f)
-	return pageQuery{page: page, edge: edge, args: args, limit: f.Limit, walks: 1}, nil
+	page, edge := ledgerQueries(p)
+	return pageQuery{page: page, edge: edge, args: args, limit: p.Limit, walks: 1}, nil
 }
 
 // run reads the page. A walk that reached its budget stopped at its last
@@ -235,27 +283,25 @@ const ledgerScan = `SELECT event_id, received_at, event_type, livemode, status, 
 // destination's, or unrouted ones. A delivery is looked up by key with
 // LIMIT 1 for each event walked (never a hashed subplan, which would read
 // every delivery).
-func ledgerQueries(f PageFilter) (page, edge string) {
+func ledgerQueries(p ListParams) (page, edge string) {
 	var join, match string
 	switch {
-	case f.Status == StatusUnrouted:
+	case p.Status == StatusUnrouted:
 		join = ` LEFT JOIN LATERAL (SELECT true AS hit FROM stripe_webhook_deliveries d
 			WHERE d.event_id = e.event_id LIMIT 1) m ON true`
 		match = ` AND e.status = 'routed' AND m.hit IS NULL`
-	case f.Status != "" || f.Destination != "":
+	case p.Status != "" || p.Destination != "":
 		var cond []string
-		if f.Status != "" {
+		if p.Status != "" {
 			cond = append(cond, "d.status = @status")
 		}
-		if f.Destination != "" {
+		if p.Destination != "" {
 			cond = append(cond, "d.destination = @dest")
 		}
 		join = ` JOIN LATERAL (SELECT true AS hit FROM stripe_webhook_deliveries d
 			WHERE d.event_id = e.event_id AND ` + strings.Join(cond, " AND ") + ` LIMIT 1) m ON true`
 	}
-	if f.TypePrefix != "" {
-		match += ` AND e.event_type LIKE @type`
-	}
+	match += eventMatch(p)
 	return `SELECT e.event_id, e.event_type, e.livemode, e.received_at, e.source
 			FROM (` + ledgerScan + `) e` + join + ` WHERE true` + match + `
 			ORDER BY e.received_at DESC, e.event_id COLLATE "C" DESC LIMIT @want`,
@@ -265,49 +311,27 @@ func ledgerQueries(f PageFilter) (page, edge string) {
 		WHERE s.n >= @budget`
 }
 
-// distinctDestinations is a recursive CTE named name that lists the
-// destinations with deliveries of status (a literal), one index probe per
-// destination; its last row is NULL.
-func distinctDestinations(status, name string) string {
-	mustBeDeliveryStatus(status)
-	return name + ` AS (
-		(SELECT destination FROM stripe_webhook_deliveries WHERE status = '` + status + `' ORDER BY destination LIMIT 1)
-		UNION ALL
-		SELECT (SELECT destination FROM stripe_webhook_deliveries
-			WHERE status = '` + status + `' AND destination > ` + name + `.destination ORDER BY destination LIMIT 1)
-		FROM ` + name + ` WHERE ` + name + `.destination IS NOT NULL)`
-}
-
 // deliveryQueries page by pending or dead deliveries: per destination of
 // @dests, the newest @want matches within the budget, merged. An event
 // with matches at several destinations is listed once. The status is a
 // literal, so that even a generic plan uses the partial index of that
 // status.
-func deliveryQueries(status string) (page, edge string) {
-	mustBeDeliveryStatus(status)
+func deliveryQueries(p ListParams) (page, edge string) {
+	mustBeDeliveryStatus(p.Status)
 	scan := `SELECT d.event_id, d.received_at FROM stripe_webhook_deliveries d
-		WHERE d.destination = dn.destination AND d.status = '` + status + `' AND d.` + keyset + `
+		WHERE d.destination = dn.destination AND d.status = '` + string(p.Status) + `' AND d.` + keyset + `
 		ORDER BY d.received_at DESC, d.event_id COLLATE "C" DESC LIMIT @budget`
 	return `SELECT DISTINCT h.event_id, h.event_type, h.livemode, h.received_at, h.source
 		FROM unnest(@dests::text[]) AS dn(destination) CROSS JOIN LATERAL (
 			SELECT e.event_id COLLATE "C" AS event_id, e.event_type, e.livemode, e.received_at, COALESCE(e.source, '') AS source
 			FROM (` + scan + `) s JOIN stripe_webhook_events e ON e.event_id = s.event_id
-			WHERE e.event_type LIKE @type
+			WHERE true` + eventMatch(p) + `
 			ORDER BY s.received_at DESC, s.event_id COLLATE "C" DESC LIMIT @want) h
 		ORDER BY h.received_at DESC, h.event_id DESC LIMIT @want`,
 		`SELECT x.received_at, x.event_id FROM unnest(@dests::text[]) AS dn(destination) CROSS JOIN LATERAL (
 			SELECT s.received_at, s.event_id, count(*) OVER () AS n
 			FROM (` + scan + `) s ORDER BY s.received_at, s.event_id COLLATE "C" LIMIT 1) x
 		WHERE x.n >= @budget`
-}
-
-// mustBeDeliveryStatus guards the statuses written into SQL as literals.
-func mustBeDeliveryStatus(status string) {
-	switch status {
-	case StatusPending, StatusDelivered, StatusDead:
-	default:
-		panic("delivery: not a delivery status: " + status)
-	}
 }
 
 // after reports whether a comes before b in a page (is newer).
@@ -325,7 +349,8 @@ func collectPageEvents(rows pgx.Rows) ([]PageEvent, error) {
 	})
 }
 
-// fillDeliveries reads the deliveries of the page's events.
+// fillDeliveries reads the deliveries of the page's events; a row of the
+// previous version not yet adopted reads as its one delivery, to default.
 func fillDeliveries(ctx context.Context, tx pgx.Tx, events []PageEvent) error {
 	if len(events) == 0 {
 		return nil
@@ -337,8 +362,8 @@ func fillDeliveries(ctx context.Context, tx pgx.Tx, events []PageEvent) error {
 		at[e.ID] = i
 	}
 	rows, err := tx.Query(ctx, `SELECT `+deliveryColumns+` FROM stripe_webhook_events e
-		JOIN stripe_webhook_deliveries d ON d.event_id = e.event_id
-		WHERE e.event_id = ANY($1) ORDER BY d.destination`, ids)
+		LEFT JOIN stripe_webhook_deliveries d ON d.event_id = e.event_id
+		WHERE e.event_id = ANY($1) AND (d.event_id IS NOT NULL OR e.status <> 'routed') ORDER BY 3`, ids)
 	if err != nil {
 		return err
 	}
