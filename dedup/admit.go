@@ -9,10 +9,10 @@ import (
 	"github.com/oncehook/oncehook/store"
 )
 
-// Checker stores an event unless it is stored already and says which it
+// Storer stores an event unless it is stored already and says which it
 // was; *Deduper is one.
-type Checker interface {
-	Check(ctx context.Context, ev *event.Event) (Result, error)
+type Storer interface {
+	StoreOnce(ctx context.Context, ev *event.Event) (Result, error)
 }
 
 // Intake says where the bodies a caller admits come from and where the
@@ -57,12 +57,12 @@ type Admission struct {
 //     event.ErrInvalid (an *event.ParseError, whose message can be shown
 //     to the sender as is); nothing is stored.
 //  2. It stores the event, marked in.Source, unless it is stored already
-//     (s.Check). Any other error is Check's (it wraps ErrUnavailable or
+//     (s.StoreOnce). Any other error is StoreOnce's (it wraps ErrUnavailable or
 //     is ErrOverloaded, or the context's): Admission.Event names the
 //     event, and nothing claims it, so a retry is judged afresh.
 //  3. It hands an event this call accepted to in.Enqueue with a copy of
 //     the payload, so that the caller may reuse body once Admit returns.
-func Admit(ctx context.Context, s Checker, body []byte, in Intake) (Admission, error) {
+func Admit(ctx context.Context, s Storer, body []byte, in Intake) (Admission, error) {
 	start := time.Now()
 	ev, err := event.Parse(body)
 	in.Metrics.Stage(metrics.StageParse, start)
@@ -74,7 +74,7 @@ func Admit(ctx context.Context, s Checker, body []byte, in Intake) (Admission, e
 		return Admission{}, &event.ParseError{Msg: "event id " + ev.ID + " is not the id the event was found under"}
 	}
 	ev.Source = in.Source
-	res, err := s.Check(ctx, &ev)
+	res, err := s.StoreOnce(ctx, &ev)
 	if err != nil {
 		return Admission{Event: ev}, err
 	}

@@ -11,14 +11,14 @@ import (
 	"github.com/oncehook/oncehook/store"
 )
 
-// fakeChecker answers Check with a fixed result and records what it got.
-type fakeChecker struct {
+// fakeStorer answers StoreOnce with a fixed result and records what it got.
+type fakeStorer struct {
 	res    dedup.Result
 	err    error
 	called []event.Event
 }
 
-func (c *fakeChecker) Check(_ context.Context, ev *event.Event) (dedup.Result, error) {
+func (c *fakeStorer) StoreOnce(_ context.Context, ev *event.Event) (dedup.Result, error) {
 	c.called = append(c.called, *ev)
 	return c.res, c.err
 }
@@ -35,7 +35,7 @@ func TestAdmit(t *testing.T) {
 		ev    *event.Event
 		lease store.Lease
 	}
-	run := func(c *fakeChecker, in dedup.Intake, b []byte) (dedup.Admission, []queued, error) {
+	run := func(c *fakeStorer, in dedup.Intake, b []byte) (dedup.Admission, []queued, error) {
 		var q []queued
 		if in.Enqueue == nil {
 			in.Enqueue = func(ev *event.Event, l store.Lease) bool { q = append(q, queued{ev, l}); return true }
@@ -45,7 +45,7 @@ func TestAdmit(t *testing.T) {
 	}
 
 	t.Run("invalid body", func(t *testing.T) {
-		c := &fakeChecker{res: dedup.Result{Outcome: dedup.Accepted}}
+		c := &fakeStorer{res: dedup.Result{Outcome: dedup.Accepted}}
 		a, q, err := run(c, dedup.Intake{}, []byte(`{"id":"evt_1"}`))
 		var pe *event.ParseError
 		if !errors.Is(err, event.ErrInvalid) || !errors.As(err, &pe) || err.Error() != "event has no type" {
@@ -57,7 +57,7 @@ func TestAdmit(t *testing.T) {
 	})
 
 	t.Run("another id than the one listed", func(t *testing.T) {
-		c := &fakeChecker{res: dedup.Result{Outcome: dedup.Accepted}}
+		c := &fakeStorer{res: dedup.Result{Outcome: dedup.Accepted}}
 		_, q, err := run(c, dedup.Intake{ID: "evt_other"}, []byte(body))
 		if !errors.Is(err, event.ErrInvalid) || len(c.called) != 0 || len(q) != 0 {
 			t.Fatalf("error %v, %d stored, %d queued; want refused, nothing stored", err, len(c.called), len(q))
@@ -65,7 +65,7 @@ func TestAdmit(t *testing.T) {
 	})
 
 	t.Run("accepted", func(t *testing.T) {
-		c := &fakeChecker{res: dedup.Result{Outcome: dedup.Accepted, Path: dedup.PathPostgresOnly, Lease: lease}}
+		c := &fakeStorer{res: dedup.Result{Outcome: dedup.Accepted, Path: dedup.PathPostgresOnly, Lease: lease}}
 		b := []byte(body)
 		a, q, err := run(c, dedup.Intake{Source: event.SourceReconcile, ID: "evt_admit"}, b)
 		if err != nil || a.Result.Outcome != dedup.Accepted || !a.Queued {
@@ -90,7 +90,7 @@ func TestAdmit(t *testing.T) {
 	})
 
 	t.Run("queue full", func(t *testing.T) {
-		c := &fakeChecker{res: dedup.Result{Outcome: dedup.Accepted, Lease: lease}}
+		c := &fakeStorer{res: dedup.Result{Outcome: dedup.Accepted, Lease: lease}}
 		a, err := dedup.Admit(context.Background(), c, []byte(body), dedup.Intake{Enqueue: func(*event.Event, store.Lease) bool { return false }})
 		if err != nil || a.Result.Outcome != dedup.Accepted || a.Queued {
 			t.Fatalf("Admit = %+v, %v; want accepted, not queued", a, err)
@@ -98,7 +98,7 @@ func TestAdmit(t *testing.T) {
 	})
 
 	t.Run("no delivery", func(t *testing.T) {
-		c := &fakeChecker{res: dedup.Result{Outcome: dedup.Accepted, Lease: lease}}
+		c := &fakeStorer{res: dedup.Result{Outcome: dedup.Accepted, Lease: lease}}
 		a, err := dedup.Admit(context.Background(), c, []byte(body), dedup.Intake{})
 		if err != nil || a.Result.Outcome != dedup.Accepted || a.Queued {
 			t.Fatalf("Admit = %+v, %v; want accepted, not queued", a, err)
@@ -106,7 +106,7 @@ func TestAdmit(t *testing.T) {
 	})
 
 	t.Run("duplicate", func(t *testing.T) {
-		c := &fakeChecker{res: dedup.Result{Outcome: dedup.Duplicate, Path: dedup.PathPostgresOnly}}
+		c := &fakeStorer{res: dedup.Result{Outcome: dedup.Duplicate, Path: dedup.PathPostgresOnly}}
 		a, q, err := run(c, dedup.Intake{}, []byte(body))
 		if err != nil || a.Result.Outcome != dedup.Duplicate || a.Queued || len(q) != 0 || a.Event.ID != "evt_admit" {
 			t.Fatalf("Admit = %+v, %v, %d queued; want a duplicate, not queued", a, err, len(q))
@@ -114,7 +114,7 @@ func TestAdmit(t *testing.T) {
 	})
 
 	t.Run("store error", func(t *testing.T) {
-		c := &fakeChecker{err: dedup.ErrOverloaded}
+		c := &fakeStorer{err: dedup.ErrOverloaded}
 		a, q, err := run(c, dedup.Intake{}, []byte(body))
 		if !errors.Is(err, dedup.ErrOverloaded) || errors.Is(err, event.ErrInvalid) || len(q) != 0 {
 			t.Fatalf("error %v, %d queued; want the store's error, nothing queued", err, len(q))

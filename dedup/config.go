@@ -43,7 +43,7 @@ type Config struct {
 	// batch grows with the load; measured on the bench, more flushers make
 	// smaller batches and cost Postgres more CPU per event. Defaults to 1.
 	Flushers int
-	// QueueSize bounds the inserts waiting for a batch; past it Check answers
+	// QueueSize bounds the inserts waiting for a batch; past it StoreOnce answers
 	// ErrOverloaded. Defaults to 4096.
 	QueueSize int
 	// CommitTimeout bounds one batch's round trip to Postgres. Defaults to 5s.

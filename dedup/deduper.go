@@ -55,7 +55,7 @@ const (
 	PathPostgresOnly Path = "postgres_only"
 )
 
-// Result is what Check decided.
+// Result is what StoreOnce decided.
 type Result struct {
 	Outcome Outcome
 	Path    Path
@@ -82,7 +82,7 @@ type Deduper struct {
 	state   startstop.State
 }
 
-// New builds a Deduper; Start starts its batch writer (before, Check
+// New builds a Deduper; Start starts its batch writer (before, StoreOnce
 // answers ErrUnavailable) and Stop stops it.
 func New(cfg Config) (*Deduper, error) {
 	cfg = cfg.WithDefaults()
@@ -106,10 +106,10 @@ func New(cfg Config) (*Deduper, error) {
 	return d, nil
 }
 
-// Check stores ev unless it is already stored and says which it was. An
+// StoreOnce stores ev unless it is already stored and says which it was. An
 // error wraps ErrUnavailable or is ErrOverloaded; then nothing in Redis
 // claims the event, so a retry is judged afresh.
-func (d *Deduper) Check(ctx context.Context, ev *event.Event) (Result, error) {
+func (d *Deduper) StoreOnce(ctx context.Context, ev *event.Event) (Result, error) {
 	if d.Recent([]byte(ev.ID)) { // not kept: no copy for a short id
 		return Result{Outcome: Duplicate, Path: PathRecent}, nil
 	}
@@ -132,7 +132,7 @@ func (d *Deduper) Check(ctx context.Context, ev *event.Event) (Result, error) {
 
 // Recent reports whether this process stored the event id a moment ago
 // (Config.RecentIDs), and if so counts the delivery as a duplicate decided
-// on PathRecent: then the caller may answer it without Check.
+// on PathRecent: then the caller may answer it without StoreOnce.
 func (d *Deduper) Recent(id []byte) bool {
 	if !d.recent.has(id, time.Now()) {
 		return false

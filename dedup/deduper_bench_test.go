@@ -26,7 +26,7 @@ func BenchmarkRedisFastPath(b *testing.B) {
 	defer d.Stop(context.Background())
 	const ids = 1024
 	for i := range ids {
-		if _, err := d.Check(context.Background(), testEvent(fmt.Sprintf("evt_fast_%d", i))); err != nil {
+		if _, err := d.StoreOnce(context.Background(), testEvent(fmt.Sprintf("evt_fast_%d", i))); err != nil {
 			b.Fatal(err)
 		}
 	}
@@ -37,9 +37,9 @@ func BenchmarkRedisFastPath(b *testing.B) {
 	b.RunParallel(func(pb *testing.PB) {
 		for pb.Next() {
 			i := n.Add(1)
-			res, err := d.Check(context.Background(), testEvent(fmt.Sprintf("evt_fast_%d", i%ids)))
+			res, err := d.StoreOnce(context.Background(), testEvent(fmt.Sprintf("evt_fast_%d", i%ids)))
 			if err != nil || res.Outcome != dedup.Duplicate || res.Path == dedup.PathPostgres {
-				b.Fatalf("Check: %+v, %v", res, err)
+				b.Fatalf("StoreOnce: %+v, %v", res, err)
 			}
 		}
 	})
@@ -65,9 +65,9 @@ func BenchmarkGroupCommit(b *testing.B) {
 	b.ResetTimer()
 	b.RunParallel(func(pb *testing.PB) {
 		for pb.Next() {
-			res, err := d.Check(context.Background(), testEvent(fmt.Sprintf("evt_gc_%s_%d", run, n.Add(1))))
+			res, err := d.StoreOnce(context.Background(), testEvent(fmt.Sprintf("evt_gc_%s_%d", run, n.Add(1))))
 			if err != nil || res.Outcome != dedup.Accepted {
-				b.Fatalf("Check: %+v, %v", res, err)
+				b.Fatalf("StoreOnce: %+v, %v", res, err)
 			}
 		}
 	})

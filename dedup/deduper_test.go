@@ -52,9 +52,9 @@ func rowCount(t *testing.T, pool *pgxpool.Pool, id string) int {
 
 func check(t *testing.T, d *dedup.Deduper, id string) dedup.Result {
 	t.Helper()
-	res, err := d.Check(context.Background(), testEvent(id))
+	res, err := d.StoreOnce(context.Background(), testEvent(id))
 	if err != nil {
-		t.Fatalf("Check(%s): %v", id, err)
+		t.Fatalf("StoreOnce(%s): %v", id, err)
 	}
 	return res
 }
@@ -69,7 +69,7 @@ func TestConcurrentDeliveriesOneAccepted(t *testing.T) {
 	results := make(chan dedup.Result, 50)
 	for range 50 {
 		wg.Go(func() {
-			res, err := d.Check(context.Background(), testEvent("evt_concurrent"))
+			res, err := d.StoreOnce(context.Background(), testEvent("evt_concurrent"))
 			if err != nil {
 				t.Error(err)
 				return
@@ -98,8 +98,8 @@ func TestStoredRowHoldsTheEvent(t *testing.T) {
 	pool := testenv.Postgres(t)
 	d := newDeduper(t, pool, nil, "")
 	ev := testEvent("evt_fields")
-	if res, err := d.Check(context.Background(), ev); err != nil || res.Outcome != dedup.Accepted || res.Path != dedup.PathPostgresOnly {
-		t.Fatalf("Check: %+v, %v", res, err)
+	if res, err := d.StoreOnce(context.Background(), ev); err != nil || res.Outcome != dedup.Accepted || res.Path != dedup.PathPostgresOnly {
+		t.Fatalf("StoreOnce: %+v, %v", res, err)
 	}
 	var (
 		typ, account, version, status string
@@ -117,7 +117,7 @@ func TestStoredRowHoldsTheEvent(t *testing.T) {
 		t.Fatalf("row = %q %q %q %v %q %q locked=%v", typ, account, version, created, payload, status, lockedFuture)
 	}
 	if res := check(t, d, "evt_fields"); res.Outcome != dedup.Duplicate {
-		t.Fatalf("second Check: %+v, want duplicate", res)
+		t.Fatalf("second StoreOnce: %+v, want duplicate", res)
 	}
 }
 
@@ -157,7 +157,7 @@ func TestClaimHeldElsewhereGoesToPostgres(t *testing.T) {
 	// Another instance claimed the event and then died before inserting.
 	rdb.Set(context.Background(), prefix+"evt:evt_orphan", "pending:deadbeef", time.Minute)
 	if res := check(t, d, "evt_orphan"); res.Outcome != dedup.Accepted || res.Path != dedup.PathPostgres {
-		t.Fatalf("Check: %+v, want accepted through Postgres", res)
+		t.Fatalf("StoreOnce: %+v, want accepted through Postgres", res)
 	}
 }
 
@@ -171,7 +171,7 @@ func TestGroupCommit(t *testing.T) {
 	accepted := 0
 	for i := range n {
 		wg.Go(func() {
-			res, err := d.Check(context.Background(), testEvent(fmt.Sprintf("evt_group_%d", i)))
+			res, err := d.StoreOnce(context.Background(), testEvent(fmt.Sprintf("evt_group_%d", i)))
 			if err != nil {
 				t.Error(err)
 				return
@@ -209,7 +209,7 @@ func TestOverlappingBatchesFromInstances(t *testing.T) {
 		for i := range 100 {
 			id := fmt.Sprintf("evt_overlap_%03d", (i*7+k*31)%100)
 			wg.Go(func() {
-				res, err := d.Check(context.Background(), testEvent(id))
+				res, err := d.StoreOnce(context.Background(), testEvent(id))
 				if err != nil {
 					t.Error(err)
 					return
@@ -242,9 +242,9 @@ func TestPostgresDownAnswersUnavailableAndReleasesClaim(t *testing.T) {
 
 	pg.Stop(t)
 	for range 3 {
-		_, err := d.Check(context.Background(), testEvent("evt_pgdown"))
+		_, err := d.StoreOnce(context.Background(), testEvent("evt_pgdown"))
 		if !errors.Is(err, dedup.ErrUnavailable) {
-			t.Fatalf("Check with Postgres down: %v, want ErrUnavailable", err)
+			t.Fatalf("StoreOnce with Postgres down: %v, want ErrUnavailable", err)
 		}
 	}
 	if keys := testenv.Keys(t, rdb, prefix); len(keys) != 0 {
@@ -295,16 +295,16 @@ func TestCheckAfterStopIsUnavailable(t *testing.T) {
 	_ = d.Stop(context.Background())
 	done := make(chan error, 1)
 	go func() {
-		_, err := d.Check(context.Background(), testEvent("evt_after_stop"))
+		_, err := d.StoreOnce(context.Background(), testEvent("evt_after_stop"))
 		done <- err
 	}()
 	select {
 	case err := <-done:
 		if !errors.Is(err, dedup.ErrUnavailable) {
-			t.Fatalf("Check after Stop: %v, want ErrUnavailable", err)
+			t.Fatalf("StoreOnce after Stop: %v, want ErrUnavailable", err)
 		}
 	case <-time.After(5 * time.Second):
-		t.Fatal("Check after Stop hangs")
+		t.Fatal("StoreOnce after Stop hangs")
 	}
 	if keys := testenv.Keys(t, rdb, prefix); len(keys) != 0 {
 		t.Fatalf("claim left behind: %v", keys)
@@ -318,7 +318,7 @@ func TestAcceptedResultCarriesLeaseStart(t *testing.T) {
 	before := time.Now()
 	res := check(t, d, "evt_lease")
 	if res.Outcome != dedup.Accepted || res.Lease.Start.Before(before) || res.Lease.Start.After(time.Now()) {
-		t.Fatalf("Result %+v: Lease.Start must be taken during Check", res)
+		t.Fatalf("Result %+v: Lease.Start must be taken during StoreOnce", res)
 	}
 	// The row's lease ends no earlier than LeasedAt + Lease (1m by default).
 	var leaseEnd time.Time
@@ -356,7 +356,7 @@ func TestRedisCluster(t *testing.T) {
 		for range copies {
 			wg.Go(func() {
 				id := fmt.Sprintf("evt_cluster_%03d", e)
-				res, err := d.Check(context.Background(), testEvent(id))
+				res, err := d.StoreOnce(context.Background(), testEvent(id))
 				if err != nil {
 					t.Error(err)
 					return
@@ -454,18 +454,18 @@ func TestClaimHeldElsewhereAwaitsItsDone(t *testing.T) {
 		rdb.Set(context.Background(), key, "pending:0123abcd", time.Minute)
 		go func() {
 			// Intended fault window: the other instance commits 20ms
-			// later, while this Check is waiting on its claim.
+			// later, while this StoreOnce is waiting on its claim.
 			time.Sleep(20 * time.Millisecond)
 			rdb.Set(context.Background(), key, "done", time.Hour)
 		}()
 		res := check(t, d, id)
 		if res.Outcome != dedup.Duplicate || (res.Path != dedup.PathRedisAwait && res.Path != dedup.PathRedisDone) {
-			t.Fatalf("Check(%s): %+v, want a duplicate from Redis", id, res)
+			t.Fatalf("StoreOnce(%s): %+v, want a duplicate from Redis", id, res)
 		}
 		awaited = res.Path == dedup.PathRedisAwait
 	}
 	if !awaited {
-		t.Fatal("no Check waited for the other instance's done")
+		t.Fatal("no StoreOnce waited for the other instance's done")
 	}
 	if after := d.Stats(); after.Rows != before.Rows {
 		t.Fatalf("the wait reached Postgres: %+v -> %+v", before, after)
@@ -474,7 +474,7 @@ func TestClaimHeldElsewhereAwaitsItsDone(t *testing.T) {
 	rdb.Set(context.Background(), prefix+"evt:evt_released", "pending:0123abcd", time.Minute)
 	go func() {
 		// Intended fault window: the other instance's insert fails and
-		// its claim goes 3ms later, while this Check is waiting on it.
+		// its claim goes 3ms later, while this StoreOnce is waiting on it.
 		time.Sleep(3 * time.Millisecond)
 		rdb.Del(context.Background(), prefix+"evt:evt_released")
 	}()

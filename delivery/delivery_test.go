@@ -137,7 +137,7 @@ func TestSinkDownThenBackWithBackoff(t *testing.T) {
 	var rows []admin.EventRow
 	eventually.Require(t, 10*time.Second, "attempts to climb while the sink is down", func() bool {
 		var err error
-		rows, err = listDeliveries(context.Background(), pool, admin.ListParams{Status: delivery.StatusPending})
+		rows, err = listDeliveries(context.Background(), pool, admin.ListParams{Status: store.StatusPending})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -186,7 +186,7 @@ func TestDeadLetterAndReplay(t *testing.T) {
 
 	eventually.Require(t, 10*time.Second, "3 dead after max attempts", func() bool { return statusCounts(t, pool)["dead"] == 3 },
 		func() string { return fmt.Sprint(statusCounts(t, pool)) })
-	dead, err := listDeliveries(context.Background(), pool, admin.ListParams{Status: delivery.StatusDead})
+	dead, err := listDeliveries(context.Background(), pool, admin.ListParams{Status: store.StatusDead})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -199,7 +199,7 @@ func TestDeadLetterAndReplay(t *testing.T) {
 	if err != nil || len(found) != 1 || found[0] != ids[0] {
 		t.Fatalf("Replay: %v, %v; want only %s found", found, err, ids[0])
 	}
-	n, err := replayStatus(context.Background(), pool, delivery.StatusDead, "")
+	n, err := replayStatus(context.Background(), pool, store.StatusDead, "")
 	if err != nil || n != 2 {
 		t.Fatalf("ReplayStatus: %d, %v; want 2", n, err)
 	}

@@ -124,7 +124,7 @@ func TestRoutingByTypeAndLivemode(t *testing.T) {
 			t.Errorf("%s: deliveries %v, want %v", e.id, got, wantStates)
 		}
 	}
-	unrouted, err := listDeliveries(context.Background(), pool, admin.ListParams{Status: delivery.StatusUnrouted})
+	unrouted, err := listDeliveries(context.Background(), pool, admin.ListParams{Status: store.StatusUnrouted})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -205,7 +205,7 @@ func TestRetriesDeadLettersAndReplayPerDestination(t *testing.T) {
 	var dead []admin.EventRow
 	eventually.Require(t, 10*time.Second, "every billing delivery dead", func() bool {
 		var err error
-		dead, err = listDeliveries(context.Background(), pool, admin.ListParams{Status: delivery.StatusDead, Destination: "billing"})
+		dead, err = listDeliveries(context.Background(), pool, admin.ListParams{Status: store.StatusDead, Destination: "billing"})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -229,11 +229,11 @@ func TestRetriesDeadLettersAndReplayPerDestination(t *testing.T) {
 	}
 
 	isDown.Store(false)
-	n, err := replayStatus(context.Background(), pool, delivery.StatusDead, "analytics")
+	n, err := replayStatus(context.Background(), pool, store.StatusDead, "analytics")
 	if err != nil || n != 0 {
 		t.Fatalf("replaying analytics' dead: %d, %v; want none", n, err)
 	}
-	n, err = replayStatus(context.Background(), pool, delivery.StatusDead, "billing")
+	n, err = replayStatus(context.Background(), pool, store.StatusDead, "billing")
 	if err != nil || n != int64(len(ids)) {
 		t.Fatalf("replaying billing's dead: %d, %v; want %d", n, err, len(ids))
 	}

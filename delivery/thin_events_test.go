@@ -247,7 +247,7 @@ func TestThinFetchFailureGoesDeadThenReplays(t *testing.T) {
 	ctx := context.Background()
 	var dead admin.EventRow
 	eventually.Require(t, 10*time.Second, id+" dead", func() bool {
-		rows, err := listDeliveries(ctx, in.Pool(), admin.ListParams{Status: delivery.StatusDead})
+		rows, err := listDeliveries(ctx, in.Pool(), admin.ListParams{Status: store.StatusDead})
 		if err != nil {
 			t.Fatal(err)
 		}

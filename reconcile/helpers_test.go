@@ -145,17 +145,17 @@ func startNode(t *testing.T, pool *pgxpool.Pool, rdb redis.UniversalClient, pref
 
 // failingStore fails to store one event id, and stores the others.
 type failingStore struct {
-	next reconcile.Store
+	next dedup.Storer
 	id   string
 }
 
 var errStoreDown = errors.New("store down")
 
-func (s failingStore) Check(ctx context.Context, ev *event.Event) (dedup.Result, error) {
+func (s failingStore) StoreOnce(ctx context.Context, ev *event.Event) (dedup.Result, error) {
 	if ev.ID == s.id {
 		return dedup.Result{}, errStoreDown
 	}
-	return s.next.Check(ctx, ev)
+	return s.next.StoreOnce(ctx, ev)
 }
 
 // checkpoint is the only listing's listed_through, if there is one.

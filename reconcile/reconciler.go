@@ -31,12 +31,6 @@ type Lister interface {
 	ListEvents(ctx context.Context, p stripeapi.ListParams) (stripeapi.Page, error)
 }
 
-// Store stores an event unless it is stored already, as for a webhook
-// (dedup.Admit stores through it); *dedup.Deduper is one.
-type Store interface {
-	Check(ctx context.Context, ev *event.Event) (dedup.Result, error)
-}
-
 // Config configures a Reconciler.
 type Config struct {
 	// Lister reads Stripe's events. Required.
@@ -44,7 +38,7 @@ type Config struct {
 	// Pool holds the ledger and the checkpoints. Required.
 	Pool *pgxpool.Pool
 	// Store stores a missing event (not needed for a dry run).
-	Store Store
+	Store dedup.Storer
 	// Enqueue hands a stored event to this instance's delivery; nil leaves
 	// it to the sweepers.
 	Enqueue func(*event.Event, store.Lease) bool

@@ -245,7 +245,7 @@ func TestDryRunStoresNothingAndCountsProgress(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		if _, err := store.Check(t.Context(), &ev); err != nil {
+		if _, err := store.StoreOnce(t.Context(), &ev); err != nil {
 			t.Fatal(err)
 		}
 	}
