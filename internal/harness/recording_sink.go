@@ -3,11 +3,13 @@ package harness
 import (
 	"context"
 	"errors"
+	"fmt"
 	"sync"
 	"testing"
 	"time"
 
 	"github.com/oncehook/oncehook/event"
+	"github.com/oncehook/oncehook/internal/eventually"
 )
 
 // RecordingSink is a Sink that counts deliveries per event id. Set Fail to
@@ -51,17 +53,12 @@ func (s *RecordingSink) Counts() map[string]int {
 // WaitFor waits until cond holds for the counts, failing the test after timeout.
 func (s *RecordingSink) WaitFor(t testing.TB, timeout time.Duration, cond func(map[string]int) bool) map[string]int {
 	t.Helper()
-	deadline := time.Now().Add(timeout)
-	for {
-		c := s.Counts()
-		if cond(c) {
-			return c
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("sink: condition not met after %s; deliveries: %d ids", timeout, len(c))
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
+	var c map[string]int
+	eventually.Require(t, timeout, "the sink's deliveries to meet the condition", func() bool {
+		c = s.Counts()
+		return cond(c)
+	}, func() string { return fmt.Sprintf("deliveries: %d ids", len(c)) })
+	return c
 }
 
 // ErrSinkDown is what a failing RecordingSink returns in tests.
