@@ -10,6 +10,7 @@ import (
 	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/oncehook/oncehook/event"
+	"github.com/oncehook/oncehook/internal/eventually"
 	"github.com/oncehook/oncehook/internal/testenv"
 	"github.com/oncehook/oncehook/route"
 	"github.com/oncehook/oncehook/store"
@@ -441,5 +442,132 @@ func TestPruneRacingClaimsAndResults(t *testing.T) {
 	var left int
 	if err := pool.QueryRow(ctx, `SELECT count(*) FROM stripe_webhook_events`).Scan(&left); err != nil || left != 0 {
 		t.Fatalf("%d events left after the last pass (%v), want 0", left, err)
+	}
+}
+
+// Replays, claims with their results, and the pruner race on one ledger of
+// old, delivered events. A replay that returned puts the delivery back to
+// pending, so its event must survive the pruner until it is delivered
+// again: per event, replays and deliveries alternate, and an event
+// replayed once more than it was delivered is still there, pending.
+func TestReplayClaimAndPruneRacing(t *testing.T) {
+	t.Parallel()
+	st, pool := newStore(t)
+	ctx := context.Background()
+	rt := routes(t, "billing")
+	const n = 400
+	ids := make([]string, n)
+	for i := range ids {
+		ids[i] = fmt.Sprintf("evt_rcp_%04d", i)
+	}
+	backoff := store.Backoff{Base: time.Second, Max: time.Second}
+	for i := 0; i < n; i += 100 {
+		var rs []store.Result
+		for _, in := range insert(t, st, rt, time.Hour, ids[i:i+100]...) {
+			rs = append(rs, store.Result{EventID: in.ID, Destination: "billing", Lease: in.Lease, OK: true, MaxAttempts: 5})
+		}
+		if _, err := st.WriteResults(ctx, rs, backoff, "i"); err != nil {
+			t.Fatal(err)
+		}
+	}
+	age(t, pool, 48*time.Hour, ids...)
+
+	var mu sync.Mutex
+	replays, deliveries := map[string]int{}, map[string]int{}
+	var wg sync.WaitGroup
+	stop := make(chan struct{})
+	running := func(f func() bool) {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for {
+				select {
+				case <-stop:
+					return
+				default:
+				}
+				if !f() {
+					return
+				}
+			}
+		}()
+	}
+	running(func() bool { // the pruner
+		_, _, _, err := st.PruneBatch(ctx, store.PruneParams{Retention: time.Hour, DeadRetention: time.Hour, BatchSize: 40})
+		if err != nil {
+			t.Error(err)
+		}
+		return err == nil
+	})
+	next := 0
+	running(func() bool { // the replayer, round the ids again and again
+		chunk := ids[next : next+20]
+		next = (next + 20) % n
+		got, err := st.ReplayIDs(ctx, chunk, store.ReplayIDsOptions{Destination: "billing", Existing: true})
+		if err != nil {
+			t.Error(err)
+			return false
+		}
+		mu.Lock()
+		for _, id := range got {
+			replays[id]++
+		}
+		mu.Unlock()
+		return true
+	})
+	for range 2 {
+		running(func() bool { // a sweeper and its result writer
+			c, err := st.Claim(ctx, store.ClaimParams{Destination: "billing", Limit: 15, RoomBytes: 1 << 20, Lease: time.Hour})
+			if err != nil {
+				t.Error(err)
+				return false
+			}
+			var rs []store.Result
+			for _, x := range c {
+				rs = append(rs, store.Result{EventID: x.Event.ID, Destination: "billing", Lease: x.Lease, OK: true, MaxAttempts: 5})
+			}
+			applied, err := st.WriteResults(ctx, rs, backoff, "i")
+			if err != nil {
+				t.Error(err)
+				return false
+			}
+			if applied.Delivered["billing"] != len(rs) {
+				t.Errorf("applied %d of %d results of fresh claims", applied.Delivered["billing"], len(rs))
+			}
+			mu.Lock()
+			for _, x := range c {
+				deliveries[x.Event.ID]++
+			}
+			mu.Unlock()
+			return true
+		})
+	}
+	// Until the pruner has deleted a good part of the ledger while the
+	// others ran.
+	eventually.Require(t, time.Minute, "the pruner to delete half the ledger", func() bool {
+		have, err := st.StoredEvents(ctx, ids)
+		return err == nil && len(have) <= n/2
+	})
+	close(stop)
+	wg.Wait()
+	have, err := st.StoredEvents(ctx, ids)
+	if err != nil {
+		t.Fatal(err)
+	}
+	total := 0
+	for _, id := range ids {
+		r, d := replays[id], deliveries[id]
+		total += r
+		switch {
+		case r-d < 0 || r-d > 1:
+			t.Errorf("%s: replayed %d times, delivered %d times: they must alternate", id, r, d)
+		case r-d == 1 && !have[id]:
+			t.Errorf("%s: replayed and not delivered since, but the pruner deleted it", id)
+		case r-d == 1 && deliveryRow(t, pool, id, "billing").status != store.StatusPending:
+			t.Errorf("%s: replayed and not delivered since, but not pending", id)
+		}
+	}
+	if total == 0 {
+		t.Fatal("nothing was replayed: the race did not happen")
 	}
 }
