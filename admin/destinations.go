@@ -171,6 +171,12 @@ func (a *Admin) Resolve(ctx context.Context, p ResolveParams) (Resolution, error
 	res := Resolution{Record: rec}
 	sets := rec.Sets()
 	switch {
+	case p.Force && !p.EnvSet && len(sets) > 0:
+		// The environment's set would be the implicit default, which
+		// the running instances do not serve: what is routed by it would
+		// wait for good.
+		return res, fmt.Errorf("--force routes by this environment's destinations, but it names none (set DESTINATIONS or SINK_URL); the running instances serve %s",
+			rec.Describe())
 	case p.Force:
 		res.Destinations, res.Source = p.Env, FromEnvironment
 		if len(sets) > 0 {

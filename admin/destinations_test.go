@@ -3,11 +3,13 @@ package admin_test
 import (
 	"context"
 	"errors"
+	"fmt"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/oncehook/oncehook/admin"
+	"github.com/oncehook/oncehook/internal/eventually"
 	"github.com/oncehook/oncehook/internal/testenv"
 	"github.com/oncehook/oncehook/route"
 	"github.com/oncehook/oncehook/store"
@@ -71,6 +73,12 @@ func TestResolve(t *testing.T) {
 	narrower := []route.Destination{{Name: "billing", Filter: route.Filter{Types: []string{"invoice.paid"}}}, crm}
 	if _, err := a.Resolve(ctx, admin.ResolveParams{Env: narrower, EnvSet: true}); err == nil || !strings.Contains(err.Error(), "billing takes invoice.paid here, invoice.* there") {
 		t.Errorf("another filter: %v", err)
+	}
+	// Forced from an environment that names no set (its set would be the
+	// implicit default, served by nobody): refused.
+	if _, err := a.Resolve(ctx, admin.ResolveParams{Env: []route.Destination{{Name: "default"}}, Force: true}); err == nil ||
+		!strings.Contains(err.Error(), "names none") {
+		t.Errorf("--force with no DESTINATIONS: %v, want a refusal", err)
 	}
 	// Forced: the environment's, and it says so.
 	res, err = a.Resolve(ctx, admin.ResolveParams{Env: env, EnvSet: true, Force: true})
@@ -146,17 +154,12 @@ func TestRegistration(t *testing.T) {
 	if _, err := pool.Exec(ctx, `DELETE FROM oncehook_instance_destinations`); err != nil {
 		t.Fatal(err)
 	}
-	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(10 * time.Millisecond) {
-		var n int
+	var n int
+	eventually.Require(t, 10*time.Second, "the heartbeat to record the set again", func() bool {
 		var beat time.Time
-		err := pool.QueryRow(ctx, `SELECT count(*), COALESCE(min(heartbeat_at), 'epoch') FROM oncehook_instance_destinations`).Scan(&n, &beat)
-		if err == nil && n == 2 && beat.After(first) {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("the heartbeat did not record the set again: %d rows, %v", n, err)
-		}
-	}
+		err = pool.QueryRow(ctx, `SELECT count(*), COALESCE(min(heartbeat_at), 'epoch') FROM oncehook_instance_destinations`).Scan(&n, &beat)
+		return err == nil && n == 2 && beat.After(first)
+	}, func() string { return fmt.Sprintf("%d rows, %v", n, err) })
 	for range 2 {
 		if err := reg.Stop(ctx); err != nil {
 			t.Fatal(err)

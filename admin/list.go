@@ -50,11 +50,8 @@ func (a *Admin) ListDeliveries(ctx context.Context, p ListParams, max int) ([]Ev
 			return nil, err
 		}
 		for _, e := range page.Events {
-			if len(e.Deliveries) == 0 {
-				if p.Status == "" || p.Status == store.StatusUnrouted {
-					out = append(out, EventRow{ID: e.ID, Type: e.Type, Status: store.StatusUnrouted, Livemode: e.Livemode,
-						ReceivedAt: e.ReceivedAt, Source: e.Source})
-				}
+			if e.Unrouted != nil && (p.Status == "" || p.Status == store.StatusUnrouted) {
+				out = append(out, *e.Unrouted)
 			}
 			for _, d := range e.Deliveries {
 				if (p.Status == "" || d.Status == p.Status) && (p.Destination == "" || d.Destination == p.Destination) {

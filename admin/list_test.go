@@ -63,6 +63,18 @@ func TestListDeliveries(t *testing.T) {
 			}
 		}
 	}
+	// An unrouted event's row carries the event's fields, as a delivery's does.
+	if _, err := pool.Exec(ctx, `INSERT INTO stripe_webhook_events (event_id, event_type, livemode, account, api_version, stripe_created, payload, status)
+		VALUES ('evt_l_unrouted', 'payout.paid', true, 'acct_1', '2026-01-28.clover', '2026-12-01 10:00:00+00', '{}', 'routed')`); err != nil {
+		t.Fatal(err)
+	}
+	rows, err := a.ListDeliveries(ctx, admin.ListParams{Status: store.StatusUnrouted}, 1)
+	if err != nil || len(rows) != 1 {
+		t.Fatalf("the newest unrouted event: %+v, %v", rows, err)
+	}
+	if r := rows[0]; r.ID != "evt_l_unrouted" || r.Account != "acct_1" || r.APIVersion != "2026-01-28.clover" || r.Created == nil || !r.Livemode || r.Destination != "" {
+		t.Errorf("unrouted row %+v: want its account, API version, created and livemode", r)
+	}
 	if _, err := a.ListDeliveries(ctx, admin.ListParams{Types: []string{"invoice.%"}}, 10); err == nil {
 		t.Error("a pattern outside the filter language was accepted")
 	}

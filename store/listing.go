@@ -84,6 +84,10 @@ type PageEvent struct {
 	ReceivedAt time.Time  `json:"received_at"`
 	Source     string     `json:"source,omitempty"` // "reconcile", or empty for a webhook
 	Deliveries []EventRow `json:"deliveries"`       // by destination; empty for an unrouted event
+	// Unrouted is the event's row when it matched no destination (Status
+	// StatusUnrouted, no Destination): what a listing of one row per
+	// delivery shows for it.
+	Unrouted *EventRow `json:"-"`
 }
 
 // Page is one page of events, newest first.
@@ -363,13 +367,17 @@ func fillDeliveries(ctx context.Context, tx pgx.Tx, events []PageEvent) error {
 	}
 	rows, err := tx.Query(ctx, `SELECT `+deliveryColumns+` FROM stripe_webhook_events e
 		LEFT JOIN stripe_webhook_deliveries d ON d.event_id = e.event_id
-		WHERE e.event_id = ANY($1) AND (d.event_id IS NOT NULL OR e.status <> 'routed') ORDER BY 3`, ids)
+		WHERE e.event_id = ANY($1) ORDER BY 3`, ids)
 	if err != nil {
 		return err
 	}
 	deliveries, err := collectEventRows(rows)
 	for _, r := range deliveries {
 		i := at[r.ID]
+		if r.Status == StatusUnrouted {
+			events[i].Unrouted = &r
+			continue
+		}
 		events[i].Deliveries = append(events[i].Deliveries, r)
 	}
 	return err

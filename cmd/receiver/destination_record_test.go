@@ -13,6 +13,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/oncehook/oncehook/internal/eventually"
 	"github.com/oncehook/oncehook/internal/harness"
 	"github.com/oncehook/oncehook/internal/stripefake"
 	"github.com/oncehook/oncehook/internal/testenv"
@@ -109,6 +110,18 @@ func TestCommandsRouteByTheRecordedDestinations(t *testing.T) {
 	}
 	waitForFileSink(t, billingPath, []string{invoice, oldInvoice}, 15*time.Second, nil)
 
+	// A delivery is never made to a destination no instance serves: not
+	// by a replay of ids to a mistyped name, nor by --force from a shell
+	// that names no destinations of its own (its set would be default).
+	if res := runBinary(t, plain, "replay", oldCustomer, "--destination", "biling"); res.err == nil ||
+		!strings.Contains(res.stderr, `--destination "biling" is not configured (destinations of the running instances: billing, crm)`) {
+		t.Errorf("replay to a mistyped destination: %v\nstdout:\n%s\nstderr:\n%s", res.err, res.stdout, res.stderr)
+	}
+	if res := runBinary(t, plain, "replay", "--destination", "billing", "--since", "1h", "--force"); res.err == nil ||
+		!strings.Contains(res.stderr, "--force routes by this environment's destinations, but it names none") {
+		t.Errorf("--force with no DESTINATIONS: %v\nstdout:\n%s\nstderr:\n%s", res.err, res.stdout, res.stderr)
+	}
+
 	// A shell whose DESTINATIONS differ is refused, with the difference.
 	other := append(slices.Clone(plain), "DESTINATIONS=billing,analytics", "DESTINATION_BILLING_URL=stdout", "DESTINATION_ANALYTICS_URL=stdout")
 	for _, args := range [][]string{{"replay", "--destination", "analytics", "--since", "1h"}, {"reconcile", "--since", "1h"}} {
@@ -131,15 +144,11 @@ func TestCommandsRouteByTheRecordedDestinations(t *testing.T) {
 	if !strings.Contains(res.stdout, "4 events received since") || !strings.Contains(res.stderr, "--force: routing by this environment's destinations (billing,analytics)") {
 		t.Fatalf("forced backfill: stdout\n%s\nstderr\n%s", res.stdout, res.stderr)
 	}
-	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(100 * time.Millisecond) {
-		body := scrapeText(t, "http://"+adminAddr+"/metrics")
-		if strings.Contains(body, "\noncehook_deliveries_unserved 4\n") {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("oncehook_deliveries_unserved is not 4:\n%s", grepLines(body, "unserved"))
-		}
-	}
+	var body string
+	eventually.Require(t, 10*time.Second, "oncehook_deliveries_unserved to read 4", func() bool {
+		body = scrapeText(t, "http://"+adminAddr+"/metrics")
+		return strings.Contains(body, "\noncehook_deliveries_unserved 4\n")
+	}, func() string { return grepLines(body, "unserved") })
 	if res := ok(plain, "destinations"); !hasRow(res.stdout, "analytics", "orphaned") {
 		t.Errorf("destinations: analytics is not orphaned:\n%s", res.stdout)
 	}

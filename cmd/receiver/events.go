@@ -270,12 +270,12 @@ func replayCmd(ctx context.Context, args []string, out io.Writer) error {
 	status := fs.String("status", "", "replay every delivery of this status: dead, or delivered (to send them all again)")
 	since := fs.String("since", "", "received within this duration (24h) or since this date")
 	dest := fs.String("destination", "", "only this destination; alone with --since, backfill it with the events it never had")
-	force := fs.Bool("force", false, "backfill by this environment's destinations even where the running instances serve others")
+	force := fs.Bool("force", false, "route by this environment's destinations even where the running instances serve others")
 	ids, err := parseArgs(fs, args)
 	if err != nil {
 		return err
 	}
-	usage := errors.New("usage: receiver replay EVT_ID... [--destination NAME] | receiver replay --status dead [--destination NAME] [--since D] | receiver replay --destination NAME --since D [--force]")
+	usage := errors.New("usage: receiver replay EVT_ID... [--destination NAME [--force]] | receiver replay --status dead [--destination NAME] [--since D] | receiver replay --destination NAME --since D [--force]")
 	backfill := len(ids) == 0 && *status == "" && *dest != ""
 	switch {
 	case len(ids) > 0 && *status != "":
@@ -294,7 +294,7 @@ func replayCmd(ctx context.Context, args []string, out io.Writer) error {
 		return err
 	}
 	var env []destinationConfig
-	if backfill {
+	if backfill || *dest != "" && len(ids) > 0 {
 		if env, err = configuredDestinations(); err != nil {
 			return err
 		}
@@ -332,6 +332,18 @@ func replayCmd(ctx context.Context, args []string, out io.Writer) error {
 		fmt.Fprintf(out, "%d %s deliveries put back to pending\n", r.Replayed, *status)
 		warnUnserved(ctx, a, *dest)
 		return nil
+	}
+	if *dest != "" {
+		// A delivery is created where the event has none: only to a
+		// destination that is served, or it would wait for good.
+		res, err := resolveDestinations(ctx, a, env, *force)
+		if err != nil {
+			return err
+		}
+		if !slices.ContainsFunc(res.Destinations, func(d route.Destination) bool { return d.Name == *dest }) {
+			return fmt.Errorf("--destination %q is not configured (destinations of the %s: %s)", *dest, setSource(res),
+				strings.Join(routeNames(res.Destinations), ", "))
+		}
 	}
 	r, err := a.Replay(ctx, admin.ReplayParams{IDs: ids, Destination: *dest, Create: *dest != ""})
 	if err != nil {

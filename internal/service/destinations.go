@@ -4,8 +4,10 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
+	"os"
 	"slices"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	"github.com/jackc/pgx/v5/pgxpool"
@@ -81,12 +83,12 @@ func registerDestinationGauges(m *metrics.Metrics, disp *delivery.Dispatcher, po
 // destination set this instance serves, and keeps its heartbeat fresh
 // until Stop, which removes it: the commands and the console read what the
 // running instances serve there.
-func newRegistration(pool *pgxpool.Pool, dests []delivery.Destination, log *slog.Logger) (*admin.Registration, error) {
+func newRegistration(pool *pgxpool.Pool, instance string, dests []delivery.Destination, log *slog.Logger) (*admin.Registration, error) {
 	served := make([]route.Destination, len(dests))
 	for i, d := range dests {
 		served[i] = route.Destination{Name: d.Name, Filter: d.Filter}
 	}
-	return admin.NewRegistration(admin.RegistrationConfig{Store: store.New(pool), Destinations: served, Logger: log})
+	return admin.NewRegistration(admin.RegistrationConfig{Store: store.New(pool), Instance: instance, Destinations: served, Logger: log})
 }
 
 // destinationsLog describes the destinations for the start line, with
@@ -97,4 +99,19 @@ func destinationsLog(dests []Destination) string {
 		parts[i] = d.Name + "=" + d.Target.String()
 	}
 	return strings.Join(parts, " ")
+}
+
+// instances counts the Services this process built.
+var instances atomic.Int64
+
+// instanceName names a Service in the delivery history and the
+// destination record: host:pid, and #N after it for the Nth Service of a
+// process (tests run several), so that no two share their record.
+func instanceName() string {
+	host, _ := os.Hostname()
+	name := fmt.Sprintf("%s:%d", host, os.Getpid())
+	if n := instances.Add(1); n > 1 {
+		name += fmt.Sprintf("#%d", n)
+	}
+	return name
 }

@@ -159,9 +159,10 @@ func New(ctx context.Context, cfg Config, opts ...Option) (_ *Service, err error
 	if cfg.Stripe.ThinEvents == "fetch" {
 		withThinFetch(s.dests, stripeAPI)
 	}
+	instance := instanceName()
 	dc := delivery.DispatcherConfig{
 		Pool: s.pool, Destinations: s.dests, QueueSize: cfg.QueueSize, QueueMaxBytes: int64(cfg.QueueMaxBytes),
-		Lease: cfg.DeliveryLease, Logger: log, Metrics: m,
+		Lease: cfg.DeliveryLease, Instance: instance, Logger: log, Metrics: m,
 	}
 	if o.delivery != nil {
 		o.delivery(&dc)
@@ -171,7 +172,7 @@ func New(ctx context.Context, cfg Config, opts ...Option) (_ *Service, err error
 		return nil, err
 	}
 	warnOrphaned(ctx, s.pool, names, log)
-	if s.record, err = newRegistration(s.pool, s.dests, log); err != nil {
+	if s.record, err = newRegistration(s.pool, instance, s.dests, log); err != nil {
 		return nil, err
 	}
 	if !o.noPruner {
