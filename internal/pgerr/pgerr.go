@@ -1,5 +1,6 @@
-// Package pgerr sorts Postgres errors by what a batch writer should do
-// with them.
+// Package pgerr sorts Postgres errors by what the caller should do with
+// them: a batch writer (retry, split the batch) and the start (wait for
+// Postgres, or give up at once).
 package pgerr
 
 import (

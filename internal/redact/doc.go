@@ -4,7 +4,10 @@
 // A URL is shown with its user name, host, port and path; the password,
 // every query value and the fragment become Mask. A user name without a
 // password is itself the credential (https://sk_live_...@api.stripe.com),
-// so it becomes Mask too. Query keys stay, so the shown URL still says which
+// so it becomes Mask too, except in a postgres:// or postgresql:// URL:
+// a Postgres user name is a role, never the credential, and is kept with
+// or without a password, as Postgres's own errors name it ("password
+// authentication failed for user ..."). Query keys stay, so the shown URL still says which
 // options are set.
 //
 // Errors often embed a URL in another spelling than the configured one:

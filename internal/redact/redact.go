@@ -32,7 +32,7 @@ func URL(raw string) string {
 	if u.User != nil {
 		if _, ok := u.User.Password(); ok {
 			u.User = url.UserPassword(u.User.Username(), Mask)
-		} else if u.User.Username() != "" {
+		} else if u.User.Username() != "" && !namesUser(u.Scheme) {
 			u.User = url.User(Mask)
 		}
 	}
@@ -50,6 +50,14 @@ func URL(raw string) string {
 		u.Fragment, u.RawFragment = Mask, ""
 	}
 	return u.String()
+}
+
+// namesUser reports a scheme whose user name is a name, not a credential:
+// a Postgres role, which errors name too ("password authentication failed
+// for user ..."), and which is needed to tell why a login fails.
+func namesUser(scheme string) bool {
+	scheme = strings.ToLower(scheme)
+	return scheme == "postgres" || scheme == "postgresql"
 }
 
 // notPathRune reports whether r is not in a plain word or path like
@@ -182,7 +190,7 @@ func spellings(raw string) ([]replacement, []string) {
 		user, password, hasPassword := strings.Cut(authority[:i], ":")
 		if hasPassword {
 			addSecret(password, url.PathUnescape, escapePassword, url.QueryEscape)
-		} else {
+		} else if !namesUser(schemeOf(raw)) {
 			addSecret(user, url.PathUnescape, escapeUser, url.QueryEscape)
 		}
 	}

@@ -34,6 +34,10 @@ func TestURL(t *testing.T) {
 		// A user name alone is the credential (Stripe's API key in basic auth).
 		{"https://sk_live_123@api.stripe.com/v1", "https://xxxxx@api.stripe.com/v1"},
 		{"redis:user:pw@cache:6379", "redis:xxxxx@cache:6379"},
+		// A Postgres user name is a role: kept, with or without a password.
+		{"postgres://app@db:5432/ledger", "postgres://app@db:5432/ledger"},
+		{"postgresql://app:s3cret@db/ledger", "postgresql://app:xxxxx@db/ledger"},
+		{"POSTGRES://app@db/ledger", "postgres://app@db/ledger"},
 		// Unparseable: never the input.
 		{"redis://:s3cret@host:6379/%zz", "<unparseable redis URL>"},
 		{"postgres://u:s3cret@db:port/x", "<unparseable postgres URL>"},
@@ -147,6 +151,13 @@ func TestError(t *testing.T) {
 			keep:    []string{"127.0.0.1:6379", `invalid db "xxxxx"`, "n=xxxxx from port 45111", "AUTH xxxxx failed"},
 		},
 		{
+			name:    "Postgres user name, kept with or without a password",
+			raw:     "postgres://oncehook@db:5432/oncehook?sslmode=disable",
+			err:     errors.New("failed to connect to `user=oncehook database=oncehook`: FATAL: password authentication failed for user \"oncehook\" (SQLSTATE 28P01)"),
+			secrets: []string{"disable"},
+			keep:    []string{"user=oncehook database=oncehook", `for user "oncehook"`},
+		},
+		{
 			name:    "lone user name",
 			raw:     "https://sk_live_123@api.stripe.com/v1",
 			err:     errors.New(`Post "https://sk_live_123@api.stripe.com/v1": EOF; key sk_live_123`),
@@ -221,7 +232,8 @@ func TestStringSeveralURLs(t *testing.T) {
 }
 
 // FuzzURL: whatever the input, URL's answer is a placeholder or a URL
-// whose password, user name alone, query values and fragment are Mask.
+// whose password, user name alone (but a Postgres role), query values and
+// fragment are Mask.
 func FuzzURL(f *testing.F) {
 	for _, s := range []string{
 		"redis://:s3cret@host:6379/0", "https://u@host/hook?token=abc&x&y=", "http://u:p@h/p?q=1;r=2#frag",
@@ -244,7 +256,7 @@ func FuzzURL(f *testing.F) {
 		if u.User != nil {
 			if pw, ok := u.User.Password(); ok && pw != redact.Mask {
 				t.Fatalf("URL(%q) = %q: password %q", raw, got, pw)
-			} else if !ok && u.User.Username() != "" && u.User.Username() != redact.Mask {
+			} else if !ok && u.User.Username() != "" && u.User.Username() != redact.Mask && u.Scheme != "postgres" && u.Scheme != "postgresql" {
 				t.Fatalf("URL(%q) = %q: lone user name %q", raw, got, u.User.Username())
 			}
 		}
