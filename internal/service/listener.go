@@ -2,39 +2,34 @@ package service
 
 import (
 	"context"
-	"fmt"
 	"net"
 
 	"github.com/oncehook/oncehook/internal/startstop"
 	"github.com/oncehook/oncehook/receiver"
 )
 
-// listener is the webhook listener: it serves the receiver on ADDR.
+// listener is the webhook listener: it serves the receiver on the
+// LISTEN_ADDR listener New bound.
 type listener struct {
 	srv    *receiver.Server
-	addr   string // LISTEN_ADDR
-	bound  string // the address it listens on, once started
+	ln     net.Listener
+	bound  string // the address it listens on
 	failed chan error
 	done   chan struct{} // closed when Serve has returned
 	state  startstop.State
 }
 
-func newListener(srv *receiver.Server, addr string) *listener {
-	return &listener{srv: srv, addr: addr, failed: make(chan error, 1), done: make(chan struct{})}
+func newListener(srv *receiver.Server, ln net.Listener) *listener {
+	return &listener{srv: srv, ln: ln, bound: ln.Addr().String(), failed: make(chan error, 1), done: make(chan struct{})}
 }
 
-// Start listens on the address and serves in the background; what Serve
-// returns goes to failed. A second Start does nothing.
+// Start serves in the background; what Serve returns goes to failed. A
+// second Start does nothing.
 func (l *listener) Start(ctx context.Context) error {
 	return l.state.Start(ctx, func(context.Context) error {
-		ln, err := net.Listen("tcp", l.addr)
-		if err != nil {
-			return fmt.Errorf("LISTEN_ADDR: %w", err)
-		}
-		l.bound = ln.Addr().String()
 		go func() {
 			defer close(l.done)
-			l.failed <- l.srv.Serve(ln)
+			l.failed <- l.srv.Serve(l.ln)
 		}()
 		return nil
 	})

@@ -16,9 +16,11 @@ import (
 	"github.com/oncehook/oncehook/admin"
 	"github.com/oncehook/oncehook/dedup"
 	"github.com/oncehook/oncehook/delivery"
+	"github.com/oncehook/oncehook/internal/buildinfo"
 	"github.com/oncehook/oncehook/internal/metrics"
 	"github.com/oncehook/oncehook/internal/redact"
 	"github.com/oncehook/oncehook/internal/startstop"
+	"github.com/oncehook/oncehook/migrations"
 	"github.com/oncehook/oncehook/receiver"
 	"github.com/oncehook/oncehook/reconcile"
 )
@@ -86,13 +88,15 @@ type Service struct {
 	ownRedis bool
 	dests    []delivery.Destination
 	destsLog string
+	redis    string    // the start line's Redis state: redisOff, redisOK or redisUnreachable
+	lns      listeners // bound by New; closed by the servers, or by release
 
 	disp       *delivery.Dispatcher
 	pruner     *delivery.Pruner    // nil: WithoutPruner
 	record     *admin.Registration // this instance's destination set, in Postgres
 	dedup      *dedup.Deduper
 	webhooks   *listener
-	admin      *adminServer          // nil: ADMIN_ADDR is empty
+	admin      *boundAdmin           // nil: ADMIN_ADDR is empty
 	reconciler *reconcile.Reconciler // nil: off
 
 	state       startstop.State
@@ -102,11 +106,14 @@ type Service struct {
 	closePool   firstOnly
 }
 
-// New builds every part of an instance from cfg, without starting any:
-// it opens the Postgres pool (waiting for Postgres, then migrating) and
-// the Redis client unless given, and the destinations' sinks unless
-// given. Start runs the instance; Stop stops it and releases what New
-// opened, also when Start was never called.
+// New builds every part of an instance from cfg, without starting any.
+// First it binds LISTEN_ADDR and ADMIN_ADDR, so that an address taken by
+// another process (a *BindError naming each) stops the start before
+// anything is changed; then it opens the Postgres pool (waiting for
+// Postgres, but not past a permanent refusal, then migrating) and the
+// Redis client unless given, and the destinations' sinks unless given.
+// An unreachable Redis is a warning. Start runs the instance; Stop stops
+// it and releases what New opened, also when Start was never called.
 func New(ctx context.Context, cfg Config, opts ...Option) (_ *Service, err error) {
 	var o options
 	for _, opt := range opts {
@@ -122,6 +129,9 @@ func New(ctx context.Context, cfg Config, opts ...Option) (_ *Service, err error
 		}
 	}()
 	log := s.log
+	if s.lns, err = bind(cfg); err != nil {
+		return nil, err
+	}
 	if s.pool == nil {
 		if s.pool, err = openPool(ctx, cfg, log); err != nil {
 			return nil, err
@@ -138,7 +148,10 @@ func New(ctx context.Context, cfg Config, opts ...Option) (_ *Service, err error
 		}
 		s.rdb, s.ownRedis = client, true
 	}
+	s.redis = checkRedis(ctx, s.rdb, cfg.RedisURL, log)
 	m := s.metrics
+	m.SetBuildInfo(metrics.BuildInfo{Version: buildinfo.Version(), Commit: buildinfo.Commit(), Go: buildinfo.GoVersion(),
+		Schema: migrations.Latest()})
 	stripeAPI, err := StripeClient(cfg.Stripe)
 	if err != nil {
 		return nil, err
@@ -215,8 +228,10 @@ func New(ctx context.Context, cfg Config, opts ...Option) (_ *Service, err error
 	if err != nil {
 		return nil, err
 	}
-	s.webhooks = newListener(srv, cfg.ListenAddr)
-	s.admin = newAdmin(cfg.AdminAddr, m, srv, cons, log)
+	s.webhooks = newListener(srv, s.lns.webhook)
+	if a := newAdmin(cfg.AdminAddr, m, srv, cons, log); a != nil {
+		s.admin = &boundAdmin{a: a, ln: s.lns.admin}
+	}
 	return s, nil
 }
 
@@ -259,8 +274,9 @@ func (s *Service) Start(ctx context.Context) error {
 				return err
 			}
 		}
-		s.log.Info("receiver listening", "addr", s.webhooks.bound, "admin_addr", s.cfg.AdminAddr, "destinations", s.destsLog,
-			"redis", s.rdb != nil, "secrets", len(s.cfg.Secrets), "tls", s.cfg.TLSCertFile != "", "allowlist", len(s.cfg.Allowlist))
+		s.log.Info("oncehook listening", "version", buildinfo.Version(), "commit", buildinfo.Commit(), "schema", migrations.Latest(),
+			"addr", s.webhooks.bound, "admin_addr", s.cfg.AdminAddr, "destinations", s.destsLog,
+			"redis", s.redis, "secrets", len(s.cfg.Secrets), "tls", s.cfg.TLSCertFile != "", "allowlist", len(s.cfg.Allowlist))
 		return nil
 	})
 }
@@ -328,6 +344,7 @@ func (s *Service) stop(ctx context.Context) error {
 	if !s.deliveryRan {
 		s.closeSinks() // delivery, which closes them, never ran
 	}
+	s.lns.close() // those of servers that never started
 	within(ctx, s.log, "Postgres pool", s.closePools)
 	mu.Lock()
 	defer mu.Unlock()
@@ -337,6 +354,7 @@ func (s *Service) stop(ctx context.Context) error {
 // release closes what New opened, for a Service that never ran.
 func (s *Service) release() {
 	s.released.Do(func() {
+		s.lns.close()
 		if !s.deliveryRan {
 			s.closeSinks()
 		}

@@ -1,0 +1,109 @@
+package service
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"net/http"
+	"strings"
+
+	"github.com/oncehook/oncehook/internal/startstop"
+)
+
+// listeners are the addresses New binds first, before it waits for
+// Postgres or migrates: an address taken by another process is reported
+// before anything is changed.
+type listeners struct {
+	webhook net.Listener // LISTEN_ADDR
+	admin   net.Listener // ADMIN_ADDR; nil when it is empty
+}
+
+// BindError is every listen address that could not be bound, each with
+// the variable that set it.
+type BindError struct {
+	Addrs []AddrError
+}
+
+// AddrError is one listen address that could not be bound.
+type AddrError struct {
+	Var  string // LISTEN_ADDR or ADMIN_ADDR
+	Addr string
+	Err  error
+}
+
+func (e *BindError) Error() string {
+	parts := make([]string, len(e.Addrs))
+	for i, a := range e.Addrs {
+		parts[i] = fmt.Sprintf("%s=%s: %v", a.Var, a.Addr, a.Err)
+	}
+	return "cannot listen (nothing was migrated): " + strings.Join(parts, "; ")
+}
+
+// Unwrap gives each address's error, for errors.Is(err, syscall.EADDRINUSE).
+func (e *BindError) Unwrap() []error {
+	errs := make([]error, len(e.Addrs))
+	for i, a := range e.Addrs {
+		errs[i] = a.Err
+	}
+	return errs
+}
+
+// bind binds the webhook and admin addresses, trying both, so that one
+// error names every address that is taken.
+func bind(c Config) (listeners, error) {
+	var ls listeners
+	var bindErr BindError
+	listen := func(name, addr string) net.Listener {
+		ln, err := net.Listen("tcp", addr)
+		if err != nil {
+			bindErr.Addrs = append(bindErr.Addrs, AddrError{Var: name, Addr: addr, Err: err})
+		}
+		return ln
+	}
+	ls.webhook = listen("LISTEN_ADDR", c.ListenAddr)
+	if c.AdminAddr != "" {
+		ls.admin = listen("ADMIN_ADDR", c.AdminAddr)
+	}
+	if len(bindErr.Addrs) > 0 {
+		ls.close()
+		return listeners{}, &bindErr
+	}
+	return ls, nil
+}
+
+// close closes the listeners that no server took over; closing one a
+// server already closed does nothing.
+func (ls listeners) close() {
+	for _, ln := range []net.Listener{ls.webhook, ls.admin} {
+		if ln != nil {
+			_ = ln.Close()
+		}
+	}
+}
+
+// boundAdmin serves the admin server on the listener New bound.
+type boundAdmin struct {
+	a     *adminServer
+	ln    net.Listener
+	state startstop.State
+}
+
+// Start serves in the background; a listener that fails is logged, and
+// the webhooks go on without it. A second Start does nothing.
+func (b *boundAdmin) Start(ctx context.Context) error {
+	return b.state.Start(ctx, func(context.Context) error {
+		go func() {
+			if err := b.a.srv.Serve(b.ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
+				b.a.log.Error("admin listener failed", "addr", b.ln.Addr().String(), "error", err)
+			}
+		}()
+		return nil
+	})
+}
+
+// Stop closes the listener and every connection at once (see
+// adminServer.Stop). Stop before Start and a second Stop do nothing.
+func (b *boundAdmin) Stop(ctx context.Context) error {
+	return b.state.Stop(ctx, func(context.Context) error { return b.a.srv.Close() })
+}
