@@ -379,7 +379,7 @@ func (s *Service) closePools() {
 // before Stop: the instance cannot take webhooks any more.
 func (s *Service) Failed() <-chan error { return s.webhooks.failed }
 
-// Addr is the address the webhook listener listens on, once started.
+// Addr is the address the webhook listener is bound to (by New).
 func (s *Service) Addr() string { return s.webhooks.bound }
 
 // Deduper is the instance's deduper.
