@@ -27,7 +27,7 @@ type Burst struct {
 	// Summary is the summary line's message, and Key the name of its
 	// counts by key ("destinations", say).
 	Summary, Key string
-	now     func() time.Time // time.Now unless a test sets it
+	now          func() time.Time // time.Now unless a test sets it
 
 	mu      sync.Mutex
 	start   time.Time // of the current interval
