@@ -4,14 +4,20 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"log/slog"
+	"maps"
 	"strings"
 	"testing"
+	"time"
 	"unicode/utf8"
 
 	"github.com/oncehook/oncehook/event"
+	"github.com/oncehook/oncehook/internal/eventually"
 	"github.com/oncehook/oncehook/internal/harness"
+	"github.com/oncehook/oncehook/internal/metrics"
 	"github.com/oncehook/oncehook/internal/testenv"
+	"github.com/oncehook/oncehook/store"
 )
 
 // logLines decodes the JSON log lines in out whose msg starts with prefix.
@@ -131,5 +137,63 @@ func TestABurstOfDeadDeliveriesIsSummarised(t *testing.T) {
 	}
 	if w := logLines(t, &out, willRetry); len(w) != 0 {
 		t.Errorf("a single attempt said %q: %v", willRetry, w)
+	}
+}
+
+// gaugeValues reads a gauge's value by destination from in's registry.
+func gaugeValues(t *testing.T, in *harness.Instance, name string) map[string]float64 {
+	t.Helper()
+	fams, err := in.Metrics().Registry.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	out := map[string]float64{}
+	for _, f := range fams {
+		if f.GetName() != name {
+			continue
+		}
+		for _, m := range f.GetMetric() {
+			for _, l := range m.GetLabel() {
+				if l.GetName() == "destination" {
+					out[l.GetValue()] = m.GetGauge().GetValue()
+				}
+			}
+		}
+	}
+	return out
+}
+
+// TestDeadLettersGauge: oncehook_dead_letters shows the dead letters that
+// exist now, per destination: a configured one's (0 before any), one no
+// longer configured, and none once they are replayed.
+func TestDeadLettersGauge(t *testing.T) {
+	t.Parallel()
+	pool := testenv.Postgres(t)
+	out, down := downSink(errors.New("downstream answered 500"))
+	cfg := fastRetries
+	cfg.MaxAttempts = 1
+	in := harness.StartInstance(t, harness.InstanceConfig{Pool: pool, Sink: out, Delivery: cfg})
+	if got := gaugeValues(t, in, metrics.DeadLettersName); !maps.Equal(got, map[string]float64{"default": 0}) {
+		t.Fatalf("before any dead letter: %v, want default 0", got)
+	}
+	ids := postMany(t, []string{in.URL}, "evt_gauge", 3)
+	if _, err := pool.Exec(context.Background(), `WITH e AS (INSERT INTO stripe_webhook_events (event_id, event_type, payload, status)
+			VALUES ('evt_gauge_gone', 'invoice.paid', '{}', 'routed') RETURNING event_id)
+		INSERT INTO stripe_webhook_deliveries (event_id, destination, status, attempts, dead_at)
+		SELECT event_id, 'gone', 'dead', 5, now() FROM e`); err != nil {
+		t.Fatal(err)
+	}
+	want := map[string]float64{"default": 3, "gone": 1}
+	eventually.Require(t, 10*time.Second, "the gauge to show 3 dead letters of default and 1 of gone",
+		func() bool { return maps.Equal(gaugeValues(t, in, metrics.DeadLettersName), want) },
+		func() string { return fmt.Sprint(gaugeValues(t, in, metrics.DeadLettersName)) })
+
+	down.Store(false)
+	if found, err := store.New(pool).ReplayIDs(context.Background(), ids, store.ReplayIDsOptions{}); err != nil || len(found) != 3 {
+		t.Fatalf("replay: %v, %v", found, err)
+	}
+	waitAllDelivered(t, pool, 3, 10*time.Second)
+	if got := gaugeValues(t, in, metrics.DeadLettersName); !maps.Equal(got, map[string]float64{"default": 0, "gone": 1}) {
+		t.Fatalf("after the replay: %v, want default 0, gone 1", got)
 	}
 }
