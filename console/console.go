@@ -86,6 +86,8 @@ func (c *Console) parseTemplates() error {
 		"ts":         timestamp,
 		"age":        age,
 		"pathEscape": url.PathEscape,
+		"deliveryTo": deliveryTo,
+		"clip":       func(s string) string { return truncate(s, maxErrorShown) },
 		// atCap: a count that stopped at admin.CountCap is "at least".
 		"atCap": func(n int64) bool { return n >= admin.CountCap },
 	}

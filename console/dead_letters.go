@@ -15,6 +15,20 @@ import (
 	"github.com/oncehook/oncehook/store"
 )
 
+// maxErrorShown bounds, in bytes, a last error shown in the dead-letter
+// list; its title holds the whole stored text (at most 1000 bytes).
+const maxErrorShown = 300
+
+// deliveryTo returns an event's delivery to dest, or nil.
+func deliveryTo(rows []store.EventRow, dest string) *store.EventRow {
+	for i := range rows {
+		if rows[i].Destination == dest {
+			return &rows[i]
+		}
+	}
+	return nil
+}
+
 // maxSelection bounds the events one "replay selected" names.
 const maxSelection = 1000
 
@@ -53,6 +67,7 @@ func (c *Console) deadLetters(w http.ResponseWriter, r *http.Request, s session)
 		}
 	}
 	d.Notice = replayedNotice(r.URL.Query())
+	d.ErrorsOf = d.Filter.Destination
 	if d.Filter.Destination != "" {
 		c.fillList(ctx, &d, "/console/dead", d.deadValues())
 	}

@@ -39,6 +39,9 @@ type listData struct {
 	Notice       string
 	Selectable   bool
 	Backlogs     []admin.Backlog
+	// ErrorsOf, when set, adds a column with each event's last error at
+	// this destination (the dead letters' page).
+	ErrorsOf string
 }
 
 func (c *Console) events(w http.ResponseWriter, r *http.Request, s session) {

@@ -3,6 +3,7 @@ package delivery
 import (
 	"context"
 	"errors"
+	"log/slog"
 	"sync"
 	"time"
 
@@ -21,9 +22,14 @@ const maxErrorLen = 1000
 // cleaning, so that the result itself is not lost.
 const unstorableError = "the delivery failed; its error text could not be stored"
 
+// deadLinesPerInterval bounds the dead letters logged one by one in a
+// ratelog.Interval; the rest of a burst is summarised in one line.
+const deadLinesPerInterval = 20
+
 // result is one delivery's outcome, ready to store.
 type result struct {
 	id          string
+	typ         string // the event's type, for the log
 	dest        string
 	lease       time.Time // the locked_until the delivery was made under
 	maxAttempts int       // the destination's
@@ -42,6 +48,8 @@ type completer struct {
 	store  *store.Store
 	errLog ratelog.Logger
 	stale  ratelog.Logger
+	dead   *ratelog.Burst
+	retry  map[string]*ratelog.Logger // by destination; only run's goroutine uses it
 
 	mu      sync.Mutex
 	pending []result
@@ -56,6 +64,7 @@ type completer struct {
 
 func newCompleter(cfg DispatcherConfig) *completer {
 	c := &completer{cfg: cfg, store: store.New(cfg.Pool), errLog: ratelog.Logger{Log: cfg.Logger}, stale: ratelog.Logger{Log: cfg.Logger},
+		dead: newDeadLog(cfg.Logger), retry: map[string]*ratelog.Logger{},
 		full: make(chan struct{}, 1), stop: make(chan time.Time, 1), stopped: make(chan struct{})}
 	c.ctx, c.cancel = context.WithCancel(context.Background())
 	return c
@@ -99,9 +108,11 @@ func (c *completer) run() {
 		case <-c.full:
 		case deadline := <-c.stop:
 			c.drain(deadline)
+			c.dead.Flush(true)
 			return
 		}
 		c.flush(c.ctx)
+		c.dead.Flush(false)
 	}
 }
 
@@ -197,12 +208,14 @@ func (c *completer) write(ctx context.Context, chunk []result) error {
 	defer cancel()
 	results := make([]store.Result, len(chunk))
 	for i, r := range chunk {
-		results[i] = store.Result{EventID: r.id, Destination: r.dest, Lease: r.lease, MaxAttempts: r.maxAttempts, OK: r.ok, Err: r.err}
+		results[i] = store.Result{EventID: r.id, Destination: r.dest, Lease: r.lease, MaxAttempts: r.maxAttempts, OK: r.ok, Err: r.err,
+			EventType: r.typ}
 	}
 	applied, err := c.store.WriteResults(ctx, results, store.Backoff{Base: c.cfg.RetryBase, Max: c.cfg.RetryMax}, c.cfg.Instance)
 	if err != nil {
 		return err
 	}
+	c.logFailures(applied.Failed)
 	sent := map[string]int{}
 	for _, r := range chunk {
 		sent[r.dest]++
@@ -223,6 +236,33 @@ func (c *completer) write(ctx context.Context, chunk []result) error {
 		}
 	}
 	return nil
+}
+
+// newDeadLog logs each delivery that goes dead, a burst in one summary.
+func newDeadLog(log *slog.Logger) *ratelog.Burst {
+	return &ratelog.Burst{Log: log, Max: deadLinesPerInterval, Interval: ratelog.Interval, Key: "destinations",
+		Summary: "deliveries went dead: out of attempts; not logged one by one (see the dead-letter list)"}
+}
+
+// logFailures logs the failed results that were applied: each that went
+// dead at ERROR (a burst summarised), the retries at WARN, rate-limited
+// per destination. The error text was cleaned and bounded in add.
+func (c *completer) logFailures(failed []store.Failure) {
+	for _, f := range failed {
+		if f.Dead {
+			c.dead.Error(f.Destination, "delivery dead: out of attempts; replay it once the destination is fixed",
+				"destination", f.Destination, "event_id", f.EventID, "event_type", f.EventType,
+				"attempts", f.Attempts, "error", f.Err)
+			continue
+		}
+		l := c.retry[f.Destination]
+		if l == nil {
+			l = &ratelog.Logger{Log: c.cfg.Logger}
+			c.retry[f.Destination] = l
+		}
+		l.Warn("delivery failed; will retry", "destination", f.Destination, "event_id", f.EventID, "event_type", f.EventType,
+			"attempts", f.Attempts, "max_attempts", f.MaxAttempts, "next_attempt_at", f.NextAttempt, "error", f.Err)
+	}
 }
 
 // completerStopTimeout bounds Stop when its ctx has no deadline.

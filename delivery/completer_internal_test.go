@@ -7,6 +7,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/oncehook/oncehook/internal/ratelog"
 	"github.com/oncehook/oncehook/internal/testenv"
 	"github.com/oncehook/oncehook/store"
 )
@@ -39,6 +40,7 @@ func TestResultWriteSplitsAroundABadRow(t *testing.T) {
 	c := &completer{store: store.New(pool), cfg: DispatcherConfig{Pool: pool, MaxAttempts: 5, RetryBase: time.Second, RetryMax: time.Hour,
 		MaxBatch: 100, Instance: "test", Logger: slog.New(slog.DiscardHandler)}}
 	c.errLog.Log, c.stale.Log = c.cfg.Logger, c.cfg.Logger
+	c.dead, c.retry = newDeadLog(c.cfg.Logger), map[string]*ratelog.Logger{}
 	held, err := c.writeSplitting(ctx, chunk)
 	if len(held) != 0 || err != nil {
 		t.Fatalf("held %d results (%v): a data error must not hold the chunk back", len(held), err)

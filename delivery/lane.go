@@ -7,7 +7,6 @@ import (
 	"time"
 
 	"github.com/oncehook/oncehook/event"
-	"github.com/oncehook/oncehook/internal/ratelog"
 	"github.com/oncehook/oncehook/internal/startstop"
 )
 
@@ -31,13 +30,11 @@ type lane struct {
 	workers  sync.WaitGroup
 	mu       sync.RWMutex // guards closed against offers
 	closed   bool
-	failLog  ratelog.Logger
 	state    startstop.State
 }
 
 func newLane(d *Dispatcher, dest Destination, maxBytes int64) *lane {
-	l := &lane{dest: dest, d: d, queue: make(chan job, d.cfg.QueueSize), maxBytes: maxBytes,
-		failLog: ratelog.Logger{Log: d.cfg.Logger.With("destination", dest.Name)}}
+	l := &lane{dest: dest, d: d, queue: make(chan job, d.cfg.QueueSize), maxBytes: maxBytes}
 	l.sweeper = newSweeper(d.cfg, l)
 	return l
 }
@@ -141,10 +138,9 @@ func (l *lane) deliver(j job, c *caller) {
 		l.afterCall(returned, size)
 		return // aborted by Stop, not the sink's fault: the row stays pending, no attempt counted
 	}
-	if err != nil {
-		l.failLog.Warn("delivery failed; will retry", "event_id", j.ev.ID, "event_type", j.ev.Type, "error", err)
-	}
-	l.d.results.add(result{id: j.ev.ID, dest: l.dest.Name, lease: j.lease, maxAttempts: l.dest.MaxAttempts}, err)
+	// A failure is logged once its result is written: only then is it
+	// known whether the delivery will be retried or went dead.
+	l.d.results.add(result{id: j.ev.ID, typ: j.ev.Type, dest: l.dest.Name, lease: j.lease, maxAttempts: l.dest.MaxAttempts}, err)
 	l.afterCall(returned, size)
 }
 

@@ -143,6 +143,8 @@ RETURNING d.destination`
 // RetryBase × 2^attempts (the exponent capped, so it cannot overflow),
 // capped at RetryMax, less up to half of it at random; dead after the
 // destination's MaxAttempts.
+// It returns each applied row's place in the arrays (from 1), attempts,
+// status and next attempt.
 // $1 ids, $2 destinations, $3 leases, $4 errors, $5 MaxAttempts, $6 RetryBase ms, $7 RetryMax ms.
 const markFailedSQL = `
 UPDATE stripe_webhook_deliveries d
@@ -153,9 +155,9 @@ SET attempts = d.attempts + 1,
 	dead_at = CASE WHEN d.attempts + 1 >= f.max_attempts THEN now() END,
 	next_attempt_at = now() + least($6::float8 * power(2::float8, least(d.attempts, 62)), $7::float8)
 		* (1 - random() / 2) * interval '1 millisecond'
-FROM unnest($1::text[], $2::text[], $3::timestamptz[], $4::text[], $5::int[]) AS f(id, destination, lease, err, max_attempts)
+FROM unnest($1::text[], $2::text[], $3::timestamptz[], $4::text[], $5::int[]) WITH ORDINALITY AS f(id, destination, lease, err, max_attempts, n)
 WHERE d.event_id = f.id AND d.destination = f.destination AND d.status NOT IN ('delivered', 'dead') AND d.locked_until = f.lease
-RETURNING d.destination, d.status`
+RETURNING f.n, d.attempts, d.status, d.next_attempt_at`
 
 // recordAttemptsSQL appends to the delivery history, stale results too:
 // the attempt was made. An event pruned meanwhile gets no history.
@@ -183,6 +185,9 @@ type Result struct {
 	MaxAttempts int       // the destination's: the attempt that reaches it goes dead
 	OK          bool
 	Err         string // the failure, "" when OK; valid UTF-8 (see WriteResults)
+	// EventType is the event's type, not written: it is handed back in
+	// Applied.Failed for the caller's log.
+	EventType string
 }
 
 // Backoff schedules a failed delivery's next attempt: Base × 2^attempts,
@@ -192,9 +197,22 @@ type Backoff struct {
 }
 
 // Applied counts the results WriteResults applied, by destination; the
-// others found another lease (stale).
+// others found another lease (stale). Failed holds the failed results it
+// applied, in no particular order.
 type Applied struct {
 	Delivered, Retry, Dead map[string]int
+	Failed                 []Failure
+}
+
+// Failure is a failed result that WriteResults applied.
+type Failure struct {
+	Result
+	// Attempts is the delivery's attempts, this one included.
+	Attempts int
+	// Dead says this was the last attempt: the delivery is a dead letter.
+	Dead bool
+	// NextAttempt is when the delivery is tried again, unless Dead.
+	NextAttempt time.Time
 }
 
 // WriteResults applies results and appends every one to the history as
@@ -203,12 +221,14 @@ type Applied struct {
 // error text Postgres refuses), which the caller may isolate by splitting.
 func (s *Store) WriteResults(ctx context.Context, results []Result, backoff Backoff, instance string) (Applied, error) {
 	var ok, failed, all resultColumns
+	var failedResults []Result
 	for _, r := range results {
 		all.add(r)
 		if r.OK {
 			ok.add(r)
 		} else {
 			failed.add(r)
+			failedResults = append(failedResults, r)
 		}
 	}
 	applied := Applied{Delivered: map[string]int{}, Retry: map[string]int{}, Dead: map[string]int{}}
@@ -230,14 +250,20 @@ func (s *Store) WriteResults(ctx context.Context, results []Result, backoff Back
 	b.Queue(markFailedSQL, failed.ids, failed.dests, failed.leases, failed.errs, failed.maxAttempts,
 		backoff.Base.Milliseconds(), backoff.Max.Milliseconds()).
 		Query(func(rows pgx.Rows) error {
-			var dest string
+			var n int64
+			var f Failure
 			var status Status
-			_, err := pgx.ForEachRow(rows, []any{&dest, &status}, func() error {
-				if status == StatusDead {
-					applied.Dead[dest]++
-				} else {
-					applied.Retry[dest]++
+			_, err := pgx.ForEachRow(rows, []any{&n, &f.Attempts, &status, &f.NextAttempt}, func() error {
+				if n < 1 || n > int64(len(failedResults)) {
+					return fmt.Errorf("writing results: a failed row's place %d is out of range", n)
 				}
+				f.Result, f.Dead = failedResults[n-1], status == StatusDead
+				if f.Dead {
+					applied.Dead[f.Destination]++
+				} else {
+					applied.Retry[f.Destination]++
+				}
+				applied.Failed = append(applied.Failed, f)
 				return nil
 			})
 			return err

@@ -157,13 +157,24 @@ func TestResultsMoveDeliveriesAlongTheStateMachine(t *testing.T) {
 	applied, err := st.WriteResults(ctx, []store.Result{
 		{EventID: "evt_ok", Destination: "billing", Lease: token["evt_ok"], MaxAttempts: 3, OK: true},
 		{EventID: "evt_retry", Destination: "billing", Lease: token["evt_retry"], MaxAttempts: 3, Err: "503 from the sink"},
-		{EventID: "evt_dead", Destination: "billing", Lease: token["evt_dead"], MaxAttempts: 1, Err: "410 gone"},
+		{EventID: "evt_dead", Destination: "billing", Lease: token["evt_dead"], MaxAttempts: 1, Err: "410 gone", EventType: "invoice.paid"},
 	}, backoff, "instance-a")
 	if err != nil {
 		t.Fatal(err)
 	}
 	if applied.Delivered["billing"] != 1 || applied.Retry["billing"] != 1 || applied.Dead["billing"] != 1 {
 		t.Fatalf("applied %+v, want one of each", applied)
+	}
+	// The failed rows come back with what the caller logs.
+	failed := map[string]store.Failure{}
+	for _, f := range applied.Failed {
+		failed[f.EventID] = f
+	}
+	if f := failed["evt_dead"]; len(failed) != 2 || !f.Dead || f.Attempts != 1 || f.Destination != "billing" || f.EventType != "invoice.paid" || f.Err != "410 gone" {
+		t.Errorf("failed %+v, want evt_retry and evt_dead (dead after 1 attempt, invoice.paid, 410 gone)", applied.Failed)
+	}
+	if f := failed["evt_retry"]; f.Dead || f.Attempts != 1 || f.NextAttempt.IsZero() {
+		t.Errorf("retry %+v, want 1 attempt, not dead, a next attempt", f)
 	}
 	if r := deliveryRow(t, pool, "evt_ok", "billing"); r.status != store.StatusDelivered || r.attempts != 1 || r.token != nil {
 		t.Errorf("delivered: %+v", r)

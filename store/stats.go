@@ -122,3 +122,30 @@ func (s *Store) UnservedPending(ctx context.Context, served []string) (int64, er
 	}
 	return n, nil
 }
+
+// DeadLetterCounts counts the dead letters of each destination of
+// configured (0 when it has none) and of every other destination that has
+// some, reading only the dead-letter index; each count stops at CountCap.
+// It is what a metric reads at each scrape.
+func (s *Store) DeadLetterCounts(ctx context.Context, configured []string) (map[string]int64, error) {
+	if configured == nil {
+		configured = []string{}
+	}
+	rows, err := s.pool.Query(ctx, `WITH RECURSIVE `+distinctDestinations(StatusDead, "x")+`,
+		names AS (
+			SELECT unnest($1::text[]) AS destination
+			UNION SELECT destination FROM x WHERE destination IS NOT NULL)
+		SELECT n.destination, (SELECT count(*) FROM (SELECT 1 FROM stripe_webhook_deliveries
+				WHERE destination = n.destination AND status = 'dead' LIMIT $2) c)
+		FROM names n`, configured, CountCap)
+	if err != nil {
+		return nil, fmt.Errorf("counting dead letters: %w", err)
+	}
+	out := map[string]int64{}
+	var name string
+	var n int64
+	if _, err := pgx.ForEachRow(rows, []any{&name, &n}, func() error { out[name] = n; return nil }); err != nil {
+		return nil, fmt.Errorf("counting dead letters: %w", err)
+	}
+	return out, nil
+}

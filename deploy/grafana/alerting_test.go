@@ -259,6 +259,8 @@ func TestAlertingCheckerCatchesMistakes(t *testing.T) {
 			"max(oncehook_oldest_pending_age_seconds)", false, "max(...) of oncehook_oldest_pending_age_seconds loses the destination"},
 		{"dead letters summed over destinations", `sum by (destination) (increase(oncehook_deliveries_total{result="dead"}`,
 			`sum(increase(oncehook_deliveries_total{result="dead"}`, false, "sum(...) of oncehook_deliveries_total loses the destination"},
+		{"dead letters now summed over destinations", "max by (destination) (oncehook_dead_letters)",
+			"max(oncehook_dead_letters)", false, "max(...) of oncehook_dead_letters loses the destination"},
 		{"retries grouped by the wrong label", `sum by (destination) (rate(oncehook_deliveries_total{result="retry"}`,
 			`sum by (result) (rate(oncehook_deliveries_total{result="retry"}`, false, "loses the destination"},
 		{"rule differs from its table", "max by (destination) (oncehook_oldest_pending_age_seconds) > 900",

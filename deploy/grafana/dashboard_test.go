@@ -113,6 +113,8 @@ func exported(t testing.TB) series {
 		dest, time.Second, func(context.Context) (float64, error) { return 0, nil })
 	m.QueryGauge("oncehook_deliveries_unserved", "Pending deliveries to destinations that no running instance serves (all instances; each destination's counted up to 100000): they wait until one does.",
 		nil, time.Second, func(context.Context) (float64, error) { return 0, nil })
+	m.DeadLetters([]string{exampleDestination}, time.Second,
+		func(context.Context) (map[string]int64, error) { return map[string]int64{exampleDestination: 0}, nil })
 	m.Destination(exampleDestination)
 	// A vector with no child yet is left out of Gather; record once on
 	// every collector so that each family shows.
@@ -633,7 +635,7 @@ func TestDestinationLabels(t *testing.T) {
 			got = append(got, f)
 		}
 	}
-	want := []string{"oncehook_deliveries_total", "oncehook_delivery_queue_depth", "oncehook_oldest_pending_age_seconds"}
+	want := []string{"oncehook_dead_letters", "oncehook_deliveries_total", "oncehook_delivery_queue_depth", "oncehook_oldest_pending_age_seconds"}
 	if !slices.Equal(got, want) {
 		t.Fatalf("families with a destination label: %v, want %v", got, want)
 	}
@@ -765,6 +767,8 @@ func TestCheckerCatchesMistakes(t *testing.T) {
 			"oncehook_deliveries_total is not filtered with " + destinationSel},
 		{"no destination filter on a gauge", `max by (destination) (oncehook_oldest_pending_age_seconds{instance=~"$instance"})`,
 			"oncehook_oldest_pending_age_seconds is not filtered with " + destinationSel},
+		{"no destination filter on the dead letters", `max by (destination) (oncehook_dead_letters{instance=~"$instance"})`,
+			"oncehook_dead_letters is not filtered with " + destinationSel},
 		{"no selector", `sum(rate(oncehook_requests_total[$__rate_interval]))`, "no label selector"},
 		{"label the metric lacks", `sum(rate(oncehook_requests_total{instance=~"$instance", destination=~"$destination"}[$__rate_interval]))`,
 			"oncehook_requests_total has no label destination"},

@@ -10,6 +10,7 @@ import (
 
 	"github.com/oncehook/oncehook/dedup"
 	"github.com/oncehook/oncehook/delivery"
+	"github.com/oncehook/oncehook/internal/metrics"
 	"github.com/oncehook/oncehook/internal/service"
 	"github.com/oncehook/oncehook/receiver"
 	"github.com/oncehook/oncehook/route"
@@ -89,6 +90,9 @@ func StartInstance(t testing.TB, cfg InstanceConfig) *Instance {
 	in.URL = in.Base + receiver.WebhookPath
 	return in
 }
+
+// Metrics is the instance's metrics registry.
+func (in *Instance) Metrics() *metrics.Metrics { return in.svc.Metrics() }
 
 // Pool is the Postgres pool the instance stores in.
 func (in *Instance) Pool() *pgxpool.Pool { return in.svc.Pool() }

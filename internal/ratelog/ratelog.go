@@ -1,5 +1,7 @@
-// Package ratelog logs a repeated fault at most once per interval, with a
-// count of the reports it held back.
+// Package ratelog bounds repeated log lines. Logger logs a repeated fault
+// at most once per interval, with a count of the reports it held back;
+// Burst logs each report up to a number per interval and summarises the
+// rest in one line, so that none goes unreported.
 package ratelog
 
 import (

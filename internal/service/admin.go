@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"log/slog"
 	"net"
 	"net/http"
@@ -56,7 +57,37 @@ func consoleURL(addr string) string {
 	return "http://" + net.JoinHostPort(host, port) + "/console/"
 }
 
-// adminServer serves /metrics, pprof, the detailed /readyz and, when the
+// adminIndexPage is ADMIN_ADDR's / page; %s is the console's line.
+const adminIndexPage = `<!doctype html>
+<html lang="en"><head><meta charset="utf-8"><title>oncehook admin</title></head>
+<body>
+<h1>oncehook admin</h1>
+<ul>
+<li>%s</li>
+<li><a href="/metrics">/metrics</a>: Prometheus metrics</li>
+<li><a href="/readyz">/readyz</a>: readiness, with the state of Postgres and Redis</li>
+<li><a href="/debug/pprof/">/debug/pprof/</a>: Go profiles</li>
+</ul>
+</body></html>
+`
+
+// adminIndex answers / on ADMIN_ADDR with links to what it serves; the
+// console's only when it is on. Other unknown paths stay 404.
+func adminIndex(console bool) http.Handler {
+	line := `The console is off: set ADMIN_TOKEN to serve it here under /console/`
+	if console {
+		line = `<a href="/console/">/console/</a>: the console (events, dead letters, replay)`
+	}
+	page := []byte(fmt.Sprintf(adminIndexPage, line))
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "text/html; charset=utf-8")
+		w.Header().Set("X-Content-Type-Options", "nosniff")
+		w.Header().Set("Content-Security-Policy", "default-src 'none'")
+		_, _ = w.Write(page)
+	})
+}
+
+// adminServer serves /, /metrics, pprof, the detailed /readyz and, when the
 // console is on, the console, on ADMIN_ADDR.
 type adminServer struct {
 	srv   *http.Server
@@ -71,6 +102,7 @@ func newAdmin(addr string, m *metrics.Metrics, webhooks *receiver.Server, cons h
 		return nil
 	}
 	mux := http.NewServeMux()
+	mux.Handle("GET /{$}", adminIndex(cons != nil))
 	mux.Handle("/metrics", promhttp.HandlerFor(m.Registry, promhttp.HandlerOpts{}))
 	mux.HandleFunc("/readyz", func(w http.ResponseWriter, r *http.Request) {
 		d := webhooks.ReadinessDetail(r.Context())

@@ -60,8 +60,8 @@ func warnOrphaned(ctx context.Context, pool *pgxpool.Pool, names []string, log *
 	}
 }
 
-// registerDestinationGauges adds each destination's queue depth and oldest
-// pending age.
+// registerDestinationGauges adds each destination's queue depth, oldest
+// pending age and dead letters.
 func registerDestinationGauges(m *metrics.Metrics, disp *delivery.Dispatcher, pool *pgxpool.Pool, names []string) {
 	st := store.New(pool)
 	for _, name := range names {
@@ -74,6 +74,7 @@ func registerDestinationGauges(m *metrics.Metrics, disp *delivery.Dispatcher, po
 				return age.Seconds(), err
 			})
 	}
+	m.DeadLetters(names, time.Second, func(ctx context.Context) (map[string]int64, error) { return st.DeadLetterCounts(ctx, names) })
 	ops := admin.New(st)
 	m.QueryGauge("oncehook_deliveries_unserved", "Pending deliveries to destinations that no running instance serves (all instances; each destination's counted up to 100000): they wait until one does.",
 		nil, time.Second, func(ctx context.Context) (float64, error) { n, err := ops.Unserved(ctx, names); return float64(n), err })
