@@ -91,14 +91,15 @@ func adminIndex(console bool) http.Handler {
 // console is on, the console, on ADMIN_ADDR.
 type adminServer struct {
 	srv   *http.Server
+	ln    net.Listener // bound by New, before anything else
 	log   *slog.Logger
 	state startstop.State
 }
 
-// newAdmin builds the admin server, or returns nil when addr is empty
-// (off); cons, when set, is the console.
-func newAdmin(addr string, m *metrics.Metrics, webhooks *receiver.Server, cons http.Handler, log *slog.Logger) *adminServer {
-	if addr == "" {
+// newAdmin builds the admin server on ln, bound to ADMIN_ADDR, or returns
+// nil when ln is nil (off); cons, when set, is the console.
+func newAdmin(ln net.Listener, m *metrics.Metrics, webhooks *receiver.Server, cons http.Handler, log *slog.Logger) *adminServer {
+	if ln == nil {
 		return nil
 	}
 	mux := http.NewServeMux()
@@ -121,9 +122,9 @@ func newAdmin(addr string, m *metrics.Metrics, webhooks *receiver.Server, cons h
 	mux.HandleFunc("/debug/pprof/symbol", pprof.Symbol)
 	mux.HandleFunc("/debug/pprof/trace", pprof.Trace)
 	// No WriteTimeout: a CPU profile takes its ?seconds= to write.
-	srv := &http.Server{Addr: addr, Handler: mux, ReadHeaderTimeout: 5 * time.Second, ReadTimeout: 30 * time.Second,
+	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second, ReadTimeout: 30 * time.Second,
 		IdleTimeout: 2 * time.Minute}
-	return &adminServer{srv: srv, log: log}
+	return &adminServer{srv: srv, ln: ln, log: log}
 }
 
 // Start serves in the background; a listener that fails is logged, and
@@ -131,8 +132,8 @@ func newAdmin(addr string, m *metrics.Metrics, webhooks *receiver.Server, cons h
 func (a *adminServer) Start(ctx context.Context) error {
 	return a.state.Start(ctx, func(context.Context) error {
 		go func() {
-			if err := a.srv.ListenAndServe(); err != nil && !errors.Is(err, http.ErrServerClosed) {
-				a.log.Error("admin listener failed", "addr", a.srv.Addr, "error", err)
+			if err := a.srv.Serve(a.ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
+				a.log.Error("admin listener failed", "addr", a.ln.Addr().String(), "error", err)
 			}
 		}()
 		return nil

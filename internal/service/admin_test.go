@@ -1,6 +1,7 @@
 package service
 
 import (
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"strings"
@@ -25,7 +26,12 @@ func TestAdminIndex(t *testing.T) {
 		{"console off", nil, []string{`<a href="/metrics">`, "set ADMIN_TOKEN"}, `<a href="/console/">`},
 	} {
 		t.Run(c.name, func(t *testing.T) {
-			a := newAdmin("127.0.0.1:0", metrics.New(), nil, c.console, nil)
+			ln, err := net.Listen("tcp", "127.0.0.1:0")
+			if err != nil {
+				t.Fatal(err)
+			}
+			t.Cleanup(func() { ln.Close() })
+			a := newAdmin(ln, metrics.New(), nil, c.console, nil)
 			serve := func(method, path string) *httptest.ResponseRecorder {
 				rec := httptest.NewRecorder()
 				a.srv.Handler.ServeHTTP(rec, httptest.NewRequest(method, path, nil))

@@ -1,14 +1,9 @@
 package service
 
 import (
-	"context"
-	"errors"
 	"fmt"
 	"net"
-	"net/http"
 	"strings"
-
-	"github.com/oncehook/oncehook/internal/startstop"
 )
 
 // listeners are the addresses New binds first, before it waits for
@@ -80,30 +75,4 @@ func (ls listeners) close() {
 			_ = ln.Close()
 		}
 	}
-}
-
-// boundAdmin serves the admin server on the listener New bound.
-type boundAdmin struct {
-	a     *adminServer
-	ln    net.Listener
-	state startstop.State
-}
-
-// Start serves in the background; a listener that fails is logged, and
-// the webhooks go on without it. A second Start does nothing.
-func (b *boundAdmin) Start(ctx context.Context) error {
-	return b.state.Start(ctx, func(context.Context) error {
-		go func() {
-			if err := b.a.srv.Serve(b.ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
-				b.a.log.Error("admin listener failed", "addr", b.ln.Addr().String(), "error", err)
-			}
-		}()
-		return nil
-	})
-}
-
-// Stop closes the listener and every connection at once (see
-// adminServer.Stop). Stop before Start and a second Stop do nothing.
-func (b *boundAdmin) Stop(ctx context.Context) error {
-	return b.state.Stop(ctx, func(context.Context) error { return b.a.srv.Close() })
 }

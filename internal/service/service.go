@@ -96,7 +96,7 @@ type Service struct {
 	record     *admin.Registration // this instance's destination set, in Postgres
 	dedup      *dedup.Deduper
 	webhooks   *listener
-	admin      *boundAdmin           // nil: ADMIN_ADDR is empty
+	admin      *adminServer          // nil: ADMIN_ADDR is empty
 	reconciler *reconcile.Reconciler // nil: off
 
 	state       startstop.State
@@ -229,9 +229,7 @@ func New(ctx context.Context, cfg Config, opts ...Option) (_ *Service, err error
 		return nil, err
 	}
 	s.webhooks = newListener(srv, s.lns.webhook)
-	if a := newAdmin(cfg.AdminAddr, m, srv, cons, log); a != nil {
-		s.admin = &boundAdmin{a: a, ln: s.lns.admin}
-	}
+	s.admin = newAdmin(s.lns.admin, m, srv, cons, log)
 	return s, nil
 }
 
