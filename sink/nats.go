@@ -149,6 +149,14 @@ func (s *NATS) Deliver(ctx context.Context, ev *event.Event) error {
 		}
 		subject = strings.ReplaceAll(subject, TypePlaceholder, ev.Type)
 	}
+	if !s.nc.IsConnected() {
+		// Publishing now would fail with "outbound buffer limit exceeded".
+		err := errors.New("not connected")
+		if last := s.nc.LastError(); last != nil {
+			err = fmt.Errorf("not connected: %w", last)
+		}
+		return fmt.Errorf("publishing %s to NATS at %s: %w", ev.ID, s.cfg.Server, err)
+	}
 	msg := nats.NewMsg(subject)
 	msg.Data = ev.Payload
 	for _, h := range brokerHeaders(ev) {

@@ -19,20 +19,22 @@ const natsServerBin = "nats-server"
 type NATSServer struct {
 	addr   string
 	store  string
+	args   []string
 	cmd    *exec.Cmd
 	exited chan struct{} // closed when cmd has exited
 	log    *bytes.Buffer
 }
 
 // StartNATS starts `nats-server -js` on a free port of 127.0.0.1, its
-// JetStream store in a temporary directory. It is stopped when the test
-// ends. The test fails, naming the Debian package, if nats-server is missing.
-func StartNATS(t testing.TB) *NATSServer {
+// JetStream store in a temporary directory, with args added (such as
+// "--user", "u", "--pass", "p"). It is stopped when the test ends. The
+// test fails, naming the Debian package, if nats-server is missing.
+func StartNATS(t testing.TB, args ...string) *NATSServer {
 	t.Helper()
 	if _, err := exec.LookPath(natsServerBin); err != nil {
 		t.Fatalf("nats-server is not installed (Debian package nats-server: apt-get install nats-server): %v", err)
 	}
-	s := &NATSServer{addr: FreeAddr(t), store: t.TempDir()}
+	s := &NATSServer{addr: FreeAddr(t), store: t.TempDir(), args: args}
 	t.Cleanup(func() { s.Stop(t) })
 	s.Start(t)
 	return s
@@ -51,7 +53,7 @@ func (s *NATSServer) Start(t testing.TB) {
 	}
 	host, port, _ := net.SplitHostPort(s.addr)
 	s.log = &bytes.Buffer{}
-	cmd := exec.Command(natsServerBin, "-js", "-a", host, "-p", port, "-sd", s.store)
+	cmd := exec.Command(natsServerBin, append([]string{"-js", "-a", host, "-p", port, "-sd", s.store}, s.args...)...)
 	cmd.Stdout, cmd.Stderr = s.log, s.log
 	if err := cmd.Start(); err != nil {
 		t.Fatalf("starting nats-server: %v", err)
