@@ -127,6 +127,15 @@ func TestAMQPRefusals(t *testing.T) {
 	if got := drain(t, reader, "events", "bound"); len(got) != 1 || got[0].ID != "evt_routed" {
 		t.Fatalf("queue holds %+v, want evt_routed alone", got)
 	}
+
+	direct := openSink(t, base+"?exchange=&routing_key=events", nil) // the default exchange routes by queue name
+	defer direct.Close()
+	if err := deliver(direct, "evt_direct"); err != nil {
+		t.Fatal(err)
+	}
+	if got := drain(t, reader, "events", "events"); len(got) != 1 || got[0].ID != "evt_direct" {
+		t.Fatalf("queue holds %+v, want evt_direct alone", got)
+	}
 }
 
 // TestAMQPBrokerAwayThenBack: the broker closes the sink's connection and
