@@ -78,6 +78,9 @@ type AMQP struct {
 	closed bool
 }
 
+// errAMQPClosed answers a Deliver after Close.
+var errAMQPClosed = errors.New("the RabbitMQ sink is closed")
+
 // amqpConn is a connection and its idle channels.
 type amqpConn struct {
 	conn *amqp.Connection
@@ -196,7 +199,7 @@ func (s *AMQP) connection(ctx context.Context) (*amqpConn, error) {
 	defer s.mu.Unlock()
 	if s.closed {
 		conn.Close()
-		return nil, errors.New("the sink is closed")
+		return nil, errAMQPClosed
 	}
 	s.conn = c
 	return c, nil
@@ -207,7 +210,7 @@ func (s *AMQP) current() (*amqpConn, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if s.closed {
-		return nil, errors.New("the sink is closed")
+		return nil, errAMQPClosed
 	}
 	if s.conn == nil || s.conn.conn.IsClosed() {
 		return nil, nil
