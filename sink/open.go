@@ -16,15 +16,21 @@ import (
 // DefaultStreamMaxLen bounds a Redis stream sink when the URL sets no maxlen.
 const DefaultStreamMaxLen = 1_000_000
 
-// Target is a parsed SINK_URL: stdout, file:///path, http(s)://..., or
-// redis://host:port/db?stream=NAME[&maxlen=N].
+// Target is a parsed SINK_URL: stdout, file:///path, http(s)://...,
+// redis://host:port/db?stream=NAME[&maxlen=N],
+// nats://[user:password@]host:port/SUBJECT,
+// amqp://user:password@host:port/VHOST?exchange=NAME[&routing_key=KEY] or
+// kafka://host:port[,host:port…]/TOPIC.
 type Target struct {
-	Scheme string // "stdout", "file", "http", "https" or "redis"/"rediss"
+	Scheme string // "stdout", "file", "http", "https", "redis"/"rediss", "nats", "amqp"/"amqps" or "kafka"
 	raw    string
 	path   string
 	redis  *redis.Options
 	stream string
 	maxLen int64
+	nats   NATSConfig
+	amqp   AMQPConfig
+	kafka  KafkaConfig
 }
 
 // ParseURL checks raw without opening anything. Its errors never show raw's
@@ -67,8 +73,17 @@ func ParseURL(raw string) (Target, error) {
 			// go-redis quotes option values and may quote the URL.
 			return Target{}, fmt.Errorf("bad Redis address: %v", redact.Error(err, raw, u.String()))
 		}
+	case "nats":
+		t.nats, err = parseNATS(u)
+	case "amqp", "amqps":
+		t.amqp, err = parseAMQP(raw, u)
+	case "kafka":
+		t.kafka, err = parseKafka(u)
 	default:
-		return Target{}, fmt.Errorf("unsupported scheme %q: use stdout, file://, http://, https:// or redis://", u.Scheme)
+		return Target{}, fmt.Errorf("unsupported scheme %q: use stdout, file://, http://, https://, redis://, nats://, amqp:// or kafka://", u.Scheme)
+	}
+	if err != nil {
+		return Target{}, err
 	}
 	return t, nil
 }
@@ -103,6 +118,12 @@ func (t Target) Open(signer *StandardWebhooksSigner) (Sink, error) {
 		opt.ContextTimeoutEnabled = true // DELIVERY_TIMEOUT bounds each XADD
 		opt.MaxRetries = -1              // a failed XADD is retried by the dispatcher
 		return NewRedisStream(redis.NewClient(&opt), t.stream, t.maxLen), nil
+	case "nats":
+		return NewNATS(t.nats)
+	case "amqp", "amqps":
+		return NewAMQP(t.amqp), nil
+	case "kafka":
+		return NewKafka(t.kafka)
 	}
 	return nil, fmt.Errorf("unsupported sink %q", t.Scheme)
 }

@@ -1,6 +1,7 @@
 // Package sink is how events reach the application: the Sink interface
-// and its implementations (JSON lines, HTTP, Redis stream), which one
-// conformance suite checks. The machinery that calls them is in delivery.
+// and its implementations (JSON lines, HTTP, Redis stream, NATS JetStream,
+// RabbitMQ, Kafka), which one conformance suite checks. The machinery that
+// calls them is in delivery.
 package sink
 
 import (
