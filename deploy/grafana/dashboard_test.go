@@ -116,6 +116,7 @@ func exported(t testing.TB) series {
 	m.DeadLetters([]string{exampleDestination}, time.Second,
 		func(context.Context) (map[string]int64, error) { return map[string]int64{exampleDestination: 0}, nil })
 	m.Destination(exampleDestination)
+	m.SetBuildInfo(metrics.BuildInfo{Version: "v1.0.0", Commit: "0123456789ab", Go: "1.26.8", Schema: 8})
 	// A vector with no child yet is left out of Gather; record once on
 	// every collector so that each family shows.
 	m.Request(metrics.Accepted)

@@ -23,10 +23,10 @@ func (m *Metrics) SetBuildInfo(b BuildInfo) {
 	if m == nil {
 		return
 	}
-	m.Registry.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+	info := prometheus.NewGaugeVec(prometheus.GaugeOpts{
 		Name: "oncehook_build_info",
 		Help: "Always 1; the labels name the running build (version, commit, go) and the schema version it runs on.",
-		ConstLabels: prometheus.Labels{"version": b.Version, "commit": b.Commit, "go": b.Go,
-			"schema": strconv.Itoa(b.Schema)},
-	}, func() float64 { return 1 }))
+	}, []string{"version", "commit", "go", "schema"})
+	m.Registry.MustRegister(info)
+	info.WithLabelValues(b.Version, b.Commit, b.Go, strconv.Itoa(b.Schema)).Set(1)
 }
