@@ -4,16 +4,15 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
-	"flag"
 	"fmt"
 	"io"
 	"os"
-	"slices"
 	"strings"
 	"text/tabwriter"
 	"time"
 
 	"github.com/jackc/pgx/v5/pgxpool"
+	"github.com/spf13/cobra"
 
 	"github.com/oncehook/oncehook/admin"
 	"github.com/oncehook/oncehook/internal/redact"
@@ -39,23 +38,6 @@ func adminPool(ctx context.Context) (*pgxpool.Pool, error) {
 		return nil, fmt.Errorf("DATABASE_URL: %w", redact.Error(err, url))
 	}
 	return pool, nil
-}
-
-// parseSince reads --since: a duration back from now (24h) or a date
-// (2026-01-02 or RFC 3339).
-func parseSince(v string, now time.Time) (time.Time, error) {
-	if v == "" {
-		return time.Time{}, nil
-	}
-	if d, err := time.ParseDuration(v); err == nil && d > 0 {
-		return now.Add(-d), nil
-	}
-	for _, layout := range []string{time.RFC3339, time.DateOnly} {
-		if t, err := time.Parse(layout, v); err == nil {
-			return t, nil
-		}
-	}
-	return time.Time{}, fmt.Errorf("--since %q: want a duration like 24h or a date like 2026-01-02", v)
 }
 
 // openAdmin is the operator API on DATABASE_URL; close closes its pool.
@@ -114,51 +96,70 @@ func resolveDestinations(ctx context.Context, a *admin.Admin, env []destinationC
 		return res, err
 	}
 	if res.Note != "" {
-		fmt.Fprintln(stderr, "receiver:", res.Note)
+		fmt.Fprintln(stderr, "oncehook:", res.Note)
 	}
 	return res, nil
 }
 
-func eventsCmd(ctx context.Context, args []string, out io.Writer) error {
-	if len(args) == 0 {
-		return errors.New("usage: receiver events list [--status S] [--destination NAME] [--type T] [--since D] [--limit N] [--json] | events show EVT_ID [--json]")
-	}
-	switch args[0] {
-	case "list":
-		return eventsList(ctx, args[1:], out)
-	case "show":
-		return eventsShow(ctx, args[1:], out)
-	}
-	return fmt.Errorf("unknown events command %q: want list or show", args[0])
+// statuses complete --status.
+var statuses = cobra.FixedCompletions([]string{"pending", "delivered", "dead", "unrouted"}, cobra.ShellCompDirectiveNoFileComp)
+
+func newEventsCmd() *cobra.Command {
+	c := groupCmd(&cobra.Command{
+		Use:   "events",
+		Short: "List stored events, or show one with its deliveries and history",
+		Long: `List stored events, or show one with its deliveries and history.
+
+Needs DATABASE_URL only; the receiver need not be running.`,
+	})
+	c.AddCommand(newEventsListCmd(), newEventsShowCmd())
+	return c
 }
 
-func eventsList(ctx context.Context, args []string, out io.Writer) error {
-	fs := flag.NewFlagSet("events list", flag.ContinueOnError)
-	status := fs.String("status", "", "pending, delivered, dead or unrouted (matched no destination)")
-	dest := fs.String("destination", "", "only this destination's deliveries")
-	typ := fs.String("type", "", "event type, such as invoice.paid, or a pattern such as invoice.*")
-	since := fs.String("since", "", "received within this duration (24h) or since this date")
-	limit := fs.Int("limit", 100, "at most this many rows, newest first")
-	asJSON := fs.Bool("json", false, "print JSON")
-	if err := fs.Parse(args); err != nil {
+// listOptions are the flags of events list.
+type listOptions struct {
+	status, destination, typ, since string
+	limit                           int
+	json                            bool
+}
+
+func newEventsListCmd() *cobra.Command {
+	var o listOptions
+	c := &cobra.Command{
+		Use:   "list",
+		Short: "List deliveries, newest first: one row per event and destination",
+		Example: `  oncehook events list --status dead --destination billing --since 24h
+  oncehook events list --status unrouted --since 7d --json`,
+		Args: noArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			return eventsList(cmd.Context(), o, cmd.OutOrStdout())
+		},
+	}
+	f := c.Flags()
+	f.StringVar(&o.status, "status", "", "pending, delivered, dead or unrouted (matched no destination)")
+	f.StringVar(&o.destination, "destination", "", "only this destination's deliveries")
+	f.StringVar(&o.typ, "type", "", "event type, such as invoice.paid, or a pattern such as invoice.*")
+	f.StringVar(&o.since, "since", "", "received within this duration (24h, 7d) or since this date (2026-01-02)")
+	f.IntVar(&o.limit, "limit", 100, "at most this many rows, newest first")
+	f.BoolVar(&o.json, "json", false, "print JSON")
+	_ = c.RegisterFlagCompletionFunc("status", statuses)
+	return c
+}
+
+func eventsList(ctx context.Context, o listOptions, out io.Writer) error {
+	if err := checkStatus(o.status); err != nil {
 		return err
 	}
-	if fs.NArg() > 0 {
-		return fmt.Errorf("events list: unexpected argument %q", fs.Arg(0))
-	}
-	if err := checkStatus(*status); err != nil {
-		return err
-	}
-	from, err := parseSince(*since, time.Now())
+	from, err := parseSince(o.since, time.Now())
 	if err != nil {
 		return err
 	}
-	if *limit <= 0 {
-		return fmt.Errorf("--limit %d: want a positive number", *limit)
+	if o.limit <= 0 {
+		return fmt.Errorf("--limit %d: want a positive number", o.limit)
 	}
-	p := admin.ListParams{Status: store.Status(*status), Destination: *dest, Since: from}
-	if *typ != "" {
-		p.Types = []string{*typ}
+	p := admin.ListParams{Status: store.Status(o.status), Destination: o.destination, Since: from}
+	if o.typ != "" {
+		p.Types = []string{o.typ}
 	}
 	if err := p.Validate(); err != nil {
 		return fmt.Errorf("events list: %w", err)
@@ -168,11 +169,11 @@ func eventsList(ctx context.Context, args []string, out io.Writer) error {
 		return err
 	}
 	defer closeAdmin()
-	rows, err := a.ListDeliveries(ctx, p, *limit)
+	rows, err := a.ListDeliveries(ctx, p, o.limit)
 	if err != nil {
 		return err
 	}
-	if *asJSON {
+	if o.json {
 		if rows == nil {
 			rows = []admin.EventRow{}
 		}
@@ -187,30 +188,35 @@ func eventsList(ctx context.Context, args []string, out io.Writer) error {
 	if err := tw.Flush(); err != nil {
 		return err
 	}
-	fmt.Fprintf(out, "%d rows\n", len(rows))
+	fmt.Fprintln(out, count(len(rows), "row", ""))
 	return nil
 }
 
-func eventsShow(ctx context.Context, args []string, out io.Writer) error {
-	fs := flag.NewFlagSet("events show", flag.ContinueOnError)
-	asJSON := fs.Bool("json", false, "print JSON")
-	pos, err := parseArgs(fs, args)
-	if err != nil {
-		return err
+func newEventsShowCmd() *cobra.Command {
+	var asJSON bool
+	c := &cobra.Command{
+		Use:   "show EVT_ID",
+		Short: "Show one event: its deliveries, every attempt, and the payload",
+		Args:  exactArgs(1, "EVT_ID"),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			return eventsShow(cmd.Context(), args[0], asJSON, cmd.OutOrStdout())
+		},
 	}
-	if len(pos) != 1 {
-		return errors.New("usage: receiver events show EVT_ID [--json]")
-	}
+	c.Flags().BoolVar(&asJSON, "json", false, "print JSON")
+	return c
+}
+
+func eventsShow(ctx context.Context, id string, asJSON bool, out io.Writer) error {
 	a, closeAdmin, err := openAdmin(ctx)
 	if err != nil {
 		return err
 	}
 	defer closeAdmin()
-	ev, err := a.Show(ctx, pos[0])
+	ev, err := a.Show(ctx, id)
 	if err != nil {
 		return err
 	}
-	if *asJSON {
+	if asJSON {
 		if ev.History == nil {
 			ev.History = []admin.Attempt{}
 		}
@@ -227,11 +233,17 @@ func eventsShow(ctx context.Context, args []string, out io.Writer) error {
 	tw = tabwriter.NewWriter(out, 0, 4, 2, ' ', 0)
 	fmt.Fprintln(tw, "  DESTINATION\tSTATUS\tATTEMPTS\tNEXT ATTEMPT\tDELIVERED\tLAST ERROR")
 	for _, d := range ev.Deliveries {
+		// Only a pending delivery has a next attempt; a delivered or dead
+		// one keeps the time it would have had.
+		next := "-"
+		if d.Status == store.StatusPending {
+			next = timeOrDash(d.NextAttemptAt)
+		}
 		fmt.Fprintf(tw, "  %s\t%s\t%d\t%s\t%s\t%s\n", orDash(d.Destination), d.Status, d.Attempts,
-			timeOrDash(d.NextAttemptAt), timeOrDash(d.DeliveredAt), d.LastError)
+			next, timeOrDash(d.DeliveredAt), d.LastError)
 	}
 	_ = tw.Flush()
-	fmt.Fprintf(out, "\nhistory (%d attempts):\n", len(ev.History))
+	fmt.Fprintf(out, "\nhistory (%s):\n", count(len(ev.History), "attempt", ""))
 	for _, a := range ev.History {
 		result := "ok"
 		if !a.OK {
@@ -263,262 +275,6 @@ func timeOrDash(t *time.Time) string {
 		return "-"
 	}
 	return t.UTC().Format(time.RFC3339)
-}
-
-func replayCmd(ctx context.Context, args []string, out io.Writer) error {
-	fs := flag.NewFlagSet("replay", flag.ContinueOnError)
-	status := fs.String("status", "", "replay every delivery of this status: dead, or delivered (to send them all again)")
-	since := fs.String("since", "", "received within this duration (24h) or since this date")
-	dest := fs.String("destination", "", "only this destination; alone with --since, backfill it with the events it never had")
-	force := fs.Bool("force", false, "route by this environment's destinations even where the running instances serve others")
-	ids, err := parseArgs(fs, args)
-	if err != nil {
-		return err
-	}
-	usage := errors.New("usage: receiver replay EVT_ID... [--destination NAME [--force]] | receiver replay --status dead [--destination NAME] [--since D] | receiver replay --destination NAME --since D [--force]")
-	backfill := len(ids) == 0 && *status == "" && *dest != ""
-	switch {
-	case len(ids) > 0 && *status != "":
-		return usage
-	case len(ids) == 0 && *status == "" && !backfill:
-		return usage
-	case backfill && *since == "":
-		return errors.New("--destination without --status backfills the destination: give --since too")
-	case *status != "" && *status != string(store.StatusDead) && *status != string(store.StatusDelivered):
-		return fmt.Errorf("--status %q: want dead or delivered (pending deliveries are made anyway)", *status)
-	case *status == string(store.StatusDelivered) && *since == "":
-		return errors.New("--status delivered sends every stored delivered event again: give --since too")
-	}
-	from, err := parseSince(*since, time.Now())
-	if err != nil {
-		return err
-	}
-	var env []destinationConfig
-	if backfill || *dest != "" && len(ids) > 0 {
-		if env, err = configuredDestinations(); err != nil {
-			return err
-		}
-	}
-	a, closeAdmin, err := openAdmin(ctx)
-	if err != nil {
-		return err
-	}
-	defer closeAdmin()
-	switch {
-	case backfill:
-		// Route by the set the running instances serve, as they would
-		// have routed the events.
-		res, err := resolveDestinations(ctx, a, env, *force)
-		if err != nil {
-			return err
-		}
-		i := slices.IndexFunc(res.Destinations, func(d route.Destination) bool { return d.Name == *dest })
-		if i < 0 {
-			return fmt.Errorf("--destination %q is not configured (destinations of the %s: %s)", *dest, setSource(res),
-				strings.Join(routeNames(res.Destinations), ", "))
-		}
-		target := res.Destinations[i]
-		r, err := a.Replay(ctx, admin.ReplayParams{Backfill: &target.Filter, Destination: target.Name, Since: from})
-		if err != nil {
-			return fmt.Errorf("%w (%d events given to %s before the error)", err, r.Replayed, target.Name)
-		}
-		fmt.Fprintf(out, "%d events received since %s given to destination %s\n", r.Replayed, from.UTC().Format(time.RFC3339), target.Name)
-		return nil
-	case *status != "":
-		r, err := a.Replay(ctx, admin.ReplayParams{Status: store.Status(*status), Destination: *dest, Since: from})
-		if err != nil {
-			return fmt.Errorf("%w (%d deliveries put back to pending before the error)", err, r.Replayed)
-		}
-		fmt.Fprintf(out, "%d %s deliveries put back to pending\n", r.Replayed, *status)
-		warnUnserved(ctx, a, *dest)
-		return nil
-	}
-	if *dest != "" {
-		// A delivery is created where the event has none: only to a
-		// destination that is served, or it would wait for good.
-		res, err := resolveDestinations(ctx, a, env, *force)
-		if err != nil {
-			return err
-		}
-		if !slices.ContainsFunc(res.Destinations, func(d route.Destination) bool { return d.Name == *dest }) {
-			return fmt.Errorf("--destination %q is not configured (destinations of the %s: %s)", *dest, setSource(res),
-				strings.Join(routeNames(res.Destinations), ", "))
-		}
-	}
-	r, err := a.Replay(ctx, admin.ReplayParams{IDs: ids, Destination: *dest, Create: *dest != ""})
-	if err != nil {
-		return err
-	}
-	seen := make(map[string]bool, len(r.IDs))
-	for _, id := range r.IDs {
-		seen[id] = true
-		fmt.Fprintf(out, "%s put back to pending\n", id)
-	}
-	var missing []string
-	for _, id := range ids {
-		if !seen[id] {
-			missing = append(missing, id)
-		}
-	}
-	if len(missing) > 0 {
-		return fmt.Errorf("unknown event ids, or events with no delivery to replay (give --destination): %s", strings.Join(missing, ", "))
-	}
-	warnUnserved(ctx, a, *dest)
-	return nil
-}
-
-// warnUnserved says on stderr when the running instances do not serve
-// dest: what was put back to pending waits for one that does.
-func warnUnserved(ctx context.Context, a *admin.Admin, dest string) {
-	if dest == "" {
-		return
-	}
-	rec, err := a.Record(ctx)
-	if err != nil || len(rec.Live) == 0 || slices.Contains(rec.Served(), dest) {
-		return
-	}
-	fmt.Fprintf(stderr, "receiver: no running instance serves destination %s (they serve %s): its pending deliveries wait until one does\n",
-		dest, strings.Join(rec.Served(), ", "))
-}
-
-// setSource names where a resolved set comes from, for messages.
-func setSource(res admin.Resolution) string {
-	if res.Source == admin.FromRecord {
-		return "running instances"
-	}
-	return "environment"
-}
-
-func destinationNames(dests []destinationConfig) []string {
-	names := make([]string, len(dests))
-	for i, d := range dests {
-		names[i] = d.Name
-	}
-	return names
-}
-
-func routeNames(dests []route.Destination) []string {
-	names := make([]string, len(dests))
-	for i, d := range dests {
-		names[i] = d.Name
-	}
-	return names
-}
-
-// destinationsCmd prints each destination the running instances serve
-// (or, when none runs, that this environment configures), then the others
-// found in Postgres: its filter, its URL when this environment configures
-// it (redacted), its deliveries and the instances that serve it.
-func destinationsCmd(ctx context.Context, args []string, out io.Writer) error {
-	fs := flag.NewFlagSet("destinations", flag.ContinueOnError)
-	asJSON := fs.Bool("json", false, "print JSON")
-	if err := fs.Parse(args); err != nil {
-		return err
-	}
-	if fs.NArg() > 0 {
-		return fmt.Errorf("destinations: unexpected argument %q", fs.Arg(0))
-	}
-	dests, err := configuredDestinations()
-	if err != nil {
-		return err
-	}
-	a, closeAdmin, err := openAdmin(ctx)
-	if err != nil {
-		return err
-	}
-	defer closeAdmin()
-	res, err := a.Resolve(ctx, admin.ResolveParams{Env: routes(dests), EnvSet: envNamesDestinations()})
-	var mismatch *admin.SetMismatchError
-	switch {
-	case errors.As(err, &mismatch):
-		// A report: show the instances' set, and say this one differs.
-		fmt.Fprintln(stderr, "receiver: note:", err)
-		res.Destinations, res.Source = mismatch.Record, admin.FromRecord
-	case errors.Is(err, admin.ErrMixedSets):
-		// Overview adds what the other instances serve, as partial.
-		res.Destinations, res.Source = res.Record.Sets()[0][0].Destinations, admin.FromRecord
-	case err != nil:
-		return err
-	case res.Note != "":
-		fmt.Fprintln(stderr, "receiver:", res.Note)
-	}
-	infos, err := a.Overview(ctx, res)
-	if err != nil {
-		return err
-	}
-	// URLs are not recorded: this environment's, where it configures the
-	// destination as the instances do.
-	urls := map[string]string{}
-	if res.Source == admin.FromEnvironment || (envNamesDestinations() && mismatch == nil && !res.Record.Mixed()) {
-		for _, d := range dests {
-			urls[d.Name] = d.Target.String()
-		}
-	}
-	type row struct {
-		admin.DestinationInfo
-		Types    []string `json:"types,omitempty"`
-		Livemode string   `json:"livemode,omitempty"`
-		URL      string   `json:"url,omitempty"`
-	}
-	rows := make([]row, len(infos))
-	for i, d := range infos {
-		rows[i] = row{DestinationInfo: d}
-		if d.State != admin.StateOrphaned {
-			rows[i].Types = d.Filter.Types
-			if len(rows[i].Types) == 0 {
-				rows[i].Types = []string{"*"}
-			}
-			rows[i].Livemode = string(d.Filter.Livemode)
-			rows[i].URL = urls[d.Name]
-		}
-	}
-	if *asJSON {
-		return writeJSON(out, rows)
-	}
-	tw := tabwriter.NewWriter(out, 0, 4, 2, ' ', 0)
-	fmt.Fprintln(tw, "DESTINATION\tSTATE\tTYPES\tLIVEMODE\tURL\tPENDING\tDELIVERED\tDEAD\tOLDEST PENDING")
-	for _, r := range rows {
-		oldest := "-"
-		if r.Pending > 0 {
-			oldest = (time.Duration(r.OldestPendingSeconds) * time.Second).String()
-		}
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%d\t%d\t%d\t%s\n", r.Name, r.State, orDash(strings.Join(r.Types, ",")),
-			orDash(r.Livemode), orDash(r.URL), r.Pending, r.Delivered, r.Dead, oldest)
-	}
-	if err := tw.Flush(); err != nil {
-		return err
-	}
-	if res.Source == admin.FromRecord {
-		if res.Record.Mixed() {
-			fmt.Fprintf(out, "\nthe running instances serve different destination sets (a configuration change under way?):\n")
-			for _, g := range res.Record.Sets() {
-				ids := make([]string, len(g))
-				for i, in := range g {
-					ids[i] = in.Instance
-				}
-				fmt.Fprintf(out, "  %s: %s\n", strings.Join(g[0].Names(), ","), strings.Join(ids, ", "))
-			}
-		} else {
-			fmt.Fprintf(out, "\nas served by %d running instance(s)\n", len(res.Record.Live))
-		}
-	}
-	return nil
-}
-
-// parseArgs parses flags placed before, between or after positional
-// arguments ("show EVT_ID --json") and returns the positional ones.
-func parseArgs(fs *flag.FlagSet, args []string) ([]string, error) {
-	var pos []string
-	for {
-		if err := fs.Parse(args); err != nil {
-			return nil, err
-		}
-		if fs.NArg() == 0 {
-			return pos, nil
-		}
-		pos = append(pos, fs.Arg(0))
-		args = fs.Args()[1:]
-	}
 }
 
 func writeJSON(out io.Writer, v any) error {

@@ -1,41 +1,30 @@
-// Command receiver is the oncehook daemon: it receives Stripe webhooks,
-// stores each event once and delivers it to the destinations it matches.
+// Command oncehook receives Stripe webhooks, stores each event once and
+// delivers it to the destinations it matches; its subcommands operate it.
 //
-//	receiver [serve]          migrate, then serve (the default)
-//	receiver migrate          apply the embedded migrations and exit
-//	receiver send-test-event  post one signed test event to a running receiver
-//	receiver events list|show list stored events, or show one with its deliveries and history
-//	receiver replay           put deliveries back to pending, or backfill a destination
-//	receiver destinations     each destination's filter, URL and delivery counts
-//	receiver reconcile        store the events Stripe could not deliver, from its Events API
+//	oncehook [serve]          migrate, then serve (the default)
+//	oncehook migrate          apply the embedded migrations and exit
+//	oncehook send-test-event  post one signed test event to a running receiver
+//	oncehook events list|show list stored events, or show one with its deliveries and history
+//	oncehook replay           put deliveries back to pending, or backfill a destination
+//	oncehook destinations     each destination's filter, URL and delivery counts
+//	oncehook reconcile        store the events Stripe could not deliver, from its Events API
+//	oncehook config           check the environment and print the configuration, secrets redacted
+//	oncehook version          the version, commit, Go and schema version of this binary
+//	oncehook completion       shell completion scripts
 //
-// Configuration comes from the environment; see README.md.
+// Configuration comes from the environment; see README.md. Every command
+// answers --help without side effects.
 package main
 
 import (
 	"context"
 	"fmt"
+	"io"
 	"os"
 	"os/signal"
 	"runtime/debug"
 	"syscall"
 )
-
-const usage = `usage:
-  receiver [serve]                 migrate, then serve
-  receiver migrate                 apply the embedded migrations
-  receiver send-test-event [-url URL] [-id EVT_ID]
-  receiver events list [--status pending|delivered|dead|unrouted] [--destination NAME] [--type T] [--since D] [--limit N] [--json]
-  receiver events show EVT_ID [--json]
-  receiver replay EVT_ID... [--destination NAME]
-  receiver replay --status dead [--destination NAME] [--since D]
-  receiver replay --status delivered --since D [--destination NAME]
-  receiver replay --destination NAME --since D [--force]   backfill a destination added later
-  receiver destinations [--json]
-  receiver reconcile [--since 72h] [--all] [--types T,...] [--dry-run] [--force]
-
-Configuration is read from the environment (see README.md).
-`
 
 // gcPercent trades memory for CPU: the heap is small (tens of MB), and the
 // request path allocates, so collecting less often is cheap. GOGC overrides it.
@@ -46,38 +35,19 @@ func main() {
 		debug.SetGCPercent(gcPercent)
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
-	err := run(ctx, os.Args[1:])
+	err := execute(ctx, os.Args[1:], os.Stdout)
 	stop()
 	if err != nil {
-		fmt.Fprintln(os.Stderr, "receiver:", err)
+		fmt.Fprintln(os.Stderr, "oncehook:", err)
 		os.Exit(1)
 	}
 }
 
-func run(ctx context.Context, args []string) error {
-	cmd := "serve"
-	if len(args) > 0 {
-		cmd, args = args[0], args[1:]
-	}
-	switch cmd {
-	case "serve":
-		return serve(ctx)
-	case "migrate":
-		return migrate(ctx)
-	case "send-test-event":
-		return sendTestEvent(ctx, args)
-	case "events":
-		return eventsCmd(ctx, args, os.Stdout)
-	case "replay":
-		return replayCmd(ctx, args, os.Stdout)
-	case "destinations":
-		return destinationsCmd(ctx, args, os.Stdout)
-	case "reconcile":
-		return reconcileCmd(ctx, args, os.Stdout)
-	case "help", "-h", "--help":
-		fmt.Print(usage)
-		return nil
-	default:
-		return fmt.Errorf("unknown command %q\n%s", cmd, usage)
-	}
+// execute runs the command args name, writing its output to out.
+func execute(ctx context.Context, args []string, out io.Writer) error {
+	root := newRootCmd()
+	root.SetArgs(longDashes(root, args))
+	root.SetOut(out)
+	root.SetErr(stderr)
+	return root.ExecuteContext(ctx)
 }

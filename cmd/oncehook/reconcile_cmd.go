@@ -3,12 +3,13 @@ package main
 import (
 	"context"
 	"errors"
-	"flag"
 	"fmt"
 	"io"
 	"os"
 	"strings"
 	"time"
+
+	"github.com/spf13/cobra"
 
 	"github.com/oncehook/oncehook/admin"
 	"github.com/oncehook/oncehook/dedup"
@@ -17,45 +18,63 @@ import (
 	"github.com/oncehook/oncehook/store"
 )
 
-// reconcileCmd is `receiver reconcile --since 72h [--all] [--types T]
-// [--dry-run]`: one reconciler run from the command line. It needs
-// DATABASE_URL and STRIPE_API_KEY, and REDIS_URL when the receivers use
-// Redis; it routes what it stores by the destinations the running
-// instances recorded (see resolveDestinations).
-func reconcileCmd(ctx context.Context, args []string, out io.Writer) error {
-	fs := flag.NewFlagSet("reconcile", flag.ContinueOnError)
-	fs.SetOutput(io.Discard)
-	since := fs.String("since", "72h", "list events created since: a duration back from now (72h) or a date")
-	all := fs.Bool("all", false, "list every event, not only those Stripe failed to deliver")
-	types := fs.String("types", "", "comma-separated event types to list (at most 20)")
-	dryRun := fs.Bool("dry-run", false, "only report what is missing")
-	force := fs.Bool("force", false, "route by this environment's destinations even where the running instances serve others")
-	if rest, err := parseArgs(fs, args); err != nil || len(rest) > 0 {
-		if err == nil {
-			err = fmt.Errorf("unexpected argument %q", rest[0])
-		}
-		return fmt.Errorf("reconcile: %v\nusage: receiver reconcile [--since 72h] [--all] [--types T,...] [--dry-run] [--force]", err)
+// reconcileOptions are the flags of reconcile.
+type reconcileOptions struct {
+	since, types       string
+	typesSet           bool // --types was given, even empty
+	all, dryRun, force bool
+}
+
+func newReconcileCmd() *cobra.Command {
+	var o reconcileOptions
+	c := &cobra.Command{
+		Use:   "reconcile",
+		Short: "Store the events Stripe could not deliver, from its Events API",
+		Long: `One reconciler run from the command line: list Stripe's Events API and store
+every event the ledger lacks, marked source reconcile; the running receivers
+deliver them.
+
+Needs DATABASE_URL and STRIPE_API_KEY, and REDIS_URL when the receivers use
+Redis. What it stores is routed by the destinations the running instances
+recorded.`,
+		Example: `  oncehook reconcile --since 24h --dry-run
+  oncehook reconcile --since 7d --all --types invoice.paid,invoice.payment_failed`,
+		Args: noArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			o.typesSet = cmd.Flags().Changed("types")
+			return reconcileRun(cmd.Context(), o, cmd.OutOrStdout())
+		},
 	}
-	typesSet := false
-	fs.Visit(func(f *flag.Flag) { typesSet = typesSet || f.Name == "types" })
+	f := c.Flags()
+	f.StringVar(&o.since, "since", "72h", "list events created since: a duration back from now (72h, 7d) or a date")
+	f.BoolVar(&o.all, "all", false, "list every event, not only those Stripe failed to deliver")
+	f.StringVar(&o.types, "types", "", "comma-separated event types to list (at most 20); replaces RECONCILE_TYPES")
+	f.BoolVar(&o.dryRun, "dry-run", false, "only report what is missing")
+	f.BoolVar(&o.force, "force", false, "route by this environment's destinations even where the running instances serve others")
+	return c
+}
+
+// reconcileRun is one reconciler run: it routes what it stores by the
+// destinations the running instances recorded (see resolveDestinations).
+func reconcileRun(ctx context.Context, o reconcileOptions, out io.Writer) error {
 	now := time.Now()
-	from, err := parseSince(*since, now)
+	from, err := parseSince(o.since, now)
 	if err != nil {
 		return err
 	}
 	if from.Before(now.Add(-reconcile.MaxLookback)) {
-		return fmt.Errorf("--since %s: the Events API keeps 30 days of events", *since)
+		return fmt.Errorf("--since %s: the Events API keeps 30 days of events", o.since)
 	}
 	if from.After(now) {
-		return fmt.Errorf("--since %s is in the future", *since)
+		return fmt.Errorf("--since %s is in the future", o.since)
 	}
 	e := env{lookup: os.LookupEnv}
 	s := e.stripe()
 	// --types replaces RECONCILE_TYPES, which is read (and checked) only
 	// without it.
-	if typesSet {
+	if o.typesSet {
 		var errs []error
-		s.ReconcileTypes, errs = parseEventTypes(*types)
+		s.ReconcileTypes, errs = parseEventTypes(o.types)
 		for _, err := range errs {
 			e.errs = append(e.errs, fmt.Errorf("--types: %w", err))
 		}
@@ -86,13 +105,13 @@ func reconcileCmd(ctx context.Context, args []string, out io.Writer) error {
 
 	maxAge := reconcileMaxAge(retention)
 	if from.Before(now.Add(-maxAge)) {
-		return fmt.Errorf("--since %s reaches past what the ledger keeps (RETENTION %s, less 1h): events delivered and pruned since would be delivered again", *since, retention)
+		return fmt.Errorf("--since %s reaches past what the ledger keeps (RETENTION %s, less 1h): events delivered and pruned since would be delivered again", o.since, retention)
 	}
-	cfg := reconcile.Config{Lister: client, Pool: pool, All: *all, Types: s.ReconcileTypes, Lookback: min(s.ReconcileLookback, maxAge), MaxAge: maxAge,
+	cfg := reconcile.Config{Lister: client, Pool: pool, All: o.all, Types: s.ReconcileTypes, Lookback: min(s.ReconcileLookback, maxAge), MaxAge: maxAge,
 		Slice: reconcile.MaxLookback} // one listing: the command has no run timeout
-	if !*dryRun {
+	if !o.dryRun {
 		// Route what it stores as the running instances route webhooks.
-		res, err := resolveDestinations(ctx, admin.New(store.New(pool)), dests, *force)
+		res, err := resolveDestinations(ctx, admin.New(store.New(pool)), dests, o.force)
 		if err != nil {
 			return err
 		}
@@ -124,28 +143,28 @@ func reconcileCmd(ctx context.Context, args []string, out io.Writer) error {
 		return err
 	}
 	mode := "missing events are stored and delivered by the running receivers"
-	if *dryRun {
+	if o.dryRun {
 		mode = "dry run: nothing is stored"
 	}
-	fmt.Fprintf(out, "reconcile: listing %s created since %s (%s)\n", listingWhat(*all, s.ReconcileTypes), from.UTC().Format(time.RFC3339), mode)
-	sum, err := r.RunOnce(ctx, reconcile.Run{Since: from, DryRun: *dryRun, Progress: func(p reconcile.Progress) {
+	fmt.Fprintf(out, "reconcile: listing %s created since %s (%s)\n", listingWhat(o.all, s.ReconcileTypes), from.UTC().Format(time.RFC3339), mode)
+	sum, err := r.RunOnce(ctx, reconcile.Run{Since: from, DryRun: o.dryRun, Progress: func(p reconcile.Progress) {
 		fmt.Fprintf(out, "  pages %d, events seen %d, missing %d, stored %d\n", p.Pages, p.Seen, p.Missing, p.Stored)
 	}})
 	if err != nil {
 		return fmt.Errorf("reconcile: %w (pages %d, seen %d, missing %d, stored %d)", err, sum.Pages, sum.Seen, sum.Missing, sum.Stored)
 	}
-	if *dryRun {
-		fmt.Fprintf(out, "done: %d events seen, %d missing from the ledger (dry run: none stored)\n", sum.Seen, sum.Missing)
+	if o.dryRun {
+		fmt.Fprintf(out, "done: %s seen, %d missing from the ledger (dry run: none stored)\n", count(sum.Seen, "event", ""), sum.Missing)
 		return nil
 	}
 	checkpoint := "checkpoint at " + sum.Through.UTC().Format(time.RFC3339)
 	if !sum.Checkpointed {
 		checkpoint = "checkpoint unchanged: --since is after it, so the events between were not listed"
 	}
-	fmt.Fprintf(out, "done: %d events seen, %d missing, %d stored (the others arrived meanwhile); %s\n",
-		sum.Seen, sum.Missing, sum.Stored, checkpoint)
+	fmt.Fprintf(out, "done: %s seen, %d missing, %d stored (the others arrived meanwhile); %s\n",
+		count(sum.Seen, "event", ""), sum.Missing, sum.Stored, checkpoint)
 	if sum.Rejected > 0 {
-		fmt.Fprintf(out, "%d listed events could not be stored (a webhook with such a body would get 400) and were skipped; the log names them\n", sum.Rejected)
+		fmt.Fprintf(out, "%s could not be stored (a webhook with such a body would get 400): skipped; the log names them\n", count(sum.Rejected, "listed event", ""))
 	}
 	return nil
 }
