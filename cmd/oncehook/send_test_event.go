@@ -17,8 +17,8 @@ import (
 	"github.com/spf13/cobra"
 	"github.com/stripe/stripe-go/v82/webhook"
 
-	"github.com/oncehook/oncehook/internal/safetext"
 	"github.com/oncehook/oncehook/internal/redact"
+	"github.com/oncehook/oncehook/internal/safetext"
 )
 
 // maxTestEventFile bounds --file: the receiver's largest MAX_BODY_BYTES
