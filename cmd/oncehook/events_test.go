@@ -183,6 +183,8 @@ func TestParseSince(t *testing.T) {
 	for in, want := range map[string]time.Time{
 		"":                     {},
 		"24h":                  now.Add(-24 * time.Hour),
+		"7d":                   now.Add(-7 * 24 * time.Hour),
+		"1d12h":                now.Add(-36 * time.Hour),
 		"2026-11-01":           time.Date(2026, 11, 1, 0, 0, 0, 0, time.UTC),
 		"2026-11-01T10:00:00Z": time.Date(2026, 11, 1, 10, 0, 0, 0, time.UTC),
 	} {
