@@ -167,7 +167,11 @@ func TestEventsAndReplayCommands(t *testing.T) {
 			AND (event_id, destination) IN (('evt_cmd_dead', 'billing'), ('evt_cmd_ok', 'newdest'), ('evt_cmd_unrouted', 'analytics'))`).Scan(&pending); err != nil || pending != 3 {
 		t.Fatalf("%d deliveries due pending after replays, want 3 (%v)", pending, err)
 	}
-	for _, bad := range [][]string{{"events"}, {"events", "purge"}, {"events", "list", "--status", "lost"}, {"replay"},
+	// Alone, a command that only holds others prints its help, as cobra's do.
+	if out, err := run("events"); err != nil || !strings.Contains(out, "Available Commands:") {
+		t.Errorf("events alone: %v, want its help\n%s", err, out)
+	}
+	for _, bad := range [][]string{{"events", "purge"}, {"events", "list", "--status", "lost"}, {"replay"},
 		{"replay", "--since", "yesterday", "--status", "dead"}, {"replay", "--status", "pending"}, {"replay", "--status", "delivered"},
 		{"replay", "--destination", "newdest"}, {"replay", "evt_cmd_ok", "--status", "dead"}, {"destinations", "extra"},
 		{"events", "list", "--status", "unrouted", "--destination", "billing"}} {

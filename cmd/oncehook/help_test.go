@@ -125,3 +125,34 @@ func TestUnknownCommandsAndArguments(t *testing.T) {
 		}
 	}
 }
+
+// TestCompletion: a bash script, and the completions it asks the binary
+// for: subcommands, and --status's values.
+func TestCompletion(t *testing.T) {
+	t.Parallel()
+	env := receiverEnv()
+	if res := runBinary(t, env, "completion", "bash"); res.err != nil || !strings.Contains(res.stdout, "__start_oncehook") {
+		t.Errorf("completion bash: %v\n%.300s", res.err, res.stdout)
+	}
+	for _, tc := range []struct {
+		args []string
+		want []string
+	}{
+		{[]string{"ev"}, []string{"events"}},
+		{[]string{"events", ""}, []string{"list", "show"}},
+		{[]string{"events", "list", "--status", ""}, []string{"pending", "delivered", "dead", "unrouted"}},
+		{[]string{"replay", "--status", ""}, []string{"dead", "delivered"}},
+	} {
+		res := runBinary(t, env, append([]string{"__complete"}, tc.args...)...)
+		var got []string
+		for _, l := range strings.Split(res.stdout, "\n") {
+			if l != "" && !strings.HasPrefix(l, ":") {
+				name, _, _ := strings.Cut(l, "\t")
+				got = append(got, name)
+			}
+		}
+		if res.err != nil || !slices.Equal(got, tc.want) {
+			t.Errorf("completing %q: %v, got %q, want %q", tc.args, res.err, got, tc.want)
+		}
+	}
+}
