@@ -1,6 +1,6 @@
 # oncehook images.
 #
-#   docker build -t oncehook/receiver .                 # the receiver (the last stage, the default)
+#   docker build -t oncehook/oncehook .                 # oncehook (the last stage, the default)
 #   docker build -t oncehook/bench --target bench .     # the bench tool (cmd/bench)
 #
 # Both binaries are static (CGO_ENABLED=0) and run as the distroless "nonroot"
@@ -8,10 +8,10 @@
 # there is no HEALTHCHECK here: health is checked from outside, by the load
 # balancer (HAProxy's active `GET /readyz` in deploy/haproxy/haproxy.cfg) or
 # by the orchestrator (a Kubernetes readinessProbe on /readyz, livenessProbe on
-# /healthz). The receiver has no health-check subcommand to run instead.
+# /healthz). oncehook has no health-check subcommand to run instead.
 #
-# deploy/compose_test.go checks this file: CGO_ENABLED=0 and a non-root
-# final stage.
+# deploy/compose_test.go checks this file: CGO_ENABLED=0, a non-root final
+# stage, and that it builds ./cmd/oncehook and runs /oncehook.
 
 # The Go toolchain must be at least go.mod's `go` line; GOTOOLCHAIN=local makes
 # an older one fail loudly instead of downloading a newer one during the build.
@@ -27,12 +27,12 @@ COPY . .
 
 # One stage per binary, so that BuildKit builds only what the chosen target
 # needs. TARGETOS/TARGETARCH cross-compile for `docker buildx build --platform`.
-FROM build AS build-receiver
+FROM build AS build-oncehook
 ARG TARGETOS
 ARG TARGETARCH
 RUN --mount=type=cache,target=/root/.cache/go-build \
     CGO_ENABLED=0 GOOS=$TARGETOS GOARCH=$TARGETARCH \
-    go build -trimpath -ldflags='-s -w' -o /out/receiver ./cmd/receiver
+    go build -trimpath -ldflags='-s -w' -o /out/oncehook ./cmd/oncehook
 
 FROM build AS build-bench
 ARG TARGETOS
@@ -51,9 +51,9 @@ EXPOSE 8099
 ENTRYPOINT ["/bench"]
 CMD ["help"]
 
-# The receiver. Keep this stage last: it is what a plain `docker build .` makes.
-FROM gcr.io/distroless/static-debian12:nonroot AS receiver
-COPY --from=build-receiver /out/receiver /receiver
+# oncehook. Keep this stage last: it is what a plain `docker build .` makes.
+FROM gcr.io/distroless/static-debian12:nonroot AS oncehook
+COPY --from=build-oncehook /out/oncehook /oncehook
 # 65532 is distroless's "nonroot"; numeric, so that runAsNonRoot can verify it.
 USER 65532:65532
 # 8080: LISTEN_ADDR (webhooks, /healthz, /readyz).
@@ -65,5 +65,5 @@ EXPOSE 8080 9090
 # it a stop grace period longer than that (docker stop -t, compose
 # stop_grace_period, Kubernetes terminationGracePeriodSeconds).
 STOPSIGNAL SIGTERM
-ENTRYPOINT ["/receiver"]
+ENTRYPOINT ["/oncehook"]
 CMD ["serve"]

@@ -14,8 +14,8 @@ help: ## list the targets
 run: build ## start local Redis and Postgres if none is configured, migrate, serve
 	@scripts/dev.sh
 
-build: ## build bin/receiver
-	$(GO) build -o bin/receiver ./cmd/receiver
+build: ## build bin/oncehook
+	$(GO) build -o bin/oncehook ./cmd/oncehook
 
 test: check ## run every test against throwaway Redis and Postgres
 	scripts/testenv.sh $(GO) test -race -count=1 -timeout 8m ./...

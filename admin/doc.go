@@ -1,5 +1,5 @@
 // Package admin is oncehook's one door for operators: the command line
-// (receiver events, replay, destinations, reconcile) and the web console
+// (oncehook events, replay, destinations, reconcile) and the web console
 // call these functions and nothing else, so that both list, show and
 // replay alike.
 //

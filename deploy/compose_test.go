@@ -18,11 +18,11 @@ import (
 )
 
 // TestDeployFiles checks the real docker-compose.yml, Dockerfile and load
-// balancer configuration against cmd/receiver and README.md. It needs no
+// balancer configuration against cmd/oncehook and README.md. It needs no
 // Docker.
 func TestDeployFiles(t *testing.T) {
 	read := func(p string) ([]byte, error) { return os.ReadFile(filepath.Join("..", filepath.FromSlash(p))) }
-	known, err := receiverEnv(filepath.Join("..", "cmd", "receiver"))
+	known, err := receiverEnv(filepath.Join("..", "cmd", "oncehook"))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -33,11 +33,11 @@ func TestDeployFiles(t *testing.T) {
 	documented := readmeConfig(string(readme))
 	// Guards against a scan that silently stopped matching.
 	if len(known) < 10 || len(documented) < 10 {
-		t.Fatalf("found %d variables in cmd/receiver and %d in README.md's configuration table: are the scans still right?",
+		t.Fatalf("found %d variables in cmd/oncehook and %d in README.md's configuration table: are the scans still right?",
 			len(known), len(documented))
 	}
 	if !known["DESTINATIONS"] || !known[destinationPattern+"URL"] {
-		t.Fatalf("found no DESTINATIONS or %sURL in cmd/receiver: is the scan of destinations.go still right?", destinationPattern)
+		t.Fatalf("found no DESTINATIONS or %sURL in cmd/oncehook: is the scan of destinations.go still right?", destinationPattern)
 	}
 	for _, p := range check(read, known, documented) {
 		t.Error(p)
@@ -67,9 +67,9 @@ func TestCheckerFails(t *testing.T) {
 	const compose, docker, lb = "docker-compose.yml", "Dockerfile", "deploy/haproxy/haproxy.cfg"
 	cases := []struct{ name, file, old, new, want string }{
 		{"unknown variable, map form", compose, "    LOG_LEVEL: info\n", "    LOG_LEVEL: info\n    WORKER_COUNT: \"8\"\n",
-			"receiver1: sets WORKER_COUNT, which cmd/receiver does not read"},
+			"receiver1: sets WORKER_COUNT, which cmd/oncehook does not read"},
 		{"unknown variable, list form", compose, "SHUTDOWN_TIMEOUT=30s]", "SHUTDOWN_TIMEOUT=30s, LOGLEVEL=debug]",
-			"receiver2: sets LOGLEVEL, which cmd/receiver does not read"},
+			"receiver2: sets LOGLEVEL, which cmd/oncehook does not read"},
 		{"undocumented variable", compose, "    LOG_LEVEL: info\n", "    LOG_LEVEL: info\n    WORKERS: 8\n",
 			"receiver1: sets WORKERS, which README.md's configuration table does not document"},
 		{"missing service", compose, "\n  redis: {", "\n  cache: {", `no service "redis"`},
@@ -86,6 +86,8 @@ func TestCheckerFails(t *testing.T) {
 		{"root final stage", docker, "USER 65532:65532", "USER root", "Dockerfile: the final stage runs as root"},
 		{"root by default", docker, "USER 65532:65532\n", "", "Dockerfile: the final stage runs as root"},
 		{"cgo", docker, "ENV CGO_ENABLED=0\n", "", "Dockerfile: a go build without CGO_ENABLED=0"},
+		{"old command", docker, "./cmd/oncehook", "./cmd/receiver", "Dockerfile: no go build of ./cmd/oncehook"},
+		{"old binary", docker, `ENTRYPOINT ["/oncehook"]`, `ENTRYPOINT ["/receiver"]`, "Dockerfile: the final stage's ENTRYPOINT does not run /oncehook"},
 		// Destinations.
 		{"SINK_URL alongside DESTINATIONS", compose, "    LOG_LEVEL: info\n", "    LOG_LEVEL: info\n    SINK_URL: stdout\n",
 			"receiver1: sets both SINK_URL and DESTINATIONS"},
@@ -113,11 +115,11 @@ func TestCheckerFails(t *testing.T) {
 			`receiver1: DESTINATION_BILLING_TYPES: event type pattern "customer created"`},
 		{"bad livemode", compose, "    DESTINATION_ANALYTICS_URL: stdout\n", "    DESTINATION_ANALYTICS_URL: stdout\n    DESTINATION_BILLING_LIVEMODE: prod\n",
 			"receiver1: DESTINATION_BILLING_LIVEMODE is \"prod\", want live, test or both"},
-		{"destination setting cmd/receiver does not read", compose, "    DESTINATION_ANALYTICS_URL: stdout\n",
+		{"destination setting cmd/oncehook does not read", compose, "    DESTINATION_ANALYTICS_URL: stdout\n",
 			"    DESTINATION_ANALYTICS_URL: stdout\n    DESTINATION_BILLING_WORKER: \"4\"\n",
-			"receiver1: sets DESTINATION_BILLING_WORKER, which cmd/receiver does not read (as DESTINATION_<NAME>_WORKER)"},
+			"receiver1: sets DESTINATION_BILLING_WORKER, which cmd/oncehook does not read (as DESTINATION_<NAME>_WORKER)"},
 		{"overlapping destination names", compose, "DESTINATIONS: billing,analytics\n", "DESTINATIONS: billing,analytics,billing_eu\n    DESTINATION_BILLING_EU_URL: stdout\n    DESTINATION_BILLING_EU_TIPES: x\n",
-			"receiver1: sets DESTINATION_BILLING_EU_TIPES, which cmd/receiver does not read (as DESTINATION_<NAME>_TIPES)"},
+			"receiver1: sets DESTINATION_BILLING_EU_TIPES, which cmd/oncehook does not read (as DESTINATION_<NAME>_TIPES)"},
 		{"undocumented destination setting", compose, "    DESTINATION_ANALYTICS_URL: stdout\n",
 			"    DESTINATION_ANALYTICS_URL: stdout\n    DESTINATION_BILLING_LIVEMODE: live\n",
 			"receiver1: sets DESTINATION_BILLING_LIVEMODE, which README.md's configuration table does not document (as DESTINATION_<NAME>_LIVEMODE)"},
@@ -191,13 +193,13 @@ services:
 	"Dockerfile": `FROM golang:1.26 AS build
 ENV CGO_ENABLED=0
 COPY . .
-FROM build AS build-receiver
+FROM build AS build-oncehook
 RUN go build \
-    -o /out/receiver ./cmd/receiver
-FROM gcr.io/distroless/static-debian12 AS receiver
-COPY --from=build-receiver /out/receiver /receiver
+    -o /out/oncehook ./cmd/oncehook
+FROM gcr.io/distroless/static-debian12 AS oncehook
+COPY --from=build-oncehook /out/oncehook /oncehook
 USER 65532:65532
-ENTRYPOINT ["/receiver"]
+ENTRYPOINT ["/oncehook"]
 `,
 	"deploy/haproxy/haproxy.cfg": `
 backend receivers
@@ -383,7 +385,7 @@ func checkReceiver(name string, svcs map[string]service, known, documented map[s
 			g, as = d, " (as "+d+")"
 		}
 		if !known[g] {
-			fail("%s: sets %s, which cmd/receiver does not read%s", name, k, as)
+			fail("%s: sets %s, which cmd/oncehook does not read%s", name, k, as)
 		}
 		if !isDocumented(documented, g) {
 			fail("%s: sets %s, which README.md's configuration table does not document%s", name, k, as)
@@ -567,8 +569,10 @@ func checkLB(read func(string) ([]byte, error), lb service, receivers []string, 
 }
 
 // checkDockerfile checks that every go build has CGO_ENABLED=0 (on its RUN
-// line, or from ENV in its stage or the stages it is built FROM) and that
-// the final stage runs as non-root: a non-root USER, or else a :nonroot base.
+// line, or from ENV in its stage or the stages it is built FROM), that
+// ./cmd/oncehook is built and the final stage's ENTRYPOINT runs /oncehook,
+// and that the final stage runs as non-root: a non-root USER, or else a
+// :nonroot base.
 func checkDockerfile(src string, fail func(string, ...any)) {
 	var lines []string
 	cur := ""
@@ -586,7 +590,7 @@ func checkDockerfile(src string, fail func(string, ...any)) {
 	}
 
 	cgoOff := map[string]bool{} // stage -> ENV CGO_ENABLED=0 applies
-	stage, base, user, builds := "", "", "", 0
+	stage, base, user, entrypoint, builds, oncehook := "", "", "", "", 0, false
 	for _, l := range lines {
 		f := strings.Fields(l)
 		if len(f) < 2 {
@@ -595,7 +599,7 @@ func checkDockerfile(src string, fail func(string, ...any)) {
 		switch strings.ToUpper(f[0]) {
 		case "FROM":
 			f = slices.DeleteFunc(f[1:], func(s string) bool { return strings.HasPrefix(s, "--") })
-			base, stage, user = f[0], "", ""
+			base, stage, user, entrypoint = f[0], "", "", ""
 			if len(f) == 3 && strings.EqualFold(f[1], "as") {
 				stage = f[2]
 			}
@@ -604,9 +608,12 @@ func checkDockerfile(src string, fail func(string, ...any)) {
 			cgoOff[stage] = cgoOff[stage] || strings.Contains(l, "CGO_ENABLED=0")
 		case "USER":
 			user, _, _ = strings.Cut(f[1], ":")
+		case "ENTRYPOINT":
+			entrypoint = strings.Join(f[1:], " ")
 		case "RUN":
 			if strings.Contains(l, "go build") {
 				builds++
+				oncehook = oncehook || strings.Contains(l, "./cmd/oncehook")
 				if !cgoOff[stage] && !strings.Contains(l, "CGO_ENABLED=0") {
 					fail("Dockerfile: a go build without CGO_ENABLED=0: %s", l)
 				}
@@ -615,6 +622,12 @@ func checkDockerfile(src string, fail func(string, ...any)) {
 	}
 	if builds == 0 {
 		fail("Dockerfile: no go build")
+	}
+	if !oncehook {
+		fail("Dockerfile: no go build of ./cmd/oncehook")
+	}
+	if !strings.HasPrefix(entrypoint, `["/oncehook"`) {
+		fail("Dockerfile: the final stage's ENTRYPOINT does not run /oncehook: %s", entrypoint)
 	}
 	if user == "root" || user == "0" || (user == "" && !strings.Contains(base, ":nonroot")) {
 		fail("Dockerfile: the final stage runs as root: add a numeric non-root USER or use a :nonroot image")

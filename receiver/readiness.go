@@ -55,7 +55,7 @@ func (s *Server) ReadinessDetail(ctx context.Context) ReadinessDetail {
 		d.Postgres, d.PostgresError = StateDown, s.redactPostgres(err).Error()
 	} else if latest := migrations.Latest(); v < latest {
 		d.Postgres = StateNotMigrated
-		d.PostgresError = fmt.Sprintf("schema version %d, this binary needs %d: run `receiver migrate`", v, latest)
+		d.PostgresError = fmt.Sprintf("schema version %d, this binary needs %d: run `oncehook migrate`", v, latest)
 	}
 	if s.cfg.Redis != nil {
 		d.Redis = StateOK

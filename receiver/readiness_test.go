@@ -120,7 +120,7 @@ func TestReadyzNotMigrated(t *testing.T) {
 	if body, want := string(ctx.Response.Body()), `{"status":"not ready","postgres":"not_migrated","redis":"down"}`; ctx.Response.StatusCode() != 503 || body != want {
 		t.Errorf("/readyz: %d %s, want 503 %s", ctx.Response.StatusCode(), body, want)
 	}
-	if d := srv.ReadinessDetail(context.Background()); d.Postgres != receiver.StateNotMigrated || !strings.Contains(d.PostgresError, "receiver migrate") {
+	if d := srv.ReadinessDetail(context.Background()); d.Postgres != receiver.StateNotMigrated || !strings.Contains(d.PostgresError, "oncehook migrate") {
 		t.Errorf("ReadinessDetail: %+v", d)
 	}
 }

@@ -108,7 +108,7 @@ func twoDestinations() (billing, crm *harness.RecordingSink, dests []delivery.De
 }
 
 // node is a receiver instance without its HTTP server, wired as
-// cmd/receiver wires its reconciler: a Deduper routing to the dispatcher's
+// internal/service wires its reconciler: a Deduper routing to the dispatcher's
 // destinations, and the dispatcher's Enqueue.
 type node struct {
 	dedup *dedup.Deduper

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Benchmark the real receiver end to end: build bin/receiver and bin/bench,
+# Benchmark the real receiver end to end: build bin/oncehook and bin/bench,
 # start throwaway Postgres (durable settings) and Redis, the bench sink, the
 # floor and the receivers, run the scenarios, write the report, and stop
 # everything on exit.
@@ -104,8 +104,8 @@ cpu_idle() {
 	}'
 }
 idle_before=""
-echo "bench.sh: building bin/receiver and bin/bench" >&2
-"$GO" build -o bin/receiver ./cmd/receiver
+echo "bench.sh: building bin/oncehook and bin/bench" >&2
+"$GO" build -o bin/oncehook ./cmd/oncehook
 "$GO" build -o bin/bench ./cmd/bench
 "$services" ensure postgres redis
 mkdir -p "$out"
@@ -188,7 +188,7 @@ start_receiver() {
 	admin=$("$services" free-port)
 	env -u SINK_URL -u DESTINATIONS LISTEN_ADDR="127.0.0.1:$port" ADMIN_ADDR="127.0.0.1:$admin" \
 		DATABASE_URL="$db" REDIS_URL="$redis_url" LOG_LEVEL=warn SHUTDOWN_TIMEOUT=5s "$@" \
-		bin/receiver >"$tmp/$name.log" 2>&1 &
+		bin/oncehook >"$tmp/$name.log" 2>&1 &
 	started_pid=$! started_url=http://127.0.0.1:$port/webhooks/stripe
 	procs+=("$started_pid")
 	echo "bench.sh: $name: pid $started_pid, http://127.0.0.1:$port, pprof http://127.0.0.1:$admin/debug/pprof/" >&2
@@ -462,7 +462,7 @@ ledger_fill_to() {
 	local n=$1 json
 	if ((ledger_filled < 0 || ledger_filled > n)); then
 		ledger_drop && "$services" pg-createdb "$pg_dir" "$pg_port" "$ledger_db" || return 1
-		DATABASE_URL=$ledger_url bin/receiver migrate >"$tmp/migrate.log" 2>&1 ||
+		DATABASE_URL=$ledger_url bin/oncehook migrate >"$tmp/migrate.log" 2>&1 ||
 			{ cat "$tmp/migrate.log" >&2; return 1; }
 		ledger_filled=0
 	fi
@@ -555,7 +555,7 @@ fi
 		"full_page_writes $(pg_show full_page_writes), shared_buffers $(pg_show shared_buffers)," \
 		"max_connections $(pg_show max_connections); data on $(df -T "$pg_dir" | awk 'NR==2 {print $2}') ($(df "$pg_dir" | awk 'NR==2 {print $1}'))"
 	echo "- $(redis-server --version | awk '{print "Redis", $3}' | sed 's/v=//'), no persistence"
-	echo "- Receivers: bin/receiver with its defaults (WORKERS, QUEUE_SIZE, the pgx pool size), LOG_LEVEL=warn," \
+	echo "- Receivers: bin/oncehook with its defaults (WORKERS, QUEUE_SIZE, the pgx pool size), LOG_LEVEL=warn," \
 		"Redis and the HTTP sink (\`bench sink\`); 1 instance${spread:+, ${#receiver_pids[@]} for spread}"
 	if ((fanout)); then
 		echo "- Fanout: one more receiver, started for its run and stopped after it, without SINK_URL but with DESTINATIONS=$fanout_dests," \

@@ -8,7 +8,7 @@
 #                     dev token kept in .data/dev-admin-token; ADMIN_ADDR set
 #                     empty turns the console off.
 # Then print a command that sends a signed test event, the commands that list
-# what was stored and the console's URL, and run bin/receiver.
+# what was stored and the console's URL, and run bin/oncehook.
 #
 # DEV_PG_PORT, DEV_REDIS_PORT pick other ports for the local Postgres and
 # Redis; DEV_DATA_DIR another directory than .data (the tests use it).
@@ -191,12 +191,12 @@ cat <<MSG
 
 Send a signed test event from another terminal (run it twice to see "duplicate"):
 
-  STRIPE_WEBHOOK_SECRET=$first_secret $root/bin/receiver send-test-event -url http://127.0.0.1:$port/webhooks/stripe -id $evt_id
+  STRIPE_WEBHOOK_SECRET=$first_secret $root/bin/oncehook send-test-event --url http://127.0.0.1:$port/webhooks/stripe --id $evt_id
 
 List what was stored, and deliver an event again, from another terminal:
 
-  ${db_env}$root/bin/receiver events list$same_db
-  ${db_env}$root/bin/receiver replay $evt_id$same_db
+  ${db_env}$root/bin/oncehook events list$same_db
+  ${db_env}$root/bin/oncehook replay $evt_id$same_db
 
 $console
 
@@ -204,4 +204,4 @@ Accepted events are printed below as JSON lines (SINK_URL=stdout); logs go to st
 Stop with Ctrl-C; 'make clean' also stops the local Postgres and Redis.
 
 MSG
-exec "$root/bin/receiver" serve
+exec "$root/bin/oncehook" serve

@@ -21,7 +21,7 @@ import (
 	"github.com/oncehook/oncehook/sink"
 )
 
-// openSink opens the sink a SINK_URL names, as cmd/receiver does.
+// openSink opens the sink a SINK_URL names, as cmd/oncehook does.
 func openSink(t *testing.T, rawURL string, signer *sink.StandardWebhooksSigner) sink.Sink {
 	t.Helper()
 	target, err := sink.ParseURL(rawURL)

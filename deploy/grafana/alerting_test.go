@@ -62,7 +62,7 @@ var (
 	exprCell  = regexp.MustCompile("^`([^`]+)`(?:\\s+for\\s+(\\S+))?$")
 	anyName   = regexp.MustCompile(`\boncehook_[A-Za-z0-9_:]+`)
 	// The runbook commands that select deliveries.
-	listOrReplay = regexp.MustCompile("`(receiver (?:events list|replay)\\b[^`]*)`")
+	listOrReplay = regexp.MustCompile("`(oncehook (?:events list|replay)\\b[^`]*)`")
 )
 
 // checkAlerting reports every problem in doc, ALERTING.md: metric names
@@ -272,8 +272,8 @@ func TestAlertingCheckerCatchesMistakes(t *testing.T) {
 			`severity "ticket", but it is under "What to look at (informational)"`},
 		{"summary without the destination", "for delivery to {{ $labels.destination }}", "for delivery", true,
 			"its summary does not name it"},
-		{"runbook without --destination", "`receiver replay --status dead --destination NAME`", "`receiver replay --status dead`", false,
-			"`receiver replay --status dead` without --destination NAME"},
+		{"runbook without --destination", "`oncehook replay --status dead --destination NAME`", "`oncehook replay --status dead`", false,
+			"`oncehook replay --status dead` without --destination NAME"},
 		{"rules not YAML", "    rules:\n      - alert: OncehookRedisErrors", "    rules:\n    - alert: OncehookRedisErrors\n  x", true,
 			"not valid YAML"},
 	} {

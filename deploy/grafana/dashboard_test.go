@@ -678,7 +678,7 @@ func TestRegistryMatchesSource(t *testing.T) {
 	// A collector made in internal/metrics: its options' Name, then its
 	// label names if it is a vector.
 	collector := regexp.MustCompile(`(?s)Name:\s*"(oncehook_[A-Za-z0-9_:]+)".*?\}(?:,\s*\[\]string\{([^}]*)\})?\)`)
-	// m.Gauge or m.QueryGauge in cmd/receiver: name, help, then labels.
+	// m.Gauge or m.QueryGauge in cmd/oncehook: name, help, then labels.
 	gauge := regexp.MustCompile(`Gauge\(\s*"(oncehook_[A-Za-z0-9_:]+)",\s*"(?:[^"\\]|\\.)*",\s*([^,]+),`)
 	labelsLit := regexp.MustCompile(`prometheus\.Labels\{([^}]*)\}`)
 	keys := func(lit string) []string {
@@ -689,7 +689,7 @@ func TestRegistryMatchesSource(t *testing.T) {
 		return out
 	}
 	found, checked := 0, 0
-	for _, dir := range []string{"../../internal/metrics", "../../cmd/receiver"} {
+	for _, dir := range []string{"../../internal/metrics", "../../cmd/oncehook", "../../internal/service"} {
 		files, err := filepath.Glob(filepath.Join(dir, "*.go"))
 		if err != nil || len(files) == 0 {
 			t.Fatalf("no Go files in %s: %v", dir, err)

@@ -29,7 +29,7 @@ import (
 	"github.com/oncehook/oncehook/internal/testenv"
 )
 
-// repo is the repository's root. TestMain builds repo/bin/receiver, the
+// repo is the repository's root. TestMain builds repo/bin/oncehook, the
 // binary dev.sh runs, so that the tests need no `make`.
 var repo string
 
@@ -61,7 +61,7 @@ func buildReceiver() error {
 	if err := os.MkdirAll(bin, 0o755); err != nil {
 		return err
 	}
-	// Built beside bin/receiver, then renamed over it: a `make run` of this
+	// Built beside bin/oncehook, then renamed over it: a `make run` of this
 	// checkout may be running the old one.
 	tmp, err := os.MkdirTemp(bin, ".devscript-build-")
 	if err != nil {
@@ -69,16 +69,16 @@ func buildReceiver() error {
 	}
 	defer os.RemoveAll(tmp)
 	start := time.Now()
-	cmd := exec.Command("go", "build", "-o", filepath.Join(tmp, "receiver"), "./cmd/receiver")
+	cmd := exec.Command("go", "build", "-o", filepath.Join(tmp, "oncehook"), "./cmd/oncehook")
 	cmd.Dir = repo
 	if out, err := cmd.CombinedOutput(); err != nil {
-		return fmt.Errorf("go build ./cmd/receiver: %v\n%s", err, out)
+		return fmt.Errorf("go build ./cmd/oncehook: %v\n%s", err, out)
 	}
-	if err := os.Rename(filepath.Join(tmp, "receiver"), filepath.Join(bin, "receiver")); err != nil {
+	if err := os.Rename(filepath.Join(tmp, "oncehook"), filepath.Join(bin, "oncehook")); err != nil {
 		return err
 	}
 	if testing.Verbose() {
-		fmt.Printf("devscript: built bin/receiver in %s\n", time.Since(start).Round(time.Millisecond))
+		fmt.Printf("devscript: built bin/oncehook in %s\n", time.Since(start).Round(time.Millisecond))
 	}
 	return nil
 }
@@ -100,9 +100,9 @@ func TestMakeRunPrintsWhatANewUserNeeds(t *testing.T) {
 	pgDir := r.match(t, `(?m)^dev: Postgres on 127\.0\.0\.1:`+d.pgPort+` \(data in (.+)\)$`)[1]
 	d.notePgDir(t, pgDir)
 	r.match(t, `(?m)^dev: Redis on 127\.0\.0\.1:`+d.redisPort+`$`)
-	bin := regexp.QuoteMeta(filepath.Join(repo, "bin", "receiver"))
+	bin := regexp.QuoteMeta(filepath.Join(repo, "bin", "oncehook"))
 	send := r.match(t, `(?m)^  (STRIPE_WEBHOOK_SECRET=whsec_dev_[0-9a-f]{32} `+bin+
-		` send-test-event -url http://127\.0\.0\.1:`+port(t, d.listen)+`/webhooks/stripe -id (evt_test_[0-9]+))$`)
+		` send-test-event --url http://127\.0\.0\.1:`+port(t, d.listen)+`/webhooks/stripe --id (evt_test_[0-9]+))$`)
 	sendLine, evtID := send[1], send[2]
 	dbURL := `postgres://postgres@127.0.0.1:` + d.pgPort + `/oncehook?sslmode=disable`
 	listLine := r.match(t, `(?m)^  (DATABASE_URL='`+regexp.QuoteMeta(dbURL)+`' `+bin+` events list)$`)[1]

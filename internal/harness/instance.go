@@ -21,7 +21,7 @@ import (
 const Secret = "whsec_test_oncehook_secret"
 
 // Instance is one receiver serving on a free port of 127.0.0.1, built and
-// run by service.New, the wiring cmd/receiver serves with.
+// run by service.New, the wiring cmd/oncehook serves with.
 type Instance struct {
 	URL   string // the webhook URL
 	Base  string // http://host:port

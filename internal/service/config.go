@@ -9,7 +9,7 @@ import (
 	"github.com/oncehook/oncehook/sink"
 )
 
-// Config is everything a receiver instance is built from. cmd/receiver
+// Config is everything a receiver instance is built from. cmd/oncehook
 // reads it from the environment (and documents each variable with its
 // default); a zero field takes the default of the library Config it goes
 // to.

@@ -54,7 +54,7 @@ func warnOrphaned(ctx context.Context, pool *pgxpool.Pool, names []string, log *
 	}
 	for _, name := range pending {
 		if !slices.Contains(names, name) {
-			log.Warn("destination has pending deliveries but is not configured; they wait, untouched, until it is configured again (see `receiver destinations`)",
+			log.Warn("destination has pending deliveries but is not configured; they wait, untouched, until it is configured again (see `oncehook destinations`)",
 				"destination", name)
 		}
 	}

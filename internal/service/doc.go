@@ -4,9 +4,9 @@
 // Service's Start and Stop run it, the shutdown order written in one
 // place (Service.Stop).
 //
-// The command (cmd/receiver's serve) and the test harness
+// The command (cmd/oncehook's serve) and the test harness
 // (internal/harness) both build instances here, so tests run the real
 // wiring; a test injects sinks or tunes timings through New's options.
-// The package is internal because it is not an API: cmd/receiver cannot
+// The package is internal because it is not an API: cmd/oncehook cannot
 // be imported, and the harness must not copy it.
 package service

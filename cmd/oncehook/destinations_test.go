@@ -80,7 +80,7 @@ func TestDestinationConfigErrors(t *testing.T) {
 		{map[string]string{"DESTINATIONS": "a", "DESTINATION_A_URL": "stdout", "DESTINATION_A_SIGNING_SECRET": "whsec_MDEyMzQ1Njc4OWFiY2RlZjAxMjM="}, "DESTINATION_A_SIGNING_SECRET: only an http:// or https:// DESTINATION_A_URL is signed"},
 		{map[string]string{"DESTINATIONS": "a", "DESTINATION_A_URL": "http://x", "DESTINATION_A_SIGNING_SECRET": "nope"}, "DESTINATION_A_SIGNING_SECRET: "},
 		{map[string]string{"DESTINATIONS": "a", "DESTINATION_A_URL": "stdout", "DESTINATION_A_WORKERS": "0"}, `DESTINATION_A_WORKERS: "0" is not a whole number of at least 1`},
-		{map[string]string{"DESTINATIONS": "a", "DESTINATION_A_URL": "stdout", "DESTINATION_A_TIMEOUT": "soon"}, `DESTINATION_A_TIMEOUT: "soon" is not a Go duration`},
+		{map[string]string{"DESTINATIONS": "a", "DESTINATION_A_URL": "stdout", "DESTINATION_A_TIMEOUT": "soon"}, `DESTINATION_A_TIMEOUT: "soon" is not a duration`},
 		{map[string]string{"DESTINATIONS": "a", "DESTINATION_A_URL": "stdout", "DESTINATION_A_MAX_ATTEMPTS": "5000"}, "DESTINATION_A_MAX_ATTEMPTS: 5000 is more than 1000"},
 		{map[string]string{"DESTINATIONS": "a", "DESTINATION_A_URL": "stdout", "DESTINATION_A_TIMEOUT": "2m", "DELIVERY_LEASE": "1m"}, "DELIVERY_LEASE: "},
 		{map[string]string{"DESTINATIONS": "a,b,c", "DESTINATION_A_URL": "stdout", "DESTINATION_B_URL": "stdout", "DESTINATION_C_URL": "stdout", "QUEUE_MAX_BYTES": "2097152"}, "QUEUE_MAX_BYTES: 2097152 shared by 3 destination(s) leaves less than MAX_BODY_BYTES"},

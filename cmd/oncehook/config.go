@@ -140,9 +140,9 @@ func (e *env) duration(name string, def, least time.Duration) time.Duration {
 	if v == "" {
 		return def
 	}
-	d, err := time.ParseDuration(v)
+	d, err := parseDuration(v)
 	if err != nil || d < least || (least == 0 && d < 0) {
-		e.fail(name, "%q is not a Go duration of at least %s (like %s)", v, least, def)
+		e.fail(name, "%q is not a duration of at least %s (like %s; 7d for days)", v, least, def)
 		return def
 	}
 	return d

@@ -37,20 +37,12 @@ func TestEventsAndReplayCommands(t *testing.T) {
 	}
 	run := func(args ...string) (string, error) {
 		var out bytes.Buffer
-		var err error
-		switch args[0] {
-		case "events":
-			err = eventsCmd(ctx, args[1:], &out)
-		case "replay":
-			err = replayCmd(ctx, args[1:], &out)
-		case "destinations":
-			err = destinationsCmd(ctx, args[1:], &out)
-		}
+		err := execute(ctx, args, &out)
 		return out.String(), err
 	}
 
 	out, err := run("events", "list", "--status", "dead")
-	if err != nil || !strings.Contains(out, "evt_cmd_dead") || !strings.Contains(out, "billing") || strings.Contains(out, "evt_cmd_ok") || !strings.Contains(out, "1 rows") ||
+	if err != nil || !strings.Contains(out, "evt_cmd_dead") || !strings.Contains(out, "billing") || strings.Contains(out, "evt_cmd_ok") || !strings.Contains(out, "1 row\n") ||
 		!strings.Contains(out, "SOURCE") || !strings.Contains(out, "reconcile") {
 		t.Fatalf("events list --status dead: %v\n%s", err, out)
 	}
@@ -69,7 +61,7 @@ func TestEventsAndReplayCommands(t *testing.T) {
 		t.Fatalf("events list --destination analytics: %v\n%s", err, out)
 	}
 	out, err = run("events", "list", "--status", "unrouted")
-	if err != nil || !strings.Contains(out, "evt_cmd_unrouted") || !strings.Contains(out, "1 rows") {
+	if err != nil || !strings.Contains(out, "evt_cmd_unrouted") || !strings.Contains(out, "1 row\n") {
 		t.Fatalf("events list --status unrouted: %v\n%s", err, out)
 	}
 	out, err = run("events", "list", "--type", "invoice.*")
@@ -86,7 +78,7 @@ func TestEventsAndReplayCommands(t *testing.T) {
 		t.Fatalf("events list: %v\n%s", err, out)
 	}
 	out, err = run("events", "show", "evt_cmd_dead")
-	if err != nil || !strings.Contains(out, "deliveries (3)") || !strings.Contains(out, "history (1 attempts)") ||
+	if err != nil || !strings.Contains(out, "deliveries (3)") || !strings.Contains(out, "history (1 attempt)") ||
 		!strings.Contains(out, "billing  host:1  failed: sink answered 500") || !strings.Contains(out, `{"id":"evt_cmd_dead"}`) {
 		t.Fatalf("events show: %v\n%s", err, out)
 	}
@@ -152,11 +144,11 @@ func TestEventsAndReplayCommands(t *testing.T) {
 		t.Fatalf("replay --status dead --destination analytics: %v\n%s", err, out)
 	}
 	out, err = run("replay", "--status", "dead", "--since", "2000-01-01")
-	if err != nil || !strings.Contains(out, "1 dead deliveries put back to pending") {
+	if err != nil || !strings.Contains(out, "1 dead delivery put back to pending") {
 		t.Fatalf("replay --status dead: %v\n%s", err, out)
 	}
 	out, err = run("replay", "--destination", "newdest", "--since", "1h")
-	if err != nil || !strings.Contains(out, "1 events received since") {
+	if err != nil || !strings.Contains(out, "1 event received since") {
 		t.Fatalf("replay --destination newdest --since 1h (backfill): %v\n%s", err, out)
 	}
 	out, err = run("replay", "--destination", "newdest", "--since", "1h")
@@ -175,7 +167,11 @@ func TestEventsAndReplayCommands(t *testing.T) {
 			AND (event_id, destination) IN (('evt_cmd_dead', 'billing'), ('evt_cmd_ok', 'newdest'), ('evt_cmd_unrouted', 'analytics'))`).Scan(&pending); err != nil || pending != 3 {
 		t.Fatalf("%d deliveries due pending after replays, want 3 (%v)", pending, err)
 	}
-	for _, bad := range [][]string{{"events"}, {"events", "purge"}, {"events", "list", "--status", "lost"}, {"replay"},
+	// Alone, a command that only holds others prints its help, as cobra's do.
+	if out, err := run("events"); err != nil || !strings.Contains(out, "Available Commands:") {
+		t.Errorf("events alone: %v, want its help\n%s", err, out)
+	}
+	for _, bad := range [][]string{{"events", "purge"}, {"events", "list", "--status", "lost"}, {"replay"},
 		{"replay", "--since", "yesterday", "--status", "dead"}, {"replay", "--status", "pending"}, {"replay", "--status", "delivered"},
 		{"replay", "--destination", "newdest"}, {"replay", "evt_cmd_ok", "--status", "dead"}, {"destinations", "extra"},
 		{"events", "list", "--status", "unrouted", "--destination", "billing"}} {
@@ -191,6 +187,8 @@ func TestParseSince(t *testing.T) {
 	for in, want := range map[string]time.Time{
 		"":                     {},
 		"24h":                  now.Add(-24 * time.Hour),
+		"7d":                   now.Add(-7 * 24 * time.Hour),
+		"1d12h":                now.Add(-36 * time.Hour),
 		"2026-11-01":           time.Date(2026, 11, 1, 0, 0, 0, 0, time.UTC),
 		"2026-11-01T10:00:00Z": time.Date(2026, 11, 1, 10, 0, 0, 0, time.UTC),
 	} {

@@ -26,13 +26,13 @@ import (
 	"github.com/oncehook/oncehook/internal/testenv"
 )
 
-// buildReceiver builds this command once per test binary.
-var buildReceiver = sync.OnceValues(func() (string, error) {
+// buildOncehook builds this command once per test binary.
+var buildOncehook = sync.OnceValues(func() (string, error) {
 	dir, err := os.MkdirTemp("", "oncehook-bin-")
 	if err != nil {
 		return "", err
 	}
-	bin := filepath.Join(dir, "receiver")
+	bin := filepath.Join(dir, "oncehook")
 	out, err := exec.Command("go", "build", "-o", bin, ".").CombinedOutput()
 	if err != nil {
 		return "", fmt.Errorf("go build: %v\n%s", err, out)
@@ -139,7 +139,7 @@ func startProcess(t *testing.T, addr, dbURL string, env ...string) *process {
 // stdout (nil: discarded).
 func startProcessWithStdout(t *testing.T, stdout *os.File, addr, dbURL string, env ...string) *process {
 	t.Helper()
-	bin, err := buildReceiver()
+	bin, err := buildOncehook()
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -173,7 +173,7 @@ func startProcessWithStdout(t *testing.T, stdout *os.File, addr, dbURL string, e
 
 func TestProcessRejectsBadConfig(t *testing.T) {
 	t.Parallel()
-	bin, err := buildReceiver()
+	bin, err := buildOncehook()
 	if err != nil {
 		t.Fatal(err)
 	}

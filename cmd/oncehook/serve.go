@@ -5,8 +5,41 @@ import (
 	"log/slog"
 	"os"
 
+	"github.com/spf13/cobra"
+
 	"github.com/oncehook/oncehook/internal/service"
 )
+
+func newServeCmd() *cobra.Command {
+	return &cobra.Command{
+		Use:   "serve",
+		Short: "Migrate, then serve until SIGTERM or SIGINT (the default command)",
+		Long: `Check the configuration, apply the migrations, then receive webhooks on
+LISTEN_ADDR and deliver them, until SIGTERM or SIGINT; then drain within
+SHUTDOWN_TIMEOUT. Metrics, pprof and the console are on ADMIN_ADDR.
+
+Configuration is read from the environment (see README.md); "oncehook config"
+checks it without connecting to anything.`,
+		Args: noArgs,
+		RunE: runServe,
+	}
+}
+
+func newMigrateCmd() *cobra.Command {
+	return &cobra.Command{
+		Use:   "migrate",
+		Short: "Apply the embedded migrations and exit",
+		Long: `Apply the migrations this binary embeds that the database lacks, under an
+advisory lock (instances that start at once wait for each other), and exit.
+serve migrates too; this is for a deploy step before the instances start.
+
+Needs DATABASE_URL only.`,
+		Args: noArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error { return migrate(cmd.Context()) },
+	}
+}
+
+func runServe(cmd *cobra.Command, _ []string) error { return serve(cmd.Context()) }
 
 // migrate applies the migrations; it needs only DATABASE_URL.
 func migrate(ctx context.Context) error {

@@ -52,10 +52,10 @@ type cmdResult struct {
 	err            error // non-nil: a non-zero exit
 }
 
-// runBinary runs `receiver args...` with exactly env and waits for it.
+// runBinary runs `oncehook args...` with exactly env and waits for it.
 func runBinary(t *testing.T, env []string, args ...string) cmdResult {
 	t.Helper()
-	bin, err := buildReceiver()
+	bin, err := buildOncehook()
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -67,7 +67,7 @@ func runBinary(t *testing.T, env []string, args ...string) cmdResult {
 	cmd.Stdout, cmd.Stderr = &stdout, &stderr
 	err = cmd.Run()
 	if ctx.Err() != nil {
-		t.Fatalf("receiver %s: no exit within 20s; stdout:\n%s\nstderr:\n%s", strings.Join(args, " "), stdout.String(), stderr.String())
+		t.Fatalf("oncehook %s: no exit within 20s; stdout:\n%s\nstderr:\n%s", strings.Join(args, " "), stdout.String(), stderr.String())
 	}
 	var exit *exec.ExitError
 	if err != nil && !errors.As(err, &exit) {
@@ -90,7 +90,7 @@ func listRequests(fake *stripefake.Server, from int) []stripefake.Request {
 // runID makes event ids unique across runs of the tests.
 func runID() string { return strconv.FormatInt(time.Now().UnixNano(), 36) }
 
-// TestReconcileCommandDryRunThenStore runs `receiver reconcile` as a user
+// TestReconcileCommandDryRunThenStore runs `oncehook reconcile` as a user
 // would, next to a running receiver. Stripe lists 250 events it failed to
 // deliver, 40 of which came as webhooks: a dry run reports the 210 others
 // page by page and stores nothing; a real run stores them, marked source
@@ -406,7 +406,7 @@ func TestReconcileCommandErrors(t *testing.T) {
 		want     []string // in stderr
 		requests int      // list requests made
 	}{
-		{"no key", nil, nil, []string{"receiver: STRIPE_API_KEY is not set", "read access to Events"}, 0},
+		{"no key", nil, nil, []string{"oncehook: STRIPE_API_KEY is not set", "read access to Events"}, 0},
 		{"rejected key", []string{"STRIPE_API_KEY=" + wrongKey}, nil, []string{"401", "STRIPE_API_KEY"}, 1},
 		{"forbidden key", []string{"STRIPE_API_KEY=" + forbiddenKey}, nil, []string{"403", "read access", "STRIPE_API_KEY"}, 1},
 		{"publishable key", []string{"STRIPE_API_KEY=pk_test_PUBLISHABLE0123456789"}, nil, []string{"STRIPE_API_KEY: is not a Stripe secret or restricted key"}, 0},
@@ -417,8 +417,8 @@ func TestReconcileCommandErrors(t *testing.T) {
 		{"since garbage", []string{"STRIPE_API_KEY=" + reconcileKey}, []string{"--since", "yesterday"}, []string{`--since "yesterday"`}, 0},
 		{"wildcard type", []string{"STRIPE_API_KEY=" + reconcileKey}, []string{"--types", "invoice.*"}, []string{"--types", `"invoice.*"`, "no wildcards"}, 0},
 		{"21 types", []string{"STRIPE_API_KEY=" + reconcileKey}, []string{"--types", strings.Repeat("invoice.paid,", 20) + "invoice.paid"}, []string{"--types", "21 types"}, 0},
-		{"stray argument", []string{"STRIPE_API_KEY=" + reconcileKey}, []string{"now"}, []string{`unexpected argument "now"`, "usage: receiver reconcile"}, 0},
-		{"unknown flag", []string{"STRIPE_API_KEY=" + reconcileKey}, []string{"--everything"}, []string{"-everything", "usage: receiver reconcile"}, 0},
+		{"stray argument", []string{"STRIPE_API_KEY=" + reconcileKey}, []string{"now"}, []string{`unexpected argument "now"`, `"oncehook reconcile --help"`}, 0},
+		{"unknown flag", []string{"STRIPE_API_KEY=" + reconcileKey}, []string{"--everything"}, []string{"unknown flag: --everything", `"oncehook reconcile --help"`}, 0},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			mark := len(fake.Requests())
@@ -432,7 +432,7 @@ func TestReconcileCommandErrors(t *testing.T) {
 					t.Errorf("no %q in stderr:\n%s", want, res.stderr)
 				}
 			}
-			lines := strings.Split(strings.TrimPrefix(strings.TrimSpace(res.stderr), "receiver: "), "\n")
+			lines := strings.Split(strings.TrimPrefix(strings.TrimSpace(res.stderr), "oncehook: "), "\n")
 			if len(slices.Compact(slices.Sorted(slices.Values(lines)))) != len(lines) {
 				t.Errorf("an error is reported twice:\n%s", res.stderr)
 			}
@@ -471,7 +471,7 @@ func TestReconcileCommandRetriesAndInterrupt(t *testing.T) {
 		t.Errorf("%d requests, want a 503 then a 200", len(reqs))
 	}
 
-	bin, err := buildReceiver()
+	bin, err := buildOncehook()
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -541,7 +541,7 @@ func TestReconcileCmdInProcess(t *testing.T) {
 	t.Setenv("STRIPE_API_BASE", fake.URL())
 
 	var out bytes.Buffer
-	if err := reconcileCmd(ctx, []string{"--since", "1h", "--types", "customer.created"}, &out); err != nil {
+	if err := execute(ctx, []string{"reconcile", "--since", "1h", "--types", "customer.created"}, &out); err != nil {
 		t.Fatalf("%v\n%s", err, out.String())
 	}
 	if !strings.Contains(out.String(), "\n  pages 1, events seen 5, missing 3, stored 3\n") || !strings.Contains(out.String(), "\ndone: 5 events seen, 3 missing, 3 stored") {
@@ -566,7 +566,7 @@ func TestReconcileCmdInProcess(t *testing.T) {
 		t.Fatalf("reconciled %v, want %v", reconciled, ids[2:])
 	}
 	out.Reset()
-	if err := reconcileCmd(ctx, []string{"--since", "1h", "--types", "customer.created"}, &out); err != nil || !strings.Contains(out.String(), "\ndone: 5 events seen, 0 missing, 0 stored") {
+	if err := execute(ctx, []string{"reconcile", "--since", "1h", "--types", "customer.created"}, &out); err != nil || !strings.Contains(out.String(), "\ndone: 5 events seen, 0 missing, 0 stored") {
 		t.Fatalf("second run: %v\n%s", err, out.String())
 	}
 	// A window shorter than the lookback sets no first checkpoint: the
@@ -576,7 +576,7 @@ func TestReconcileCmdInProcess(t *testing.T) {
 		t.Fatalf("%d checkpoints after --since 1h on a fresh ledger (%v), want none", n, err)
 	}
 	out.Reset()
-	if err := reconcileCmd(ctx, []string{"--since", "72h", "--types", "customer.created"}, &out); err != nil {
+	if err := execute(ctx, []string{"reconcile", "--since", "72h", "--types", "customer.created"}, &out); err != nil {
 		t.Fatalf("--since 72h: %v\n%s", err, out.String())
 	}
 	var listing string
@@ -585,7 +585,7 @@ func TestReconcileCmdInProcess(t *testing.T) {
 	}
 }
 
-// TestServeReconcilesInTheBackground runs `receiver serve` with the
+// TestServeReconcilesInTheBackground runs `oncehook serve` with the
 // reconciler every second against a fake Stripe holding 30 events it
 // failed to deliver, and two destinations, a file and an HTTP endpoint.
 // Each event reaches each destination exactly once, marked source
