@@ -13,31 +13,32 @@ import (
 
 	"gopkg.in/yaml.v3"
 
+	"github.com/oncehook/oncehook/internal/doccheck"
 	"github.com/oncehook/oncehook/route"
 	"github.com/oncehook/oncehook/sink"
 )
 
 // TestDeployFiles checks the real docker-compose.yml, Dockerfile and load
-// balancer configuration against cmd/oncehook and README.md. It needs no
-// Docker.
+// balancer configuration against cmd/oncehook and docs/configuration.md.
+// It needs no Docker.
 func TestDeployFiles(t *testing.T) {
 	read := func(p string) ([]byte, error) { return os.ReadFile(filepath.Join("..", filepath.FromSlash(p))) }
-	known, err := receiverEnv(filepath.Join("..", "cmd", "oncehook"))
+	known, err := doccheck.ReadVars(filepath.Join("..", "cmd", "oncehook"))
 	if err != nil {
 		t.Fatal(err)
 	}
-	readme, err := read("README.md")
+	ref, err := read(doccheck.ConfigReference)
 	if err != nil {
 		t.Fatal(err)
 	}
-	documented := readmeConfig(string(readme))
+	documented := doccheck.DocumentedVars(string(ref))
 	// Guards against a scan that silently stopped matching.
 	if len(known) < 10 || len(documented) < 10 {
-		t.Fatalf("found %d variables in cmd/oncehook and %d in README.md's configuration table: are the scans still right?",
-			len(known), len(documented))
+		t.Fatalf("found %d variables in cmd/oncehook and %d in %s: are the scans still right?",
+			len(known), len(documented), doccheck.ConfigReference)
 	}
-	if !known["DESTINATIONS"] || !known[destinationPattern+"URL"] {
-		t.Fatalf("found no DESTINATIONS or %sURL in cmd/oncehook: is the scan of destinations.go still right?", destinationPattern)
+	if !known["DESTINATIONS"] || !known[doccheck.DestinationPattern+"URL"] {
+		t.Fatalf("found no DESTINATIONS or %sURL in cmd/oncehook: is the scan of destinations.go still right?", doccheck.DestinationPattern)
 	}
 	for _, p := range check(read, known, documented) {
 		t.Error(p)
@@ -71,7 +72,7 @@ func TestCheckerFails(t *testing.T) {
 		{"unknown variable, list form", compose, "SHUTDOWN_TIMEOUT=30s]", "SHUTDOWN_TIMEOUT=30s, LOGLEVEL=debug]",
 			"receiver2: sets LOGLEVEL, which cmd/oncehook does not read"},
 		{"undocumented variable", compose, "    LOG_LEVEL: info\n", "    LOG_LEVEL: info\n    WORKERS: 8\n",
-			"receiver1: sets WORKERS, which README.md's configuration table does not document"},
+			"receiver1: sets WORKERS, which docs/configuration.md does not document"},
 		{"missing service", compose, "\n  redis: {", "\n  cache: {", `no service "redis"`},
 		{"no Postgres healthcheck", compose, ", healthcheck: {test: [CMD, pg_isready]}", "", "postgres: no healthcheck"},
 		{"bench outside its profile", compose, "bench: {profiles: [bench], ", "bench: {", `bench: not in the "bench" profile`},
@@ -122,7 +123,7 @@ func TestCheckerFails(t *testing.T) {
 			"receiver1: sets DESTINATION_BILLING_EU_TIPES, which cmd/oncehook does not read (as DESTINATION_<NAME>_TIPES)"},
 		{"undocumented destination setting", compose, "    DESTINATION_ANALYTICS_URL: stdout\n",
 			"    DESTINATION_ANALYTICS_URL: stdout\n    DESTINATION_BILLING_LIVEMODE: live\n",
-			"receiver1: sets DESTINATION_BILLING_LIVEMODE, which README.md's configuration table does not document (as DESTINATION_<NAME>_LIVEMODE)"},
+			"receiver1: sets DESTINATION_BILLING_LIVEMODE, which docs/configuration.md does not document (as DESTINATION_<NAME>_LIVEMODE)"},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
@@ -136,26 +137,6 @@ func TestCheckerFails(t *testing.T) {
 				t.Errorf("want a problem containing %q, got:\n%s", c.want, strings.Join(ps, "\n"))
 			}
 		})
-	}
-}
-
-func TestReadmeConfig(t *testing.T) {
-	readme := "# x\n\n## Configuration\n\n| variable | default | meaning |\n| --- | --- | --- |\n" +
-		"| `LISTEN_ADDR` | `:8080` | listener, not `IGNORED` |\n" +
-		"| `TLS_CERT_FILE` / `TLS_KEY_FILE` | empty | TLS |\n" +
-		"| `DESTINATIONS` | empty | names |\n" +
-		"| `DESTINATION_<NAME>_URL` | required | sink |\n" +
-		"| `DESTINATION_<name>_TYPES`, `_LIVEMODE` | `*` | filter |\n" +
-		"\n## Other\n\n| `NOT_CONFIG` | x | y |\n"
-	got := slices.Sorted(maps.Keys(readmeConfig(readme)))
-	want := []string{"DESTINATIONS", "DESTINATION_<NAME>_LIVEMODE", "DESTINATION_<NAME>_TYPES", "DESTINATION_<NAME>_URL",
-		"LISTEN_ADDR", "TLS_CERT_FILE", "TLS_KEY_FILE"}
-	if !slices.Equal(got, want) {
-		t.Errorf("readmeConfig = %v, want %v", got, want)
-	}
-	wild := readmeConfig("## Configuration\n| `DESTINATION_<NAME>_*` | | every destination setting |\n")
-	if !isDocumented(wild, "DESTINATION_<NAME>_WORKERS") || isDocumented(wild, "WORKERS") {
-		t.Errorf("DESTINATION_<NAME>_* documents %v", wild)
 	}
 }
 
@@ -209,90 +190,6 @@ backend receivers
     server receiver1 receiver1:8080
     server receiver2 receiver2:8080
 `,
-}
-
-// destinationPattern starts the name under which a destination's
-// variables are known and documented: DESTINATION_BILLING_URL is
-// DESTINATION_<NAME>_URL.
-const destinationPattern = "DESTINATION_<NAME>_"
-
-// receiverEnv returns the variables the receiver reads: every method of its
-// env type (e.str("LISTEN_ADDR", ...), e.duration(...), ...) takes the
-// variable's name first. A destination's variables are named by
-// destinationVar(name, "URL"), or by a closure over it (v("URL")), and are
-// returned as DESTINATION_<NAME>_URL.
-func receiverEnv(dir string) (map[string]bool, error) {
-	files, err := filepath.Glob(filepath.Join(dir, "*.go"))
-	if err != nil {
-		return nil, err
-	}
-	call := regexp.MustCompile(`\be\.\w+\("([A-Z][A-Z0-9_]*)"`)
-	destVar := regexp.MustCompile(`\bdestinationVar\([^,()]+,\s*"([A-Z][A-Z0-9_]*)"\)`)
-	closure := regexp.MustCompile(`\b(\w+)\s*:=\s*func\(\w+ string\) string \{\s*return destinationVar\(`)
-	out := map[string]bool{}
-	for _, f := range files {
-		if strings.HasSuffix(f, "_test.go") {
-			continue
-		}
-		b, err := os.ReadFile(f)
-		if err != nil {
-			return nil, err
-		}
-		for _, m := range call.FindAllSubmatch(b, -1) {
-			out[string(m[1])] = true
-		}
-		for _, m := range destVar.FindAllSubmatch(b, -1) {
-			out[destinationPattern+string(m[1])] = true
-		}
-		for _, c := range closure.FindAllSubmatch(b, -1) {
-			field := regexp.MustCompile(`\b` + regexp.QuoteMeta(string(c[1])) + `\("([A-Z][A-Z0-9_]*)"\)`)
-			for _, m := range field.FindAllSubmatch(b, -1) {
-				out[destinationPattern+string(m[1])] = true
-			}
-		}
-	}
-	return out, nil
-}
-
-// readmeConfig returns the variables named in the first cell of the table
-// rows of README.md's "## Configuration" section. A placeholder in a name
-// (DESTINATION_<NAME>_URL, DESTINATION_<name>_URL) is returned as <NAME>; a
-// name that starts with _ after one with a placeholder shares its start
-// (`DESTINATION_<NAME>_URL` / `_TYPES`); DESTINATION_<NAME>_* stands for
-// every destination variable.
-func readmeConfig(readme string) map[string]bool {
-	code := regexp.MustCompile("`([A-Za-z0-9_<>*]+)`")
-	placeholder := regexp.MustCompile(`<[A-Za-z_]+>`)
-	valid := regexp.MustCompile(`^[A-Z][A-Z0-9_]*(?:<NAME>[A-Z0-9_]*)*\*?$`)
-	out := map[string]bool{}
-	in := false
-	for _, line := range strings.Split(readme, "\n") {
-		if strings.HasPrefix(line, "## ") {
-			in = strings.TrimSpace(line) == "## Configuration"
-		} else if cells := strings.Split(line, "|"); in && strings.HasPrefix(line, "|") && len(cells) > 2 {
-			stem := "" // up to the last placeholder of the previous name
-			for _, m := range code.FindAllStringSubmatch(cells[1], -1) {
-				n := placeholder.ReplaceAllString(m[1], "<NAME>")
-				if strings.HasPrefix(n, "_") && stem != "" {
-					n = stem + n
-				}
-				if !valid.MatchString(n) {
-					continue
-				}
-				if i := strings.LastIndex(n, "<NAME>"); i >= 0 {
-					stem = n[:i+len("<NAME>")]
-				}
-				out[n] = true
-			}
-		}
-	}
-	return out
-}
-
-// isDocumented reports whether variable v (DESTINATION_<NAME>_URL for a
-// destination's) is in documented, directly or as DESTINATION_<NAME>_*.
-func isDocumented(documented map[string]bool, v string) bool {
-	return documented[v] || strings.HasPrefix(v, destinationPattern) && documented[destinationPattern+"*"]
 }
 
 type service struct {
@@ -387,8 +284,8 @@ func checkReceiver(name string, svcs map[string]service, known, documented map[s
 		if !known[g] {
 			fail("%s: sets %s, which cmd/oncehook does not read%s", name, k, as)
 		}
-		if !isDocumented(documented, g) {
-			fail("%s: sets %s, which README.md's configuration table does not document%s", name, k, as)
+		if !doccheck.IsDocumented(documented, g) {
+			fail("%s: sets %s, which docs/configuration.md does not document%s", name, k, as)
 		}
 	}
 
@@ -498,7 +395,7 @@ func checkDestinations(name string, env map[string]string, known map[string]bool
 			if !ok {
 				continue
 			}
-			c := destinationPattern + field
+			c := doccheck.DestinationPattern + field
 			if g == "" || known[c] && !gKnown || known[c] == gKnown && len(p) > gLen {
 				g, gKnown, gLen = c, known[c], len(p)
 			}

@@ -5,7 +5,7 @@
 // Its test (compose_test.go) needs no Docker. It reads docker-compose.yml,
 // the Dockerfile and haproxy.cfg and checks them against the code: the
 // services exist; every variable set on a receiver is one cmd/oncehook reads
-// and README.md documents (a destination's as DESTINATION_<NAME>_URL, ...);
+// and docs/configuration.md documents (a destination's as DESTINATION_<NAME>_URL, ...);
 // the receivers route to destinations the way the receiver accepts at start
 // (DESTINATIONS lists valid, distinct names, each with a DESTINATION_<NAME>_URL
 // that package sink parses and valid _TYPES and _LIVEMODE, no DESTINATION_*
