@@ -12,7 +12,7 @@
 //	oncehook version          the version, commit, Go and schema version of this binary
 //	oncehook completion       shell completion scripts
 //
-// Configuration comes from the environment; see README.md. Every command
+// Configuration comes from the environment; see docs/configuration.md. Every command
 // answers --help without side effects.
 package main
 

@@ -8,7 +8,7 @@ import (
 )
 
 // The memory bound, in bytes: what the process holds at most with the
-// configured limits. The README's sizing section gives the same formula.
+// configured limits. docs/high-availability.md#sizing gives the same formula.
 const (
 	baseBytes       = 64 << 20 // runtime, pools, buffers, metrics
 	perConnBytes    = 20 << 10 // an active connection: read buffer, request, body prefetch, stack

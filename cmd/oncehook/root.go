@@ -18,7 +18,7 @@ func newRootCmd() *cobra.Command {
 delivers it to every destination whose filter it matches, at least once.
 
 Without a command it serves (see "oncehook serve --help"). Configuration is
-read from the environment: see README.md, and "oncehook config" to check it.`,
+read from the environment: see docs/configuration.md, and "oncehook config" to check it.`,
 		Version:       versionText(),
 		SilenceErrors: true, // main prints them, prefixed "oncehook:"
 		SilenceUsage:  true,

@@ -18,7 +18,7 @@ func newServeCmd() *cobra.Command {
 LISTEN_ADDR and deliver them, until SIGTERM or SIGINT; then drain within
 SHUTDOWN_TIMEOUT. Metrics, pprof and the console are on ADMIN_ADDR.
 
-Configuration is read from the environment (see README.md); "oncehook config"
+Configuration is read from the environment (see docs/configuration.md); "oncehook config"
 checks it without connecting to anything.`,
 		Args: noArgs,
 		RunE: runServe,
