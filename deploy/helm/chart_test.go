@@ -8,10 +8,14 @@ import (
 	"strings"
 	"testing"
 
-	"helm.sh/helm/v4/pkg/action"
 	"helm.sh/helm/v4/pkg/chart/common"
+	commonutil "helm.sh/helm/v4/pkg/chart/common/util"
+	"helm.sh/helm/v4/pkg/chart/v2/lint"
+	"helm.sh/helm/v4/pkg/chart/v2/lint/support"
 	"helm.sh/helm/v4/pkg/chart/v2/loader"
-	release "helm.sh/helm/v4/pkg/release/v1"
+	chartutil "helm.sh/helm/v4/pkg/chart/v2/util"
+	"helm.sh/helm/v4/pkg/engine"
+	releaseutil "helm.sh/helm/v4/pkg/release/v1/util"
 	"sigs.k8s.io/yaml"
 )
 
@@ -22,24 +26,49 @@ const chartDir = "oncehook"
 // default (1.20 in tests) is older than the chart's kubeVersion.
 const kubeVersion = "v1.33.0"
 
-// TestChartLints runs helm lint, strict (a warning fails too), with the
-// chart's defaults and with the values file that turns every option on.
+// TestChartLints runs what `helm lint --strict` runs (a warning fails too),
+// with the chart's defaults and with the values file that turns every
+// option on.
 func TestChartLints(t *testing.T) {
 	for _, file := range []string{"", "testdata/full.yaml"} {
 		t.Run("values="+file, func(t *testing.T) {
-			lint := action.NewLint()
-			lint.Strict = true
-			lint.Namespace = "payments"
-			lint.KubeVersion = mustKubeVersion(t)
-			res := lint.Run([]string{chartDir}, readValues(t, file))
-			for _, m := range res.Messages {
-				t.Logf("lint: %s", m)
-			}
-			if len(res.Errors) > 0 || res.TotalChartsLinted != 1 {
-				t.Fatalf("helm lint: %d charts linted, errors: %v", res.TotalChartsLinted, res.Errors)
+			for _, p := range lintProblems(t, chartDir, readValues(t, file)) {
+				t.Error(p)
 			}
 		})
 	}
+}
+
+// TestLintFails makes sure the lint can fail: a copy of the chart with a
+// bad Chart.yaml, and one whose template is not valid YAML.
+func TestLintFails(t *testing.T) {
+	cases := []struct{ name, file, old, new, want string }{
+		{"no chart version", "Chart.yaml", "version: 0.1.0\n", "", "version is required"},
+		{"broken YAML", "templates/service.yaml", "  type: {{ .Values.service.type }}", "  type: [{{ .Values.service.type }}", "unable to parse YAML"},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			dir := brokenCopy(t, c.file, c.old, c.new)
+			ps := lintProblems(t, dir, nil)
+			t.Logf("problems: %s", strings.Join(ps, "; "))
+			if !slices.ContainsFunc(ps, func(p string) bool { return strings.Contains(p, c.want) }) {
+				t.Errorf("want a lint problem containing %q, got:\n%s", c.want, strings.Join(ps, "\n"))
+			}
+		})
+	}
+}
+
+// lintProblems is what `helm lint --strict` reports: its warnings and errors.
+func lintProblems(t *testing.T, dir string, vals map[string]any) []string {
+	t.Helper()
+	var ps []string
+	for _, m := range lint.RunAll(dir, vals, "payments", lint.WithKubeVersion(mustKubeVersion(t))).Messages {
+		t.Logf("lint: %s", m)
+		if m.Severity >= support.WarningSev {
+			ps = append(ps, m.Error())
+		}
+	}
+	return ps
 }
 
 // TestDefaultRender renders the chart with its own values, as `helm template`
@@ -214,18 +243,7 @@ func TestCheckCatchesBrokenCharts(t *testing.T) {
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
-			dir := copyChart(t)
-			p := filepath.Join(dir, filepath.FromSlash(c.file))
-			b, err := os.ReadFile(p)
-			if err != nil {
-				t.Fatal(err)
-			}
-			if strings.Count(string(b), c.old) != 1 {
-				t.Fatalf("%s: %q is not in it exactly once", c.file, c.old)
-			}
-			if err := os.WriteFile(p, []byte(strings.Replace(string(b), c.old, c.new, 1)), 0o644); err != nil {
-				t.Fatal(err)
-			}
+			dir := brokenCopy(t, c.file, c.old, c.new)
 			want := expect{replicas: 2}
 			if values[c.name] == full {
 				want = expect{replicas: 3, serviceMonitor: true}
@@ -245,8 +263,11 @@ func TestCheckCatchesBrokenCharts(t *testing.T) {
 	}
 }
 
-// render does what `helm template` does, offline: the chart with these
-// values (nil: its own), for kubeVersion, hooks included.
+// render does what `helm template` does, offline (its install action
+// without a cluster brings in far more code to build): the chart with these
+// values (nil: its own), for kubeVersion, the schema checked, NOTES.txt
+// rendered and set aside, the hooks split from the other manifests, and
+// both returned.
 func render(dir string, vals map[string]any) ([]object, error) {
 	chrt, err := loader.Load(dir)
 	if err != nil {
@@ -256,25 +277,37 @@ func render(dir string, vals map[string]any) ([]object, error) {
 	if err != nil {
 		return nil, err
 	}
-	install := action.NewInstall(&action.Configuration{})
-	install.DryRunStrategy = action.DryRunClient
-	install.ReleaseName = "oncehook"
-	install.Namespace = "payments"
-	install.Replace = true
-	install.KubeVersion = kv
+	caps := common.DefaultCapabilities.Copy()
+	caps.KubeVersion = *kv
+	if c := chrt.Metadata.KubeVersion; c != "" && !chartutil.IsCompatibleRange(c, kv.String()) {
+		return nil, fmt.Errorf("chart requires kubeVersion %s, not %s", c, kv)
+	}
 	if vals == nil {
 		vals = map[string]any{}
 	}
-	r, err := install.Run(chrt, vals)
+	opts := common.ReleaseOptions{Name: "oncehook", Namespace: "payments", Revision: 1, IsInstall: true}
+	top, err := commonutil.ToRenderValuesWithSchemaValidation(chrt, vals, opts, caps, false)
 	if err != nil {
 		return nil, err
 	}
-	rel, ok := r.(*release.Release)
-	if !ok {
-		return nil, fmt.Errorf("helm returned a %T, not a *release.Release", r)
+	files, err := engine.Render(chrt, top)
+	if err != nil {
+		return nil, err
 	}
-	docs := []string{rel.Manifest}
-	for _, h := range rel.Hooks {
+	for name := range files {
+		if strings.HasSuffix(name, "/NOTES.txt") {
+			delete(files, name)
+		}
+	}
+	hooks, manifests, err := releaseutil.SortManifests(files, caps.APIVersions, releaseutil.InstallOrder)
+	if err != nil {
+		return nil, err
+	}
+	var docs []string
+	for _, m := range manifests {
+		docs = append(docs, m.Content)
+	}
+	for _, h := range hooks {
 		docs = append(docs, h.Manifest)
 	}
 	return parseManifests(strings.Join(docs, "\n---\n"))
@@ -312,12 +345,24 @@ func dest(v map[string]any, i int) map[string]any {
 	return v["destinations"].([]any)[i].(map[string]any)
 }
 
-// copyChart copies the chart into a temporary directory, to break it there.
-func copyChart(t *testing.T) string {
+// brokenCopy copies the chart into a temporary directory and replaces old,
+// which must be in file once, with new there.
+func brokenCopy(t *testing.T, file, old, new string) string {
 	t.Helper()
-	dst := filepath.Join(t.TempDir(), chartDir)
-	if err := os.CopyFS(dst, os.DirFS(chartDir)); err != nil {
+	dir := filepath.Join(t.TempDir(), chartDir)
+	if err := os.CopyFS(dir, os.DirFS(chartDir)); err != nil {
 		t.Fatal(err)
 	}
-	return dst
+	p := filepath.Join(dir, filepath.FromSlash(file))
+	b, err := os.ReadFile(p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if strings.Count(string(b), old) != 1 {
+		t.Fatalf("%s: %q is not in it exactly once", file, old)
+	}
+	if err := os.WriteFile(p, []byte(strings.Replace(string(b), old, new, 1)), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	return dir
 }
