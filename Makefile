@@ -48,3 +48,7 @@ bench: ## benchmark the real receiver end to end, a 10M-event ledger included (~
 
 bench-smoke: ## short correctness-only bench run for CI; fails on loss, double delivery or bad requests at the sink
 	GO=$(GO) scripts/bench.sh smoke
+
+.PHONY: chart
+chart: ## lint, render and check the Helm chart in deploy/helm (part of make test too)
+	$(GO) test -count=1 ./deploy/helm/

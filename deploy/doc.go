@@ -1,6 +1,7 @@
 // Package deploy has no code. It is the home of the deployment files that
 // go with the Dockerfile and docker-compose.yml at the repository root, such
-// as the HAProxy configuration in deploy/haproxy.
+// as the HAProxy configuration in deploy/haproxy, and of the Helm chart in
+// deploy/helm/oncehook (whose test is package deploy/helm).
 //
 // Its test (compose_test.go) needs no Docker. It reads docker-compose.yml,
 // the Dockerfile and haproxy.cfg and checks them against the code: the
