@@ -29,7 +29,7 @@ read from the environment: see README.md, and "oncehook config" to check it.`,
 		return fmt.Errorf("%w (see %q)", err, c.CommandPath()+" --help")
 	})
 	root.AddCommand(newServeCmd(), newMigrateCmd(), newSendTestEventCmd(), newEventsCmd(), newReplayCmd(),
-		newDestinationsCmd(), newReconcileCmd(), newConfigCmd(), newVersionCmd())
+		newDestinationsCmd(), newReconcileCmd(), newStripeCmd(), newConfigCmd(), newVersionCmd())
 	return root
 }
 
