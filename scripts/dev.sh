@@ -7,8 +7,12 @@
 # ADMIN_TOKEN unset:  serve the console on ADMIN_ADDR (127.0.0.1:9090) with a
 #                     dev token kept in .data/dev-admin-token; ADMIN_ADDR set
 #                     empty turns the console off.
-# Then print a command that sends a signed test event, the commands that list
-# what was stored and the console's URL, and run bin/oncehook.
+# Then check the configuration (bin/oncehook config), write every variable of
+# it that is set to .data/dev.env (mode 0600), print each destination with its
+# sink (redacted), a command that sends a signed test event, the commands that
+# list what was stored (they source dev.env) and the console's URL, and run
+# bin/oncehook. Taken ports are all named in one message, before anything
+# starts.
 #
 # DEV_PG_PORT, DEV_REDIS_PORT pick other ports for the local Postgres and
 # Redis; DEV_DATA_DIR another directory than .data (the tests use it).
@@ -49,9 +53,15 @@ fi
 # port_in_use PORT HOST: something accepts connections on HOST:PORT.
 port_in_use() { timeout 1 bash -c "exec 3<>/dev/tcp/$2/$1" 2>/dev/null; }
 
-# listen_port_check NAME ADDR stops, naming the variable NAME to change, when
-# another program already listens on ADDR's port: the receiver would fail
-# to bind it (LISTEN_ADDR) or, for ADMIN_ADDR, serve without its console.
+# The port checks note each taken port in clashes (what holds it, how to
+# free it) and in fixes (the variable that picks another one), so that one
+# message names them all, before anything starts.
+clashes=()
+fixes=()
+
+# listen_port_check NAME ADDR notes a clash when another program already
+# listens on ADDR's port: the receiver would fail to bind it (LISTEN_ADDR)
+# or, for ADMIN_ADDR, serve without its console.
 listen_port_check() {
 	local name=$1 addr=$2 host port probe
 	[[ $addr == *:* ]] || return 0 # the receiver names what is wrong with it
@@ -61,86 +71,103 @@ listen_port_check() {
 	probe=${probe%\]}
 	[[ -n $probe && $probe != 0.0.0.0 && $probe != :: ]] || probe=127.0.0.1
 	port_in_use "$port" "$probe" || return 0
-	{
-		echo "dev: port $port ($name) is taken by another program (another \`make run\`?);"
-		echo "     see it with: ss -ltnp 'sport = :$port'"
-		echo "     or give this one another port: $name=$host:$((port + 1)) make run"
-	} >&2
-	exit 1
+	clashes+=("port $port ($name) is taken by another program (another \`make run\`?);
+     see it with: ss -ltnp 'sport = :$port'
+     or give this one another port: $name=$host:$((port + 1)) make run")
+	fixes+=("$name=$host:$((port + 1))")
 }
 
-# pg_port_check stops with the command that frees PG_PORT when something
-# other than this checkout's Postgres holds it (another checkout's
-# `make run`, say); this checkout's own is reused.
+# pg_port_check notes a clash, with the command that frees PG_PORT, when
+# something other than this checkout's Postgres holds it (another
+# checkout's `make run`, say); this checkout's own is reused.
 pg_port_check() {
 	port_in_use "$PG_PORT" 127.0.0.1 || return 0
-	local other
+	local other msg
 	other=$(psql "postgres://postgres@127.0.0.1:$PG_PORT/postgres?sslmode=disable&connect_timeout=2" \
 		-Atc 'SHOW data_directory' 2>/dev/null) || other=""
 	if [[ -n $other && $other -ef $pg_dir ]]; then
 		return 0
 	fi
-	{
-		if [[ -n $other ]]; then
-			echo "dev: port $PG_PORT is taken by another Postgres, with its data in $other"
-			echo "     (another checkout's \`make run\`?). Stop it with:"
-			if [[ $(id -u) -eq 0 ]]; then
-				echo "       runuser -u postgres -- pg_ctl -D $other stop"
-			else
-				echo "       pg_ctl -D $other stop"
-			fi
+	if [[ -n $other ]]; then
+		msg="port $PG_PORT (DEV_PG_PORT) is taken by another Postgres, with its data in $other
+     (another checkout's \`make run\`?). Stop it with:"
+		if [[ $(id -u) -eq 0 ]]; then
+			msg+="
+       runuser -u postgres -- pg_ctl -D $other stop"
 		else
-			echo "dev: port $PG_PORT is taken by another program; see it with: ss -ltnp 'sport = :$PG_PORT'"
+			msg+="
+       pg_ctl -D $other stop"
 		fi
-		echo "     or give this checkout another port: DEV_PG_PORT=$((PG_PORT + 1)) make run"
-	} >&2
-	exit 1
+	else
+		msg="port $PG_PORT (DEV_PG_PORT) is taken by another program; see it with: ss -ltnp 'sport = :$PG_PORT'"
+	fi
+	clashes+=("$msg
+     or give this checkout another port: DEV_PG_PORT=$((PG_PORT + 1)) make run")
+	fixes+=("DEV_PG_PORT=$((PG_PORT + 1))")
 }
 
 # redis_port_check does the same for REDIS_PORT.
 redis_port_check() {
 	port_in_use "$REDIS_PORT" 127.0.0.1 || return 0
-	local other
-	other=$(redis-cli -h 127.0.0.1 -p "$REDIS_PORT" CONFIG GET dir 2>/dev/null | sed -n 2p) || other=""
+	local other msg
+	other=$(timeout 2 redis-cli -h 127.0.0.1 -p "$REDIS_PORT" CONFIG GET dir 2>/dev/null | sed -n 2p) || other=""
 	if [[ -n $other && $other -ef $data/redis ]]; then
 		return 0
 	fi
-	{
-		if [[ -n $other ]]; then
-			echo "dev: port $REDIS_PORT is taken by another Redis, working in $other"
-			echo "     (another checkout's \`make run\`?). Stop it with: redis-cli -p $REDIS_PORT shutdown nosave"
-		else
-			echo "dev: port $REDIS_PORT is taken by another program; see it with: ss -ltnp 'sport = :$REDIS_PORT'"
-		fi
-		echo "     or give this checkout another port: DEV_REDIS_PORT=$((REDIS_PORT + 1)) make run"
-	} >&2
-	exit 1
+	if [[ -n $other ]]; then
+		msg="port $REDIS_PORT (DEV_REDIS_PORT) is taken by another Redis, working in $other
+     (another checkout's \`make run\`?). Stop it with: redis-cli -p $REDIS_PORT shutdown nosave"
+	else
+		msg="port $REDIS_PORT (DEV_REDIS_PORT) is taken by another program; see it with: ss -ltnp 'sport = :$REDIS_PORT'"
+	fi
+	clashes+=("$msg
+     or give this checkout another port: DEV_REDIS_PORT=$((REDIS_PORT + 1)) make run")
+	fixes+=("DEV_REDIS_PORT=$((REDIS_PORT + 1))")
 }
 
-# The receiver's own ports first: failing on them after starting Postgres
-# and Redis would only be slower.
+# The URLs of the dev Postgres and Redis. Set to these (from a shell that
+# sourced dev.env, say), DATABASE_URL and REDIS_URL still mean "the dev
+# ones": this script starts them if they are down.
+dev_db_url="postgres://postgres@127.0.0.1:$PG_PORT/oncehook?sslmode=disable"
+dev_redis_url="redis://127.0.0.1:$REDIS_PORT/0"
+[[ ${DATABASE_URL:-} != "$dev_db_url" ]] || DATABASE_URL=""
+[[ ${REDIS_URL:-} != "$dev_redis_url" ]] || REDIS_URL=""
+
+# Every port before starting anything, all clashes in one message.
 listen=${LISTEN_ADDR:-:8080}
 admin=${ADMIN_ADDR-127.0.0.1:9090} # set empty: no admin listener, no console
 listen_port_check LISTEN_ADDR "$listen"
 [[ -z $admin ]] || listen_port_check ADMIN_ADDR "$admin"
+[[ -n ${DATABASE_URL:-} ]] || pg_port_check
+[[ -n ${REDIS_URL:-} ]] || redis_port_check
+if ((${#clashes[@]} == 1)); then
+	echo "dev: ${clashes[0]}" >&2
+	exit 1
+elif ((${#clashes[@]} > 1)); then
+	{
+		echo "dev: ${#clashes[@]} ports are taken:"
+		for c in "${clashes[@]}"; do
+			echo "dev: $c"
+		done
+		echo "dev: give them all other ports at once: ${fixes[*]} make run"
+	} >&2
+	exit 1
+fi
 
 if [[ -z ${DATABASE_URL:-} ]]; then
 	"$services" ensure postgres
 	mkdir -p "$(dirname "$pg_dir")"
 	chmod 0755 "$(dirname "$pg_dir")"
-	pg_port_check
 	"$services" pg-start "$pg_dir" "$PG_PORT"
 	"$services" pg-createdb "$pg_dir" "$PG_PORT" oncehook
-	export DATABASE_URL="postgres://postgres@127.0.0.1:$PG_PORT/oncehook?sslmode=disable"
-	dev_db=1
+	export DATABASE_URL=$dev_db_url
 	echo "dev: Postgres on 127.0.0.1:$PG_PORT (data in $pg_dir)"
 fi
 if [[ -z ${REDIS_URL:-} ]]; then
 	"$services" ensure redis
 	mkdir -p "$data/redis"
-	redis_port_check
 	"$services" redis-start "$data/redis" "$REDIS_PORT"
-	export REDIS_URL="redis://127.0.0.1:$REDIS_PORT/0"
+	export REDIS_URL=$dev_redis_url
 	echo "dev: Redis on 127.0.0.1:$REDIS_PORT"
 fi
 if [[ -z ${STRIPE_WEBHOOK_SECRET:-} ]]; then
@@ -151,7 +178,9 @@ if [[ -z ${STRIPE_WEBHOOK_SECRET:-} ]]; then
 fi
 # The console's token: yours if you set ADMIN_TOKEN (never printed), else a
 # dev one, kept readable by you only. No console without ADMIN_ADDR.
-if [[ -n $admin && -z ${ADMIN_TOKEN:-} ]]; then
+if [[ -n $admin && -n ${ADMIN_TOKEN:-} && -s $data/dev-admin-token && $ADMIN_TOKEN == "$(cat "$data/dev-admin-token")" ]]; then
+	dev_token=1 # the dev one, from a shell that sourced dev.env
+elif [[ -n $admin && -z ${ADMIN_TOKEN:-} ]]; then
 	[[ -s $data/dev-admin-token ]] || (umask 077 && echo "dev_$(od -An -N16 -tx1 /dev/urandom | tr -d ' \n')" >"$data/dev-admin-token")
 	ADMIN_TOKEN=$(cat "$data/dev-admin-token")
 	export ADMIN_TOKEN
@@ -159,18 +188,67 @@ if [[ -n $admin && -z ${ADMIN_TOKEN:-} ]]; then
 fi
 export LOG_FORMAT=${LOG_FORMAT:-text}
 
-# The dev database's URL has no password: print it whole. Yours stays yours.
-evt_id=evt_test_$(date +%s)
-if [[ -n ${dev_db:-} ]]; then
-	db_env="DATABASE_URL='$DATABASE_URL' "
-	same_db=""
+# The configuration as the receiver reads it, checked, secrets redacted; it
+# names each variable the commands below may need. Its errors name the
+# variable to fix.
+cfg=$("$root/bin/oncehook" config) || exit 1
+cfg_get() { sed -n "s/^$1=//p" <<<"$cfg"; }
+
+# dev.env holds every variable of that configuration that is set here, with
+# its real value (secrets too: readable by you only), for the commands run
+# from another terminal.
+dev_env=$data/dev.env
+quote() { printf "'%s'" "${1//\'/\'\\\'\'}"; }
+tmp=$(mktemp "$data/.dev.env.XXXXXX") # mode 0600
+{
+	echo "# written by \`make run\` (scripts/dev.sh): the configuration it serves with."
+	echo "# Load it in a shell with: set -a; . $dev_env; set +a"
+	while IFS= read -r line; do
+		name=${line%%=*}
+		[[ $name =~ ^[A-Z][A-Z0-9_]*$ && -n ${!name+x} ]] || continue
+		echo "$name=$(quote "${!name}")"
+	done <<<"$cfg"
+} >"$tmp"
+chmod 0600 "$tmp"
+mv -f "$tmp" "$dev_env"
+load="set -a; . $dev_env; set +a;"
+
+# Each destination and its sink, as the receiver will deliver.
+stdout_sink=""
+destinations=""
+if [[ -n $(cfg_get SINK_URL) ]]; then
+	names=default
 else
-	db_env=""
-	same_db="    # with the same DATABASE_URL as this one"
+	names=$(cfg_get DESTINATIONS)
+fi
+IFS=, read -r -a dest_names <<<"$names"
+for name in "${dest_names[@]}"; do
+	if [[ $name == default && -n $(cfg_get SINK_URL) ]]; then
+		url=$(cfg_get SINK_URL) types="*" mode=both
+	else
+		v=DESTINATION_${name^^}
+		v=${v//-/_}
+		url=$(cfg_get "${v}_URL") types=$(cfg_get "${v}_TYPES") mode=$(cfg_get "${v}_LIVEMODE")
+	fi
+	what="every event"
+	[[ $types == "*" ]] || what=$types
+	[[ $mode == both || -z $mode ]] || what+=" ($mode mode only)"
+	if [[ $url == stdout ]]; then
+		url="stdout: printed below as JSON lines"
+		stdout_sink=1
+	fi
+	destinations+="
+  $name: $what
+    -> $url"
+done
+if [[ -n $stdout_sink ]]; then
+	logs="Events for the stdout destinations are printed below as JSON lines; logs go to stderr."
+else
+	logs="Logs go to stderr below."
 fi
 
 port=${listen##*:}
-first_secret=${STRIPE_WEBHOOK_SECRET%%,*}
+evt_id=evt_test_$(date +%s)
 if [[ -z $admin ]]; then
 	console="The console is off (ADMIN_ADDR is empty); unset ADMIN_ADDR to serve it on 127.0.0.1:9090."
 else
@@ -189,18 +267,24 @@ else
 fi
 cat <<MSG
 
+Accepted events are delivered to:
+$destinations
+
+The commands below read this configuration from $dev_env
+(written now, readable by you only: it holds the secrets).
+
 Send a signed test event from another terminal (run it twice to see "duplicate"):
 
-  STRIPE_WEBHOOK_SECRET=$first_secret $root/bin/oncehook send-test-event --url http://127.0.0.1:$port/webhooks/stripe --id $evt_id
+  $load $root/bin/oncehook send-test-event --url http://127.0.0.1:$port/webhooks/stripe --id $evt_id
 
-List what was stored, and deliver an event again, from another terminal:
+List what was stored, and deliver an event again:
 
-  ${db_env}$root/bin/oncehook events list$same_db
-  ${db_env}$root/bin/oncehook replay $evt_id$same_db
+  $load $root/bin/oncehook events list
+  $load $root/bin/oncehook replay $evt_id
 
 $console
 
-Accepted events are printed below as JSON lines (SINK_URL=stdout); logs go to stderr.
+$logs
 Stop with Ctrl-C; 'make clean' also stops the local Postgres and Redis.
 
 MSG

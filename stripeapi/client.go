@@ -158,7 +158,10 @@ type APIError struct {
 	Status      int
 	ShouldRetry string // Stripe-Should-Retry, when sent
 	RequestID   string // Request-Id, when sent
-	Err         error
+	// Need is the access a restricted key needs for the call, named on a
+	// 403; empty: read access to Events.
+	Need string
+	Err  error
 }
 
 // Error is a message of bounded length and valid UTF-8: what Stripe said
@@ -176,6 +179,9 @@ func (e *APIError) Error() string {
 		msg = "Stripe rejected STRIPE_API_KEY (401): " + cause
 	case http.StatusForbidden:
 		msg = "STRIPE_API_KEY may not read events (403; a restricted key needs read access to Events): " + cause
+		if e.Need != "" {
+			msg = "STRIPE_API_KEY may not make this call (403; a restricted key needs " + e.Need + "): " + cause
+		}
 	case http.StatusTooManyRequests:
 		msg = "Stripe API rate limit (429): " + cause
 	default:

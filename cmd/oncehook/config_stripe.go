@@ -15,18 +15,33 @@ import (
 // takes it (no wildcard).
 var eventTypeName = regexp.MustCompile(`^[a-z0-9_]+(\.[a-z0-9_]+)+$`)
 
-// stripe reads STRIPE_API_*, RECONCILE_* but RECONCILE_TYPES (see
-// eventTypes) and THIN_EVENTS.
+// stripe reads STRIPE_API_* (see stripeAPI), RECONCILE_* but
+// RECONCILE_TYPES (see eventTypes) and THIN_EVENTS.
 func (e *env) stripe() stripeConfig {
+	s := e.stripeAPI()
+	s.ReconcileInterval = e.duration("RECONCILE_INTERVAL", 10*time.Minute, 0)
+	s.ReconcileOverlap = e.duration("RECONCILE_OVERLAP", time.Hour, time.Second)
+	s.ReconcileLookback = e.duration("RECONCILE_LOOKBACK", 72*time.Hour, time.Second)
+	s.ReconcileAll = e.oneOf("RECONCILE_ALL", "false", "false", "true") == "true"
+	s.ThinEvents = e.oneOf("THIN_EVENTS", "forward", "forward", "fetch")
+	if s.ReconcileInterval > 0 && s.ReconcileInterval < time.Second {
+		e.fail("RECONCILE_INTERVAL", "%s is less than 1s (0 turns the reconciler off)", s.ReconcileInterval)
+	}
+	if s.ReconcileLookback > reconcile.MaxLookback {
+		e.fail("RECONCILE_LOOKBACK", "%s is beyond the Events API's 30 days (720h)", s.ReconcileLookback)
+	}
+	if s.ThinEvents == "fetch" && s.APIKey == "" {
+		e.fail("THIN_EVENTS", "fetch needs STRIPE_API_KEY to read the full events")
+	}
+	return s
+}
+
+// stripeAPI reads STRIPE_API_KEY, STRIPE_API_BASE and STRIPE_API_VERSION.
+func (e *env) stripeAPI() stripeConfig {
 	s := stripeConfig{
-		APIKey:            e.get("STRIPE_API_KEY"),
-		APIBase:           e.str("STRIPE_API_BASE", stripeapi.DefaultBase),
-		APIVersion:        e.str("STRIPE_API_VERSION", stripeapi.DefaultVersion),
-		ReconcileInterval: e.duration("RECONCILE_INTERVAL", 10*time.Minute, 0),
-		ReconcileOverlap:  e.duration("RECONCILE_OVERLAP", time.Hour, time.Second),
-		ReconcileLookback: e.duration("RECONCILE_LOOKBACK", 72*time.Hour, time.Second),
-		ReconcileAll:      e.oneOf("RECONCILE_ALL", "false", "false", "true") == "true",
-		ThinEvents:        e.oneOf("THIN_EVENTS", "forward", "forward", "fetch"),
+		APIKey:     e.get("STRIPE_API_KEY"),
+		APIBase:    e.str("STRIPE_API_BASE", stripeapi.DefaultBase),
+		APIVersion: e.str("STRIPE_API_VERSION", stripeapi.DefaultVersion),
 	}
 	if u, err := url.Parse(s.APIBase); err != nil || (u.Scheme != "https" && u.Scheme != "http") || u.Host == "" {
 		// As stripeapi.New checks it, but with the other variables, before
@@ -34,17 +49,8 @@ func (e *env) stripe() stripeConfig {
 		// credentials.
 		e.fail("STRIPE_API_BASE", "is not an http(s) URL such as %s", stripeapi.DefaultBase)
 	}
-	if s.ReconcileInterval > 0 && s.ReconcileInterval < time.Second {
-		e.fail("RECONCILE_INTERVAL", "%s is less than 1s (0 turns the reconciler off)", s.ReconcileInterval)
-	}
-	if s.ReconcileLookback > reconcile.MaxLookback {
-		e.fail("RECONCILE_LOOKBACK", "%s is beyond the Events API's 30 days (720h)", s.ReconcileLookback)
-	}
 	if s.APIKey != "" && !validKeyPrefix(s.APIKey) {
 		e.fail("STRIPE_API_KEY", "is not a Stripe secret or restricted key (sk_live_, sk_test_, rk_live_ or rk_test_)")
-	}
-	if s.ThinEvents == "fetch" && s.APIKey == "" {
-		e.fail("THIN_EVENTS", "fetch needs STRIPE_API_KEY to read the full events")
 	}
 	return s
 }

@@ -17,7 +17,7 @@ import (
 // commandPaths are every command and subcommand of oncehook ("" is the
 // root, which serves).
 var commandPaths = []string{"", "serve", "migrate", "send-test-event", "events", "events list", "events show", "replay",
-	"destinations", "reconcile", "version", "config", "completion", "completion bash", "completion zsh", "help"}
+	"destinations", "reconcile", "stripe", "stripe endpoint", "stripe endpoint create", "version", "config", "completion", "completion bash", "completion zsh", "help"}
 
 // TestHelpHasNoSideEffects runs every command with --help (and -h, and
 // `help CMD`) with a complete configuration around an empty schema: each
@@ -48,6 +48,10 @@ func TestHelpHasNoSideEffects(t *testing.T) {
 		runs := [][]string{append(slices.Clone(cmd), "--help"), append(slices.Clone(cmd), "-h")}
 		if len(cmd) > 0 && cmd[0] != "help" {
 			runs = append(runs, append([]string{"help"}, cmd...))
+		}
+		if path == "stripe endpoint create" {
+			// STRIPE_API_BASE is the target: a request would be counted.
+			runs = append(runs, []string{"stripe", "endpoint", "create", "--url", "https://hooks.example.com/webhooks/stripe", "--help"})
 		}
 		if path == "send-test-event" {
 			// Pointed at the target: a post would be counted.

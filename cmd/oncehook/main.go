@@ -8,6 +8,7 @@
 //	oncehook replay           put deliveries back to pending, or backfill a destination
 //	oncehook destinations     each destination's filter, URL and delivery counts
 //	oncehook reconcile        store the events Stripe could not deliver, from its Events API
+//	oncehook stripe endpoint create  create the webhook endpoint that sends Stripe's events here
 //	oncehook config           check the environment and print the configuration, secrets redacted
 //	oncehook version          the version, commit, Go and schema version of this binary
 //	oncehook completion       shell completion scripts

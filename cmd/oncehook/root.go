@@ -29,7 +29,7 @@ read from the environment: see docs/configuration.md, and "oncehook config" to c
 		return fmt.Errorf("%w (see %q)", err, c.CommandPath()+" --help")
 	})
 	root.AddCommand(newServeCmd(), newMigrateCmd(), newSendTestEventCmd(), newEventsCmd(), newReplayCmd(),
-		newDestinationsCmd(), newReconcileCmd(), newConfigCmd(), newVersionCmd())
+		newDestinationsCmd(), newReconcileCmd(), newStripeCmd(), newConfigCmd(), newVersionCmd())
 	return root
 }
 

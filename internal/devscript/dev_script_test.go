@@ -10,6 +10,7 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"net/http/httptest"
 	"net/url"
 	"os"
 	"os/exec"
@@ -101,14 +102,29 @@ func TestMakeRunPrintsWhatANewUserNeeds(t *testing.T) {
 	d.notePgDir(t, pgDir)
 	r.match(t, `(?m)^dev: Redis on 127\.0\.0\.1:`+d.redisPort+`$`)
 	bin := regexp.QuoteMeta(filepath.Join(repo, "bin", "oncehook"))
-	send := r.match(t, `(?m)^  (STRIPE_WEBHOOK_SECRET=whsec_dev_[0-9a-f]{32} `+bin+
-		` send-test-event --url http://127\.0\.0\.1:`+port(t, d.listen)+`/webhooks/stripe --id (evt_test_[0-9]+))$`)
+	devEnv := filepath.Join(d.dir, "dev.env")
+	load := regexp.QuoteMeta("set -a; . " + devEnv + "; set +a; ")
+	send := r.match(t, `(?m)^  (`+load+bin+` send-test-event --url http://127\.0\.0\.1:`+port(t, d.listen)+`/webhooks/stripe --id (evt_test_[0-9]+))$`)
 	sendLine, evtID := send[1], send[2]
+	secret := r.match(t, `(?m)^dev: STRIPE_WEBHOOK_SECRET=(whsec_dev_[0-9a-f]{32}) `)[1]
 	dbURL := `postgres://postgres@127.0.0.1:` + d.pgPort + `/oncehook?sslmode=disable`
-	listLine := r.match(t, `(?m)^  (DATABASE_URL='`+regexp.QuoteMeta(dbURL)+`' `+bin+` events list)$`)[1]
-	replayLine := r.match(t, `(?m)^  (DATABASE_URL='`+regexp.QuoteMeta(dbURL)+`' `+bin+` replay `+evtID+`)$`)[1]
+	listLine := r.match(t, `(?m)^  (`+load+bin+` events list)$`)[1]
+	replayLine := r.match(t, `(?m)^  (`+load+bin+` replay `+evtID+`)$`)[1]
+	r.match(t, `(?m)^Accepted events are delivered to:\n\n  default: every event\n    -> stdout: printed below as JSON lines\n`)
+	env := devEnvFile(t, devEnv)
+	for name, want := range map[string]string{
+		"DATABASE_URL": dbURL, "REDIS_URL": "redis://127.0.0.1:" + d.redisPort + "/0", "STRIPE_WEBHOOK_SECRET": secret,
+		"LISTEN_ADDR": d.listen, "ADMIN_ADDR": d.admin,
+	} {
+		if env[name] != want {
+			t.Errorf("dev.env: %s=%q, want %q", name, env[name], want)
+		}
+	}
 	consoleURL := r.match(t, `(?m)^  (http://127\.0\.0\.1:`+port(t, d.admin)+`/console/)$`)[1]
 	token := r.match(t, `(?m)sign in with the dev token: (dev_[0-9a-f]{32})\b`)[1]
+	if env["ADMIN_TOKEN"] != token {
+		t.Errorf("dev.env: ADMIN_TOKEN=%q, want the dev token %q", env["ADMIN_TOKEN"], token)
+	}
 	if kept, err := os.ReadFile(filepath.Join(d.dir, "dev-admin-token")); err != nil || strings.TrimSpace(string(kept)) != token {
 		t.Errorf("dev-admin-token holds %q (%v), want the printed token %q", kept, err, token)
 	}
@@ -195,6 +211,70 @@ func TestMakeRunPrintsWhatANewUserNeeds(t *testing.T) {
 		}
 		r.interrupt(t)
 	})
+
+	t.Run("DestinationsInTheBannerAndDevEnv", func(t *testing.T) {
+		hook := httptest.NewServer(http.HandlerFunc(func(http.ResponseWriter, *http.Request) {}))
+		defer hook.Close()
+		billingURL := strings.Replace(hook.URL, "http://", "http://billing:pw_s3cret@", 1) + "/hook?token=tok_s3cret"
+		crmPath := filepath.Join(d.dir, "crm.jsonl")
+		r := d.start(t, "DESTINATIONS=billing,crm",
+			"DESTINATION_BILLING_URL="+billingURL, "DESTINATION_BILLING_TYPES=invoice.*",
+			"DESTINATION_BILLING_SIGNING_SECRET=whsec_czNjcmV0LXNpZ25pbmcta2V5LTAxMjM=",
+			"DESTINATION_CRM_URL=file://"+crmPath, "DESTINATION_CRM_LIVEMODE=test")
+		r.waitHealthy(t, d.listen, 60*time.Second)
+		hostPort := strings.TrimPrefix(hook.URL, "http://")
+		r.match(t, `(?m)^  billing: invoice\.\*\n    -> http://[^ \n]*`+regexp.QuoteMeta(hostPort+"/hook?token=")+`[^ \n]*\n  crm: every event \(test mode only\)\n    -> `+regexp.QuoteMeta("file://"+crmPath)+`\n`)
+		r.match(t, `(?m)^Logs go to stderr below\.$`)
+		if out := r.stdout.String(); strings.Contains(out, "s3cret") || strings.Contains(out, "czNjcmV0") || strings.Contains(out, "stdout") {
+			t.Errorf("the banner shows a credential or a stdout sink:\n%s", r.output())
+		}
+		env := devEnvFile(t, devEnv)
+		for name, want := range map[string]string{
+			"DESTINATIONS": "billing,crm", "DESTINATION_BILLING_URL": billingURL, "DESTINATION_BILLING_TYPES": "invoice.*",
+			"DESTINATION_BILLING_SIGNING_SECRET": "whsec_czNjcmV0LXNpZ25pbmcta2V5LTAxMjM=", "DESTINATION_CRM_URL": "file://" + crmPath, "DESTINATION_CRM_LIVEMODE": "test",
+		} {
+			if env[name] != want {
+				t.Errorf("dev.env: %s=%q, want %q", name, env[name], want)
+			}
+		}
+		if _, ok := env["SINK_URL"]; ok {
+			t.Errorf("dev.env has SINK_URL, which is not set: %v", env)
+		}
+		// A command pasted from another terminal sees the destinations.
+		if got := r.paste(t, load+bin+" config"); !strings.Contains(got, "\nDESTINATIONS=billing,crm\n") {
+			t.Errorf("config with dev.env:\n%s", got)
+		}
+		r.interrupt(t)
+	})
+}
+
+// devEnvFile checks that dev.env is readable by its owner only, and reads
+// it as the shell does.
+func devEnvFile(t *testing.T, path string) map[string]string {
+	t.Helper()
+	fi, err := os.Stat(path)
+	if err != nil {
+		t.Fatalf("dev.env: %v", err)
+	}
+	if fi.Mode().Perm() != 0o600 {
+		t.Errorf("dev.env has mode %v, want 0600", fi.Mode().Perm())
+	}
+	out, err := exec.Command("bash", "-c", `set -a; . "$1"; set +a; env -0`, "bash", path).Output()
+	if err != nil {
+		t.Fatalf("sourcing dev.env: %v", err)
+	}
+	file, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	env := map[string]string{}
+	for _, kv := range strings.Split(string(out), "\x00") {
+		name, value, _ := strings.Cut(kv, "=")
+		if strings.Contains(string(file), "\n"+name+"=") {
+			env[name] = value
+		}
+	}
+	return env
 }
 
 // TestMakeRunNamesWhatHoldsThePort has a port of `make run` taken by
@@ -217,7 +297,7 @@ func TestMakeRunNamesWhatHoldsThePort(t *testing.T) {
 		stderr := r.mustFail(t)
 		pg, _ := strconv.Atoi(d.pgPort)
 		for _, want := range []string{
-			"port " + d.pgPort + " is taken by another Postgres",
+			"port " + d.pgPort + " (DEV_PG_PORT) is taken by another Postgres",
 			otherDir,
 			"pg_ctl -D " + otherDir + " stop",
 			fmt.Sprintf("DEV_PG_PORT=%d make run", pg+1),
@@ -266,6 +346,54 @@ func TestMakeRunNamesWhatHoldsThePort(t *testing.T) {
 				t.Errorf("Postgres was started before the receiver's ports were checked:\n%s", r.output())
 			}
 		})
+	}
+}
+
+// TestMakeRunNamesEveryTakenPortAtOnce has every port of `make run` taken:
+// one message names each port with its variable, and the ports to use
+// instead, before anything starts.
+func TestMakeRunNamesEveryTakenPortAtOnce(t *testing.T) {
+	t.Parallel()
+	d := newDev(t)
+	taken := map[string]int{}
+	for _, name := range []string{"LISTEN_ADDR", "ADMIN_ADDR", "DEV_PG_PORT", "DEV_REDIS_PORT"} {
+		ln, err := net.Listen("tcp", testenv.FreeAddr(t))
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer ln.Close()
+		p := port(t, ln.Addr().String())
+		taken[name], _ = strconv.Atoi(p)
+		switch name {
+		case "LISTEN_ADDR":
+			d.listen = ln.Addr().String()
+		case "ADMIN_ADDR":
+			d.admin = ln.Addr().String()
+		case "DEV_PG_PORT":
+			d.pgPort = p
+		case "DEV_REDIS_PORT":
+			d.redisPort = p
+		}
+	}
+	r := d.start(t)
+	stderr := r.mustFail(t)
+	if !strings.HasPrefix(stderr, "dev: 4 ports are taken:\n") {
+		t.Errorf("stderr does not start with one message for the 4 ports:\n%s", r.output())
+	}
+	fixes := regexp.MustCompile(`(?m)^dev: give them all other ports at once: (.*) make run$`).FindStringSubmatch(stderr)
+	if fixes == nil {
+		t.Fatalf("no line gives all the ports at once:\n%s", r.output())
+	}
+	for name, p := range taken {
+		if !strings.Contains(stderr, fmt.Sprintf("port %d (%s) is taken by another program", p, name)) {
+			t.Errorf("stderr does not name port %d (%s):\n%s", p, name, r.output())
+		}
+		if !regexp.MustCompile(`\b` + name + `=(127\.0\.0\.1:)?` + strconv.Itoa(p+1) + `\b`).MatchString(fixes[1]) {
+			t.Errorf("the fixes %q lack %s=%d", fixes[1], name, p+1)
+		}
+	}
+	if strings.Contains(r.stdout.String(), "dev: Postgres on") || strings.Contains(r.stdout.String(), "dev: Redis on") {
+		t.Errorf("Postgres or Redis started though ports were taken:\n%s", r.output())
 	}
 }
 
