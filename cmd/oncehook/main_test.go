@@ -26,6 +26,10 @@ import (
 	"github.com/oncehook/oncehook/internal/testenv"
 )
 
+// testVersion is the version the tests link into the binary, as a
+// release build does: each place that shows the version must show it.
+const testVersion = "v0.0.0-realbin-test"
+
 // buildOncehook builds this command once per test binary.
 var buildOncehook = sync.OnceValues(func() (string, error) {
 	dir, err := os.MkdirTemp("", "oncehook-bin-")
@@ -33,7 +37,8 @@ var buildOncehook = sync.OnceValues(func() (string, error) {
 		return "", err
 	}
 	bin := filepath.Join(dir, "oncehook")
-	out, err := exec.Command("go", "build", "-o", bin, ".").CombinedOutput()
+	ldflags := "-X github.com/oncehook/oncehook/internal/buildinfo.version=" + testVersion
+	out, err := exec.Command("go", "build", "-ldflags", ldflags, "-o", bin, ".").CombinedOutput()
 	if err != nil {
 		return "", fmt.Errorf("go build: %v\n%s", err, out)
 	}

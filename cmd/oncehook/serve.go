@@ -64,6 +64,7 @@ func serve(ctx context.Context) error {
 		return err
 	}
 	log := newLogger(c)
+	routeRedisLog(c, log)
 	limitMemory(c, log)
 	checkFileLimit(c, log)
 	svc, err := service.New(ctx, c, service.WithLogger(log))
