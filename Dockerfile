@@ -27,12 +27,16 @@ COPY . .
 
 # One stage per binary, so that BuildKit builds only what the chosen target
 # needs. TARGETOS/TARGETARCH cross-compile for `docker buildx build --platform`.
+# VERSION and COMMIT (the context has no .git): docker build --build-arg
+# VERSION=$(git describe --tags --always) --build-arg COMMIT=$(git rev-parse --short=12 HEAD) .
 FROM build AS build-oncehook
 ARG TARGETOS
 ARG TARGETARCH
+ARG VERSION=devel
+ARG COMMIT=unknown
 RUN --mount=type=cache,target=/root/.cache/go-build \
     CGO_ENABLED=0 GOOS=$TARGETOS GOARCH=$TARGETARCH \
-    go build -trimpath -ldflags='-s -w' -o /out/oncehook ./cmd/oncehook
+    go build -trimpath -ldflags="-s -w -X github.com/oncehook/oncehook/internal/buildinfo.version=${VERSION} -X github.com/oncehook/oncehook/internal/buildinfo.commit=${COMMIT}" -o /out/oncehook ./cmd/oncehook
 
 FROM build AS build-bench
 ARG TARGETOS

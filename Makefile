@@ -14,8 +14,14 @@ help: ## list the targets
 run: build ## start local Redis and Postgres if none is configured, migrate, serve
 	@scripts/dev.sh
 
-build: ## build bin/oncehook
-	$(GO) build -o bin/oncehook ./cmd/oncehook
+# The version and commit `oncehook version` and oncehook_build_info show.
+VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo devel)
+COMMIT ?= $(shell git rev-parse --short=12 HEAD 2>/dev/null)
+BUILDINFO := github.com/oncehook/oncehook/internal/buildinfo
+LDFLAGS := -X $(BUILDINFO).version=$(VERSION) -X $(BUILDINFO).commit=$(COMMIT)
+
+build: ## build bin/oncehook, stamped with the version and commit
+	$(GO) build -ldflags "$(LDFLAGS)" -o bin/oncehook ./cmd/oncehook
 
 test: check ## run every test against throwaway Redis and Postgres
 	scripts/testenv.sh $(GO) test -race -count=1 -timeout 8m ./...

@@ -8,9 +8,10 @@ import (
 	"strings"
 )
 
-// version is set at link time: go build -ldflags "-X
-// github.com/oncehook/oncehook/internal/buildinfo.version=v1.2.3".
-var version string
+// version and commit are set at link time, as `make build` does: go build
+// -ldflags "-X github.com/oncehook/oncehook/internal/buildinfo.version=v1.2.3
+// -X github.com/oncehook/oncehook/internal/buildinfo.commit=0123456789ab".
+var version, commit string
 
 // Version is the version set at link time; else the module's version as
 // `go install …@version` records it; else "devel".
@@ -24,10 +25,14 @@ func Version() string {
 	return "devel"
 }
 
-// Commit is the VCS revision the binary was built from (12 characters),
-// with "-dirty" when the tree had changes; "unknown" when the build did
-// not record one (go run, go test, or a build outside a checkout).
+// Commit is the revision set at link time; else the VCS revision the
+// build recorded (12 characters), with "-dirty" when the tree had
+// changes; "unknown" when neither (go run, go test, -buildvcs=false, or a
+// build outside a checkout).
 func Commit() string {
+	if commit != "" {
+		return commit
+	}
 	bi, ok := debug.ReadBuildInfo()
 	if !ok {
 		return "unknown"
