@@ -110,8 +110,9 @@ FROM claimed JOIN stripe_webhook_events e ON e.event_id = claimed.event_id`
 // claim therefore parks the ones it looks at: their next_attempt_at moves
 // to when their key may move again (the end of the lease in flight, or
 // the head's next attempt). When a head is delivered or goes dead, the
-// result write makes the next head due at once (wakeNextSQL); should that
-// race a claim's parking, the next head waits at most until the park ends.
+// result write takes its key's advisory lock, waiting for a claim of the
+// key under way, and then makes the next head due at once (wakeNextSQL):
+// no wake is lost to a park that commits just after it.
 
 // orderWindowSQL finds up to $3 keys with due deliveries among the $2
 // oldest due keyed deliveries of destination $1, takes each key's
@@ -368,6 +369,20 @@ FROM unnest($1::text[], $2::text[], $3::timestamptz[], $4::text[], $5::int[]) WI
 WHERE d.event_id = f.id AND d.destination = f.destination AND d.status NOT IN ('delivered', 'dead') AND d.locked_until = f.lease
 RETURNING f.n, d.attempts, d.status, d.next_attempt_at`
 
+// lockFinishedKeysSQL takes, in hash order (so that two writers never
+// wait on each other), the advisory lock of each key whose delivery ($1
+// ids, $2 destinations) was just delivered or went dead. A claim of the
+// key under way finishes first; wakeNextSQL, a later statement, then sees
+// the deliveries it parked, and no wake is lost to a park.
+const lockFinishedKeysSQL = `
+SELECT pg_advisory_xact_lock(1869310329, k.h) FROM (
+	SELECT DISTINCT hashtext(f.destination || E'\n' || f.order_key) AS h
+	FROM unnest($1::text[], $2::text[]) AS r(id, destination)
+	JOIN stripe_webhook_deliveries f ON f.event_id = r.id AND f.destination = r.destination
+	WHERE f.order_key IS NOT NULL AND f.status IN ('delivered', 'dead')
+	ORDER BY h
+	OFFSET 0) k`
+
 // wakeNextSQL makes due at once the next head of each key whose delivery
 // ($1 ids, $2 destinations) was just delivered or went dead, unless it is
 // leased: it may have been parked behind the one that finished. A head
@@ -504,6 +519,7 @@ func (s *Store) WriteResults(ctx context.Context, results []Result, backoff Back
 			return err
 		})
 	if len(ordered.ids) > 0 {
+		b.Queue(lockFinishedKeysSQL, ordered.ids, ordered.dests)
 		b.Queue(wakeNextSQL, ordered.ids, ordered.dests)
 	}
 	b.Queue(recordAttemptsSQL, all.ids, all.dests, all.oks, all.errs, instance)
