@@ -363,7 +363,7 @@ func TestUpgradeFromVersion8KeepsEveryRow(t *testing.T) {
 			t.Fatalf("changed by the upgrade:\nbefore %s\nafter  %s", before[i], after)
 		}
 	}
-	if got := scalar(t, pool, `SELECT count(*)::text FROM stripe_webhook_deliveries WHERE order_key IS NOT NULL OR stripe_created IS NOT NULL`); got != "0" {
+	if got := scalar(t, pool, `SELECT count(*)::text FROM stripe_webhook_deliveries WHERE order_key IS NOT NULL OR order_created IS NOT NULL`); got != "0" {
 		t.Fatalf("%s deliveries of the previous version have an order key or created time; want none (unordered)", got)
 	}
 	st := store.New(pool)

@@ -91,9 +91,10 @@ SELECT e.event_id, e.event_type, e.stripe_created, e.livemode,
 FROM claimed JOIN stripe_webhook_events e ON e.event_id = claimed.event_id`
 
 // Deliveries with an order key go one key at a time. A key's head is its
-// pending delivery with the lowest (stripe_created, event_id); a claim
-// takes a key's head only, and only while no delivery of the key is under
-// a lease. A failed head stays the head, backing off, and holds back its
+// pending delivery with the lowest (order_created, event_id): the event's
+// Stripe created time (one-second resolution), then its id. A claim takes
+// a key's head only, and only while no delivery of the key is under a
+// lease. A failed head stays the head, backing off, and holds back its
 // key alone; once delivered or dead, the next one is its key's head.
 //
 // Two claimers must never lease two deliveries of one key. SKIP LOCKED on
@@ -145,7 +146,7 @@ FROM unnest($2::text[]) AS k(key)
 CROSS JOIN LATERAL (
 	SELECT event_id, next_attempt_at, locked_until FROM stripe_webhook_deliveries h
 	WHERE h.destination = $1 AND h.order_key = k.key AND h.status = 'pending'
-	ORDER BY h.stripe_created, h.event_id
+	ORDER BY h.order_created, h.event_id
 	LIMIT 1) h`
 
 // claimHeadsSQL leases the heads in $1 (in that order, for the byte
@@ -398,7 +399,7 @@ UPDATE stripe_webhook_deliveries d SET next_attempt_at = now()
 FROM finished k CROSS JOIN LATERAL (
 	SELECT h.event_id FROM stripe_webhook_deliveries h
 	WHERE h.destination = k.destination AND h.order_key = k.order_key AND h.status = 'pending'
-	ORDER BY h.stripe_created, h.event_id
+	ORDER BY h.order_created, h.event_id
 	LIMIT 1) head
 WHERE d.event_id = head.event_id AND d.destination = k.destination AND d.status = 'pending'
 	AND d.next_attempt_at > now() AND (d.locked_until IS NULL OR d.locked_until <= now())`

@@ -36,7 +36,7 @@ WITH ins AS (
 	ON CONFLICT (event_id) DO NOTHING
 	RETURNING event_id),
 routed AS (
-	INSERT INTO stripe_webhook_deliveries (event_id, destination, order_key, stripe_created, locked_until, next_attempt_at)
+	INSERT INTO stripe_webhook_deliveries (event_id, destination, order_key, order_created, locked_until, next_attempt_at)
 	SELECT r.id, r.destination, NULLIF(r.key, ''), r.created,
 		CASE WHEN r.key = '' THEN now() + $8::bigint * interval '1 millisecond' END,
 		CASE WHEN r.key = '' THEN now() + $8::bigint * interval '1 millisecond' ELSE now() END

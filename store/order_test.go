@@ -114,7 +114,7 @@ func TestOrderKeyIsStoredAndKeyedDeliveriesAreNotLeased(t *testing.T) {
 	var key *string
 	var created *time.Time
 	var leased bool
-	if err := pool.QueryRow(context.Background(), `SELECT order_key, stripe_created, locked_until IS NOT NULL FROM stripe_webhook_deliveries WHERE event_id = 'evt_k'`).
+	if err := pool.QueryRow(context.Background(), `SELECT order_key, order_created, locked_until IS NOT NULL FROM stripe_webhook_deliveries WHERE event_id = 'evt_k'`).
 		Scan(&key, &created, &leased); err != nil || key == nil || *key != "cus_1" || created == nil || !created.Equal(base.Add(5*time.Second)) || leased {
 		t.Fatalf("keyed delivery: key %v, created %v, leased %v, %v; want cus_1, its created, under no lease", key, created, leased, err)
 	}
