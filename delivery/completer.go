@@ -35,6 +35,7 @@ type result struct {
 	maxAttempts int       // the destination's
 	err         string    // "" when delivered; cleaned text otherwise
 	ok          bool
+	ordered     bool // the delivery has an order key
 }
 
 // completer writes delivery results in batches: every FlushInterval (or
@@ -50,6 +51,10 @@ type completer struct {
 	stale  ratelog.Logger
 	dead   *ratelog.Burst
 	retry  map[string]*ratelog.Logger // by destination; only run's goroutine uses it
+
+	// wake is told the destinations of ordered results just written: the
+	// next delivery of their keys may be due. Set before Start.
+	wake func(dests map[string]bool)
 
 	mu      sync.Mutex
 	pending []result
@@ -209,11 +214,23 @@ func (c *completer) write(ctx context.Context, chunk []result) error {
 	results := make([]store.Result, len(chunk))
 	for i, r := range chunk {
 		results[i] = store.Result{EventID: r.id, Destination: r.dest, Lease: r.lease, MaxAttempts: r.maxAttempts, OK: r.ok, Err: r.err,
-			EventType: r.typ}
+			EventType: r.typ, Ordered: r.ordered}
 	}
 	applied, err := c.store.WriteResults(ctx, results, store.Backoff{Base: c.cfg.RetryBase, Max: c.cfg.RetryMax}, c.cfg.Instance)
 	if err != nil {
 		return err
+	}
+	var ordered map[string]bool
+	for _, r := range chunk {
+		if r.ordered {
+			if ordered == nil {
+				ordered = map[string]bool{}
+			}
+			ordered[r.dest] = true
+		}
+	}
+	if ordered != nil && c.wake != nil {
+		c.wake(ordered)
 	}
 	c.logFailures(applied.Failed)
 	sent := map[string]int{}

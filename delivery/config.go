@@ -9,6 +9,7 @@ import (
 
 	"github.com/jackc/pgx/v5/pgxpool"
 
+	"github.com/oncehook/oncehook/event"
 	"github.com/oncehook/oncehook/internal/metrics"
 	"github.com/oncehook/oncehook/route"
 	"github.com/oncehook/oncehook/sink"
@@ -30,6 +31,10 @@ type Destination struct {
 	DeliveryTimeout time.Duration
 	// MaxAttempts is how many failed attempts make a delivery dead.
 	MaxAttempts int
+	// OrderKey, when set, is the path of its events' order key: the
+	// deliveries of one key go one at a time, across every instance, in
+	// Stripe created order; events without the key go unordered.
+	OrderKey event.KeyPath
 }
 
 // DispatcherConfig configures a Dispatcher.
@@ -180,7 +185,7 @@ func (c DispatcherConfig) validate() error {
 	}
 	dests := make([]route.Destination, len(c.Destinations))
 	for i, d := range c.Destinations {
-		dests[i] = route.Destination{Name: d.Name, Filter: d.Filter}
+		dests[i] = route.Destination{Name: d.Name, Filter: d.Filter, OrderKey: d.OrderKey}
 		switch {
 		case d.Sink == nil:
 			return fmt.Errorf("delivery: destination %q has no Sink", d.Name)

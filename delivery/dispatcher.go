@@ -37,7 +37,7 @@ func NewDispatcher(cfg DispatcherConfig) (*Dispatcher, error) {
 	}
 	dests := make([]route.Destination, len(cfg.Destinations))
 	for i, d := range cfg.Destinations {
-		dests[i] = route.Destination{Name: d.Name, Filter: d.Filter}
+		dests[i] = route.Destination{Name: d.Name, Filter: d.Filter, OrderKey: d.OrderKey}
 		cfg.Metrics.Destination(d.Name)
 	}
 	routes, err := route.NewTable(dests)
@@ -51,6 +51,7 @@ func NewDispatcher(cfg DispatcherConfig) (*Dispatcher, error) {
 		d.lanes = append(d.lanes, newLane(d, dest, share))
 	}
 	d.adopter = newAdopter(cfg)
+	d.results.wake = d.wake
 	return d, nil
 }
 
@@ -79,16 +80,36 @@ func (d *Dispatcher) Routes() *route.Table { return d.routes }
 // Enqueue hands an event the intake just stored to the lanes of the
 // destinations it matches, without blocking. It reports false when a lane
 // took no hand-off (its queue full in events or bytes, or stopping); that
-// delivery stays pending and a sweeper takes it once its lease ends.
+// delivery stays pending and a sweeper takes it once its lease ends. A
+// delivery with an order key was stored under no lease and goes through
+// the claim, which keeps its key's order: its lane's sweeper is woken
+// instead.
 func (d *Dispatcher) Enqueue(ev *event.Event, lease store.Lease) bool {
 	j := job{ev: ev, lease: lease.Until, leaseUntil: lease.Start.Add(lease.Length - leaseMargin)}
 	ok := true
 	for _, l := range d.lanes {
-		if l.dest.Filter.Match(ev.Type, ev.Livemode) && !l.offer(j) {
+		if !l.dest.Filter.Match(ev.Type, ev.Livemode) {
+			continue
+		}
+		if l.dest.OrderKey.Lookup(ev.Payload) != "" { // as store.EventBatch.Add read it
+			l.sweeper.kick()
+			continue
+		}
+		if !l.offer(j) {
 			ok = false
 		}
 	}
 	return ok
+}
+
+// wake has the sweepers of dests claim now: a delivery of an order key
+// finished there, and the next one of its key may be due.
+func (d *Dispatcher) wake(dests map[string]bool) {
+	for _, l := range d.lanes {
+		if dests[l.dest.Name] {
+			l.sweeper.kick()
+		}
+	}
 }
 
 // QueueDepth is the number of events waiting for a worker, over all

@@ -140,7 +140,8 @@ func (l *lane) deliver(j job, c *caller) {
 	}
 	// A failure is logged once its result is written: only then is it
 	// known whether the delivery will be retried or went dead.
-	l.d.results.add(result{id: j.ev.ID, typ: j.ev.Type, dest: l.dest.Name, lease: j.lease, maxAttempts: l.dest.MaxAttempts}, err)
+	l.d.results.add(result{id: j.ev.ID, typ: j.ev.Type, dest: l.dest.Name, lease: j.lease, maxAttempts: l.dest.MaxAttempts,
+		ordered: j.ev.OrderKey != ""}, err)
 	l.afterCall(returned, size)
 }
 

@@ -19,6 +19,8 @@ type sweeper struct {
 	l     *lane
 	errs  ratelog.Logger
 	quit  chan struct{}
+	// woken asks for a sweep now, between the timed ones.
+	woken chan struct{}
 	// ctx bounds the claim under way; Stop cancels it.
 	ctx    context.Context
 	cancel context.CancelFunc
@@ -27,7 +29,7 @@ type sweeper struct {
 }
 
 func newSweeper(cfg DispatcherConfig, l *lane) *sweeper {
-	return &sweeper{cfg: cfg, store: store.New(cfg.Pool), l: l, errs: ratelog.Logger{Log: cfg.Logger.With("destination", l.dest.Name)}, quit: make(chan struct{})}
+	return &sweeper{cfg: cfg, store: store.New(cfg.Pool), l: l, errs: ratelog.Logger{Log: cfg.Logger.With("destination", l.dest.Name)}, quit: make(chan struct{}), woken: make(chan struct{}, 1)}
 }
 
 // Start sweeps every SweepInterval until Stop; ctx's values reach the
@@ -50,6 +52,7 @@ func (s *sweeper) run() {
 		case <-s.quit:
 			return
 		case <-time.After(wait):
+		case <-s.woken:
 		}
 		for s.sweep() { // a full batch: more may be due
 			select {
@@ -58,6 +61,15 @@ func (s *sweeper) run() {
 			default:
 			}
 		}
+	}
+}
+
+// kick asks for a sweep now without waiting; kicks while one is pending
+// are one.
+func (s *sweeper) kick() {
+	select {
+	case s.woken <- struct{}{}:
+	default:
 	}
 }
 

@@ -27,6 +27,10 @@ type Event struct {
 	Source string
 	// Payload is the raw body exactly as received.
 	Payload []byte
+	// OrderKey is the order key of the delivery under way, when its
+	// destination has one (see KeyPath): set by the delivery on the event
+	// it hands one destination's sink, empty otherwise.
+	OrderKey string
 }
 
 // SourceReconcile marks an event the reconciler stored.

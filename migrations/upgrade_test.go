@@ -318,3 +318,63 @@ func TestUpgradeFromVersion7KeepsEveryRow(t *testing.T) {
 		t.Fatal("an instance recorded one destination twice")
 	}
 }
+
+// version8Rows is version7Rows and a recorded destination set.
+const version8Rows = version7Rows + `;
+INSERT INTO oncehook_instance_destinations (instance, destination, types, livemode, fingerprint)
+VALUES ('host:1', 'billing', '{invoice.*}', true, 'f'), ('host:1', 'crm', '{}', NULL, 'f')`
+
+// TestUpgradeFromVersion8KeepsEveryRow upgrades a live version-8 schema
+// with rows in every state: every ledger row, delivery, attempt,
+// checkpoint and recorded destination is kept as it was; every existing
+// delivery has no order key (it stays unordered), and the claim still
+// takes the due one and leaves the leased one.
+func TestUpgradeFromVersion8KeepsEveryRow(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	pool := testenv.EmptySchema(t, testenv.DatabaseURL(t))
+	if _, err := migrations.ApplyUpTo(ctx, pool, 8); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := pool.Exec(ctx, version8Rows); err != nil {
+		t.Fatal(err)
+	}
+	const (
+		ledger      = `SELECT string_agg(format('%s|%s|%s|%s|%s|%s|%s', event_id, event_type, livemode, payload, status, source, received_at), ';' ORDER BY event_id) FROM stripe_webhook_events`
+		deliveries  = `SELECT string_agg(format('%s|%s|%s|%s|%s|%s|%s|%s|%s|%s', event_id, destination, status, attempts, next_attempt_at, locked_until, last_error, delivered_at, dead_at, received_at), ';' ORDER BY event_id, destination) FROM stripe_webhook_deliveries`
+		attempts    = `SELECT string_agg(format('%s|%s|%s|%s|%s|%s', event_id, destination, attempted_at, ok, error, instance), ';' ORDER BY event_id, destination) FROM stripe_webhook_delivery_attempts`
+		checkpoints = `SELECT string_agg(format('%s|%s|%s', listing, listed_through, updated_at), ';') FROM stripe_webhook_reconcile_checkpoints`
+		instances   = `SELECT string_agg(format('%s|%s|%s|%s|%s|%s', instance, destination, types, livemode, fingerprint, heartbeat_at), ';' ORDER BY destination) FROM oncehook_instance_destinations`
+	)
+	queries := []string{ledger, deliveries, attempts, checkpoints, instances}
+	before := make([]string, len(queries))
+	for i, q := range queries {
+		before[i] = scalar(t, pool, q)
+	}
+	applied, err := migrations.Apply(ctx, pool)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(applied) != migrations.Latest()-8 {
+		t.Fatalf("applied %v on a version-8 schema", applied)
+	}
+	for i, q := range queries {
+		if after := scalar(t, pool, q); after != before[i] {
+			t.Fatalf("changed by the upgrade:\nbefore %s\nafter  %s", before[i], after)
+		}
+	}
+	if got := scalar(t, pool, `SELECT count(*)::text FROM stripe_webhook_deliveries WHERE order_key IS NOT NULL OR order_created IS NOT NULL`); got != "0" {
+		t.Fatalf("%s deliveries of the previous version have an order key or created time; want none (unordered)", got)
+	}
+	st := store.New(pool)
+	for _, dest := range []string{"billing", "crm"} {
+		got, err := st.Claim(ctx, store.ClaimParams{Destination: dest, Limit: 10, RoomBytes: 1 << 20, Lease: time.Minute})
+		if err != nil {
+			t.Fatal(err)
+		}
+		want := map[string]string{"billing": "evt_v7_c", "crm": ""}[dest]
+		if (want == "" && len(got) != 0) || (want != "" && (len(got) != 1 || got[0].Event.ID != want || got[0].Event.OrderKey != "")) {
+			t.Fatalf("claim of %s after the upgrade: %+v, want %q (the due delivery, unordered)", dest, got, want)
+		}
+	}
+}

@@ -8,6 +8,8 @@ import (
 	"errors"
 	"fmt"
 	"strings"
+
+	"github.com/oncehook/oncehook/event"
 )
 
 // DefaultName is the destination that SINK_URL configures, and the one
@@ -113,6 +115,9 @@ func glob(p, s string) bool {
 type Destination struct {
 	Name   string
 	Filter Filter
+	// OrderKey, when set, is where its events' order key is read: the
+	// deliveries of one key go one at a time, in created order.
+	OrderKey event.KeyPath
 }
 
 // Table is the configured destinations, in order.
@@ -159,6 +164,18 @@ func (t *Table) Match(dst []string, typ string, livemode bool) []string {
 		}
 	}
 	return dst
+}
+
+// MatchKeys is Match that also appends, for each destination, ev's order
+// key there ("" when the destination is unordered or ev has no key).
+func (t *Table) MatchKeys(names, keys []string, ev *event.Event) ([]string, []string) {
+	for _, d := range t.dests {
+		if d.Filter.Match(ev.Type, ev.Livemode) {
+			names = append(names, d.Name)
+			keys = append(keys, d.OrderKey.Lookup(ev.Payload))
+		}
+	}
+	return names, keys
 }
 
 // MaxNameLen bounds a destination name.

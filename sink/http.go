@@ -57,6 +57,9 @@ func (s *HTTP) Deliver(ctx context.Context, ev *event.Event) error {
 	if ev.Source != "" {
 		h.Set("Oncehook-Source", ev.Source)
 	}
+	if ev.OrderKey != "" {
+		h.Set(HeaderOrderKey, OrderKeyHeader(ev.OrderKey))
+	}
 	if s.signer != nil {
 		ts, sig := s.signer.Sign(ev.ID, s.now(), ev.Payload)
 		h.Set("webhook-id", ev.ID)

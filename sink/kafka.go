@@ -22,7 +22,8 @@ type KafkaConfig struct {
 	// Topic is where every event goes.
 	Topic string
 	// Key returns an event's record key, which picks its partition.
-	// Defaults to the event id. The destination's order key goes here.
+	// Defaults to the delivery's order key (ev.OrderKey) when it has one,
+	// else the event id: a key's records share a partition, in order.
 	Key func(*event.Event) []byte
 }
 
@@ -77,7 +78,12 @@ type Kafka struct {
 // added to the sink's own (tests shorten timeouts with them).
 func NewKafka(cfg KafkaConfig, opts ...kgo.Opt) (*Kafka, error) {
 	if cfg.Key == nil {
-		cfg.Key = func(ev *event.Event) []byte { return []byte(ev.ID) }
+		cfg.Key = func(ev *event.Event) []byte {
+			if ev.OrderKey != "" {
+				return []byte(ev.OrderKey)
+			}
+			return []byte(ev.ID)
+		}
 	}
 	client, err := kgo.NewClient(append([]kgo.Opt{
 		kgo.SeedBrokers(cfg.Brokers...),

@@ -16,8 +16,12 @@ import (
 // The delivery state machine. One row per (event, destination) in
 // stripe_webhook_deliveries:
 //
-//	InsertEvents ──> pending (leased to the inserting instance)
-//	pending ──Claim──> pending, leased (locked_until = the lease's token)
+//	InsertEvents ──> pending (leased to the inserting instance; with an
+//	                 order key, due and under no lease)
+//	pending ──Claim──> pending, leased (locked_until = the lease's token);
+//	                   with an order key, only its key's head, while no
+//	                   delivery of the key is leased (see below)
+//	pending ──Claim, held back behind its key's head──> pending, parked
 //	pending ──WriteResults, ok──> delivered
 //	pending ──WriteResults, failed──> pending, next attempt after a backoff
 //	                               └─> dead, at the destination's max attempts
@@ -46,25 +50,30 @@ type Lease struct {
 	Length time.Duration
 }
 
-// claimSQL takes one destination's due pending deliveries (retries, and
-// deliveries whose lease ended because their instance died or its queue
-// was full) and leases them to the caller. SKIP LOCKED lets every
-// instance sweep at once without two of them taking the same row. A
-// delivery leased here becomes due again when the lease ends, so a crash
-// after the claim loses nothing. The deliveries taken start within $3
-// payload bytes (octet_length reads a stored value's size without
-// decompressing it): the last may pass the room, so that a large event is
-// never stuck behind small ones.
+// claimSQL takes one destination's due pending deliveries without an
+// order key (retries, and deliveries whose lease ended because their
+// instance died or its queue was full) and leases them to the caller. SKIP
+// LOCKED lets every instance sweep at once without two of them taking the
+// same row. A delivery leased here becomes due again when the lease ends,
+// so a crash after the claim loses nothing. The deliveries taken start
+// within $3 payload bytes (octet_length reads a stored value's size
+// without decompressing it): the last may pass the room, so that a large
+// event is never stuck behind small ones.
 // $1 limit, $2 lease ms, $3 byte room, $4 destination.
 const claimSQL = `
 WITH candidates AS (
 	SELECT event_id, next_attempt_at FROM stripe_webhook_deliveries
 	WHERE destination = $4 AND status = 'pending' AND next_attempt_at <= now()
-		AND (locked_until IS NULL OR locked_until <= now())
+		AND (locked_until IS NULL OR locked_until <= now()) AND order_key IS NULL
 	ORDER BY next_attempt_at
 	LIMIT $1
 	FOR UPDATE SKIP LOCKED),
-due AS (
+` + leaseCandidates
+
+// leaseCandidates leases the rows of a CTE candidates (event_id,
+// next_attempt_at) that fit in the byte room, and reads their events.
+// $2 lease ms, $3 byte room, $4 destination.
+const leaseCandidates = `due AS (
 	SELECT event_id FROM (
 		SELECT c.event_id, octet_length(e.payload) AS size,
 			sum(octet_length(e.payload)) OVER (ORDER BY c.next_attempt_at, c.event_id) AS total
@@ -76,12 +85,99 @@ claimed AS (
 		next_attempt_at = now() + $2::bigint * interval '1 millisecond'
 	FROM due
 	WHERE d.event_id = due.event_id AND d.destination = $4
-	RETURNING d.event_id, d.locked_until)
+	RETURNING d.event_id, d.locked_until, COALESCE(d.order_key, '') AS order_key)
 SELECT e.event_id, e.event_type, e.stripe_created, e.livemode,
-	COALESCE(e.account, ''), COALESCE(e.api_version, ''), COALESCE(e.source, ''), e.payload, claimed.locked_until
+	COALESCE(e.account, ''), COALESCE(e.api_version, ''), COALESCE(e.source, ''), e.payload, claimed.locked_until, claimed.order_key
 FROM claimed JOIN stripe_webhook_events e ON e.event_id = claimed.event_id`
 
+// Deliveries with an order key go one key at a time. A key's head is its
+// pending delivery with the lowest (order_created, event_id): the event's
+// Stripe created time (one-second resolution), then its id. A claim takes
+// a key's head only, and only while no delivery of the key is under a
+// lease. A failed head stays the head, backing off, and holds back its
+// key alone; once delivered or dead, the next one is its key's head.
+//
+// Two claimers must never lease two deliveries of one key. SKIP LOCKED on
+// the head is not enough: while one claim leases the head, uncommitted,
+// another may see an older event just stored as the head and lease it. So
+// a claim takes each key's transaction-scoped advisory lock (keyed by a
+// hash of destination and key; a collision only makes two keys wait on
+// each other) with pg_try_advisory_xact_lock, skipping keys another claim
+// holds, and reads heads and leases in a later statement, whose snapshot
+// sees every lease committed before it got the lock.
+//
+// The deliveries of a key held back behind its head would be due all the
+// while and fill every claim's window, holding back the other keys. A
+// claim therefore parks the ones it looks at: their next_attempt_at moves
+// to when their key may move again (the end of the lease in flight, or
+// the head's next attempt). When a head is delivered or goes dead, the
+// result write takes its key's advisory lock, waiting for a claim of the
+// key under way, and then makes the next head due at once (wakeNextSQL):
+// no wake is lost to a park that commits just after it.
+
+// orderWindowSQL finds up to $3 keys with due deliveries among the $2
+// oldest due keyed deliveries of destination $1, takes each key's
+// advisory lock when it is free, and returns the window's deliveries of
+// the keys locked: (event_id, order_key, next_attempt_at). The locks'
+// first key, 1869310329, is "okey" in ASCII: two-key advisory locks are
+// apart from the one-key ones of migrations and leaders.
+const orderWindowSQL = `
+WITH win AS MATERIALIZED (
+	SELECT event_id, order_key, next_attempt_at FROM stripe_webhook_deliveries
+	WHERE destination = $1 AND status = 'pending' AND order_key IS NOT NULL
+		AND next_attempt_at <= now() AND (locked_until IS NULL OR locked_until <= now())
+	ORDER BY next_attempt_at
+	LIMIT $2),
+keys AS MATERIALIZED (
+	SELECT order_key FROM win GROUP BY order_key ORDER BY min(next_attempt_at) LIMIT $3),
+locked AS MATERIALIZED (
+	SELECT order_key FROM keys WHERE pg_try_advisory_xact_lock(1869310329, hashtext($1 || E'\n' || order_key)))
+SELECT w.event_id, w.order_key, w.next_attempt_at FROM win w WHERE w.order_key IN (SELECT order_key FROM locked)`
+
+// orderHeadsSQL reads, for each key in $2 of destination $1, its head
+// (id, whether it is due and free, next attempt) and the end of the
+// latest lease on a delivery of the key (NULL: none in flight).
+const orderHeadsSQL = `
+SELECT k.key, h.event_id, h.next_attempt_at <= now() AND (h.locked_until IS NULL OR h.locked_until <= now()), h.next_attempt_at,
+	(SELECT max(b.locked_until) FROM stripe_webhook_deliveries b
+		WHERE b.destination = $1 AND b.order_key = k.key AND b.status = 'pending'
+			AND b.locked_until IS NOT NULL AND b.locked_until > now())
+FROM unnest($2::text[]) AS k(key)
+CROSS JOIN LATERAL (
+	SELECT event_id, next_attempt_at, locked_until FROM stripe_webhook_deliveries h
+	WHERE h.destination = $1 AND h.order_key = k.key AND h.status = 'pending'
+	ORDER BY h.order_created, h.event_id
+	LIMIT 1) h`
+
+// claimHeadsSQL leases the heads in $1 (in that order, for the byte
+// room), as claimSQL does.
+// $1 ids, $2 lease ms, $3 byte room, $4 destination.
+const claimHeadsSQL = `
+WITH candidates AS (
+	SELECT d.event_id, d.next_attempt_at FROM stripe_webhook_deliveries d
+	JOIN unnest($1::text[]) WITH ORDINALITY AS h(id, n) ON d.event_id = h.id
+	WHERE d.destination = $4 AND d.status = 'pending' AND d.next_attempt_at <= now()
+		AND (d.locked_until IS NULL OR d.locked_until <= now())
+	FOR UPDATE OF d SKIP LOCKED),
+` + leaseCandidates
+
+// parkSQL moves the next attempt of held-back deliveries ($2 ids, as
+// seen at $3) to $4, or, where $4 is NULL, to the end of a lease of $5 ms
+// from now. A row that changed since it was seen (made due by a result,
+// or leased) or that another transaction holds is left alone.
+const parkSQL = `
+WITH p AS (
+	SELECT d.event_id, COALESCE(p.until, now() + $5::bigint * interval '1 millisecond') AS until
+	FROM stripe_webhook_deliveries d
+	JOIN unnest($2::text[], $3::timestamptz[], $4::timestamptz[]) AS p(id, seen, until) ON d.event_id = p.id
+	WHERE d.destination = $1 AND d.status = 'pending' AND d.next_attempt_at = p.seen
+		AND (d.locked_until IS NULL OR d.locked_until <= now())
+	FOR UPDATE OF d SKIP LOCKED)
+UPDATE stripe_webhook_deliveries d SET next_attempt_at = p.until
+FROM p WHERE d.event_id = p.event_id AND d.destination = $1`
+
 // Claimed is one delivery Claim leased: its event and its lease's token.
+// Event.OrderKey is the delivery's order key, "" when it has none.
 type Claimed struct {
 	Event *event.Event
 	Lease time.Time
@@ -95,30 +191,145 @@ type ClaimParams struct {
 	Lease       time.Duration // the lease each claimed row gets
 }
 
-// Claim leases due pending deliveries of one destination to the caller.
-// It reads every row before it returns: the claim commits only once its
-// last row is read, and a result written before that would not find the
-// new lease.
+// orderWindow is how many due keyed deliveries a claim looks at for each
+// one it may take.
+const orderWindow = 4
+
+// Claim leases due pending deliveries of one destination to the caller:
+// the heads of order keys free to go first, then deliveries without a
+// key. It reads every row before it returns: the claim commits only once
+// its last row is read, and a result written before that would not find
+// the new lease.
 // A row that cannot be read back stays leased and is claimed again when
 // its lease ends.
 func (s *Store) Claim(ctx context.Context, p ClaimParams) ([]Claimed, error) {
-	rows, err := s.pool.Query(ctx, claimSQL, p.Limit, p.Lease.Milliseconds(), p.RoomBytes, p.Destination)
+	claimed, err := s.claimOrdered(ctx, p)
 	if err != nil {
-		return nil, err
+		return nil, fmt.Errorf("claiming ordered deliveries: %w", err)
 	}
+	limit, room := p.Limit-len(claimed), p.RoomBytes
+	for _, c := range claimed {
+		room -= int64(len(c.Event.Payload))
+	}
+	if limit <= 0 || room <= 0 {
+		return claimed, nil
+	}
+	rows, err := s.pool.Query(ctx, claimSQL, limit, p.Lease.Milliseconds(), room, p.Destination)
+	if err != nil {
+		return claimed, err
+	}
+	return scanClaimed(rows, claimed)
+}
+
+// scanClaimed appends the rows of leaseCandidates to claimed.
+func scanClaimed(rows pgx.Rows, claimed []Claimed) ([]Claimed, error) {
 	defer rows.Close()
-	var claimed []Claimed
 	for rows.Next() {
 		ev := &event.Event{}
 		var created pgtype.Timestamptz
 		var lease time.Time
-		if err := rows.Scan(&ev.ID, &ev.Type, &created, &ev.Livemode, &ev.Account, &ev.APIVersion, &ev.Source, &ev.Payload, &lease); err != nil {
-			return nil, err
+		if err := rows.Scan(&ev.ID, &ev.Type, &created, &ev.Livemode, &ev.Account, &ev.APIVersion, &ev.Source, &ev.Payload, &lease, &ev.OrderKey); err != nil {
+			return claimed, err
 		}
 		ev.Created = created.Time
 		claimed = append(claimed, Claimed{Event: ev, Lease: lease})
 	}
 	return claimed, rows.Err()
+}
+
+// claimOrdered leases the heads of keys free to go, in one transaction
+// holding their keys' advisory locks, and parks the held-back deliveries
+// it looked at.
+func (s *Store) claimOrdered(ctx context.Context, p ClaimParams) ([]Claimed, error) {
+	tx, err := s.pool.Begin(ctx)
+	if err != nil {
+		return nil, err
+	}
+	defer func() { _ = tx.Rollback(context.WithoutCancel(ctx)) }()
+	type seen struct {
+		id  string
+		due time.Time
+	}
+	window := map[string][]seen{}
+	var keys []string
+	rows, err := tx.Query(ctx, orderWindowSQL, p.Destination, orderWindow*p.Limit, p.Limit)
+	if err != nil {
+		return nil, err
+	}
+	var w seen
+	var key string
+	if _, err := pgx.ForEachRow(rows, []any{&w.id, &key, &w.due}, func() error {
+		if window[key] == nil {
+			keys = append(keys, key)
+		}
+		window[key] = append(window[key], w)
+		return nil
+	}); err != nil {
+		return nil, err
+	}
+	if len(keys) == 0 {
+		return nil, tx.Commit(ctx)
+	}
+	// A new statement: its snapshot sees the leases of every claim that
+	// held these keys before.
+	var heads []string
+	parkUntil := map[string]*time.Time{} // by key; nil: the end of the new lease
+	rows, err = tx.Query(ctx, orderHeadsSQL, p.Destination, keys)
+	if err != nil {
+		return nil, err
+	}
+	var head string
+	var free bool
+	var next time.Time
+	var busy *time.Time
+	if _, err := pgx.ForEachRow(rows, []any{&key, &head, &free, &next, &busy}, func() error {
+		switch {
+		case busy != nil:
+			until := *busy
+			parkUntil[key] = &until
+		case free:
+			heads = append(heads, head)
+			parkUntil[key] = nil
+		default:
+			until := next
+			parkUntil[key] = &until
+		}
+		return nil
+	}); err != nil {
+		return nil, err
+	}
+	var claimed []Claimed
+	if len(heads) > 0 {
+		rows, err = tx.Query(ctx, claimHeadsSQL, heads, p.Lease.Milliseconds(), p.RoomBytes, p.Destination)
+		if err != nil {
+			return nil, err
+		}
+		if claimed, err = scanClaimed(rows, nil); err != nil {
+			return nil, err
+		}
+	}
+	taken := make(map[string]bool, len(claimed))
+	for _, c := range claimed {
+		taken[c.Event.OrderKey] = true
+	}
+	var ids []string
+	var seenAt []time.Time
+	var until []*time.Time
+	for _, k := range keys {
+		u, ok := parkUntil[k]
+		if !ok || (u == nil && !taken[k]) {
+			continue // no head (gone meanwhile), or its head was not taken: look again next time
+		}
+		for _, r := range window[k] {
+			ids, seenAt, until = append(ids, r.id), append(seenAt, r.due), append(until, u)
+		}
+	}
+	if len(ids) > 0 {
+		if _, err := tx.Exec(ctx, parkSQL, p.Destination, ids, seenAt, until, p.Lease.Milliseconds()); err != nil {
+			return nil, err
+		}
+	}
+	return claimed, tx.Commit(ctx)
 }
 
 // Results apply only while their writer holds the lease: the row is
@@ -159,6 +370,40 @@ FROM unnest($1::text[], $2::text[], $3::timestamptz[], $4::text[], $5::int[]) WI
 WHERE d.event_id = f.id AND d.destination = f.destination AND d.status NOT IN ('delivered', 'dead') AND d.locked_until = f.lease
 RETURNING f.n, d.attempts, d.status, d.next_attempt_at`
 
+// lockFinishedKeysSQL takes, in hash order (so that two writers never
+// wait on each other), the advisory lock of each key whose delivery ($1
+// ids, $2 destinations) was just delivered or went dead. A claim of the
+// key under way finishes first; wakeNextSQL, a later statement, then sees
+// the deliveries it parked, and no wake is lost to a park.
+const lockFinishedKeysSQL = `
+SELECT pg_advisory_xact_lock(1869310329, k.h) FROM (
+	SELECT DISTINCT hashtext(f.destination || E'\n' || f.order_key) AS h
+	FROM unnest($1::text[], $2::text[]) AS r(id, destination)
+	JOIN stripe_webhook_deliveries f ON f.event_id = r.id AND f.destination = r.destination
+	WHERE f.order_key IS NOT NULL AND f.status IN ('delivered', 'dead')
+	ORDER BY h
+	OFFSET 0) k`
+
+// wakeNextSQL makes due at once the next head of each key whose delivery
+// ($1 ids, $2 destinations) was just delivered or went dead, unless it is
+// leased: it may have been parked behind the one that finished. A head
+// that is backing off from its own failure (an older event of its key
+// arrived and went first) is made due too: one early retry.
+const wakeNextSQL = `
+WITH finished AS (
+	SELECT DISTINCT f.destination, f.order_key
+	FROM unnest($1::text[], $2::text[]) AS r(id, destination)
+	JOIN stripe_webhook_deliveries f ON f.event_id = r.id AND f.destination = r.destination
+	WHERE f.order_key IS NOT NULL AND f.status IN ('delivered', 'dead'))
+UPDATE stripe_webhook_deliveries d SET next_attempt_at = now()
+FROM finished k CROSS JOIN LATERAL (
+	SELECT h.event_id FROM stripe_webhook_deliveries h
+	WHERE h.destination = k.destination AND h.order_key = k.order_key AND h.status = 'pending'
+	ORDER BY h.order_created, h.event_id
+	LIMIT 1) head
+WHERE d.event_id = head.event_id AND d.destination = k.destination AND d.status = 'pending'
+	AND d.next_attempt_at > now() AND (d.locked_until IS NULL OR d.locked_until <= now())`
+
 // recordAttemptsSQL appends to the delivery history, stale results too:
 // the attempt was made. An event pruned meanwhile gets no history.
 // $1 ids, $2 destinations, $3 oks, $4 errors, $5 instance.
@@ -188,6 +433,9 @@ type Result struct {
 	// EventType is the event's type, not written: it is handed back in
 	// Applied.Failed for the caller's log.
 	EventType string
+	// Ordered says the delivery has an order key: once it is delivered
+	// or dead, the next delivery of its key is made due.
+	Ordered bool
 }
 
 // Backoff schedules a failed delivery's next attempt: Base × 2^attempts,
@@ -220,10 +468,13 @@ type Failure struct {
 // the whole batch's; pgerr.IsRowError tells one that a row caused (an
 // error text Postgres refuses), which the caller may isolate by splitting.
 func (s *Store) WriteResults(ctx context.Context, results []Result, backoff Backoff, instance string) (Applied, error) {
-	var ok, failed, all resultColumns
+	var ok, failed, all, ordered resultColumns
 	var failedResults []Result
 	for _, r := range results {
 		all.add(r)
+		if r.Ordered {
+			ordered.add(r)
+		}
 		if r.OK {
 			ok.add(r)
 		} else {
@@ -268,6 +519,10 @@ func (s *Store) WriteResults(ctx context.Context, results []Result, backoff Back
 			})
 			return err
 		})
+	if len(ordered.ids) > 0 {
+		b.Queue(lockFinishedKeysSQL, ordered.ids, ordered.dests)
+		b.Queue(wakeNextSQL, ordered.ids, ordered.dests)
+	}
 	b.Queue(recordAttemptsSQL, all.ids, all.dests, all.oks, all.errs, instance)
 	b.Queue("COMMIT")
 	if err := s.pool.SendBatch(ctx, &b).Close(); err != nil {

@@ -18,9 +18,12 @@ import (
 // once, and one delivery row per destination it matches, in one statement
 // and so one transaction. Rows go in event_id order, so that batches from
 // several instances take row locks in the same order. It returns the new
-// ids and their lease: a new delivery is leased to the caller ($8 ms), and
-// no sweeper claims it before then.
-// $1..$7 and $11 the events, $8 lease ms, $9/$10 (event id, destination) pairs.
+// ids and their lease: a new unordered delivery is leased to the caller
+// ($8 ms), and no sweeper claims it before then. A delivery with an order
+// key is stored due and under no lease: only a claim takes it, which
+// keeps its key's order.
+// $1..$7 and $11 the events, $8 lease ms, $9/$10/$12/$13 (event id,
+// destination, order key or "", created) per delivery.
 const insertEventsSQL = `
 WITH ins AS (
 	INSERT INTO stripe_webhook_events
@@ -33,9 +36,11 @@ WITH ins AS (
 	ON CONFLICT (event_id) DO NOTHING
 	RETURNING event_id),
 routed AS (
-	INSERT INTO stripe_webhook_deliveries (event_id, destination, locked_until, next_attempt_at)
-	SELECT r.id, r.destination, now() + $8::bigint * interval '1 millisecond', now() + $8::bigint * interval '1 millisecond'
-	FROM unnest($9::text[], $10::text[]) AS r(id, destination)
+	INSERT INTO stripe_webhook_deliveries (event_id, destination, order_key, order_created, locked_until, next_attempt_at)
+	SELECT r.id, r.destination, NULLIF(r.key, ''), r.created,
+		CASE WHEN r.key = '' THEN now() + $8::bigint * interval '1 millisecond' END,
+		CASE WHEN r.key = '' THEN now() + $8::bigint * interval '1 millisecond' ELSE now() END
+	FROM unnest($9::text[], $10::text[], $12::text[], $13::timestamptz[]) AS r(id, destination, key, created)
 	WHERE r.id IN (SELECT event_id FROM ins)
 	ORDER BY r.id, r.destination)
 SELECT event_id, now() + $8::bigint * interval '1 millisecond' FROM ins`
@@ -48,7 +53,8 @@ type EventBatch struct {
 	livemodes                               []bool
 	created                                 []pgtype.Timestamptz
 	payloads                                [][]byte
-	routeIDs, routeDests                    []string // one (event id, destination) pair per delivery row
+	routeIDs, routeDests, routeKeys         []string // one (event id, destination, order key) per delivery row
+	routeCreated                            []pgtype.Timestamptz
 	inserted                                []Inserted
 }
 
@@ -63,28 +69,30 @@ type Inserted struct {
 func (b *EventBatch) Reset() {
 	b.ids, b.types, b.accounts, b.versions, b.sources = b.ids[:0], b.types[:0], b.accounts[:0], b.versions[:0], b.sources[:0]
 	b.livemodes, b.created, b.payloads = b.livemodes[:0], b.created[:0], b.payloads[:0]
-	b.routeIDs, b.routeDests = b.routeIDs[:0], b.routeDests[:0]
+	b.routeIDs, b.routeDests, b.routeKeys, b.routeCreated = b.routeIDs[:0], b.routeDests[:0], b.routeKeys[:0], b.routeCreated[:0]
 }
 
 // Len is the number of events in b.
 func (b *EventBatch) Len() int { return len(b.ids) }
 
 // Add puts ev in b with a pending delivery to each destination of routes
-// it matches, and returns how many it matches.
+// it matches, with ev's order key there, and returns how many it matches.
 func (b *EventBatch) Add(ev *event.Event, routes *route.Table) int {
 	b.ids = append(b.ids, ev.ID)
 	b.types = append(b.types, ev.Type)
 	b.livemodes = append(b.livemodes, ev.Livemode)
 	b.accounts = append(b.accounts, ev.Account)
 	b.versions = append(b.versions, ev.APIVersion)
-	b.created = append(b.created, pgtype.Timestamptz{Time: ev.Created, Valid: !ev.Created.IsZero()})
+	created := pgtype.Timestamptz{Time: ev.Created, Valid: !ev.Created.IsZero()}
+	b.created = append(b.created, created)
 	b.payloads = append(b.payloads, ev.Payload)
 	b.sources = append(b.sources, ev.Source)
 	n := len(b.routeDests)
-	b.routeDests = routes.Match(b.routeDests, ev.Type, ev.Livemode)
+	b.routeDests, b.routeKeys = routes.MatchKeys(b.routeDests, b.routeKeys, ev)
 	matched := len(b.routeDests) - n
 	for range matched {
 		b.routeIDs = append(b.routeIDs, ev.ID)
+		b.routeCreated = append(b.routeCreated, created)
 	}
 	return matched
 }
@@ -96,7 +104,7 @@ func (b *EventBatch) Add(ev *event.Event, routes *route.Table) int {
 // used.
 func (s *Store) InsertEvents(ctx context.Context, b *EventBatch, lease time.Duration) ([]Inserted, error) {
 	rows, err := s.pool.Query(ctx, insertEventsSQL, b.ids, b.types, b.livemodes, b.accounts, b.versions, b.created, b.payloads,
-		lease.Milliseconds(), b.routeIDs, b.routeDests, b.sources)
+		lease.Milliseconds(), b.routeIDs, b.routeDests, b.sources, b.routeKeys, b.routeCreated)
 	if err != nil {
 		return nil, err
 	}

@@ -28,6 +28,7 @@ func TestConfigCommand(t *testing.T) {
 		"DESTINATION_BILLING_LIVEMODE=live",
 		"DESTINATION_BILLING_SIGNING_SECRET="+secrets[8],
 		"DESTINATION_CRM_URL=stdout",
+		"DESTINATION_CRM_ORDER_KEY=data.object.id",
 		"RETENTION=45d", "DEDUP_TTL=1d12h",
 	)
 	res := runBinary(t, env, "config")
@@ -51,6 +52,7 @@ func TestConfigCommand(t *testing.T) {
 		"\nDESTINATION_BILLING_SIGNING_SECRET=xxxxx\n",
 		"\nDESTINATION_CRM_URL=stdout\n",
 		"\nDESTINATION_CRM_SIGNING_SECRET=\n",
+		"\nDESTINATION_CRM_ORDER_KEY=data.object.id\n", "\nDESTINATION_BILLING_ORDER_KEY=\n",
 		"\nRETENTION=1080h0m0s\n", "\nDEDUP_TTL=36h0m0s\n",
 		"\nLISTEN_ADDR=:8080\n", "\nWORKERS=32\n", // defaults
 	} {

@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"github.com/oncehook/oncehook/delivery"
+	"github.com/oncehook/oncehook/event"
 	"github.com/oncehook/oncehook/internal/service"
 	"github.com/oncehook/oncehook/route"
 )
@@ -93,6 +94,13 @@ func (e *env) destination(name string, c *config) destinationConfig {
 	d.Workers = e.integer(v("WORKERS"), c.Workers, 1)
 	d.Timeout = e.duration(v("TIMEOUT"), c.DeliveryTimeout, time.Millisecond)
 	d.MaxAttempts = e.integerUpTo(v("MAX_ATTEMPTS"), c.DeliveryMaxAttempts, 1, delivery.MaxAttemptsLimit)
+	if p := strings.TrimSpace(e.get(v("ORDER_KEY"))); p != "" {
+		path, err := event.ParseKeyPath(p)
+		if err != nil {
+			e.fail(v("ORDER_KEY"), "%v; want a path in the event such as data.object.id or data.object.customer", err)
+		}
+		d.OrderKey = path
+	}
 	return d
 }
 
@@ -101,7 +109,7 @@ func (e *env) destination(name string, c *config) destinationConfig {
 func strayDestinationVars(environ []string, dests []destinationConfig) error {
 	known := map[string]bool{}
 	for _, d := range dests {
-		for _, f := range []string{"URL", "TYPES", "LIVEMODE", "SIGNING_SECRET", "WORKERS", "TIMEOUT", "MAX_ATTEMPTS"} {
+		for _, f := range []string{"URL", "TYPES", "LIVEMODE", "SIGNING_SECRET", "WORKERS", "TIMEOUT", "MAX_ATTEMPTS", "ORDER_KEY"} {
 			known[destinationVar(d.Name, f)] = true
 		}
 	}
@@ -119,6 +127,6 @@ func strayDestinationVars(environ []string, dests []destinationConfig) error {
 	for i, d := range dests {
 		names[i] = d.Name
 	}
-	return fmt.Errorf("%s: no such destination setting; DESTINATIONS is %q and each destination takes _URL, _TYPES, _LIVEMODE, _SIGNING_SECRET, _WORKERS, _TIMEOUT and _MAX_ATTEMPTS",
+	return fmt.Errorf("%s: no such destination setting; DESTINATIONS is %q and each destination takes _URL, _TYPES, _LIVEMODE, _SIGNING_SECRET, _WORKERS, _TIMEOUT, _MAX_ATTEMPTS and _ORDER_KEY",
 		strings.Join(stray, ", "), strings.Join(names, ","))
 }

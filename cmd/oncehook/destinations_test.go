@@ -27,6 +27,7 @@ func TestLoadDestinations(t *testing.T) {
 		"DESTINATION_BILLING_WORKERS":      "4",
 		"DESTINATION_BILLING_TIMEOUT":      "30s",
 		"DESTINATION_BILLING_MAX_ATTEMPTS": "20",
+		"DESTINATION_BILLING_ORDER_KEY":    " data.object.customer ",
 		"DESTINATION_CRM_EU_URL":           "redis://cache:6379/0?stream=crm",
 		"DESTINATION_CRM_EU_TYPES":         "customer.*",
 		"DESTINATION_ANALYTICS_URL":        "file:///var/log/events.jsonl",
@@ -40,19 +41,20 @@ func TestLoadDestinations(t *testing.T) {
 	}
 	b, crm, a := c.Destinations[0], c.Destinations[1], c.Destinations[2]
 	if !slices.Equal(b.Filter.Types, []string{"invoice.*", "charge.refunded"}) || b.Filter.Livemode != route.Live ||
-		b.Workers != 4 || b.Timeout != 30*time.Second || b.MaxAttempts != 20 || b.Signer == nil || b.Target.Scheme != "https" {
+		b.Workers != 4 || b.Timeout != 30*time.Second || b.MaxAttempts != 20 || b.Signer == nil || b.Target.Scheme != "https" ||
+		b.OrderKey.String() != "data.object.customer" {
 		t.Errorf("billing: %+v", b)
 	}
 	if crm.Workers != 8 || crm.Timeout != 5*time.Second || crm.MaxAttempts != 10 || crm.Signer != nil || crm.Filter.Livemode != route.Both {
 		t.Errorf("crm-eu takes the global defaults and is not signed (not HTTP): %+v", crm)
 	}
-	if a.Filter.Types != nil || a.Target.Scheme != "file" {
+	if a.Filter.Types != nil || a.Target.Scheme != "file" || !a.OrderKey.IsZero() || !crm.OrderKey.IsZero() {
 		t.Errorf("analytics: %+v", a)
 	}
 	if c.DeliveryLease != 90*time.Second {
 		t.Errorf("DELIVERY_LEASE defaults to 3 × the longest timeout: %s", c.DeliveryLease)
 	}
-	if err := strayDestinationVars([]string{"DESTINATION_BILLING_URL=x", "DESTINATION_CRM_EU_TYPES=y", "PATH=/bin"}, c.Destinations); err != nil {
+	if err := strayDestinationVars([]string{"DESTINATION_BILLING_URL=x", "DESTINATION_CRM_EU_TYPES=y", "DESTINATION_BILLING_ORDER_KEY=z", "PATH=/bin"}, c.Destinations); err != nil {
 		t.Errorf("known variables reported as stray: %v", err)
 	}
 }
@@ -83,6 +85,9 @@ func TestDestinationConfigErrors(t *testing.T) {
 		{map[string]string{"DESTINATIONS": "a", "DESTINATION_A_URL": "stdout", "DESTINATION_A_TIMEOUT": "soon"}, `DESTINATION_A_TIMEOUT: "soon" is not a duration`},
 		{map[string]string{"DESTINATIONS": "a", "DESTINATION_A_URL": "stdout", "DESTINATION_A_MAX_ATTEMPTS": "5000"}, "DESTINATION_A_MAX_ATTEMPTS: 5000 is more than 1000"},
 		{map[string]string{"DESTINATIONS": "a", "DESTINATION_A_URL": "stdout", "DESTINATION_A_TIMEOUT": "2m", "DELIVERY_LEASE": "1m"}, "DELIVERY_LEASE: "},
+		{map[string]string{"DESTINATIONS": "a", "DESTINATION_A_URL": "stdout", "DESTINATION_A_ORDER_KEY": "data.object[0].id"}, `DESTINATION_A_ORDER_KEY: order key path "data.object[0].id": want member names`},
+		{map[string]string{"DESTINATIONS": "a", "DESTINATION_A_URL": "stdout", "DESTINATION_A_ORDER_KEY": "data..id"}, "DESTINATION_A_ORDER_KEY: "},
+		{map[string]string{"DESTINATIONS": "a", "DESTINATION_A_URL": "stdout", "DESTINATION_A_ORDER_KEY": "a.b.c.d.e.f.g.h.i"}, "DESTINATION_A_ORDER_KEY: order key path \"a.b.c.d.e.f.g.h.i\" has 9 names; at most 8; want a path in the event such as data.object.id"},
 		{map[string]string{"DESTINATIONS": "a,b,c", "DESTINATION_A_URL": "stdout", "DESTINATION_B_URL": "stdout", "DESTINATION_C_URL": "stdout", "QUEUE_MAX_BYTES": "2097152"}, "QUEUE_MAX_BYTES: 2097152 shared by 3 destination(s) leaves less than MAX_BODY_BYTES"},
 		{map[string]string{"DESTINATIONS": "a", "DESTINATION_A_URL": "http://u:PASSWORDVALUE@x/%zz"}, "DESTINATION_A_URL: "},
 	} {

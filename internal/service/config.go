@@ -4,6 +4,7 @@ import (
 	"log/slog"
 	"time"
 
+	"github.com/oncehook/oncehook/event"
 	"github.com/oncehook/oncehook/receiver"
 	"github.com/oncehook/oncehook/route"
 	"github.com/oncehook/oncehook/sink"
@@ -74,4 +75,5 @@ type Destination struct {
 	Workers     int
 	Timeout     time.Duration
 	MaxAttempts int
+	OrderKey    event.KeyPath // zero: unordered
 }
