@@ -93,6 +93,8 @@ func (e *env) destination(name string, c *config) destinationConfig {
 	d.Workers = e.integer(v("WORKERS"), c.Workers, 1)
 	d.Timeout = e.duration(v("TIMEOUT"), c.DeliveryTimeout, time.Millisecond)
 	d.MaxAttempts = e.integerUpTo(v("MAX_ATTEMPTS"), c.DeliveryMaxAttempts, 1, delivery.MaxAttemptsLimit)
+	d.Rate = e.rate(v("RATE"))
+	d.MaxInFlight = e.integer(v("MAX_IN_FLIGHT"), 0, 1)
 	return d
 }
 
@@ -101,7 +103,7 @@ func (e *env) destination(name string, c *config) destinationConfig {
 func strayDestinationVars(environ []string, dests []destinationConfig) error {
 	known := map[string]bool{}
 	for _, d := range dests {
-		for _, f := range []string{"URL", "TYPES", "LIVEMODE", "SIGNING_SECRET", "WORKERS", "TIMEOUT", "MAX_ATTEMPTS"} {
+		for _, f := range []string{"URL", "TYPES", "LIVEMODE", "SIGNING_SECRET", "WORKERS", "TIMEOUT", "MAX_ATTEMPTS", "RATE", "MAX_IN_FLIGHT"} {
 			known[destinationVar(d.Name, f)] = true
 		}
 	}
@@ -119,6 +121,6 @@ func strayDestinationVars(environ []string, dests []destinationConfig) error {
 	for i, d := range dests {
 		names[i] = d.Name
 	}
-	return fmt.Errorf("%s: no such destination setting; DESTINATIONS is %q and each destination takes _URL, _TYPES, _LIVEMODE, _SIGNING_SECRET, _WORKERS, _TIMEOUT and _MAX_ATTEMPTS",
+	return fmt.Errorf("%s: no such destination setting; DESTINATIONS is %q and each destination takes _URL, _TYPES, _LIVEMODE, _SIGNING_SECRET, _WORKERS, _TIMEOUT, _MAX_ATTEMPTS, _RATE and _MAX_IN_FLIGHT",
 		strings.Join(stray, ", "), strings.Join(names, ","))
 }

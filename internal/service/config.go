@@ -4,6 +4,7 @@ import (
 	"log/slog"
 	"time"
 
+	"github.com/oncehook/oncehook/pace"
 	"github.com/oncehook/oncehook/receiver"
 	"github.com/oncehook/oncehook/route"
 	"github.com/oncehook/oncehook/sink"
@@ -74,4 +75,6 @@ type Destination struct {
 	Workers     int
 	Timeout     time.Duration
 	MaxAttempts int
+	Rate        pace.Rate // zero: no limit
+	MaxInFlight int       // 0: no bound but Workers
 }
