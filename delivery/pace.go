@@ -44,23 +44,39 @@ func (p *pacer) take(ctx context.Context, latest time.Time, stop <-chan struct{}
 	if p.slots != nil && !p.acquire(ctx, latest, stop) {
 		return false
 	}
-	if p.limiter == nil {
+	if p.limiter == nil || p.reserve(ctx, latest, stop) {
 		return true
 	}
-	maxWait := time.Until(latest)
-	select {
-	case <-stop:
-		maxWait = 0
-	default:
+	p.done()
+	return false
+}
+
+// lateSlot is how late a worker may wake for its slot and still use it.
+// One woken later (a busy CPU) takes a new slot instead: starting it
+// would bunch its delivery with the next ones, past the rate.
+const lateSlot = 25 * time.Millisecond
+
+// reserve takes a slot of the schedule and waits for it.
+func (p *pacer) reserve(ctx context.Context, latest time.Time, stop <-chan struct{}) bool {
+	for {
+		maxWait := time.Until(latest)
+		select {
+		case <-stop:
+			maxWait = 0
+		default:
+		}
+		wait, ok := p.limiter.Reserve(ctx, maxWait)
+		if !ok {
+			return false
+		}
+		due := time.Now().Add(wait)
+		if wait > 0 && !sleep(ctx, wait, stop) {
+			return false
+		}
+		if time.Since(due) <= lateSlot {
+			return true
+		}
 	}
-	wait, ok := p.limiter.Reserve(ctx, maxWait)
-	if ok && wait > 0 {
-		ok = sleep(ctx, wait, stop)
-	}
-	if !ok {
-		p.done()
-	}
-	return ok
 }
 
 // acquire takes an in-flight slot.
