@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/oncehook/oncehook/delivery"
+	"github.com/oncehook/oncehook/event"
 	"github.com/oncehook/oncehook/internal/harness"
 	"github.com/oncehook/oncehook/internal/testenv"
 	"github.com/oncehook/oncehook/pace"
@@ -220,5 +221,49 @@ func TestARateSlotPastTheLeaseGivesTheDeliveryBack(t *testing.T) {
 	}
 	if attempts != 1 || history != len(ids) {
 		t.Errorf("max attempts %d, %d attempts recorded; want 1 each, %d: a delivery given back is no attempt", attempts, history, len(ids))
+	}
+}
+
+// concurrencySink counts its calls under way, and the most at once.
+type concurrencySink struct {
+	mu        sync.Mutex
+	now, most int
+	delivered map[string]int
+}
+
+func (s *concurrencySink) Deliver(ctx context.Context, ev *event.Event) error {
+	s.mu.Lock()
+	s.now++
+	s.most = max(s.most, s.now)
+	s.mu.Unlock()
+	time.Sleep(20 * time.Millisecond) // Intended fault window: a slow destination, so that calls overlap
+	s.mu.Lock()
+	s.now--
+	s.delivered[ev.ID]++
+	s.mu.Unlock()
+	return nil
+}
+
+func (s *concurrencySink) Close() error { return nil }
+
+// TestMaxInFlightBoundsConcurrentDeliveries: with 8 workers and
+// MAX_IN_FLIGHT=2, no more than 2 calls to the destination overlap, and
+// every event is delivered.
+func TestMaxInFlightBoundsConcurrentDeliveries(t *testing.T) {
+	t.Parallel()
+	pool := testenv.Postgres(t)
+	out := &concurrencySink{delivered: map[string]int{}}
+	cfg := harness.InstanceConfig{Pool: pool}
+	cfg.Delivery.Destinations = []delivery.Destination{{Name: "narrow", Sink: out, Workers: 8, MaxInFlight: 2}}
+	in := harness.StartInstance(t, cfg)
+	ids := postBurst(t, []string{in.URL}, "evt_narrow", 100)
+	waitAllDelivered(t, pool, len(ids), 30*time.Second)
+	out.mu.Lock()
+	defer out.mu.Unlock()
+	if out.most != 2 {
+		t.Errorf("%d deliveries overlapped; want MAX_IN_FLIGHT, 2", out.most)
+	}
+	if len(out.delivered) != len(ids) {
+		t.Errorf("%d of %d delivered", len(out.delivered), len(ids))
 	}
 }
