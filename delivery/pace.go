@@ -54,7 +54,7 @@ func (p *pacer) take(ctx context.Context, latest time.Time, stop <-chan struct{}
 // lateSlot is how late a worker may wake for its slot and still use it.
 // One woken later (a busy CPU) takes a new slot instead: starting it
 // would bunch its delivery with the next ones, past the rate.
-const lateSlot = 25 * time.Millisecond
+const lateSlot = 10 * time.Millisecond
 
 // reserve takes a slot of the schedule and waits for it.
 func (p *pacer) reserve(ctx context.Context, latest time.Time, stop <-chan struct{}) bool {
