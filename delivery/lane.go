@@ -31,7 +31,7 @@ type lane struct {
 	workers  sync.WaitGroup
 	mu       sync.RWMutex // guards closed against offers
 	closed   bool
-	stopping chan struct{} // closed with the queue: waits for a slot end
+	stopping chan struct{} // closed with the queue: a wait for a slot gives up
 	state    startstop.State
 }
 
