@@ -1,6 +1,7 @@
 package delivery
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -8,9 +9,11 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5/pgxpool"
+	"github.com/redis/go-redis/v9"
 
 	"github.com/oncehook/oncehook/event"
 	"github.com/oncehook/oncehook/internal/metrics"
+	"github.com/oncehook/oncehook/pace"
 	"github.com/oncehook/oncehook/route"
 	"github.com/oncehook/oncehook/sink"
 )
@@ -35,6 +38,14 @@ type Destination struct {
 	// deliveries of one key go one at a time, across every instance, in
 	// Stripe created order; events without the key go unordered.
 	OrderKey event.KeyPath
+	// Rate bounds the deliveries the whole deployment sends it (see
+	// package pace); a delivery waits for its slot without counting an
+	// attempt. The zero Rate is no limit.
+	Rate pace.Rate
+	// MaxInFlight bounds this instance's deliveries to it under way at
+	// once, those waiting for their Rate slot included. 0 is no bound but
+	// Workers.
+	MaxInFlight int
 }
 
 // DispatcherConfig configures a Dispatcher.
@@ -82,6 +93,17 @@ type DispatcherConfig struct {
 	FlushInterval time.Duration
 	// MaxBatch bounds the results of one write. Defaults to 1000.
 	MaxBatch int
+	// Redis holds the schedules of destinations with a Rate, shared by the
+	// deployment; nil: each instance paces alone, at its share (Instances).
+	Redis redis.UniversalClient
+	// RedisKeyPrefix starts those schedules' keys. Required with Redis
+	// and a destination with a Rate.
+	RedisKeyPrefix string
+	// Instances counts the live instances serving a destination, this one
+	// included: without Redis, or while it fails, each takes that share of
+	// the destination's Rate. Asked every 10s at most, only then. Nil
+	// counts one.
+	Instances func(ctx context.Context, destination string) (int, error)
 	// Instance names this process in the delivery history. Defaults to host:pid.
 	Instance string
 	// Logger defaults to slog.Default().
@@ -191,6 +213,10 @@ func (c DispatcherConfig) validate() error {
 			return fmt.Errorf("delivery: destination %q has no Sink", d.Name)
 		case d.Workers < 1 || d.MaxAttempts < 1 || d.DeliveryTimeout <= 0:
 			return fmt.Errorf("delivery: destination %q: Workers, MaxAttempts and DeliveryTimeout must be positive", d.Name)
+		case d.MaxInFlight < 0:
+			return fmt.Errorf("delivery: destination %q: MaxInFlight %d is negative", d.Name, d.MaxInFlight)
+		case !d.Rate.IsZero() && c.Redis != nil && c.RedisKeyPrefix == "":
+			return fmt.Errorf("delivery: destination %q has a Rate and Redis is set, but RedisKeyPrefix is empty", d.Name)
 		case d.MaxAttempts > MaxAttemptsLimit:
 			return fmt.Errorf("delivery: destination %q: MaxAttempts %d is more than %d", d.Name, d.MaxAttempts, MaxAttemptsLimit)
 		case c.Lease < d.DeliveryTimeout+2*leaseMargin:

@@ -48,7 +48,12 @@ func NewDispatcher(cfg DispatcherConfig) (*Dispatcher, error) {
 	d := &Dispatcher{cfg: cfg, routes: routes, results: newCompleter(cfg), ctx: ctx, cancel: cancel}
 	share := max(1, cfg.QueueMaxBytes/int64(len(cfg.Destinations)))
 	for _, dest := range cfg.Destinations {
-		d.lanes = append(d.lanes, newLane(d, dest, share))
+		l, err := newLane(d, dest, share)
+		if err != nil {
+			cancel()
+			return nil, err
+		}
+		d.lanes = append(d.lanes, l)
 	}
 	d.adopter = newAdopter(cfg)
 	d.results.wake = d.wake

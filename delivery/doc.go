@@ -5,5 +5,7 @@
 // version, the pruner, and the queries behind the events, replay and
 // destinations commands. Delivery state lives in Postgres, one row per
 // (event, destination); a result applies only while its writer still holds
-// the row's lease.
+// the row's lease. A destination with a rate or an in-flight bound has its
+// workers wait for a slot (pacer, on package pace) before each call, within
+// the delivery's lease and without counting an attempt.
 package delivery

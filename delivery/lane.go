@@ -27,16 +27,22 @@ type lane struct {
 	maxBytes int64
 	bytes    atomic.Int64 // payload bytes of queued jobs and calls under way
 	sweeper  *sweeper
+	pacer    *pacer
 	workers  sync.WaitGroup
 	mu       sync.RWMutex // guards closed against offers
 	closed   bool
+	stopping chan struct{} // closed with the queue: a wait for a slot gives up
 	state    startstop.State
 }
 
-func newLane(d *Dispatcher, dest Destination, maxBytes int64) *lane {
-	l := &lane{dest: dest, d: d, queue: make(chan job, d.cfg.QueueSize), maxBytes: maxBytes}
+func newLane(d *Dispatcher, dest Destination, maxBytes int64) (*lane, error) {
+	p, err := newPacer(d.cfg, dest)
+	if err != nil {
+		return nil, err
+	}
+	l := &lane{dest: dest, d: d, queue: make(chan job, d.cfg.QueueSize), maxBytes: maxBytes, pacer: p, stopping: make(chan struct{})}
 	l.sweeper = newSweeper(d.cfg, l)
-	return l
+	return l, nil
 }
 
 // Start starts the lane's workers and its sweeper. Events offered before
@@ -131,6 +137,10 @@ func (l *lane) deliver(j job, c *caller) {
 		l.release(size)
 		return // the lease could end mid-delivery: leave the row to a sweeper
 	}
+	if !l.pacer.take(ctx, j.leaseUntil.Add(-l.dest.DeliveryTimeout), l.stopping) {
+		l.release(size)
+		return // no slot within the lease, or stopping: the row stays pending for a sweeper, no attempt counted
+	}
 	cctx, cancel := context.WithTimeout(ctx, l.dest.DeliveryTimeout)
 	returned, err := c.call(cctx, j.ev)
 	cancel()
@@ -147,13 +157,14 @@ func (l *lane) deliver(j job, c *caller) {
 
 // afterCall waits for an abandoned sink call to return before the worker
 // takes the next event, so stuck calls never outnumber the workers and
-// their payloads stay counted; Stop ends the wait.
+// their payloads (and in-flight slots) stay counted; Stop ends the wait.
 func (l *lane) afterCall(returned <-chan struct{}, size int64) {
 	select {
 	case <-returned:
 		l.release(size)
+		l.pacer.done()
 	case <-l.d.ctx.Done():
-		go func() { <-returned; l.release(size) }()
+		go func() { <-returned; l.release(size); l.pacer.done() }()
 	}
 }
 
@@ -162,5 +173,6 @@ func (l *lane) close() {
 	l.mu.Lock()
 	l.closed = true
 	close(l.queue)
+	close(l.stopping)
 	l.mu.Unlock()
 }

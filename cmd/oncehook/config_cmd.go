@@ -122,7 +122,9 @@ func printConfig(out io.Writer, c config, getenv func(string) string) error {
 				[2]string{v("WORKERS"), itoa(d.Workers)},
 				[2]string{v("TIMEOUT"), dur(d.Timeout)},
 				[2]string{v("MAX_ATTEMPTS"), itoa(d.MaxAttempts)},
-				[2]string{v("ORDER_KEY"), d.OrderKey.String()})
+				[2]string{v("ORDER_KEY"), d.OrderKey.String()},
+				[2]string{v("RATE"), d.Rate.String()},
+				[2]string{v("MAX_IN_FLIGHT"), inFlight(d.MaxInFlight)})
 		}
 	}
 	fmt.Fprintln(out, "# the effective configuration: defaults filled in, secrets redacted ("+redact.Mask+")")

@@ -27,6 +27,8 @@ func TestConfigCommand(t *testing.T) {
 		"DESTINATION_BILLING_TYPES=invoice.*",
 		"DESTINATION_BILLING_LIVEMODE=live",
 		"DESTINATION_BILLING_SIGNING_SECRET="+secrets[8],
+		"DESTINATION_BILLING_RATE=600/m",
+		"DESTINATION_BILLING_MAX_IN_FLIGHT=4",
 		"DESTINATION_CRM_URL=stdout",
 		"DESTINATION_CRM_ORDER_KEY=data.object.id",
 		"RETENTION=45d", "DEDUP_TTL=1d12h",
@@ -53,6 +55,8 @@ func TestConfigCommand(t *testing.T) {
 		"\nDESTINATION_CRM_URL=stdout\n",
 		"\nDESTINATION_CRM_SIGNING_SECRET=\n",
 		"\nDESTINATION_CRM_ORDER_KEY=data.object.id\n", "\nDESTINATION_BILLING_ORDER_KEY=\n",
+		"\nDESTINATION_BILLING_RATE=600/m\n", "\nDESTINATION_BILLING_MAX_IN_FLIGHT=4\n",
+		"\nDESTINATION_CRM_RATE=\n", "\nDESTINATION_CRM_MAX_IN_FLIGHT=\n", // no limit
 		"\nRETENTION=1080h0m0s\n", "\nDEDUP_TTL=36h0m0s\n",
 		"\nLISTEN_ADDR=:8080\n", "\nWORKERS=32\n", // defaults
 	} {
@@ -65,6 +69,7 @@ func TestConfigCommand(t *testing.T) {
 		{"WORKERS=many", `WORKERS: "many" is not a whole number`},
 		{"RETENTION=2d", "RETENTION: \"2d\" is not a duration of at least 72h"},
 		{"DESTINATION_BILING_TYPES=invoice.*", "DESTINATION_BILING_TYPES: no such destination setting"},
+		{"DESTINATION_CRM_RATE=100", `DESTINATION_CRM_RATE: "100": want deliveries per second, minute or hour, such as 50/s, 600/m or 1000/h`},
 	} {
 		res := runBinary(t, append(env, tc.set), "config")
 		if res.err == nil || !strings.Contains(res.stderr, tc.want) || res.stdout != "" {

@@ -101,6 +101,8 @@ func (e *env) destination(name string, c *config) destinationConfig {
 		}
 		d.OrderKey = path
 	}
+	d.Rate = e.rate(v("RATE"))
+	d.MaxInFlight = e.integer(v("MAX_IN_FLIGHT"), 0, 1)
 	return d
 }
 
@@ -109,7 +111,7 @@ func (e *env) destination(name string, c *config) destinationConfig {
 func strayDestinationVars(environ []string, dests []destinationConfig) error {
 	known := map[string]bool{}
 	for _, d := range dests {
-		for _, f := range []string{"URL", "TYPES", "LIVEMODE", "SIGNING_SECRET", "WORKERS", "TIMEOUT", "MAX_ATTEMPTS", "ORDER_KEY"} {
+		for _, f := range []string{"URL", "TYPES", "LIVEMODE", "SIGNING_SECRET", "WORKERS", "TIMEOUT", "MAX_ATTEMPTS", "ORDER_KEY", "RATE", "MAX_IN_FLIGHT"} {
 			known[destinationVar(d.Name, f)] = true
 		}
 	}
@@ -127,6 +129,6 @@ func strayDestinationVars(environ []string, dests []destinationConfig) error {
 	for i, d := range dests {
 		names[i] = d.Name
 	}
-	return fmt.Errorf("%s: no such destination setting; DESTINATIONS is %q and each destination takes _URL, _TYPES, _LIVEMODE, _SIGNING_SECRET, _WORKERS, _TIMEOUT, _MAX_ATTEMPTS and _ORDER_KEY",
+	return fmt.Errorf("%s: no such destination setting; DESTINATIONS is %q and each destination takes _URL, _TYPES, _LIVEMODE, _SIGNING_SECRET, _WORKERS, _TIMEOUT, _MAX_ATTEMPTS, _ORDER_KEY, _RATE and _MAX_IN_FLIGHT",
 		strings.Join(stray, ", "), strings.Join(names, ","))
 }

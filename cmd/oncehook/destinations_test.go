@@ -7,6 +7,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/oncehook/oncehook/pace"
 	"github.com/oncehook/oncehook/route"
 )
 
@@ -20,18 +21,21 @@ func TestLoadDestinations(t *testing.T) {
 	t.Parallel()
 	c, err := loadConfig(lookupFrom(withMinimal(map[string]string{
 		"WORKERS": "8", "DELIVERY_TIMEOUT": "5s", "DELIVERY_MAX_ATTEMPTS": "10", "SINK_SIGNING_SECRET": "whsec_MDEyMzQ1Njc4OWFiY2RlZjAxMjM=",
-		"DESTINATIONS":                     " billing, crm-eu ,analytics",
-		"DESTINATION_BILLING_URL":          "https://billing.internal/hooks",
-		"DESTINATION_BILLING_TYPES":        "invoice.*, charge.refunded",
-		"DESTINATION_BILLING_LIVEMODE":     "live",
-		"DESTINATION_BILLING_WORKERS":      "4",
-		"DESTINATION_BILLING_TIMEOUT":      "30s",
-		"DESTINATION_BILLING_MAX_ATTEMPTS": "20",
-		"DESTINATION_BILLING_ORDER_KEY":    " data.object.customer ",
-		"DESTINATION_CRM_EU_URL":           "redis://cache:6379/0?stream=crm",
-		"DESTINATION_CRM_EU_TYPES":         "customer.*",
-		"DESTINATION_ANALYTICS_URL":        "file:///var/log/events.jsonl",
-		"DESTINATION_ANALYTICS_TYPES":      "*",
+		"DESTINATIONS":                      " billing, crm-eu ,analytics",
+		"DESTINATION_BILLING_URL":           "https://billing.internal/hooks",
+		"DESTINATION_BILLING_TYPES":         "invoice.*, charge.refunded",
+		"DESTINATION_BILLING_LIVEMODE":      "live",
+		"DESTINATION_BILLING_WORKERS":       "4",
+		"DESTINATION_BILLING_TIMEOUT":       "30s",
+		"DESTINATION_BILLING_MAX_ATTEMPTS":  "20",
+		"DESTINATION_BILLING_ORDER_KEY":     " data.object.customer ",
+		"DESTINATION_BILLING_RATE":          "100/s",
+		"DESTINATION_BILLING_MAX_IN_FLIGHT": "2",
+		"DESTINATION_CRM_EU_RATE":           "600/m",
+		"DESTINATION_CRM_EU_URL":            "redis://cache:6379/0?stream=crm",
+		"DESTINATION_CRM_EU_TYPES":          "customer.*",
+		"DESTINATION_ANALYTICS_URL":         "file:///var/log/events.jsonl",
+		"DESTINATION_ANALYTICS_TYPES":       "*",
 	})))
 	if err != nil {
 		t.Fatal(err)
@@ -42,8 +46,11 @@ func TestLoadDestinations(t *testing.T) {
 	b, crm, a := c.Destinations[0], c.Destinations[1], c.Destinations[2]
 	if !slices.Equal(b.Filter.Types, []string{"invoice.*", "charge.refunded"}) || b.Filter.Livemode != route.Live ||
 		b.Workers != 4 || b.Timeout != 30*time.Second || b.MaxAttempts != 20 || b.Signer == nil || b.Target.Scheme != "https" ||
-		b.OrderKey.String() != "data.object.customer" {
+		b.OrderKey.String() != "data.object.customer" || b.Rate != (pace.Rate{Count: 100, Per: time.Second}) || b.MaxInFlight != 2 {
 		t.Errorf("billing: %+v", b)
+	}
+	if crm.Rate != (pace.Rate{Count: 600, Per: time.Minute}) || crm.MaxInFlight != 0 || !a.Rate.IsZero() {
+		t.Errorf("rates: crm-eu %v, analytics %v; want 600/m and none", crm.Rate, a.Rate)
 	}
 	if crm.Workers != 8 || crm.Timeout != 5*time.Second || crm.MaxAttempts != 10 || crm.Signer != nil || crm.Filter.Livemode != route.Both {
 		t.Errorf("crm-eu takes the global defaults and is not signed (not HTTP): %+v", crm)
@@ -54,7 +61,8 @@ func TestLoadDestinations(t *testing.T) {
 	if c.DeliveryLease != 90*time.Second {
 		t.Errorf("DELIVERY_LEASE defaults to 3 × the longest timeout: %s", c.DeliveryLease)
 	}
-	if err := strayDestinationVars([]string{"DESTINATION_BILLING_URL=x", "DESTINATION_CRM_EU_TYPES=y", "DESTINATION_BILLING_ORDER_KEY=z", "PATH=/bin"}, c.Destinations); err != nil {
+	if err := strayDestinationVars([]string{"DESTINATION_BILLING_URL=x", "DESTINATION_CRM_EU_TYPES=y", "DESTINATION_BILLING_RATE=1/s", "DESTINATION_BILLING_ORDER_KEY=z",
+		"DESTINATION_BILLING_MAX_IN_FLIGHT=1", "PATH=/bin"}, c.Destinations); err != nil {
 		t.Errorf("known variables reported as stray: %v", err)
 	}
 }
@@ -84,6 +92,11 @@ func TestDestinationConfigErrors(t *testing.T) {
 		{map[string]string{"DESTINATIONS": "a", "DESTINATION_A_URL": "stdout", "DESTINATION_A_WORKERS": "0"}, `DESTINATION_A_WORKERS: "0" is not a whole number of at least 1`},
 		{map[string]string{"DESTINATIONS": "a", "DESTINATION_A_URL": "stdout", "DESTINATION_A_TIMEOUT": "soon"}, `DESTINATION_A_TIMEOUT: "soon" is not a duration`},
 		{map[string]string{"DESTINATIONS": "a", "DESTINATION_A_URL": "stdout", "DESTINATION_A_MAX_ATTEMPTS": "5000"}, "DESTINATION_A_MAX_ATTEMPTS: 5000 is more than 1000"},
+		{map[string]string{"DESTINATIONS": "a", "DESTINATION_A_URL": "stdout", "DESTINATION_A_RATE": "fast"}, `DESTINATION_A_RATE: "fast": want deliveries per second, minute or hour, such as 50/s, 600/m or 1000/h`},
+		{map[string]string{"DESTINATIONS": "a", "DESTINATION_A_URL": "stdout", "DESTINATION_A_RATE": "0/s"}, `DESTINATION_A_RATE: "0/s": at least 1 delivery per period`},
+		{map[string]string{"DESTINATIONS": "a", "DESTINATION_A_URL": "stdout", "DESTINATION_A_RATE": "5/d"}, `DESTINATION_A_RATE: "5/d": want deliveries per second`},
+		{map[string]string{"DESTINATIONS": "a", "DESTINATION_A_URL": "stdout", "DESTINATION_A_RATE": "2000000/s"}, `DESTINATION_A_RATE: "2000000/s": more than 1000000 a second`},
+		{map[string]string{"DESTINATIONS": "a", "DESTINATION_A_URL": "stdout", "DESTINATION_A_MAX_IN_FLIGHT": "0"}, `DESTINATION_A_MAX_IN_FLIGHT: "0" is not a whole number of at least 1`},
 		{map[string]string{"DESTINATIONS": "a", "DESTINATION_A_URL": "stdout", "DESTINATION_A_TIMEOUT": "2m", "DELIVERY_LEASE": "1m"}, "DELIVERY_LEASE: "},
 		{map[string]string{"DESTINATIONS": "a", "DESTINATION_A_URL": "stdout", "DESTINATION_A_ORDER_KEY": "data.object[0].id"}, `DESTINATION_A_ORDER_KEY: order key path "data.object[0].id": want member names`},
 		{map[string]string{"DESTINATIONS": "a", "DESTINATION_A_URL": "stdout", "DESTINATION_A_ORDER_KEY": "data..id"}, "DESTINATION_A_ORDER_KEY: "},

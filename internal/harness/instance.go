@@ -66,9 +66,11 @@ func StartInstance(t testing.TB, cfg InstanceConfig) *Instance {
 		service.WithPool(cfg.Pool), service.WithRedis(cfg.Redis), service.WithDestinations(dests), service.WithoutPruner(),
 		service.WithDelivery(func(dc *delivery.DispatcherConfig) {
 			// The test's tuning, with what the wiring built: the pool,
-			// the destinations, the logger and the metrics.
+			// the destinations, the logger, the metrics, and what paces
+			// rated destinations (Redis, its prefix, the instance count).
 			c := tuned
 			c.Pool, c.Destinations, c.Sink, c.Logger, c.Metrics = dc.Pool, dc.Destinations, nil, dc.Logger, dc.Metrics
+			c.Redis, c.RedisKeyPrefix, c.Instances = dc.Redis, dc.RedisKeyPrefix, dc.Instances
 			*dc = c
 		}),
 		service.WithDedup(func(c *dedup.Config) { c.RedisBackoff = 100 * time.Millisecond }),

@@ -5,6 +5,7 @@ import (
 	"time"
 
 	"github.com/oncehook/oncehook/event"
+	"github.com/oncehook/oncehook/pace"
 	"github.com/oncehook/oncehook/receiver"
 	"github.com/oncehook/oncehook/route"
 	"github.com/oncehook/oncehook/sink"
@@ -76,4 +77,6 @@ type Destination struct {
 	Timeout     time.Duration
 	MaxAttempts int
 	OrderKey    event.KeyPath // zero: unordered
+	Rate        pace.Rate     // zero: no limit
+	MaxInFlight int           // 0: no bound but Workers
 }

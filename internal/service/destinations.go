@@ -31,7 +31,8 @@ func openDestinations(c Config) ([]delivery.Destination, error) {
 			return nil, fmt.Errorf("%s: %w", d.URLVar, err)
 		}
 		out = append(out, delivery.Destination{Name: d.Name, Filter: d.Filter, Sink: s,
-			Workers: d.Workers, DeliveryTimeout: d.Timeout, MaxAttempts: d.MaxAttempts, OrderKey: d.OrderKey})
+			Workers: d.Workers, DeliveryTimeout: d.Timeout, MaxAttempts: d.MaxAttempts, Rate: d.Rate, MaxInFlight: d.MaxInFlight,
+			OrderKey: d.OrderKey})
 	}
 	return out, nil
 }

@@ -176,6 +176,13 @@ func New(ctx context.Context, cfg Config, opts ...Option) (_ *Service, err error
 	dc := delivery.DispatcherConfig{
 		Pool: s.pool, Destinations: s.dests, QueueSize: cfg.QueueSize, QueueMaxBytes: int64(cfg.QueueMaxBytes),
 		Lease: cfg.DeliveryLease, Instance: instance, Logger: log, Metrics: m,
+		Instances: liveInstances(s.pool, instance),
+	}
+	if s.rdb != nil {
+		dc.Redis = s.rdb
+		if dc.RedisKeyPrefix, err = rateKeyPrefix(ctx, cfg, s.pool, s.dests); err != nil {
+			return nil, err
+		}
 	}
 	if o.delivery != nil {
 		o.delivery(&dc)
