@@ -64,6 +64,11 @@ type GeneratorConfig struct {
 	Seed uint64
 	// Created is the creation time written into every event. Defaults to now.
 	Created time.Time
+	// Keys, if set, makes keyed events (the ordered scenarios): event n is
+	// about object n%Keys (its data.object.id), a snapshot body of that
+	// object's own variant, created Created plus n/Keys seconds, so that
+	// each object's events are in created order in the order of n.
+	Keys int
 }
 
 // WithDefaults fills the zero fields.
@@ -87,6 +92,9 @@ func (c GeneratorConfig) WithDefaults() GeneratorConfig {
 func (c GeneratorConfig) validate() error {
 	if !validRunID(c.Run) {
 		return fmt.Errorf("run id %q must be 1-32 letters and digits", c.Run)
+	}
+	if c.Keys < 0 || c.Keys > 1_000_000 {
+		return fmt.Errorf("keys %d: want 0 to 1,000,000", c.Keys)
 	}
 	if c.LargeShare+c.ThinShare > 1 {
 		return errors.New("large and thin shares add up to more than 1")
@@ -170,6 +178,9 @@ func (g *Generator) Run() string { return g.cfg.Run }
 // Event returns event n.
 func (g *Generator) Event(n uint64) Event {
 	h := mix(n ^ g.cfg.Seed)
+	if g.cfg.Keys > 0 {
+		return g.keyedEvent(n)
+	}
 	var t *template
 	switch d := h % 10000; {
 	case d < g.largeCut:
@@ -211,6 +222,7 @@ const (
 type template struct {
 	typ             string
 	thin            bool
+	objectID        string // data.object.id; "" for thin events
 	head, mid, tail []byte
 }
 
@@ -228,11 +240,18 @@ func newTemplate(ev obj) template {
 		panic("bench: template without id or created")
 	}
 	typ, _ := ev.get("type").(string)
+	var objectID string
+	if data, ok := ev.get("data").(obj); ok {
+		if o, ok := data.get("object").(obj); ok {
+			objectID, _ = o.get("id").(string)
+		}
+	}
 	return template{
-		typ:  typ,
-		thin: ev.get("object") == "v2.core.event",
-		head: []byte(s[:i]),
-		mid:  []byte(s[i+len(idMark) : j]),
-		tail: []byte(s[j+len(createdMark):]),
+		typ:      typ,
+		objectID: objectID,
+		thin:     ev.get("object") == "v2.core.event",
+		head:     []byte(s[:i]),
+		mid:      []byte(s[i+len(idMark) : j]),
+		tail:     []byte(s[j+len(createdMark):]),
 	}
 }

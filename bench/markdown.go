@@ -92,6 +92,10 @@ func (s *Suite) WriteMarkdown(w io.Writer, o MarkdownOptions) {
 		p("Fanout: %.0f req/s, %.2f× unique (%.0f req/s) in this suite; the target, reported only, is ≥ %.2f×.", fan, got, uni, targetFanoutRatio)
 		p("")
 	}
+	for _, rr := range s.DeliveryRatios() {
+		p("%s", rr.String())
+		p("")
+	}
 
 	if !o.NoTargets {
 		p("## Targets")
@@ -243,6 +247,11 @@ func describe(r *Result) string {
 		return fmt.Sprintf("the unique load to a receiver with %d destinations, all taking every event type, each an HTTP "+
 			"destination on its own path of the sink (/%s): every event must reach each exactly once.",
 			len(r.Destinations), strings.Join(r.Destinations, ", /"))
+	case Ordered:
+		return fmt.Sprintf("every event new, about %d objects (data.object.id), to a receiver whose destination (the sink's /%s) "+
+			"has DESTINATION_O_ORDER_KEY=data.object.id: each object's events must arrive in created order.", OrderKeys, OrderedDestination)
+	case Unordered:
+		return fmt.Sprintf("ordered's load (%d objects) to the same destination without the order key: ordered's yardstick.", OrderKeys)
 	case Storm:
 		return fmt.Sprintf("each event sent %d times at once.", r.Copies)
 	case Replay:

@@ -222,7 +222,11 @@ func Run(ctx context.Context, cfg RunConfig) (*Result, error) {
 	if cfg.Scenario == Spread {
 		urls = cfg.URLs
 	}
-	gen, err := NewGenerator(GeneratorConfig{Run: cfg.Run, LargeShare: cfg.LargeShare, ThinShare: cfg.ThinShare, Seed: cfg.Seed})
+	gcfg := GeneratorConfig{Run: cfg.Run, LargeShare: cfg.LargeShare, ThinShare: cfg.ThinShare, Seed: cfg.Seed}
+	if cfg.Scenario == Ordered || cfg.Scenario == Unordered {
+		gcfg.Keys = OrderKeys
+	}
+	gen, err := NewGenerator(gcfg)
 	if err != nil {
 		return nil, err
 	}
@@ -237,12 +241,15 @@ func Run(ctx context.Context, cfg RunConfig) (*Result, error) {
 		badCut = uint64(cfg.BadShare * 10000)
 	}
 	dests := []string{""}
-	if cfg.Scenario == Fanout {
+	switch cfg.Scenario {
+	case Fanout:
 		dests = cfg.Destinations
+	case Ordered, Unordered:
+		dests = []string{OrderedDestination}
 	}
 	var v *verifier
 	if cfg.Sink != nil {
-		v = &verifier{sink: cfg.Sink, gen: gen, track: track, badCut: badCut, dests: dests}
+		v = &verifier{sink: cfg.Sink, gen: gen, track: track, badCut: badCut, dests: dests, ordered: cfg.Scenario == Ordered}
 	}
 	res := &Result{
 		Name: cfg.Name, Scenario: cfg.Scenario, Run: cfg.Run, URLs: urls, Mode: "closed",

@@ -35,10 +35,25 @@ const (
 	// connections, slow bodies and slow headers (see HostileConfig): every
 	// event must still get 200, fast.
 	Hostile = "hostile"
+	// Ordered sends keyed events (OrderKeys objects, data.object.id) once
+	// each to a receiver whose one destination, OrderedDestination, has
+	// DESTINATION_O_ORDER_KEY=data.object.id: every event must reach it
+	// exactly once and, per object, in created order.
+	Ordered = "ordered"
+	// Unordered is Ordered's load to the same destination without the
+	// order key: Ordered's yardstick.
+	Unordered = "unordered"
 )
 
+// OrderKeys is how many objects Ordered and Unordered's events are about.
+const OrderKeys = 1000
+
+// OrderedDestination is the destination of Ordered and Unordered: the
+// sink's path /o.
+const OrderedDestination = "o"
+
 // Scenarios lists them in the order of the standard suite.
-var Scenarios = []string{Floor, Unique, Fanout, Storm, Replay, Mixed, Spread, Hostile}
+var Scenarios = []string{Floor, Unique, Fanout, Storm, Replay, Mixed, Spread, Hostile, Unordered, Ordered}
 
 func knownScenario(s string) bool {
 	for _, k := range Scenarios {

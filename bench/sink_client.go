@@ -2,6 +2,7 @@ package bench
 
 import (
 	"context"
+	"encoding/binary"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -58,6 +59,20 @@ func (c *SinkClient) Summaries(ctx context.Context, run string) (map[string]RunS
 // event n.
 func (c *SinkClient) Counts(ctx context.Context, run, dest string) ([]byte, error) {
 	return c.get(ctx, "/runs/"+run+"/counts?dest="+url.QueryEscape(dest))
+}
+
+// Order returns run's arrival ranks at dest (SinkServer.Order), one per
+// event n.
+func (c *SinkClient) Order(ctx context.Context, run, dest string) ([]uint32, error) {
+	b, err := c.get(ctx, "/runs/"+run+"/order?dest="+url.QueryEscape(dest))
+	if err != nil {
+		return nil, err
+	}
+	out := make([]uint32, len(b)/4)
+	for i := range out {
+		out[i] = binary.LittleEndian.Uint32(b[4*i:])
+	}
+	return out, nil
 }
 
 // Stats returns the sink's totals.

@@ -3,6 +3,7 @@ package bench
 import (
 	"bytes"
 	"cmp"
+	"encoding/binary"
 	"encoding/json"
 	"net"
 	"slices"
@@ -15,9 +16,9 @@ import (
 
 // SinkConfig configures a SinkServer.
 type SinkConfig struct {
-	// MaxBytes bounds the per-event counters of all runs together (one byte
-	// per event). Deliveries past it are counted as overflow, which fails
-	// the verification. Defaults to 256 MiB.
+	// MaxBytes bounds the per-event counters of all runs together (five
+	// bytes per event: a count and an arrival rank). Deliveries past it are
+	// counted as overflow, which fails the verification. Defaults to 256 MiB.
 	MaxBytes int
 }
 
@@ -41,6 +42,8 @@ const foreignSampleSize = 20
 //	GET  /runs/RUN                RunSummary of run RUN at destination "" (/), as JSON
 //	GET  /runs/RUN/dests          a RunSummary per destination that got RUN, by Dest, as JSON
 //	GET  /runs/RUN/counts?dest=D  the deliveries of events 0..n of RUN at D, one byte each (saturating at 255)
+//	GET  /runs/RUN/order?dest=D   the arrival rank of each event's first delivery of RUN at D (1 for the
+//	                              first to arrive; 0: never), 4 bytes little-endian each
 //	DELETE /runs/RUN              forget RUN at every destination
 //	GET  /stats                   SinkStats, as JSON
 //	GET  /readyz, /healthz        200
@@ -61,6 +64,7 @@ type runDest struct{ run, dest string }
 
 type sinkRun struct {
 	counts []uint8
+	first  []uint32 // arrival rank of each event's first delivery
 	sum    RunSummary
 }
 
@@ -129,7 +133,13 @@ func (s *SinkServer) handle(ctx *fasthttp.RequestCtx) {
 func (s *SinkServer) handleRun(ctx *fasthttp.RequestCtx, rest string) {
 	run, counts := strings.CutSuffix(rest, "/counts")
 	run, dests := strings.CutSuffix(run, "/dests")
+	run, order := strings.CutSuffix(run, "/order")
 	switch {
+	case ctx.IsGet() && order && !counts && !dests:
+		ctx.SetContentType("application/octet-stream")
+		ctx.SetBody(s.Order(run, string(ctx.QueryArgs().Peek("dest"))))
+	case order:
+		ctx.SetStatusCode(fasthttp.StatusMethodNotAllowed)
 	case ctx.IsGet() && counts && !dests:
 		ctx.SetContentType("application/octet-stream")
 		ctx.SetBody(s.Counts(run, string(ctx.QueryArgs().Peek("dest"))))
@@ -184,16 +194,18 @@ func (s *SinkServer) deliver(dest string, id, typ, body []byte) {
 		r.sum.Distinct++
 		r.sum.LastNew = now
 		r.counts[n] = 1
+		r.first[n] = uint32(min(r.sum.Distinct, 1<<32-1))
 	case 255:
 	default:
 		r.counts[n] = c + 1
 	}
 }
 
-// grow makes r.counts hold event n, within MaxBytes.
+// grow makes r.counts and r.first hold event n, within MaxBytes (5
+// bytes an event).
 func (s *SinkServer) grow(r *sinkRun, n uint64) bool {
 	want := max(n+1, uint64(2*len(r.counts)), 4096)
-	if free := uint64(max(s.cfg.MaxBytes-s.bytes+len(r.counts), 0)); want > free {
+	if free := uint64(max(s.cfg.MaxBytes-s.bytes+5*len(r.counts), 0)) / 5; want > free {
 		want = free
 	}
 	if n >= want {
@@ -201,8 +213,10 @@ func (s *SinkServer) grow(r *sinkRun, n uint64) bool {
 	}
 	grown := make([]uint8, want)
 	copy(grown, r.counts)
-	s.bytes += len(grown) - len(r.counts)
-	r.counts = grown
+	first := make([]uint32, want)
+	copy(first, r.first)
+	s.bytes += 5 * (len(grown) - len(r.counts))
+	r.counts, r.first = grown, first
 	return true
 }
 
@@ -255,13 +269,29 @@ func (s *SinkServer) Counts(run, dest string) []byte {
 	return nil
 }
 
+// Order returns run's arrival ranks at dest (see SinkServer), 4 bytes
+// little-endian per event.
+func (s *SinkServer) Order(run, dest string) []byte {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	r := s.runs[runDest{run, dest}]
+	if r == nil {
+		return nil
+	}
+	out := make([]byte, 4*len(r.first))
+	for i, v := range r.first {
+		binary.LittleEndian.PutUint32(out[4*i:], v)
+	}
+	return out
+}
+
 // Forget drops run's counters at every destination.
 func (s *SinkServer) Forget(run string) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	for k, r := range s.runs {
 		if k.run == run {
-			s.bytes -= len(r.counts)
+			s.bytes -= 5 * len(r.counts)
 			delete(s.runs, k)
 		}
 	}

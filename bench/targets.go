@@ -67,6 +67,14 @@ func (s *Suite) Targets() []TargetCheck {
 	} else {
 		out = append(out, check(goal, false, false, "-"))
 	}
+	goal = fmt.Sprintf("ordered ≥ %.2f× unordered in deliveries", targetOrderedRatio)
+	out = append(out, check(goal, false, false, "-"))
+	for _, d := range s.DeliveryRatios() {
+		if d.Scenario == Ordered && d.Rate > 0 && d.BaseRate > 0 {
+			got := d.Rate / d.BaseRate
+			out[len(out)-1] = check(goal, true, got >= targetOrderedRatio, fmt.Sprintf("%.2f× (%.0f of %.0f events/s)", got, d.Rate, d.BaseRate))
+		}
+	}
 	out = append(out, s.steadyTargets(first, floor)...)
 	out = append(out, s.spreadTarget(first[Spread]))
 	goal = fmt.Sprintf("unique: every event at the sink within %.0f s of the last response", targetDrainMS/1000.0)

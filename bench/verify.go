@@ -46,6 +46,9 @@ type Verification struct {
 	// Stray counts the run's deliveries to sink paths that are none of its
 	// destinations.
 	Stray int64 `json:"stray"`
+	// OutOfOrder counts, for Ordered, events whose first delivery arrived
+	// before that of an earlier event (in created order) of their object.
+	OutOfOrder int64 `json:"out_of_order,omitempty"`
 	// DrainMS is from the last answer to the last event's first delivery;
 	// Drained says every expected event arrived within the drain timeout.
 	DrainMS float64 `json:"drain_ms"`
@@ -105,6 +108,9 @@ type verifier struct {
 	track  *tracker
 	badCut uint64
 	dests  []string // each expected event must reach each once
+	// ordered: per object (KeyOf), the first deliveries must arrive in
+	// created order, which is the order of n (Ordered).
+	ordered bool
 }
 
 // expected reports whether event n must reach the sink.
@@ -212,6 +218,15 @@ func (v *verifier) verify(ctx context.Context, events uint64, lastAnswer time.Ti
 		}
 	}
 	v.compare(res, counts, events)
+	if v.ordered {
+		for _, d := range v.dests {
+			first, err := v.sink.Order(ctx, run, d)
+			if err != nil {
+				return nil, err
+			}
+			v.checkOrder(res, first, events)
+		}
+	}
 	for i := range res.Destinations {
 		res.Destinations[i].DrainMS = drainMS(res.Destinations[i].Dest)
 	}
@@ -332,4 +347,28 @@ func (res *Verification) fail(drainTimeout time.Duration) {
 	add(int64(res.Mismatched), "deliveries had a body without their Idempotency-Key id or no Stripe-Event-Type")
 	add(int64(res.Overflow), "deliveries overflowed the sink's counters")
 	add(res.Stray, "deliveries reached sink paths that are no destination of the run")
+	add(res.OutOfOrder, "events reached their destination before an earlier event (in created order) of their object")
+}
+
+// checkOrder counts the events whose first arrival (rank in first) came
+// before that of an earlier delivered event of their object.
+func (v *verifier) checkOrder(res *Verification, first []uint32, events uint64) {
+	keys := uint64(v.gen.cfg.Keys)
+	if keys == 0 {
+		return
+	}
+	last := make([]uint32, keys) // per object: the latest rank so far
+	for n := range min(events, uint64(len(first))) {
+		r := first[n]
+		if r == 0 || !v.expected(n) {
+			continue
+		}
+		k := KeyOf(n, int(keys))
+		if r < last[k] {
+			res.OutOfOrder++
+			res.sample("out_of_order", v.gen.Run(), n)
+			continue
+		}
+		last[k] = r
+	}
 }

@@ -15,10 +15,11 @@
 # request at the sink...); 2 something could not run. Timings never fail.
 #
 # Environment (default; smoke default):
-#   BENCH_SCENARIOS    unique,fanout,storm,replay,mixed,hostile,growth,steady,spread;
+#   BENCH_SCENARIOS    unique,fanout,storm,replay,mixed,hostile,unordered,ordered,growth,steady,spread;
 #                      unique,fanout,storm,replay,mixed,steady,spread (the floor runs before and after
 #                      them; fanout runs on a receiver of its own with DESTINATIONS=a,b,c, each a path
-#                      of the sink; hostile holds 3,000 idle connections, 200 slow bodies and 500 slow
+#                      of the sink; unordered and ordered each on a receiver of its own with DESTINATIONS=o,
+#                      ordered's with DESTINATION_O_ORDER_KEY=data.object.id, events about 1,000 objects; hostile holds 3,000 idle connections, 200 slow bodies and 500 slow
 #                      headers: BENCH_FLAGS=-hostile-idle N ... to change it; spread runs against one
 #                      receiver, then against BENCH_INSTANCES). growth and steady are no load of their
 #                      own: each runs unique and storm on a ledger filled by `bench fill` (SQL, events
@@ -73,7 +74,7 @@ if [[ $mode == smoke ]]; then
 	: "${BENCH_EVENTS:=400}" "${BENCH_CONNECTIONS:=16}" "${BENCH_OUT:=bench/smoke}" "${BENCH_STEADY_ROWS:=20000}"
 	: "${BENCH_SCENARIOS:=unique,fanout,storm,replay,mixed,steady,spread}"
 fi
-scenarios=${BENCH_SCENARIOS:-unique,fanout,storm,replay,mixed,hostile,growth,steady,spread}
+scenarios=${BENCH_SCENARIOS:-unique,fanout,storm,replay,mixed,hostile,unordered,ordered,growth,steady,spread}
 growth=${BENCH_GROWTH:-1000000,10000000}
 steady_rows=${BENCH_STEADY_ROWS:-10000000}
 steady_retention=${BENCH_STEADY_RETENTION:-72h}
@@ -218,6 +219,19 @@ start_fanout() {
 		DESTINATIONS="$fanout_dests" "${dest_env[@]}"
 }
 
+# start_keyed KIND: a receiver with DESTINATIONS=o (the sink's /o), with
+# DESTINATION_O_ORDER_KEY=data.object.id for ordered, on a fresh database.
+keyed_starts=0
+start_keyed() {
+	local db=oncehook_bench_$1 order=()
+	[[ $1 != ordered ]] || order=(DESTINATION_O_ORDER_KEY=data.object.id)
+	pg_admin -c "SET client_min_messages = warning" -c "DROP DATABASE IF EXISTS $db WITH (FORCE)" >/dev/null
+	"$services" pg-createdb "$pg_dir" "$pg_port" "$db"
+	keyed_starts=$((keyed_starts + 1))
+	start_receiver "receiver-$1$keyed_starts" "postgres://postgres@127.0.0.1:$pg_port/$db?sslmode=disable" \
+		DESTINATIONS=o DESTINATION_O_URL="http://127.0.0.1:$sink_port/o" "${order[@]}"
+}
+
 # stop_receiver PID: SIGTERM, then SIGKILL after 10 s.
 stop_receiver() {
 	local i
@@ -249,7 +263,7 @@ run_flags+=(${BENCH_FLAGS:-})
 # asked. Fanout has a receiver of its own, and so have growth and steady
 # (a phase each); spread runs last, against one receiver and then, once
 # more receivers are up, against all; the floor runs first and last.
-groups=() kinds=() spread="" fanout=0 ledger=0
+groups=() kinds=() spread="" fanout=0 ledger=0 keyed=0
 IFS=, read -r -a wanted <<<"$scenarios"
 for s in "${wanted[@]}"; do
 	case ${s%%:*} in
@@ -263,6 +277,11 @@ for s in "${wanted[@]}"; do
 		continue
 		;;
 	fanout) kind=fanout fanout=1 ;;
+	ordered | unordered)
+		# A receiver of its own each.
+		groups+=("$s") kinds+=("${s%%:*}") keyed=1
+		continue
+		;;
 	*) kind=single ;;
 	esac
 	n=${#groups[@]}
@@ -512,6 +531,11 @@ for i in "${!groups[@]}"; do
 		run_phase "$json" "${groups[i]}" "$started_url" "$started_pid"
 		stop_receiver "$started_pid"
 		;;
+	ordered | unordered)
+		start_keyed "${kinds[i]}"
+		run_phase "$json" "${groups[i]}" "$started_url" "$started_pid"
+		stop_receiver "$started_pid"
+		;;
 	growth)
 		IFS=, read -r -a sizes <<<"$growth"
 		for k in "${!sizes[@]}"; do
@@ -560,6 +584,10 @@ fi
 	if ((fanout)); then
 		echo "- Fanout: one more receiver, started for its run and stopped after it, without SINK_URL but with DESTINATIONS=$fanout_dests," \
 			"each an HTTP destination on its own path of the same sink, taking every event type, on a database of its own"
+	fi
+	if ((keyed)); then
+		echo "- Ordered and unordered: a receiver each, started for its run and stopped after it, with DESTINATIONS=o" \
+			"(the sink's /o), on a database of its own; ordered's has DESTINATION_O_ORDER_KEY=data.object.id"
 	fi
 	if ((ledger)); then
 		line="- Filled ledger: one more receiver per ledger size, started for its runs and stopped after them, on a database of its own"
