@@ -229,6 +229,10 @@ func (c *completer) write(ctx context.Context, chunk []result) error {
 			ordered[r.dest] = true
 		}
 	}
+	if applied.WakeErr != nil {
+		c.cfg.Metrics.PostgresError("wake order keys")
+		c.errLog.Warn("waking the next deliveries of finished order keys failed; they go when their park ends", "error", applied.WakeErr)
+	}
 	if ordered != nil && c.wake != nil {
 		c.wake(ordered)
 	}

@@ -450,6 +450,10 @@ type Backoff struct {
 type Applied struct {
 	Delivered, Retry, Dead map[string]int
 	Failed                 []Failure
+	// WakeErr is why the next deliveries of finished order keys were not
+	// made due at once (they go when their park ends); the results
+	// themselves were written.
+	WakeErr error
 }
 
 // Failure is a failed result that WriteResults applied.
@@ -519,17 +523,40 @@ func (s *Store) WriteResults(ctx context.Context, results []Result, backoff Back
 			})
 			return err
 		})
-	if len(ordered.ids) > 0 {
-		b.Queue(lockFinishedKeysSQL, ordered.ids, ordered.dests)
-		b.Queue(wakeNextSQL, ordered.ids, ordered.dests)
-	}
 	b.Queue(recordAttemptsSQL, all.ids, all.dests, all.oks, all.errs, instance)
 	b.Queue("COMMIT")
 	if err := s.pool.SendBatch(ctx, &b).Close(); err != nil {
 		return Applied{}, err
 	}
+	if len(ordered.ids) > 0 {
+		applied.WakeErr = s.wakeNextHeads(ctx, ordered.ids, ordered.dests)
+	}
 	return applied, nil
 }
+
+// wakeNextHeads makes due the next head of each key whose delivery just
+// finished, in a transaction of its own after the results committed: the
+// key locks it waits for (a claim of the key under way) never hold up the
+// results, nor other destinations' results written beside them. A wake
+// that fails is not lost work: the parked deliveries become due when their
+// park ends (the lease they waited behind, at most).
+func (s *Store) wakeNextHeads(ctx context.Context, ids, dests []string) error {
+	ctx, cancel := context.WithTimeout(ctx, wakeTimeout)
+	defer cancel()
+	var b pgx.Batch
+	b.Queue("BEGIN")
+	b.Queue(lockFinishedKeysSQL, ids, dests)
+	b.Queue(wakeNextSQL, ids, dests)
+	b.Queue("COMMIT")
+	if err := s.pool.SendBatch(ctx, &b).Close(); err != nil {
+		return fmt.Errorf("waking the next deliveries of %d order keys: %w", len(ids), err)
+	}
+	return nil
+}
+
+// wakeTimeout bounds a wake: past it, the parked deliveries wait for
+// their park to end.
+const wakeTimeout = 5 * time.Second
 
 // resultColumns holds results as the statements' arrays.
 type resultColumns struct {

@@ -503,13 +503,6 @@ func TestReplayClaimAndPruneRacing(t *testing.T) {
 			}
 		}()
 	}
-	running(func() bool { // the pruner
-		_, _, _, err := st.PruneBatch(ctx, store.PruneParams{Retention: time.Hour, DeadRetention: time.Hour, BatchSize: 40})
-		if err != nil {
-			t.Error(err)
-		}
-		return err == nil
-	})
 	next := 0
 	running(func() bool { // the replayer, round the ids again and again
 		chunk := ids[next : next+20]
@@ -553,6 +546,24 @@ func TestReplayClaimAndPruneRacing(t *testing.T) {
 			return true
 		})
 	}
+	// The pruner joins once replays are under way, so that it races
+	// them rather than emptying the ledger first.
+	eventually.Require(t, time.Minute, "the replayer to replay 40 deliveries", func() bool {
+		mu.Lock()
+		defer mu.Unlock()
+		total := 0
+		for _, r := range replays {
+			total += r
+		}
+		return total >= 40
+	})
+	running(func() bool { // the pruner
+		_, _, _, err := st.PruneBatch(ctx, store.PruneParams{Retention: time.Hour, DeadRetention: time.Hour, BatchSize: 40})
+		if err != nil {
+			t.Error(err)
+		}
+		return err == nil
+	})
 	// Until the pruner has deleted a good part of the ledger while the
 	// others ran.
 	eventually.Require(t, time.Minute, "the pruner to delete half the ledger", func() bool {
