@@ -199,7 +199,7 @@ func TestSIGKILLDuringStormBrokers(t *testing.T) {
 		if rescued == 0 {
 			t.Errorf("%s: no event the killed instance accepted was delivered by the survivor: the kill hit no backlog", dest.name)
 		}
-		t.Logf("%s: %d events answered 200, all there; killed instance accepted %d, survivor delivered %d of them; %d there twice",
-			dest.name, len(answered), len(victimAccepts), rescued, twice)
+		t.Logf("%s: %d events answered 200, %d missing; killed instance accepted %d, survivor delivered %d of them; %d there twice",
+			dest.name, len(answered), missing, len(victimAccepts), rescued, twice)
 	}
 }
