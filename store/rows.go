@@ -1,6 +1,7 @@
 package store
 
 import (
+	"fmt"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -26,6 +27,22 @@ type EventRow struct {
 	// Source is "reconcile" for an event the reconciler stored, empty for
 	// a webhook.
 	Source string `json:"source,omitempty"`
+	// OrderKey is the delivery's order key at an ordered destination
+	// ("" when it has none). Only ShowEvent reads it.
+	OrderKey string `json:"order_key,omitempty"`
+	// KeySkipped is set on a dead delivery with an order key: its key
+	// went on past it, and the key's later events are delivered without
+	// it. Only ShowEvent sets it.
+	KeySkipped bool `json:"order_key_skipped,omitempty"`
+}
+
+// KeySkipNote says that the key of a dead ordered delivery skipped it;
+// "" for any other delivery.
+func (r EventRow) KeySkipNote() string {
+	if !r.KeySkipped {
+		return ""
+	}
+	return fmt.Sprintf("order key %q skipped it: the key's later events go on without it", r.OrderKey)
 }
 
 // Attempt is one entry of the delivery history.

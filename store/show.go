@@ -49,6 +49,9 @@ func (s *Store) ShowEvent(ctx context.Context, id string) (Event, error) {
 	first := ev.Deliveries[0]
 	ev.ID, ev.Type, ev.Livemode, ev.Account, ev.APIVersion, ev.Created, ev.ReceivedAt, ev.Source =
 		first.ID, first.Type, first.Livemode, first.Account, first.APIVersion, first.Created, first.ReceivedAt, first.Source
+	if err := s.readOrderKeys(ctx, &ev); err != nil {
+		return ev, err
+	}
 	if err := s.pool.QueryRow(ctx, `SELECT payload FROM stripe_webhook_events WHERE event_id = $1`, id).Scan(&ev.Payload); err != nil {
 		return ev, fmt.Errorf("reading the payload of %s: %w", id, err)
 	}
@@ -73,4 +76,30 @@ func (s *Store) ShowEvent(ctx context.Context, id string) (Event, error) {
 		return ev, fmt.Errorf("reading the history of %s: %w", id, err)
 	}
 	return ev, nil
+}
+
+// readOrderKeys fills the order key of ev's deliveries at ordered
+// destinations, and marks the dead ones as skipped by their key.
+func (s *Store) readOrderKeys(ctx context.Context, ev *Event) error {
+	rows, err := s.pool.Query(ctx, `SELECT destination, order_key FROM stripe_webhook_deliveries
+		WHERE event_id = $1 AND order_key IS NOT NULL`, ev.ID)
+	if err != nil {
+		return fmt.Errorf("reading the order keys of %s: %w", ev.ID, err)
+	}
+	defer rows.Close()
+	for rows.Next() {
+		var dest, key string
+		if err := rows.Scan(&dest, &key); err != nil {
+			return fmt.Errorf("reading the order keys of %s: %w", ev.ID, err)
+		}
+		for i := range ev.Deliveries {
+			if d := &ev.Deliveries[i]; d.Destination == dest {
+				d.OrderKey, d.KeySkipped = key, d.Status == StatusDead
+			}
+		}
+	}
+	if err := rows.Err(); err != nil {
+		return fmt.Errorf("reading the order keys of %s: %w", ev.ID, err)
+	}
+	return nil
 }

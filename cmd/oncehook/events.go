@@ -243,6 +243,11 @@ func eventsShow(ctx context.Context, id string, asJSON bool, out io.Writer) erro
 			next, timeOrDash(d.DeliveredAt), d.LastError)
 	}
 	_ = tw.Flush()
+	for _, d := range ev.Deliveries {
+		if note := d.KeySkipNote(); note != "" {
+			fmt.Fprintf(out, "  %s: %s\n", d.Destination, note)
+		}
+	}
 	fmt.Fprintf(out, "\nhistory (%s):\n", count(len(ev.History), "attempt", ""))
 	for _, a := range ev.History {
 		result := "ok"
