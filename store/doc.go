@@ -7,6 +7,6 @@
 // bulk fill).
 //
 // A Store is safe for concurrent use. Its methods take the context that
-// bounds the statement; errors are Postgres's, wrapped, or the sentinels
-// below.
+// bounds the statement; errors are Postgres's, wrapped, or ErrNotFound
+// (store.go).
 package store
