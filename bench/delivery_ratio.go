@@ -48,6 +48,8 @@ var deliveryBases = []struct {
 	target         float64
 }{
 	{Ordered, Unordered, targetOrderedRatio},
+	{NATS, Unique, 0},
+	{RabbitMQ, Unique, 0},
 }
 
 // DeliveryRatios compares each scenario of deliveryBases with its

@@ -25,6 +25,13 @@ type RunConfig struct {
 	// sink's path /NAME of every one. Defaults to FanoutDestinations. The
 	// other scenarios expect each event once at the sink's /.
 	Destinations []string
+	// NATSURL is the NATS scenario's server, nats://host:port: the stream
+	// is created there and read back. Required for NATS.
+	NATSURL string
+	// AMQPURL is the RabbitMQ scenario's broker and vhost,
+	// amqp://user:password@host:port/VHOST: the exchange and queue are
+	// declared there and the queue drained. Required for RabbitMQ.
+	AMQPURL string
 	// Connections is the most requests in flight, and each URL's
 	// connection limit. Defaults to 64.
 	Connections int
@@ -149,6 +156,12 @@ func (c RunConfig) validate() error {
 			errs = append(errs, err)
 		}
 	}
+	if c.Scenario == NATS && c.NATSURL == "" {
+		errs = append(errs, errors.New("nats: no NATS server URL"))
+	}
+	if c.Scenario == RabbitMQ && c.AMQPURL == "" {
+		errs = append(errs, errors.New("rabbitmq: no AMQP URL"))
+	}
 	if c.Ledger != nil {
 		if err := c.Ledger.validate(); err != nil {
 			errs = append(errs, err)
@@ -251,6 +264,20 @@ func Run(ctx context.Context, cfg RunConfig) (*Result, error) {
 	if cfg.Sink != nil {
 		v = &verifier{sink: cfg.Sink, gen: gen, track: track, badCut: badCut, dests: dests, ordered: cfg.Scenario == Ordered}
 	}
+	if cfg.Scenario == NATS || cfg.Scenario == RabbitMQ {
+		tally := newBrokerTally(cfg.Run)
+		var r brokerReader
+		if cfg.Scenario == NATS {
+			r, err = startNATS(ctx, cfg.NATSURL, tally)
+		} else {
+			r, err = startAMQP(ctx, cfg.AMQPURL, tally)
+		}
+		if err != nil {
+			return nil, err
+		}
+		defer r.close()
+		v = &verifier{sink: tally, gen: gen, track: track, dests: dests, atLeastOnce: cfg.Scenario == RabbitMQ}
+	}
 	res := &Result{
 		Name: cfg.Name, Scenario: cfg.Scenario, Run: cfg.Run, URLs: urls, Mode: "closed",
 		Connections: cfg.Connections, Rate: cfg.Rate, Copies: cfg.Copies,
@@ -352,7 +379,9 @@ func Run(ctx context.Context, cfg RunConfig) (*Result, error) {
 		if err != nil {
 			return nil, err
 		}
-		_ = cfg.Sink.Forget(ctx, cfg.Run)
+		if cfg.Sink != nil {
+			_ = cfg.Sink.Forget(ctx, cfg.Run)
+		}
 	}
 	for _, pid := range cfg.PIDs {
 		if m, err := readMemory(pid); err == nil {

@@ -43,6 +43,14 @@ const (
 	// Unordered is Ordered's load to the same destination without the
 	// order key: Ordered's yardstick.
 	Unordered = "unordered"
+	// NATS is Unique's load to a receiver whose one destination publishes
+	// to NATS JetStream (RunConfig.NATSURL): every event must be in the
+	// stream exactly once (Nats-Msg-Id deduplicates resends).
+	NATS = "nats"
+	// RabbitMQ is Unique's load to a receiver whose one destination
+	// publishes to a RabbitMQ exchange (RunConfig.AMQPURL): every event
+	// must be in the queue at least once; duplicates are reported only.
+	RabbitMQ = "rabbitmq"
 )
 
 // OrderKeys is how many objects Ordered and Unordered's events are about.
@@ -53,7 +61,7 @@ const OrderKeys = 1000
 const OrderedDestination = "o"
 
 // Scenarios lists them in the order of the standard suite.
-var Scenarios = []string{Floor, Unique, Fanout, Storm, Replay, Mixed, Spread, Hostile, Unordered, Ordered}
+var Scenarios = []string{Floor, Unique, Fanout, Storm, Replay, Mixed, Spread, Hostile, Unordered, Ordered, NATS, RabbitMQ}
 
 func knownScenario(s string) bool {
 	for _, k := range Scenarios {

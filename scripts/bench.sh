@@ -15,11 +15,16 @@
 # request at the sink...); 2 something could not run. Timings never fail.
 #
 # Environment (default; smoke default):
-#   BENCH_SCENARIOS    unique,fanout,storm,replay,mixed,hostile,unordered,ordered,growth,steady,spread;
+#   BENCH_SCENARIOS    unique,fanout,storm,replay,mixed,hostile,unordered,ordered,nats,rabbitmq,growth,steady,spread;
 #                      unique,fanout,storm,replay,mixed,steady,spread (the floor runs before and after
 #                      them; fanout runs on a receiver of its own with DESTINATIONS=a,b,c, each a path
 #                      of the sink; unordered and ordered each on a receiver of its own with DESTINATIONS=o,
-#                      ordered's with DESTINATION_O_ORDER_KEY=data.object.id, events about 1,000 objects; hostile holds 3,000 idle connections, 200 slow bodies and 500 slow
+#                      ordered's with DESTINATION_O_ORDER_KEY=data.object.id, events about 1,000 objects;
+#                      nats and rabbitmq (not in smoke) run unique's load each on a receiver of its own
+#                      whose one destination is a broker: a nats-server -js of the bench's own on a free
+#                      port, and a vhost of its own on the local RabbitMQ (guest on 127.0.0.1:5672,
+#                      created with rabbitmqctl, so as root); their deliveries per second are reported as
+#                      ratios to unique's; hostile holds 3,000 idle connections, 200 slow bodies and 500 slow
 #                      headers: BENCH_FLAGS=-hostile-idle N ... to change it; spread runs against one
 #                      receiver, then against BENCH_INSTANCES). growth and steady are no load of their
 #                      own: each runs unique and storm on a ledger filled by `bench fill` (SQL, events
@@ -74,7 +79,7 @@ if [[ $mode == smoke ]]; then
 	: "${BENCH_EVENTS:=400}" "${BENCH_CONNECTIONS:=16}" "${BENCH_OUT:=bench/smoke}" "${BENCH_STEADY_ROWS:=20000}"
 	: "${BENCH_SCENARIOS:=unique,fanout,storm,replay,mixed,steady,spread}"
 fi
-scenarios=${BENCH_SCENARIOS:-unique,fanout,storm,replay,mixed,hostile,unordered,ordered,growth,steady,spread}
+scenarios=${BENCH_SCENARIOS:-unique,fanout,storm,replay,mixed,hostile,unordered,ordered,nats,rabbitmq,growth,steady,spread}
 growth=${BENCH_GROWTH:-1000000,10000000}
 steady_rows=${BENCH_STEADY_ROWS:-10000000}
 steady_retention=${BENCH_STEADY_RETENTION:-72h}
@@ -115,7 +120,7 @@ mkdir -p "$out"
 # must be able to reach its data directory.
 tmp=$(mktemp -d /tmp/oncehook-bench.XXXXXX)
 chmod 0755 "$tmp"
-pg_dir="" redis_dir="" procs=() failed_logs=0
+pg_dir="" redis_dir="" procs=() failed_logs=0 amqp_vhost=""
 
 # shellcheck disable=SC2317 # run by the EXIT trap
 cleanup() {
@@ -138,6 +143,7 @@ cleanup() {
 			tail -n 20 "$f" >&2
 		done
 	fi
+	[[ -z $amqp_vhost ]] || rabbitmqctl -q delete_vhost "$amqp_vhost" >/dev/null 2>&1 || true
 	[[ -z $pg_dir ]] || "$services" pg-stop "$pg_dir" || true
 	[[ -z $redis_dir ]] || "$services" redis-stop "$redis_dir" || true
 	rm -rf "$tmp"
@@ -232,6 +238,56 @@ start_keyed() {
 		DESTINATIONS=o DESTINATION_O_URL="http://127.0.0.1:$sink_port/o" "${order[@]}"
 }
 
+# The brokers of nats and rabbitmq, started on first use.
+nats_url="" amqp_url="" brokers=0
+# start_nats: a nats-server -js of our own on a free port, its store in $tmp.
+start_nats() {
+	[[ -z $nats_url ]] || return 0
+	command -v nats-server >/dev/null ||
+		{ echo "bench.sh: nats: nats-server is not installed (Debian package nats-server)" >&2; return 1; }
+	local port
+	port=$("$services" free-port)
+	nats-server -js -a 127.0.0.1 -p "$port" -sd "$tmp/nats" >"$tmp/nats.log" 2>&1 &
+	procs+=($!)
+	local i
+	for ((i = 0; i < 100; i++)); do
+		(exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null && break
+		sleep 0.1
+	done
+	((i < 100)) || { echo "bench.sh: nats: nats-server did not listen on $port (see below)" >&2; cat "$tmp/nats.log" >&2; return 1; }
+	nats_url=nats://127.0.0.1:$port
+}
+# start_amqp: a vhost of our own on the local RabbitMQ, deleted on exit.
+start_amqp() {
+	[[ -z $amqp_url ]] || return 0
+	command -v rabbitmqctl >/dev/null ||
+		{ echo "bench.sh: rabbitmq: rabbitmqctl is not installed (Debian package rabbitmq-server)" >&2; return 1; }
+	local vhost
+	vhost=oncehook-bench-$(basename "$tmp")
+	rabbitmqctl -q add_vhost "$vhost" >/dev/null ||
+		{ echo "bench.sh: rabbitmq: cannot add vhost $vhost (is rabbitmq-server running? Debian package rabbitmq-server; run as root)" >&2; return 1; }
+	amqp_vhost=$vhost
+	rabbitmqctl -q set_permissions -p "$vhost" guest '.*' '.*' '.*' >/dev/null ||
+		{ echo "bench.sh: rabbitmq: cannot give guest vhost $vhost" >&2; return 1; }
+	amqp_url=amqp://guest:guest@127.0.0.1:5672/$vhost
+}
+# start_broker KIND: nats or rabbitmq, a receiver with DESTINATIONS=q, the
+# broker, on a fresh database; its `bench run` flags go to phase_flags.
+start_broker() {
+	local db=oncehook_bench_$1 dest
+	if [[ $1 == nats ]]; then
+		start_nats || return 1
+		dest=$nats_url/bench.{type} phase_flags=(-nats "$nats_url")
+	else
+		start_amqp || return 1
+		dest="$amqp_url?exchange=bench" phase_flags=(-amqp "$amqp_url")
+	fi
+	pg_admin -c "SET client_min_messages = warning" -c "DROP DATABASE IF EXISTS $db WITH (FORCE)" >/dev/null
+	"$services" pg-createdb "$pg_dir" "$pg_port" "$db"
+	start_receiver "receiver-$1" "postgres://postgres@127.0.0.1:$pg_port/$db?sslmode=disable" \
+		DESTINATIONS=q DESTINATION_Q_URL="$dest"
+}
+
 # stop_receiver PID: SIGTERM, then SIGKILL after 10 s.
 stop_receiver() {
 	local i
@@ -280,6 +336,10 @@ for s in "${wanted[@]}"; do
 	ordered | unordered)
 		# A receiver of its own each.
 		groups+=("$s") kinds+=("${s%%:*}") keyed=1
+		continue
+		;;
+	nats | rabbitmq)
+		groups+=("$s") kinds+=("${s%%:*}") brokers=1
 		continue
 		;;
 	*) kind=single ;;
@@ -536,6 +596,16 @@ for i in "${!groups[@]}"; do
 		run_phase "$json" "${groups[i]}" "$started_url" "$started_pid"
 		stop_receiver "$started_pid"
 		;;
+	nats | rabbitmq)
+		if ! start_broker "${kinds[i]}"; then
+			((rc >= 2)) || rc=2
+			phase_flags=()
+			continue
+		fi
+		run_phase "$json" "${groups[i]}" "$started_url" "$started_pid"
+		phase_flags=()
+		stop_receiver "$started_pid"
+		;;
 	growth)
 		IFS=, read -r -a sizes <<<"$growth"
 		for k in "${!sizes[@]}"; do
@@ -588,6 +658,11 @@ fi
 	if ((keyed)); then
 		echo "- Ordered and unordered: a receiver each, started for its run and stopped after it, with DESTINATIONS=o" \
 			"(the sink's /o), on a database of its own; ordered's has DESTINATION_O_ORDER_KEY=data.object.id"
+	fi
+	if ((brokers)); then
+		echo "- Brokers: a receiver each for nats and rabbitmq, started for its run and stopped after it, on a database of its own," \
+			"with DESTINATIONS=q: NATS JetStream (\`nats-server -js\`, subjects bench.{type}, stream BENCH) or RabbitMQ" \
+			"(a vhost of the bench's own, topic exchange bench, queue bench bound to #); the bench reads the stream and drains the queue"
 	fi
 	if ((ledger)); then
 		line="- Filled ledger: one more receiver per ledger size, started for its runs and stopped after them, on a database of its own"

@@ -28,6 +28,8 @@ func runCmd(ctx context.Context, args []string) error {
 		rate       = fs.Float64("rate", 0, "open loop: requests per second whatever the answers (0: closed loop)")
 		copies     = fs.Int("copies", 0, "copies per event for storm (default 8) and spread (default 2)")
 		dests      = fs.String("destinations", strings.Join(bench.FanoutDestinations, ","), "fanout: the receiver's DESTINATIONS, each delivering to the sink's path /NAME")
+		natsURL    = fs.String("nats", "", "nats: the NATS server, nats://host:port, where the stream "+bench.NATSStream+" (subjects "+bench.NATSSubjectPrefix+">) is created and read")
+		amqpURL    = fs.String("amqp", "", "rabbitmq: the broker and vhost, amqp://user:password@host:port/VHOST, where exchange "+bench.AMQPExchange+" and queue "+bench.AMQPQueue+" are declared and drained")
 		badShare   = fs.Float64("bad-share", 0.1, "mixed: share of bad signatures, stale timestamps and malformed bodies")
 		largeShare = fs.Float64("large-share", 0.05, "share of 30-80 KB invoices with 100-250 lines")
 		thinShare  = fs.Float64("thin-share", 0.02, "share of thin events (v2.core.event)")
@@ -95,6 +97,7 @@ func runCmd(ctx context.Context, args []string) error {
 	for _, p := range plan {
 		cfg := bench.RunConfig{
 			Scenario: p.scenario, Name: p.name, URLs: receivers, Secret: *secret, Sink: sink, Destinations: splitList(*dests),
+			NATSURL: *natsURL, AMQPURL: *amqpURL,
 			Connections: *conns, Duration: *duration, Events: *events, Rate: *rate, Copies: *copies,
 			BadShare: *badShare, LargeShare: orNone(*largeShare), ThinShare: orNone(*thinShare),
 			ReplaySet: *replaySet, DrainTimeout: *drain, Settle: *settle, RetryFor: *retryFor,
