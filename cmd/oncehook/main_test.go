@@ -259,53 +259,8 @@ func sigkillStorm(t *testing.T, names []string) {
 	victim := startProcess(t, addrs[0], dbURL, append(env, "WORKERS=2")...)
 	startProcess(t, addrs[1], dbURL, env...)
 
-	run := fmt.Sprintf("%d", time.Now().UnixNano()) // ids unique across runs: the binary's Redis keys are not per test
-	var (
-		mu            sync.Mutex
-		answered      = map[string]bool{} // got a 200
-		victimAccepts = map[string]bool{}
-		killed        atomic.Bool
-		wg            sync.WaitGroup
-	)
-	const events = 400
-	sem := make(chan struct{}, 16)
-	for i := range events {
-		if i == events/3 {
-			if err := victim.cmd.Process.Kill(); err != nil {
-				t.Fatal(err)
-			}
-			killed.Store(true)
-		}
-		id := fmt.Sprintf("evt_kill_%s_%03d", run, i)
-		body := harness.EventBody(id, "invoice.paid")
-		sem <- struct{}{}
-		wg.Go(func() {
-			defer func() { <-sem }()
-			// Like Stripe: send to one instance, retry on the other on failure.
-			for attempt := 0; attempt < 4; attempt++ {
-				target := (i + attempt) % 2
-				if target == 0 && killed.Load() {
-					continue
-				}
-				resp, err := postRaw("http://"+addrs[target]+"/webhooks/stripe", body)
-				if err != nil || resp.code != 200 {
-					continue
-				}
-				mu.Lock()
-				answered[id] = true
-				if target == 0 && strings.Contains(resp.body, "accepted") {
-					victimAccepts[id] = true
-				}
-				mu.Unlock()
-				return
-			}
-			t.Errorf("%s: no 200 from either instance", id)
-		})
-	}
-	wg.Wait()
-	if len(answered) != events {
-		t.Fatalf("%d of %d events answered 200", len(answered), events)
-	}
+	answered, victimAccepts := killMidStorm(t, victim, addrs, "evt_kill", 400, 4)
+	events := len(answered)
 
 	var victimIDs []string
 	for id := range victimAccepts {
@@ -373,4 +328,59 @@ func postRaw(url string, body []byte) (rawResponse, error) {
 	defer resp.Body.Close()
 	b, _ := io.ReadAll(resp.Body)
 	return rawResponse{code: resp.StatusCode, body: string(b)}, nil
+}
+
+// killMidStorm posts events signed webhooks to the two instances at
+// addrs, 16 at a time, and SIGKILLs victim (the first) a third of the way
+// in. Like Stripe, each event is sent to one instance and retried, on the
+// other too, until a 200, at most attempts times. It fails unless every
+// event got a 200, and returns the ids answered and those the victim
+// answered accepted.
+func killMidStorm(t *testing.T, victim *process, addrs []string, prefix string, events, attempts int) (answered, victimAccepts map[string]bool) {
+	t.Helper()
+	run := fmt.Sprintf("%d", time.Now().UnixNano()) // ids unique across runs: the binary's Redis keys are not per test
+	answered, victimAccepts = map[string]bool{}, map[string]bool{}
+	var (
+		mu     sync.Mutex
+		killed atomic.Bool
+		wg     sync.WaitGroup
+	)
+	sem := make(chan struct{}, 16)
+	for i := range events {
+		if i == events/3 {
+			if err := victim.cmd.Process.Kill(); err != nil {
+				t.Fatal(err)
+			}
+			killed.Store(true)
+		}
+		id := fmt.Sprintf("%s_%s_%03d", prefix, run, i)
+		body := harness.EventBody(id, "invoice.paid")
+		sem <- struct{}{}
+		wg.Go(func() {
+			defer func() { <-sem }()
+			for attempt := 0; attempt < attempts; attempt++ {
+				target := (i + attempt) % 2
+				if target == 0 && killed.Load() {
+					continue
+				}
+				resp, err := postRaw("http://"+addrs[target]+"/webhooks/stripe", body)
+				if err != nil || resp.code != 200 {
+					continue
+				}
+				mu.Lock()
+				answered[id] = true
+				if target == 0 && strings.Contains(resp.body, "accepted") {
+					victimAccepts[id] = true
+				}
+				mu.Unlock()
+				return
+			}
+			t.Errorf("%s: no 200 from either instance", id)
+		})
+	}
+	wg.Wait()
+	if len(answered) != events {
+		t.Fatalf("%d of %d events answered 200", len(answered), events)
+	}
+	return answered, victimAccepts
 }

@@ -3,9 +3,6 @@ package main
 import (
 	"context"
 	"fmt"
-	"strings"
-	"sync"
-	"sync/atomic"
 	"testing"
 	"time"
 
@@ -79,53 +76,7 @@ func TestSIGKILLDuringStormBrokers(t *testing.T) {
 	victim := startProcess(t, addrs[0], dbURL, env...)
 	startProcess(t, addrs[1], dbURL, env...)
 
-	run := fmt.Sprintf("%d", time.Now().UnixNano()) // ids unique across runs: the binary's Redis keys are not per test
-	var (
-		mu            sync.Mutex
-		answered      = map[string]bool{}
-		victimAccepts = map[string]bool{}
-		killed        atomic.Bool
-		wg            sync.WaitGroup
-	)
-	const events = 400
-	sem := make(chan struct{}, 16)
-	for i := range events {
-		if i == events/3 {
-			if err := victim.cmd.Process.Kill(); err != nil {
-				t.Fatal(err)
-			}
-			killed.Store(true)
-		}
-		id := fmt.Sprintf("evt_killbroker_%s_%03d", run, i)
-		body := harness.EventBody(id, "invoice.paid")
-		sem <- struct{}{}
-		wg.Go(func() {
-			defer func() { <-sem }()
-			// Like Stripe: retry, on the other instance too, until a 200.
-			for attempt := 0; attempt < 6; attempt++ {
-				target := (i + attempt) % 2
-				if target == 0 && killed.Load() {
-					continue
-				}
-				resp, err := postRaw("http://"+addrs[target]+"/webhooks/stripe", body)
-				if err != nil || resp.code != 200 {
-					continue
-				}
-				mu.Lock()
-				answered[id] = true
-				if target == 0 && strings.Contains(resp.body, "accepted") {
-					victimAccepts[id] = true
-				}
-				mu.Unlock()
-				return
-			}
-			t.Errorf("%s: no 200 from either instance", id)
-		})
-	}
-	wg.Wait()
-	if len(answered) != events {
-		t.Fatalf("%d of %d events answered 200", len(answered), events)
-	}
+	answered, victimAccepts := killMidStorm(t, victim, addrs, "evt_killbroker", 400, 6)
 
 	// Wait until no delivery is pending: then every resend has been made.
 	pending := -1
@@ -184,7 +135,7 @@ func TestSIGKILLDuringStormBrokers(t *testing.T) {
 			}
 		}
 		if missing > 0 {
-			t.Errorf("%s: %d of %d events answered 200 are missing", dest.name, missing, events)
+			t.Errorf("%s: %d of %d events answered 200 are missing", dest.name, missing, len(answered))
 		}
 		if extra := len(dest.got) - len(answered); extra > 0 {
 			t.Errorf("%s: %d messages of events never sent", dest.name, extra)
