@@ -28,6 +28,15 @@ func destinationVar(name, field string) string {
 func (e *env) destinations(c *config) []destinationConfig {
 	list := e.get("DESTINATIONS")
 	if strings.TrimSpace(list) == "" {
+		// SINK_URL's destination is named default, but it takes no
+		// DESTINATION_DEFAULT_* setting: one set would be ignored (a
+		// _TYPES filter that filters nothing), so it stops the start.
+		for _, f := range destinationFields {
+			if name := destinationVar(route.DefaultName, f); e.get(name) != "" {
+				e.fail(name, "DESTINATIONS is not set, so SINK_URL is the one destination and takes no DESTINATION_* setting; "+
+					"to give it one, set DESTINATIONS=%s and %s instead of SINK_URL", route.DefaultName, destinationVar(route.DefaultName, "URL"))
+			}
+		}
 		t := e.sink("SINK_URL")
 		return []destinationConfig{{
 			Name: route.DefaultName, URLVar: "SINK_URL", Target: t, Filter: route.Filter{Livemode: route.Both},
@@ -106,12 +115,20 @@ func (e *env) destination(name string, c *config) destinationConfig {
 	return d
 }
 
+// destinationFields are the settings of a destination in DESTINATIONS,
+// each the variable DESTINATION_<NAME>_<field>.
+var destinationFields = []string{"URL", "TYPES", "LIVEMODE", "SIGNING_SECRET", "WORKERS", "TIMEOUT", "MAX_ATTEMPTS", "ORDER_KEY", "RATE", "MAX_IN_FLIGHT"}
+
 // strayDestinationVars names DESTINATION_* variables that belong to no
 // destination in DESTINATIONS: a typo there would otherwise be ignored.
+// SINK_URL's destination (DESTINATIONS unset) takes none.
 func strayDestinationVars(environ []string, dests []destinationConfig) error {
 	known := map[string]bool{}
 	for _, d := range dests {
-		for _, f := range []string{"URL", "TYPES", "LIVEMODE", "SIGNING_SECRET", "WORKERS", "TIMEOUT", "MAX_ATTEMPTS", "ORDER_KEY", "RATE", "MAX_IN_FLIGHT"} {
+		if d.URLVar == "SINK_URL" {
+			continue
+		}
+		for _, f := range destinationFields {
 			known[destinationVar(d.Name, f)] = true
 		}
 	}

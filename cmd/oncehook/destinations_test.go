@@ -122,3 +122,34 @@ func TestDestinationConfigErrors(t *testing.T) {
 		t.Errorf("a destination variable without DESTINATIONS: %v", err)
 	}
 }
+
+// TestDestinationDefaultSettingsNeedDestinations: with DESTINATIONS unset,
+// SINK_URL's destination is named default but takes no DESTINATION_DEFAULT_*
+// setting; one set stops the start, naming it, instead of being ignored
+// (an invoice.* filter that let every event through).
+func TestDestinationDefaultSettingsNeedDestinations(t *testing.T) {
+	t.Parallel()
+	for _, name := range []string{"DESTINATION_DEFAULT_TYPES", "DESTINATION_DEFAULT_LIVEMODE", "DESTINATION_DEFAULT_RATE", "DESTINATION_DEFAULT_URL"} {
+		env := withMinimal(map[string]string{"SINK_URL": "stdout", name: "invoice.*"})
+		_, err := loadConfig(lookupFrom(env))
+		if err == nil || !strings.Contains(err.Error(), name+": DESTINATIONS is not set") || !strings.Contains(err.Error(), "DESTINATIONS=default") {
+			t.Errorf("%s without DESTINATIONS: %v; want the start refused, naming it", name, err)
+		}
+		// And the environment check of serve and config says so too.
+		err = strayDestinationVars([]string{"SINK_URL=stdout", name + "=invoice.*"},
+			[]destinationConfig{{Name: "default", URLVar: "SINK_URL"}})
+		if err == nil || !strings.Contains(err.Error(), name+": no such destination setting") {
+			t.Errorf("%s without DESTINATIONS, the environment check: %v", name, err)
+		}
+	}
+	// Listed, default is a destination like any other.
+	c, err := loadConfig(lookupFrom(withMinimal(map[string]string{
+		"DESTINATIONS": "default", "DESTINATION_DEFAULT_URL": "stdout", "DESTINATION_DEFAULT_TYPES": "invoice.*",
+	})))
+	if err != nil || len(c.Destinations) != 1 || len(c.Destinations[0].Filter.Types) != 1 || c.Destinations[0].Filter.Types[0] != "invoice.*" {
+		t.Fatalf("DESTINATIONS=default with its settings: %+v, %v", c.Destinations, err)
+	}
+	if err := strayDestinationVars([]string{"DESTINATION_DEFAULT_URL=stdout", "DESTINATION_DEFAULT_TYPES=invoice.*"}, c.Destinations); err != nil {
+		t.Fatalf("DESTINATIONS=default with its settings, the environment check: %v", err)
+	}
+}
