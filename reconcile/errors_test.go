@@ -1,8 +1,10 @@
 package reconcile_test
 
 import (
+	"bytes"
 	"context"
 	"errors"
+	"log/slog"
 	"slices"
 	"strings"
 	"testing"
@@ -10,6 +12,7 @@ import (
 
 	"github.com/jackc/pgx/v5/pgxpool"
 
+	"github.com/oncehook/oncehook/internal/metrics"
 	"github.com/oncehook/oncehook/internal/stripefake"
 	"github.com/oncehook/oncehook/internal/testenv"
 	"github.com/oncehook/oncehook/reconcile"
@@ -220,5 +223,38 @@ func TestAnEventThatCannotBeStoredIsSkipped(t *testing.T) {
 	var n int
 	if err := pool.QueryRow(t.Context(), `SELECT count(*) FROM stripe_webhook_events WHERE event_id = 'evt_too_deep'`).Scan(&n); err != nil || n != 0 {
 		t.Fatalf("the rejected event is stored (%d, %v)", n, err)
+	}
+}
+
+// TestAHostileListedIDIsSkippedAndTheRestStored: a listed event whose id
+// Postgres cannot take (a NUL) or no webhook could bring (an ESC sequence)
+// used to fail the ledger lookup of its whole page, run after run, so the
+// good events beside it were never stored. It is skipped, counted and
+// logged escaped; the rest of the page is stored and the checkpoint moves.
+func TestAHostileListedIDIsSkippedAndTheRestStored(t *testing.T) {
+	t.Parallel()
+	pool := testenv.Postgres(t)
+	fake := stripefake.New(t, apiKey)
+	now := time.Now()
+	fake.Add(stripefake.Event{ID: "evt_good_new", Type: "invoice.paid", Created: now.Add(-time.Hour)},
+		stripefake.Event{ID: "evt_nul\u0000x", Type: "invoice.paid", Created: now.Add(-2 * time.Hour)},
+		stripefake.Event{ID: "evt_esc\x1b]0;pwned\x07", Type: "invoice.paid", Created: now.Add(-3 * time.Hour)},
+		stripefake.Event{ID: "evt_good_old", Type: "invoice.paid", Created: now.Add(-4 * time.Hour)})
+	var logs bytes.Buffer
+	m := metrics.New()
+	r := newReconciler(t, reconcile.Config{Lister: newClient(t, fake, apiKey), Pool: pool, Store: newStore(t, pool), Metrics: m,
+		Logger: slog.New(slog.NewTextHandler(&logs, nil))})
+	sum, err := r.RunOnce(t.Context(), reconcile.Run{})
+	if err != nil || sum.Seen != 4 || sum.Stored != 2 || sum.Rejected != 2 || !sum.Checkpointed {
+		t.Fatalf("run: %+v, %v; want 4 seen, 2 stored, 2 rejected, the checkpoint moved", sum, err)
+	}
+	if src := sources(t, pool); len(src) != 2 || src["evt_good_new"] == "" || src["evt_good_old"] == "" {
+		t.Fatalf("stored %v, want the two good events", src)
+	}
+	if n := counter(t, m, "oncehook_reconcile_rejected_total", ""); n != 2 {
+		t.Errorf("rejected counter %v, want 2", n)
+	}
+	if n := strings.Count(logs.String(), "skipped a listed event whose id oncehook cannot store"); n != 2 || strings.ContainsAny(logs.String(), "\x00\x1b\x07") {
+		t.Errorf("log (%d lines on it), want two, escaped:\n%q", n, logs.String())
 	}
 }

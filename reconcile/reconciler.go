@@ -368,15 +368,26 @@ func (r *Reconciler) storeMissing(ctx context.Context, listed []stripeapi.Listed
 	if len(listed) == 0 {
 		return 0, 0, 0, nil
 	}
-	ids := make([]string, len(listed))
-	for i, e := range listed {
-		ids[i] = e.ID
+	// An id no webhook could bring (a NUL, which Postgres refuses in
+	// text, control characters, over 255 bytes) would fail the lookup of
+	// the whole page, run after run: skip it, loudly, and look up the rest.
+	ids := make([]string, 0, len(listed))
+	for _, e := range listed {
+		if event.ValidID(e.ID) {
+			ids = append(ids, e.ID)
+		}
 	}
 	have, err := r.store.StoredEvents(ctx, ids)
 	if err != nil {
 		return 0, 0, 0, err
 	}
 	for _, e := range listed {
+		if !event.ValidID(e.ID) {
+			rejected++
+			r.cfg.Metrics.ReconcileRejected()
+			r.cfg.Logger.Warn("reconcile: skipped a listed event whose id oncehook cannot store", "event_id", safetext.Printable(safetext.Clean(e.ID, 255), false))
+			continue
+		}
 		if have[e.ID] {
 			continue
 		}

@@ -1,7 +1,7 @@
 // Package safetext makes text from outside (a sink's answer, an error
 // string, an API response) safe to store in a Postgres text column: valid
 // UTF-8, no NUL, and at most a given number of bytes, cut on a character
-// boundary.
+// boundary; and Printable makes such text safe to print on a terminal.
 package safetext
 
 import (

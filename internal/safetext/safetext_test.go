@@ -47,3 +47,43 @@ func FuzzClean(f *testing.F) {
 		}
 	})
 }
+
+func TestPrintable(t *testing.T) {
+	for _, tc := range []struct {
+		name, in string
+		keepNL   bool
+		want     string
+	}{
+		{"plain", "500 Internal Server Error", false, "500 Internal Server Error"},
+		{"unicode kept", "Erreur interne €😀 é", false, "Erreur interne €😀 é"},
+		{"retitle and clear", "500 \x1b]0;pwned\x07\x1b[2J\x1b[H", false, `500 \x1b]0;pwned\a\x1b[2J\x1b[H`},
+		{"newline and tab", "a\nb\tc\rd", false, `a\nb\tc\rd`},
+		{"newline kept", "a\nb\tc", true, "a\nb\\tc"},
+		{"DEL and C1 CSI", "a\x7fb\u009b2J", false, `a\x7fb\u009b2J`},
+		{"invalid byte", "a\xffb\xe9", false, `a\xffb\xe9`},
+		{"NUL", "a\x00b", false, `a\x00b`},
+		{"bidi override", "evt_\u202egnp.exe", false, `evt_\u202egnp.exe`},
+		{"line separator", "a\u2028b", true, `a\u2028b`},
+		{"backslash left", `a\x1b`, false, `a\x1b`},
+	} {
+		if got := safetext.Printable(tc.in, tc.keepNL); got != tc.want {
+			t.Errorf("%s: Printable(%q, %v) = %q, want %q", tc.name, tc.in, tc.keepNL, got, tc.want)
+		}
+	}
+}
+
+func FuzzPrintable(f *testing.F) {
+	f.Add("500 \x1b]0;x\x07", false)
+	f.Add("a\xffb\u009b\u202e\n", true)
+	f.Fuzz(func(t *testing.T, s string, keepNL bool) {
+		got := safetext.Printable(s, keepNL)
+		if !utf8.ValidString(got) {
+			t.Fatalf("Printable(%q) = %q: not valid UTF-8", s, got)
+		}
+		for _, r := range got {
+			if r < 0x20 && !(keepNL && r == '\n') || r >= 0x7f && r < 0xa0 || r == 0x202e || r == 0x2028 {
+				t.Fatalf("Printable(%q) = %q keeps %U", s, got, r)
+			}
+		}
+	})
+}
