@@ -28,6 +28,11 @@ type PrunerConfig struct {
 	Interval time.Duration
 	// BatchSize bounds the rows of one DELETE. Defaults to 500.
 	BatchSize int
+	// ScanSize bounds the events one batch looks at, kept or not, so
+	// that the walk moves over a block of kept events (a destination's
+	// dead letters, a backlog no one serves) a bounded statement at a
+	// time. Defaults to 20 × BatchSize.
+	ScanSize int
 	// Duty is the most of its time the pruner spends deleting: after a
 	// batch that took t it rests t × (1/Duty − 1), so that a backlog of
 	// old events does not take the CPU and I/O the intake needs. 1 never
@@ -53,6 +58,9 @@ func (c PrunerConfig) WithDefaults() PrunerConfig {
 	if c.BatchSize == 0 {
 		c.BatchSize = 500
 	}
+	if c.ScanSize == 0 {
+		c.ScanSize = 20 * c.BatchSize
+	}
 	if c.Duty == 0 {
 		c.Duty = 0.75
 	}
@@ -65,10 +73,11 @@ func (c PrunerConfig) WithDefaults() PrunerConfig {
 // Pruner deletes events older than Retention once every delivery of theirs
 // is delivered; a delivery that went dead keeps its event DeadRetention
 // from then, and a pending one keeps it always. Each pass walks on from
-// where the last one ended; once an hour it walks the whole ledger again,
-// for events behind the cursor whose deliveries have finished since.
+// where the last one ended, ScanSize events a batch whether it deletes
+// them or not; once an hour it walks the whole ledger again, for events
+// behind the cursor whose deliveries have finished since.
 type Pruner struct {
-	cursor   time.Time // where the walk goes on; only the Start loop moves it
+	cursor   store.PruneCursor // where the walk goes on; only the Start loop moves it
 	lastWalk time.Time // when the walk last started from the beginning
 	cfg      PrunerConfig
 	store    *store.Store
@@ -83,9 +92,9 @@ type Pruner struct {
 // for one pass.
 func NewPruner(cfg PrunerConfig) (*Pruner, error) {
 	cfg = cfg.WithDefaults()
-	if cfg.Pool == nil || cfg.Retention <= 0 || cfg.DeadRetention < cfg.Retention || cfg.BatchSize < 1 || cfg.Interval <= 0 ||
+	if cfg.Pool == nil || cfg.Retention <= 0 || cfg.DeadRetention < cfg.Retention || cfg.BatchSize < 1 || cfg.ScanSize < cfg.BatchSize || cfg.Interval <= 0 ||
 		!(cfg.Duty > 0 && cfg.Duty <= 1) {
-		return nil, errors.New("delivery: PrunerConfig needs a Pool, positive Retention, Interval and BatchSize, DeadRetention at least Retention, and Duty in (0, 1]")
+		return nil, errors.New("delivery: PrunerConfig needs a Pool, positive Retention, Interval and BatchSize, ScanSize at least BatchSize, DeadRetention at least Retention, and Duty in (0, 1]")
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	return &Pruner{cfg: cfg, store: store.New(cfg.Pool), errs: ratelog.Logger{Log: cfg.Logger}, ctx: ctx, cancel: cancel}, nil
@@ -106,7 +115,7 @@ func (p *Pruner) run() {
 	defer p.wg.Done()
 	for {
 		if time.Since(p.lastWalk) > fullWalkEvery {
-			p.cursor, p.lastWalk = time.Time{}, time.Now()
+			p.cursor, p.lastWalk = store.PruneCursor{}, time.Now()
 		}
 		_, cursor, err := p.prune(p.ctx, p.cursor)
 		if err != nil && p.ctx.Err() == nil {
@@ -125,33 +134,31 @@ func (p *Pruner) run() {
 // fullWalkEvery is how often a pass starts from the oldest event again.
 const fullWalkEvery = time.Hour
 
-// pruneTimeout bounds one DELETE.
+// pruneTimeout bounds one batch.
 const pruneTimeout = 30 * time.Second
 
 // Prune runs one pass over the whole ledger, batch by batch, until ctx
 // ends, and returns the events it deleted.
 func (p *Pruner) Prune(ctx context.Context) (int64, error) {
-	n, _, err := p.prune(ctx, time.Time{})
+	n, _, err := p.prune(ctx, store.PruneCursor{})
 	return n, err
 }
 
-// prune walks from cursor to the newest prunable event and returns the
-// events deleted and where the walk ended.
-func (p *Pruner) prune(ctx context.Context, cursor time.Time) (int64, time.Time, error) {
+// prune walks from cursor to the newest event older than the retention
+// and returns the events deleted and where the walk ended.
+func (p *Pruner) prune(ctx context.Context, cursor store.PruneCursor) (int64, store.PruneCursor, error) {
 	var total int64
 	for {
 		start := time.Now()
 		bctx, cancel := context.WithTimeout(ctx, pruneTimeout)
-		picked, deleted, last, err := p.batch(bctx, cursor)
+		res, err := p.batch(bctx, cursor)
 		cancel()
 		if err != nil {
 			return total, cursor, err
 		}
-		total += deleted
-		if picked > 0 {
-			cursor = last
-		}
-		if picked < p.cfg.BatchSize {
+		total += res.Deleted
+		cursor = res.Next
+		if res.Done {
 			return total, cursor, nil
 		}
 		select {
@@ -169,9 +176,9 @@ func rest(took time.Duration, duty float64) time.Duration {
 }
 
 // batch deletes one batch, walking from cursor.
-func (p *Pruner) batch(ctx context.Context, cursor time.Time) (picked int, deleted int64, last time.Time, err error) {
+func (p *Pruner) batch(ctx context.Context, cursor store.PruneCursor) (store.PruneBatchResult, error) {
 	return p.store.PruneBatch(ctx, store.PruneParams{
-		Retention: p.cfg.Retention, DeadRetention: p.cfg.DeadRetention, BatchSize: p.cfg.BatchSize, After: cursor,
+		Retention: p.cfg.Retention, DeadRetention: p.cfg.DeadRetention, BatchSize: p.cfg.BatchSize, ScanSize: p.cfg.ScanSize, After: cursor,
 	})
 }
 

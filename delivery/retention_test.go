@@ -123,7 +123,7 @@ func TestPruneSkipsAnEventBeingReplayed(t *testing.T) {
 	pool := testenv.Postgres(t)
 	ctx := context.Background()
 	if _, err := pool.Exec(ctx, `WITH e AS (INSERT INTO stripe_webhook_events (event_id, event_type, payload, status, received_at)
-			VALUES ('evt_replayed_old', 'invoice.paid', '{}', 'routed', now() - interval '40 days') RETURNING event_id, received_at)
+			VALUES ('evt_replayed_old', 'invoice.paid', '{}'::bytea, 'routed', now() - interval '40 days') RETURNING event_id, received_at)
 		INSERT INTO stripe_webhook_deliveries (event_id, destination, status, received_at)
 		SELECT event_id, 'billing', 'delivered', received_at FROM e`); err != nil {
 		t.Fatal(err)
@@ -157,5 +157,40 @@ func TestPruneSkipsAnEventBeingReplayed(t *testing.T) {
 	found, err := store.New(pool).ReplayIDs(ctx, []string{"evt_replayed_old"}, store.ReplayIDsOptions{})
 	if err != nil || len(found) != 1 {
 		t.Fatalf("Replay: %v, %v", found, err)
+	}
+}
+
+// TestPrunerReachesEventsBehindAKeptBlock: the Pruner walks over a block
+// of kept events (dead letters, here, of a destination down for days)
+// many times its ScanSize, a bounded batch at a time, and deletes the
+// prunable events behind it.
+func TestPrunerReachesEventsBehindAKeptBlock(t *testing.T) {
+	t.Parallel()
+	pool := testenv.Postgres(t)
+	ctx := context.Background()
+	if _, err := pool.Exec(ctx, `INSERT INTO stripe_webhook_events (event_id, event_type, payload, status, received_at)
+		SELECT 'evt_dead_' || lpad(i::text, 4, '0'), 'invoice.paid', '{}'::bytea, 'routed', now() - interval '40 days' + i * interval '1 millisecond'
+		FROM generate_series(1, 400) i
+		UNION ALL
+		SELECT 'evt_done_' || lpad(i::text, 4, '0'), 'invoice.paid', '{}'::bytea, 'routed', now() - interval '35 days' + i * interval '1 millisecond'
+		FROM generate_series(1, 30) i`); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := pool.Exec(ctx, `INSERT INTO stripe_webhook_deliveries (event_id, destination, status, dead_at, received_at)
+		SELECT event_id, 'billing', CASE WHEN event_id LIKE 'evt_dead_%' THEN 'dead' ELSE 'delivered' END,
+			CASE WHEN event_id LIKE 'evt_dead_%' THEN now() - interval '1 day' END, received_at
+		FROM stripe_webhook_events`); err != nil {
+		t.Fatal(err)
+	}
+	p, err := delivery.NewPruner(delivery.PrunerConfig{Pool: pool, Retention: 720 * time.Hour, BatchSize: 5, ScanSize: 20, Duty: 1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if n, err := p.Prune(ctx); err != nil || n != 30 {
+		t.Fatalf("Prune: %d, %v; want the 30 events behind the block", n, err)
+	}
+	var left int
+	if err := pool.QueryRow(ctx, `SELECT count(*) FROM stripe_webhook_events WHERE event_id LIKE 'evt_dead_%'`).Scan(&left); err != nil || left != 400 {
+		t.Fatalf("%d dead letters left (%v), want all 400", left, err)
 	}
 }

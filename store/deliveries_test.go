@@ -321,15 +321,15 @@ func pruneAll(t *testing.T, st *store.Store, p store.PruneParams) int64 {
 	t.Helper()
 	var total int64
 	for {
-		picked, deleted, last, err := st.PruneBatch(context.Background(), p)
+		res, err := st.PruneBatch(context.Background(), p)
 		if err != nil {
 			t.Fatal(err)
 		}
-		total += deleted
-		if picked < p.BatchSize {
+		total += res.Deleted
+		if res.Done {
 			return total
 		}
-		p.After = last
+		p.After = res.Next
 	}
 }
 
@@ -402,7 +402,7 @@ func TestPruneRacingClaimsAndResults(t *testing.T) {
 				return
 			default:
 			}
-			if _, _, _, err := st.PruneBatch(ctx, store.PruneParams{Retention: time.Hour, DeadRetention: time.Hour, BatchSize: 50}); err != nil {
+			if _, err := st.PruneBatch(ctx, store.PruneParams{Retention: time.Hour, DeadRetention: time.Hour, BatchSize: 50}); err != nil {
 				t.Error(err)
 				return
 			}
@@ -558,7 +558,7 @@ func TestReplayClaimAndPruneRacing(t *testing.T) {
 		return total >= 40
 	})
 	running(func() bool { // the pruner
-		_, _, _, err := st.PruneBatch(ctx, store.PruneParams{Retention: time.Hour, DeadRetention: time.Hour, BatchSize: 40})
+		_, err := st.PruneBatch(ctx, store.PruneParams{Retention: time.Hour, DeadRetention: time.Hour, BatchSize: 40})
 		if err != nil {
 			t.Error(err)
 		}
