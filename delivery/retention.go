@@ -78,7 +78,7 @@ func (c PrunerConfig) WithDefaults() PrunerConfig {
 // behind the cursor whose deliveries have finished since.
 type Pruner struct {
 	cursor   store.PruneCursor // where the walk goes on; only the Start loop moves it
-	lastWalk time.Time // when the walk last started from the beginning
+	lastWalk time.Time         // when the walk last started from the beginning
 	cfg      PrunerConfig
 	store    *store.Store
 	errs     ratelog.Logger

@@ -152,7 +152,7 @@ func TestPruneStatementsReadAtMostTheScanBound(t *testing.T) {
 		var end PruneCursor
 		var n int
 		r0 := read()
-		if err := tx.QueryRow(ctx, windowSQL, (24 * time.Hour).Milliseconds(), scan, zero, "").Scan(&end.ReceivedAt, &end.EventID, &n); err != nil {
+		if err := tx.QueryRow(ctx, windowSQL, (24*time.Hour).Milliseconds(), scan, zero, "").Scan(&end.ReceivedAt, &end.EventID, &n); err != nil {
 			return err
 		}
 		if r := read() - r0; r > scan+slack {
