@@ -59,6 +59,9 @@ type Config struct {
 	// checkpoint moves: a longer window goes in slices, oldest first, so
 	// that a run cut short keeps what it did. Defaults to 24h.
 	Slice time.Duration
+	// MaxSlicePages bounds the pages (of 100 events) listed for one slice
+	// in one listing. Defaults to 10,000 (a million events).
+	MaxSlicePages int
 	// All lists every event, not only those Stripe failed to deliver.
 	All bool
 	// Types restricts the listing to these types (at most 20).
@@ -89,6 +92,9 @@ func (c Config) WithDefaults() Config {
 	}
 	if c.Slice <= 0 {
 		c.Slice = 24 * time.Hour
+	}
+	if c.MaxSlicePages <= 0 {
+		c.MaxSlicePages = 10000
 	}
 	if c.RetryBase <= 0 {
 		c.RetryBase = time.Second
@@ -186,10 +192,6 @@ type Run struct {
 	Progress func(Progress)
 }
 
-// maxPagesPerSlice bounds one slice's pages (a million events), so that a
-// listing that never ends fails instead of running forever.
-const maxPagesPerSlice = 10000
-
 // RunOnce lists the window, in slices of created time oldest first, and
 // stores what is missing; unless it is a dry run, the checkpoint moves to
 // each slice's end once the slice is listed and stored. It does not take
@@ -258,8 +260,8 @@ func (r *Reconciler) listSlice(ctx context.Context, start, end time.Time, last b
 			return fmt.Errorf("listing Stripe's events: a page of %d events, more than the %d asked for", len(page.Events), lp.Limit)
 		case page.HasMore && len(page.Events) == 0:
 			return errors.New("listing Stripe's events: an empty page that says more follow")
-		case pages > maxPagesPerSlice:
-			return fmt.Errorf("listing Stripe's events: more than %d pages for the events created in [%s, %s)", maxPagesPerSlice,
+		case pages > c.MaxSlicePages:
+			return fmt.Errorf("listing Stripe's events: more than %d pages for the events created in [%s, %s)", c.MaxSlicePages,
 				start.UTC().Format(time.RFC3339), end.UTC().Format(time.RFC3339))
 		}
 		sum.Pages++

@@ -77,7 +77,7 @@ type PruneCursor struct {
 	EventID    string
 }
 
-// PruneBatch is what one PruneBatch did.
+// PruneBatchResult is what one PruneBatch did.
 type PruneBatchResult struct {
 	Scanned int         // events looked at, at most ScanSize
 	Picked  int         // of those, found prunable and locked, at most BatchSize
