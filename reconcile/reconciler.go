@@ -194,8 +194,9 @@ type Run struct {
 
 // RunOnce lists the window, in slices of created time oldest first, and
 // stores what is missing; unless it is a dry run, the checkpoint moves to
-// each slice's end once the slice is listed and stored. It does not take
-// the leader lock: Start does.
+// each slice's end once the slice is listed and stored, and within a
+// slice too large for one listing (see listRange). It does not take the
+// leader lock: Start does.
 func (r *Reconciler) RunOnce(ctx context.Context, run Run) (Summary, error) {
 	c := r.cfg
 	if !run.DryRun && c.Store == nil {
@@ -217,6 +218,7 @@ func (r *Reconciler) RunOnce(ctx context.Context, run Run) (Summary, error) {
 		since, joins = oldest, true
 	}
 	sum.Since = since
+	w := window{run: run, sum: &sum, joins: joins}
 	for start := since; start.Before(sum.Through); {
 		// The last slice has no upper bound: events created during the
 		// run are listed now or, by the overlap, next time.
@@ -224,24 +226,72 @@ func (r *Reconciler) RunOnce(ctx context.Context, run Run) (Summary, error) {
 		if !end.Before(sum.Through) {
 			end, last = sum.Through, true
 		}
-		if err := r.listSlice(ctx, start, end, last, run, &sum); err != nil {
+		if err := r.listRange(ctx, start, end, last, w); err != nil {
 			return sum, err
-		}
-		if !run.DryRun {
-			moved, err := r.saveCheckpoint(ctx, start, joins && start.Equal(since), end, since, sum.Through)
-			if err != nil {
-				return sum, err
-			}
-			sum.Checkpointed = moved
 		}
 		start = end
 	}
 	return sum, nil
 }
 
+// window is what listRange needs of its run.
+type window struct {
+	run   Run
+	sum   *Summary
+	joins bool // the window joins any checkpoint (it starts at MaxAge)
+}
+
+// listRange lists the events created in [start, end) (the last slice:
+// since start), stores the missing ones, and moves the checkpoint to end.
+// A listing that reaches MaxSlicePages keeps what it listed: every event
+// created after the second of the oldest one it reached. The rest,
+// [start, that second's end), is listed in two halves, oldest first, each
+// moving the checkpoint when it is done (and split again if it too is
+// too large), so that however many events a slice holds, the checkpoint
+// moves through it and a run cut short keeps what it did.
+func (r *Reconciler) listRange(ctx context.Context, start, end time.Time, last bool, w window) error {
+	capped, floor, err := r.listSlice(ctx, start, end, last, w.run, w.sum)
+	if err != nil {
+		return err
+	}
+	if capped {
+		// Every event created from floor's next second on is listed.
+		rest := floor.Truncate(time.Second).Add(time.Second)
+		if !rest.After(start) || !rest.Before(end) {
+			// No progress: a second holding more than the cap, or a
+			// listing of events outside the range asked for.
+			return fmt.Errorf("listing Stripe's events: more than %d pages for the events created in [%s, %s), and none created before %s",
+				r.cfg.MaxSlicePages, start.UTC().Format(time.RFC3339), end.UTC().Format(time.RFC3339), rest.UTC().Format(time.RFC3339))
+		}
+		mid := start.Add(rest.Sub(start) / 2).Truncate(time.Second)
+		if !mid.After(start) {
+			mid = rest
+		}
+		for _, half := range [][2]time.Time{{start, mid}, {mid, rest}} {
+			if half[0].Before(half[1]) {
+				if err := r.listRange(ctx, half[0], half[1], false, w); err != nil {
+					return err
+				}
+			}
+		}
+		start = rest
+	}
+	if w.run.DryRun {
+		return nil
+	}
+	moved, err := r.saveCheckpoint(ctx, start, w.joins && start.Equal(w.sum.Since), end, w.sum.Since, w.sum.Through)
+	if err != nil {
+		return err
+	}
+	w.sum.Checkpointed = moved
+	return nil
+}
+
 // listSlice lists the events created in [start, end) (the last slice:
-// since start), newest first, and stores the missing ones.
-func (r *Reconciler) listSlice(ctx context.Context, start, end time.Time, last bool, run Run, sum *Summary) error {
+// since start), newest first, and stores the missing ones. After
+// MaxSlicePages pages with more to come it stops, capped, and floor is
+// the created time of the oldest event it listed.
+func (r *Reconciler) listSlice(ctx context.Context, start, end time.Time, last bool, run Run, sum *Summary) (capped bool, floor time.Time, err error) {
 	c := r.cfg
 	lp := stripeapi.ListParams{CreatedGTE: start, Types: c.Types, Limit: 100}
 	if !last {
@@ -253,16 +303,13 @@ func (r *Reconciler) listSlice(ctx context.Context, start, end time.Time, last b
 	for pages := 1; ; pages++ {
 		page, err := r.listPage(ctx, lp, sum.Pages > 0)
 		if err != nil {
-			return err
+			return false, floor, err
 		}
 		switch {
 		case len(page.Events) > int(lp.Limit):
-			return fmt.Errorf("listing Stripe's events: a page of %d events, more than the %d asked for", len(page.Events), lp.Limit)
+			return false, floor, fmt.Errorf("listing Stripe's events: a page of %d events, more than the %d asked for", len(page.Events), lp.Limit)
 		case page.HasMore && len(page.Events) == 0:
-			return errors.New("listing Stripe's events: an empty page that says more follow")
-		case pages > c.MaxSlicePages:
-			return fmt.Errorf("listing Stripe's events: more than %d pages for the events created in [%s, %s)", c.MaxSlicePages,
-				start.UTC().Format(time.RFC3339), end.UTC().Format(time.RFC3339))
+			return false, floor, errors.New("listing Stripe's events: an empty page that says more follow")
 		}
 		sum.Pages++
 		sum.Seen += len(page.Events)
@@ -275,14 +322,22 @@ func (r *Reconciler) listSlice(ctx context.Context, start, end time.Time, last b
 			run.Progress(sum.Progress)
 		}
 		if err != nil {
-			return err
+			return false, floor, err
+		}
+		for i, e := range page.Events {
+			if pages == 1 && i == 0 || e.Created.Before(floor) {
+				floor = e.Created
+			}
 		}
 		if !page.HasMore {
-			return nil
+			return false, floor, nil
+		}
+		if pages >= c.MaxSlicePages {
+			return true, floor, nil
 		}
 		next := page.Events[len(page.Events)-1].ID
 		if next == lp.StartingAfter {
-			return fmt.Errorf("listing Stripe's events: the page after %s ends with it again", next)
+			return false, floor, fmt.Errorf("listing Stripe's events: the page after %s ends with it again", next)
 		}
 		lp.StartingAfter = next
 	}

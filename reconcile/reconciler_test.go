@@ -465,3 +465,50 @@ func TestLongWindowGoesInSlices(t *testing.T) {
 		t.Fatalf("created[lt] of the requests: %q, want two rising bounds, then none", lts)
 	}
 }
+
+// TestASliceOverThePageCapMovesTheCheckpointWithinIt: a slice holding more
+// events than one listing may page through (a day of outage at 12
+// events/s is over a million; here MaxSlicePages is 2, 200 events, and the
+// slice holds 700) used to fail every run at the cap, and the checkpoint
+// never passed it. Now the listing keeps what it listed (the newest
+// events, every second after the oldest one it reached) and lists the
+// rest in halves, oldest first, each moving the checkpoint: a run cut
+// short inside the slice has moved the checkpoint into it, and the next
+// run goes on from there and stores every event.
+func TestASliceOverThePageCapMovesTheCheckpointWithinIt(t *testing.T) {
+	t.Parallel()
+	pool := testenv.Postgres(t)
+	fake := stripefake.New(t, apiKey)
+	ids := addEvents(fake, "evt_cap", 700, time.Now().Add(-time.Minute), "invoice.paid")
+	r := newReconciler(t, reconcile.Config{Lister: newClient(t, fake, apiKey), Pool: pool, Store: newStore(t, pool),
+		Slice: 24 * time.Hour, MaxSlicePages: 2})
+
+	// The first run is cut short (a 400 from Stripe) after its tenth page.
+	sum, err := r.RunOnce(t.Context(), reconcile.Run{Progress: func(p reconcile.Progress) {
+		if p.Pages == 10 {
+			fake.FailNext(1, 400, "false")
+		}
+	}})
+	if err == nil || sum.Pages != 10 {
+		t.Fatalf("first run: %+v, %v; want it cut short after 10 pages", sum, err)
+	}
+	lastSlice := sum.Through.Add(-24 * time.Hour)
+	cp, ok := checkpoint(t, pool)
+	if !ok || !cp.After(lastSlice) || !cp.Before(sum.Through) {
+		t.Fatalf("after a run cut short the checkpoint is %v (%v), want it inside the last slice [%v, %v)", cp, ok, lastSlice, sum.Through)
+	}
+
+	sum, err = r.RunOnce(t.Context(), reconcile.Run{})
+	if err != nil || !sum.Checkpointed {
+		t.Fatalf("second run: %+v, %v", sum, err)
+	}
+	if cp, _ := checkpoint(t, pool); !cp.Equal(sum.Through) {
+		t.Errorf("checkpoint %v, want the second run's start %v", cp, sum.Through)
+	}
+	src := sources(t, pool)
+	for _, id := range ids {
+		if src[id] != "reconcile" {
+			t.Fatalf("%s not stored by the reconciler (%d of %d stored)", id, len(src), len(ids))
+		}
+	}
+}
