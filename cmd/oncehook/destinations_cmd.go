@@ -53,7 +53,7 @@ func destinations(ctx context.Context, asJSON bool, out io.Writer) error {
 	switch {
 	case errors.As(err, &mismatch):
 		// A report: show the instances' set, and say this one differs.
-		fmt.Fprintln(stderr, "oncehook: note:", err)
+		fmt.Fprintln(stderr, "oncehook: note:", term(err.Error()))
 		res.Destinations, res.Source = mismatch.Record, admin.FromRecord
 	case errors.Is(err, admin.ErrMixedSets):
 		// Overview adds what the other instances serve, as partial.
@@ -61,7 +61,7 @@ func destinations(ctx context.Context, asJSON bool, out io.Writer) error {
 	case err != nil:
 		return err
 	case res.Note != "":
-		fmt.Fprintln(stderr, "oncehook:", res.Note)
+		fmt.Fprintln(stderr, "oncehook:", term(res.Note))
 	}
 	infos, err := a.Overview(ctx, res)
 	if err != nil {
@@ -103,8 +103,8 @@ func destinations(ctx context.Context, asJSON bool, out io.Writer) error {
 		if r.Pending > 0 {
 			oldest = (time.Duration(r.OldestPendingSeconds) * time.Second).String()
 		}
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%d\t%d\t%d\t%s\n", r.Name, r.State, orDash(strings.Join(r.Types, ",")),
-			orDash(r.Livemode), orDash(r.URL), r.Pending, r.Delivered, r.Dead, oldest)
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%d\t%d\t%d\t%s\n", term(r.Name), r.State, term(orDash(strings.Join(r.Types, ","))),
+			term(orDash(r.Livemode)), term(orDash(r.URL)), r.Pending, r.Delivered, r.Dead, oldest)
 	}
 	if err := tw.Flush(); err != nil {
 		return err
@@ -117,7 +117,7 @@ func destinations(ctx context.Context, asJSON bool, out io.Writer) error {
 				for i, in := range g {
 					ids[i] = in.Instance
 				}
-				fmt.Fprintf(out, "  %s: %s\n", strings.Join(g[0].Names(), ","), strings.Join(ids, ", "))
+				fmt.Fprintf(out, "  %s: %s\n", term(strings.Join(g[0].Names(), ",")), term(strings.Join(ids, ", ")))
 			}
 		} else {
 			fmt.Fprintf(out, "\nas served by %s\n", count(len(res.Record.Live), "running instance", ""))

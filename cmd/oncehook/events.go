@@ -1,6 +1,7 @@
 package main
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -10,6 +11,7 @@ import (
 	"strings"
 	"text/tabwriter"
 	"time"
+	"unicode/utf8"
 
 	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/spf13/cobra"
@@ -96,7 +98,7 @@ func resolveDestinations(ctx context.Context, a *admin.Admin, env []destinationC
 		return res, err
 	}
 	if res.Note != "" {
-		fmt.Fprintln(stderr, "oncehook:", res.Note)
+		fmt.Fprintln(stderr, "oncehook:", term(res.Note))
 	}
 	return res, nil
 }
@@ -182,8 +184,8 @@ func eventsList(ctx context.Context, o listOptions, out io.Writer) error {
 	tw := tabwriter.NewWriter(out, 0, 4, 2, ' ', 0)
 	fmt.Fprintln(tw, "EVENT ID\tTYPE\tDESTINATION\tSTATUS\tATTEMPTS\tRECEIVED\tSOURCE\tLAST ERROR")
 	for _, r := range rows {
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%d\t%s\t%s\t%s\n", r.ID, r.Type, orDash(r.Destination), r.Status, r.Attempts,
-			r.ReceivedAt.UTC().Format(time.RFC3339), sourceName(r.Source), shorten(r.LastError, 60))
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%d\t%s\t%s\t%s\n", term(r.ID), term(r.Type), term(orDash(r.Destination)), r.Status, r.Attempts,
+			r.ReceivedAt.UTC().Format(time.RFC3339), term(sourceName(r.Source)), term(shorten(r.LastError, 60)))
 	}
 	if err := tw.Flush(); err != nil {
 		return err
@@ -226,8 +228,8 @@ func eventsShow(ctx context.Context, id string, asJSON bool, out io.Writer) erro
 		}{ev, ev.Payload})
 	}
 	tw := tabwriter.NewWriter(out, 0, 4, 2, ' ', 0)
-	fmt.Fprintf(tw, "id\t%s\ntype\t%s\nlivemode\t%v\nreceived\t%s\nsource\t%s\n", ev.ID, ev.Type, ev.Livemode,
-		ev.ReceivedAt.UTC().Format(time.RFC3339), sourceName(ev.Source))
+	fmt.Fprintf(tw, "id\t%s\ntype\t%s\nlivemode\t%v\nreceived\t%s\nsource\t%s\n", term(ev.ID), term(ev.Type), ev.Livemode,
+		ev.ReceivedAt.UTC().Format(time.RFC3339), term(sourceName(ev.Source)))
 	_ = tw.Flush()
 	fmt.Fprintf(out, "\ndeliveries (%d):\n", len(ev.Deliveries))
 	tw = tabwriter.NewWriter(out, 0, 4, 2, ' ', 0)
@@ -239,13 +241,13 @@ func eventsShow(ctx context.Context, id string, asJSON bool, out io.Writer) erro
 		if d.Status == store.StatusPending {
 			next = timeOrDash(d.NextAttemptAt)
 		}
-		fmt.Fprintf(tw, "  %s\t%s\t%d\t%s\t%s\t%s\n", orDash(d.Destination), d.Status, d.Attempts,
-			next, timeOrDash(d.DeliveredAt), d.LastError)
+		fmt.Fprintf(tw, "  %s\t%s\t%d\t%s\t%s\t%s\n", term(orDash(d.Destination)), d.Status, d.Attempts,
+			next, timeOrDash(d.DeliveredAt), term(d.LastError))
 	}
 	_ = tw.Flush()
 	for _, d := range ev.Deliveries {
 		if note := d.KeySkipNote(); note != "" {
-			fmt.Fprintf(out, "  %s: %s\n", d.Destination, note)
+			fmt.Fprintf(out, "  %s: %s\n", term(d.Destination), term(note))
 		}
 	}
 	fmt.Fprintf(out, "\nhistory (%s):\n", count(len(ev.History), "attempt", ""))
@@ -254,9 +256,9 @@ func eventsShow(ctx context.Context, id string, asJSON bool, out io.Writer) erro
 		if !a.OK {
 			result = "failed: " + a.Error
 		}
-		fmt.Fprintf(out, "  %s  %s  %s  %s\n", a.At.UTC().Format(time.RFC3339Nano), a.Destination, a.Instance, result)
+		fmt.Fprintf(out, "  %s  %s  %s  %s\n", a.At.UTC().Format(time.RFC3339Nano), term(a.Destination), term(a.Instance), term(result))
 	}
-	fmt.Fprintf(out, "\npayload:\n%s\n", ev.Payload)
+	fmt.Fprintf(out, "\npayload:\n%s\n", termLines(string(ev.Payload)))
 	return nil
 }
 
@@ -282,15 +284,28 @@ func timeOrDash(t *time.Time) string {
 	return t.UTC().Format(time.RFC3339)
 }
 
+// writeJSON writes v as indented JSON, with what a terminal may act on
+// escaped (jsonForTerm).
 func writeJSON(out io.Writer, v any) error {
-	enc := json.NewEncoder(out)
+	var b bytes.Buffer
+	enc := json.NewEncoder(&b)
 	enc.SetIndent("", "  ")
-	return enc.Encode(v)
+	if err := enc.Encode(v); err != nil {
+		return err
+	}
+	_, err := out.Write(jsonForTerm(b.Bytes()))
+	return err
 }
 
+// shorten cuts s to n bytes at most, on a character boundary, ending in
+// "..." when cut.
 func shorten(s string, n int) string {
 	if len(s) <= n {
 		return s
 	}
-	return s[:n-3] + "..."
+	cut := n - 3
+	for cut > 0 && !utf8.RuneStart(s[cut]) {
+		cut--
+	}
+	return s[:cut] + "..."
 }

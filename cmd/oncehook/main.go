@@ -39,7 +39,9 @@ func main() {
 	err := execute(ctx, os.Args[1:], os.Stdout)
 	stop()
 	if err != nil {
-		fmt.Fprintln(os.Stderr, "oncehook:", err)
+		// An error may carry text from outside (Stripe's, a sink's, a
+		// server's): escaped, so that it cannot act on the terminal.
+		fmt.Fprintln(os.Stderr, "oncehook:", termLines(err.Error()))
 		os.Exit(1)
 	}
 }

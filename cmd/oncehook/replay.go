@@ -97,7 +97,7 @@ func replay(ctx context.Context, ids []string, o replayOptions, out io.Writer) e
 		if err != nil {
 			return fmt.Errorf("%w (%s given to %s before the error)", err, count(r.Replayed, "event", ""), target.Name)
 		}
-		fmt.Fprintf(out, "%s received since %s given to destination %s\n", count(r.Replayed, "event", ""), from.UTC().Format(time.RFC3339), target.Name)
+		fmt.Fprintf(out, "%s received since %s given to destination %s\n", count(r.Replayed, "event", ""), from.UTC().Format(time.RFC3339), term(target.Name))
 		return nil
 	case o.status != "":
 		r, err := a.Replay(ctx, admin.ReplayParams{Status: store.Status(o.status), Destination: o.dest, Since: from})
@@ -127,7 +127,7 @@ func replay(ctx context.Context, ids []string, o replayOptions, out io.Writer) e
 	seen := make(map[string]bool, len(r.IDs))
 	for _, id := range r.IDs {
 		seen[id] = true
-		fmt.Fprintf(out, "%s put back to pending\n", id)
+		fmt.Fprintf(out, "%s put back to pending\n", term(id))
 	}
 	var missing []string
 	for _, id := range ids {
@@ -153,7 +153,7 @@ func warnUnserved(ctx context.Context, a *admin.Admin, dest string) {
 		return
 	}
 	fmt.Fprintf(stderr, "oncehook: no running instance serves destination %s (they serve %s): its pending deliveries wait until one does\n",
-		dest, strings.Join(rec.Served(), ", "))
+		term(dest), term(strings.Join(rec.Served(), ", ")))
 }
 
 // setSource names where a resolved set comes from, for messages.

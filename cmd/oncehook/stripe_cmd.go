@@ -157,9 +157,10 @@ func stripeEndpointCreate(ctx context.Context, o endpointOptions, out io.Writer)
 	if ep.Livemode {
 		live = "live mode"
 	}
-	fmt.Fprintf(out, "\ncreated webhook endpoint %s (%s, api_version %s, %s)\n", ep.ID, live, ep.APIVersion, eventsSummary(ep.EnabledEvents))
+	// Stripe's answer is text from outside: escaped for the terminal.
+	fmt.Fprintf(out, "\ncreated webhook endpoint %s (%s, api_version %s, %s)\n", term(ep.ID), live, term(ep.APIVersion), term(eventsSummary(ep.EnabledEvents)))
 	if ep.Secret == "" {
-		return fmt.Errorf("Stripe's answer has no signing secret: reveal it in the Dashboard, under Developers > Webhooks > %s", ep.ID)
+		return fmt.Errorf("Stripe's answer has no signing secret: reveal it in the Dashboard, under Developers > Webhooks > %s", term(ep.ID))
 	}
 	fmt.Fprintf(out, `
 its signing secret, printed this once (the Dashboard can reveal it again):
@@ -172,7 +173,7 @@ next: give it to every oncehook instance, and restart them:
 
 with several endpoints (or while moving from another one), append it to the
 secrets there, comma-separated: STRIPE_WEBHOOK_SECRET=whsec_...,%s
-`, ep.Secret, ep.Secret, ep.Secret)
+`, term(ep.Secret), term(ep.Secret), term(ep.Secret))
 	return nil
 }
 
