@@ -101,9 +101,10 @@ func sendTestEvent(ctx context.Context, o testEventOptions, out io.Writer) error
 	}
 	defer resp.Body.Close()
 	answer, _ := io.ReadAll(io.LimitReader(resp.Body, 4096))
-	fmt.Fprintf(out, "%s %s\n", resp.Status, answer)
+	// Whatever answers at --url (a proxy, another server) is outside text.
+	fmt.Fprintf(out, "%s %s\n", term(resp.Status), termLines(string(answer)))
 	if resp.StatusCode != http.StatusOK {
-		return fmt.Errorf("receiver answered %s", resp.Status)
+		return fmt.Errorf("receiver answered %s", term(resp.Status))
 	}
 	return nil
 }
@@ -174,11 +175,11 @@ func fileEvent(path string) ([]byte, error) {
 		if err := json.Unmarshal(raw, &id); err != nil || id == "" {
 			return nil, fmt.Errorf("--file %s: \"id\" is not a non-empty string", path)
 		}
-		fmt.Fprintf(stderr, "oncehook: sending %q, the id in %s\n", safetext.Clean(id, 255), path)
+		fmt.Fprintf(stderr, "oncehook: sending %q, the id in %s\n", safetext.Clean(id, 255), term(path))
 		return body, nil
 	}
 	id = newTestEventID()
-	fmt.Fprintf(stderr, "oncehook: %s has no id: sending it as %s\n", path, id)
+	fmt.Fprintf(stderr, "oncehook: %s has no id: sending it as %s\n", term(path), id)
 	rest := bytes.TrimLeft(body, " \t\r\n")[1:] // after the object's "{"
 	sep := ","
 	if len(fields) == 0 {
