@@ -36,6 +36,7 @@ fuzz: ## run each fuzz target FUZZTIME times (default 200000x); FuzzHandler uses
 	$(GO) test ./receiver -run '^$$' -fuzz '^FuzzSignatureHeader$$' -fuzztime $(FUZZTIME)
 	scripts/testenv.sh $(GO) test ./receiver -run '^$$' -fuzz '^FuzzHandler$$' -fuzztime $(FUZZTIME)
 	$(GO) test ./internal/safetext -run '^$$' -fuzz '^FuzzClean$$' -fuzztime $(FUZZTIME)
+	$(GO) test ./internal/safetext -run '^$$' -fuzz '^FuzzPrintable$$' -fuzztime $(FUZZTIME)
 	$(GO) test ./internal/redact -run '^$$' -fuzz '^FuzzURL$$' -fuzztime $(FUZZTIME)
 
 clean: ## stop the dev Redis and Postgres of `make run` and remove .data/ and bin/
