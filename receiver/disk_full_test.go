@@ -47,7 +47,10 @@ func TestPostgresTablespaceFullAnswers503(t *testing.T) {
 	fs.Fill(t, 1<<20)
 
 	full := func() bool { return pg.LogHas(t, "could not extend file") }
-	diskFullStorm(t, pool, "evt_tsfull", full, func() { fs.Free(t) })
+	st := diskFullStorm(t, pool, "evt_tsfull", full, func() { fs.Free(t) })
+	if st.pgErrors["insert/53100"] == 0 {
+		t.Errorf("no insert counted with SQLSTATE 53100 in oncehook_postgres_errors_total: %v", st.pgErrors)
+	}
 	if n := strings.Count(pg.Log(t), "database system is ready to accept connections"); n != 1 {
 		t.Errorf("Postgres started %d times; this fault must not crash it", n)
 	}
@@ -82,12 +85,15 @@ func TestPostgresWALFullAnswers503(t *testing.T) {
 	fs.Fill(t, 8<<20)
 
 	full := func() bool { return pg.LogHas(t, "PANIC:") }
-	diskFullStorm(t, pool, "evt_walfull", full, func() {
+	st := diskFullStorm(t, pool, "evt_walfull", full, func() {
 		fs.Free(t)
 		pg.Start(t) // nothing if it is still running (restarting itself)
 	})
 	if !strings.Contains(pg.Log(t), "No space left on device") {
 		t.Errorf("Postgres never logged No space left on device")
+	}
+	if st.pgErrors["insert/none"] == 0 {
+		t.Errorf("no insert counted without an answer (Postgres down) in oncehook_postgres_errors_total: %v", st.pgErrors)
 	}
 }
 
@@ -96,6 +102,9 @@ type diskFullStats struct {
 	afterRoom      int           // 503s after the room was made, until Postgres took writes again
 	firstOK, allOK time.Duration // from the room made to the first 200, and to the last
 	twice          int           // events delivered twice
+	// oncehook_postgres_errors_total of the instances, summed by op and
+	// sqlstate ("insert/53100").
+	pgErrors map[string]float64
 }
 
 // diskFullStorm sends diskFullEvents signed webhooks, diskFullConcurrency
@@ -226,10 +235,31 @@ func diskFullStorm(t *testing.T, pool *pgxpool.Pool, prefix string, full func() 
 			st.twice++
 		}
 	}
+	st.pgErrors = map[string]float64{}
+	for _, in := range ins {
+		fams, err := in.Metrics().Registry.Gather()
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, f := range fams {
+			if f.GetName() != "oncehook_postgres_errors_total" {
+				continue
+			}
+			for _, m := range f.GetMetric() {
+				var key []string
+				for _, l := range m.GetLabel() {
+					key = append(key, l.GetValue()) // op, then sqlstate
+				}
+				if v := m.GetCounter().GetValue(); v > 0 {
+					st.pgErrors[strings.Join(key, "/")] += v
+				}
+			}
+		}
+	}
 	t.Logf("%d events in %v: %d answers of 503 while the disk was full (for %v), %d more after room was made; "+
-		"first 200 %v after the room, all %v after; %d events delivered twice",
+		"first 200 %v after the room, all %v after; %d events delivered twice; Postgres errors by op/sqlstate: %v",
 		diskFullEvents, end.Sub(start).Round(time.Millisecond), st.unavailable, diskFullWindow, st.afterRoom,
-		st.firstOK.Round(time.Millisecond), st.allOK.Round(time.Millisecond), st.twice)
+		st.firstOK.Round(time.Millisecond), st.allOK.Round(time.Millisecond), st.twice, st.pgErrors)
 	if st.unavailable == 0 {
 		t.Errorf("no 503 while the disk was full")
 	}
