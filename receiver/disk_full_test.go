@@ -99,7 +99,7 @@ func TestPostgresWALFullAnswers503(t *testing.T) {
 
 type diskFullStats struct {
 	unavailable    int           // 503s while the disk was full
-	afterRoom      int           // 503s after the room was made, until Postgres took writes again
+	afterRoom      int           // 503s once the room was being made, until Postgres took writes again
 	firstOK, allOK time.Duration // from the room made to the first 200, and to the last
 	twice          int           // events delivered twice
 	// oncehook_postgres_errors_total of the instances, summed by op and
@@ -156,10 +156,10 @@ func diskFullStorm(t *testing.T, pool *pgxpool.Pool, prefix string, full func() 
 		}
 		time.Sleep(diskFullWindow) // the disk stays full: an intended fault window
 		mu.Lock()
-		roomAt = time.Now()
+		roomAt = time.Now() // from here on, a 503 counts as one of the recovery
+		roomMade.Store(true)
 		mu.Unlock()
 		makeRoom()
-		roomMade.Store(true)
 	})
 
 	sem := make(chan struct{}, diskFullConcurrency)
@@ -256,7 +256,7 @@ func diskFullStorm(t *testing.T, pool *pgxpool.Pool, prefix string, full func() 
 			}
 		}
 	}
-	t.Logf("%d events in %v: %d answers of 503 while the disk was full (for %v), %d more after room was made; "+
+	t.Logf("%d events in %v: %d answers of 503 while the disk was full (for %v), %d more once room was being made; "+
 		"first 200 %v after the room, all %v after; %d events delivered twice; Postgres errors by op/sqlstate: %v",
 		diskFullEvents, end.Sub(start).Round(time.Millisecond), st.unavailable, diskFullWindow, st.afterRoom,
 		st.firstOK.Round(time.Millisecond), st.allOK.Round(time.Millisecond), st.twice, st.pgErrors)
