@@ -135,7 +135,7 @@ func diskFullStorm(t *testing.T, pool *pgxpool.Pool, prefix string, full func() 
 	)
 	start := time.Now()
 	trigger.Go(func() {
-		filled := eventually.Within(40*time.Second, func() bool {
+		filled := eventually.Within(90*time.Second, func() bool {
 			select {
 			case <-stormDone:
 				return true
@@ -152,7 +152,7 @@ func diskFullStorm(t *testing.T, pool *pgxpool.Pool, prefix string, full func() 
 		default:
 		}
 		if !filled {
-			t.Errorf("the disk did not fill within 40s")
+			t.Errorf("the disk did not fill within 90s")
 		}
 		time.Sleep(diskFullWindow) // the disk stays full: an intended fault window
 		mu.Lock()
@@ -171,7 +171,7 @@ func diskFullStorm(t *testing.T, pool *pgxpool.Pool, prefix string, full func() 
 		wg.Go(func() {
 			defer func() { <-sem }()
 			attempt := 0
-			ok := eventually.Within(50*time.Second, func() bool {
+			ok := eventually.Within(90*time.Second, func() bool {
 				resp := harness.Post(t, ins[(i+attempt)%2].URL, body)
 				attempt++
 				mu.Lock()
@@ -197,7 +197,7 @@ func diskFullStorm(t *testing.T, pool *pgxpool.Pool, prefix string, full func() 
 				return false
 			})
 			if !ok {
-				t.Errorf("%s: no 200 in 50s", id)
+				t.Errorf("%s: no 200 in 90s", id)
 			}
 		})
 	}
