@@ -73,9 +73,13 @@ func TestPostgresWALFullAnswers503(t *testing.T) {
 	// Bring the WAL within about 256 kB of its segment's end, and leave
 	// less room than a segment: the storm's first WAL switch fails.
 	ctx := context.Background()
-	var left int64
-	if err := pool.QueryRow(ctx, `SELECT (16*1024*1024 - (pg_current_wal_lsn() - '0/0') % (16*1024*1024))::bigint`).Scan(&left); err != nil {
+	var left, segment int64
+	if err := pool.QueryRow(ctx, `SELECT s, (s - (pg_current_wal_lsn() - '0/0') % s)::bigint
+		FROM (SELECT setting::bigint AS s FROM pg_settings WHERE name = 'wal_segment_size') w`).Scan(&segment, &left); err != nil {
 		t.Fatal(err)
+	}
+	if segment <= 8<<20 {
+		t.Fatalf("WAL segments of %d bytes: this test leaves 8 MiB free and wants that short of a segment", segment)
 	}
 	if left > 512<<10 {
 		if _, err := pool.Exec(ctx, `SELECT pg_logical_emit_message(false, 'oncehook-test-padding', repeat('x', $1))`, left-(256<<10)); err != nil {
@@ -92,8 +96,17 @@ func TestPostgresWALFullAnswers503(t *testing.T) {
 	if !strings.Contains(pg.Log(t), "No space left on device") {
 		t.Errorf("Postgres never logged No space left on device")
 	}
-	if st.pgErrors["insert/none"] == 0 {
-		t.Errorf("no insert counted without an answer (Postgres down) in oncehook_postgres_errors_total: %v", st.pgErrors)
+	// The answers vary with who hit the full disk: 53100 to the backend
+	// that PANICked, if a backend did; 57P02 and no answer at the crash;
+	// 57P03 during recovery; none while it is down.
+	inserts := 0.0
+	for k, v := range st.pgErrors {
+		if strings.HasPrefix(k, "insert/") {
+			inserts += v
+		}
+	}
+	if inserts == 0 {
+		t.Errorf("no failed insert counted in oncehook_postgres_errors_total: %v", st.pgErrors)
 	}
 }
 
