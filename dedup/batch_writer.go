@@ -136,7 +136,7 @@ func (w *batchWriter) exec(b *batch, rows []*insertReq) error {
 		}
 	}
 	if err != nil {
-		w.metrics.PostgresError("insert")
+		w.metrics.PostgresError("insert", err)
 		for _, r := range rows {
 			r.inserted = false
 		}

@@ -56,7 +56,7 @@ func (a *adopter) run() {
 		start := time.Now()
 		n, err := store.New(a.cfg.Pool).AdoptLegacy(a.ctx, adoptBatch)
 		if err != nil && a.ctx.Err() == nil {
-			a.cfg.Metrics.PostgresError("adopt")
+			a.cfg.Metrics.PostgresError("adopt", err)
 			a.errs.Warn("adopting rows of the previous version failed", "error", err, "adopted", n)
 		}
 		if n > 0 {

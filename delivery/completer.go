@@ -157,7 +157,7 @@ func (c *completer) flush(ctx context.Context) bool {
 		if len(held) == 0 {
 			continue
 		}
-		c.cfg.Metrics.PostgresError("write results")
+		c.cfg.Metrics.PostgresError("write results", err)
 		c.mu.Lock()
 		total := len(c.pending) + len(held)
 		dropped := total > c.maxHeld()
@@ -230,7 +230,7 @@ func (c *completer) write(ctx context.Context, chunk []result) error {
 		}
 	}
 	if applied.WakeErr != nil {
-		c.cfg.Metrics.PostgresError("wake order keys")
+		c.cfg.Metrics.PostgresError("wake order keys", applied.WakeErr)
 		c.errLog.Warn("waking the next deliveries of finished order keys failed; they go when their park ends", "error", applied.WakeErr)
 	}
 	if ordered != nil && c.wake != nil {

@@ -119,7 +119,7 @@ func (p *Pruner) run() {
 		}
 		_, cursor, err := p.prune(p.ctx, p.cursor)
 		if err != nil && p.ctx.Err() == nil {
-			p.cfg.Metrics.PostgresError("prune")
+			p.cfg.Metrics.PostgresError("prune", err)
 			p.errs.Warn("pruning old events failed", "error", err)
 		}
 		p.cursor = cursor

@@ -88,7 +88,7 @@ func (s *sweeper) sweep() bool {
 	start := time.Now()
 	claimed, err := s.store.Claim(ctx, store.ClaimParams{Destination: s.l.dest.Name, Limit: limit, RoomBytes: room, Lease: s.cfg.Lease})
 	if err != nil {
-		s.cfg.Metrics.PostgresError("sweep")
+		s.cfg.Metrics.PostgresError("sweep", err)
 		s.errs.Warn("sweeper: claiming due events failed; the rows are retried after their lease", "error", err)
 		return false
 	}

@@ -22,6 +22,7 @@ type Writer struct {
 	turn   chan struct{}
 	w      io.Writer
 	file   *os.File // set by OpenFile: synced before Deliver returns, closed by Close
+	torn   int64    // where a partial line left by a failed write begins, if it could not be cut off; else -1
 	buf    bytes.Buffer
 	closed bool
 }
@@ -31,13 +32,14 @@ type Writer struct {
 func NewWriter(w io.Writer) *Writer { return &Writer{w: w, turn: make(chan struct{}, 1)} }
 
 // OpenFile returns a JSON-lines Sink appending to path. Each Deliver syncs
-// the file before it returns.
+// the file before it returns. A Deliver that fails (a full disk) leaves no
+// part of its line in the file.
 func OpenFile(path string) (*Writer, error) {
 	f, err := os.OpenFile(path, os.O_WRONLY|os.O_APPEND|os.O_CREATE, 0o644)
 	if err != nil {
 		return nil, fmt.Errorf("opening file sink: %w", err)
 	}
-	return &Writer{w: f, file: f, turn: make(chan struct{}, 1)}, nil
+	return &Writer{w: f, file: f, turn: make(chan struct{}, 1), torn: -1}, nil
 }
 
 type line struct {
@@ -101,15 +103,47 @@ func (s *Writer) writeLine(l *line) error {
 	if err := enc.Encode(l); err != nil {
 		return fmt.Errorf("encoding: %w", err)
 	}
+	if s.file != nil {
+		return s.appendLine(s.buf.Bytes())
+	}
 	if _, err := s.w.Write(s.buf.Bytes()); err != nil {
 		return fmt.Errorf("writing: %w", err)
 	}
-	if s.file != nil {
-		if err := s.file.Sync(); err != nil {
-			return fmt.Errorf("syncing: %w", err)
+	return nil
+}
+
+// appendLine appends b, one line, to the file and syncs it. The file keeps
+// whole lines only: a write that fails part way (a full disk writes what
+// fits, then fails) or a failed sync cuts the file back to where the line
+// began, so the delivery's retry starts on a line of its own. If that cut
+// fails too, it is tried again before the next line, which is refused
+// until it succeeds. The caller holds the turn; the file is this sink's
+// alone.
+func (s *Writer) appendLine(b []byte) error {
+	if s.torn >= 0 {
+		if err := s.file.Truncate(s.torn); err != nil {
+			return fmt.Errorf("cutting off the partial line a failed write left at byte %d: %w", s.torn, err)
+		}
+		s.torn = -1
+	}
+	st, err := s.file.Stat()
+	if err != nil {
+		return fmt.Errorf("finding the end of the file: %w", err)
+	}
+	start := st.Size()
+	_, err = s.file.Write(b)
+	if err != nil {
+		err = fmt.Errorf("writing: %w", err)
+	} else if err = s.file.Sync(); err != nil {
+		err = fmt.Errorf("syncing: %w", err)
+	}
+	if err != nil {
+		if terr := s.file.Truncate(start); terr != nil {
+			s.torn = start
+			return fmt.Errorf("%w; cutting off the partial line: %v", err, terr)
 		}
 	}
-	return nil
+	return err
 }
 
 // Close marks the sink closed and closes a file sink's file; every line was

@@ -125,7 +125,7 @@ func exported(t testing.TB) series {
 	m.Deliveries(exampleDestination, metrics.Delivered, 1)
 	m.Unrouted()
 	m.RedisError("claim")
-	m.PostgresError("insert")
+	m.PostgresError("insert", nil)
 
 	fams, err := m.Registry.Gather()
 	if err != nil {

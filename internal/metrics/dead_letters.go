@@ -43,7 +43,7 @@ func (d *deadLetters) Collect(ch chan<- prometheus.Metric) {
 	defer cancel()
 	counts, err := d.count(ctx)
 	if err != nil {
-		d.m.PostgresError("gauge " + DeadLettersName)
+		d.m.PostgresError("gauge "+DeadLettersName, err)
 		counts = map[string]int64{}
 		for _, name := range d.configured {
 			counts[name] = -1

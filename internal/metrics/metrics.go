@@ -5,8 +5,11 @@ package metrics
 
 import (
 	"context"
+	"errors"
+	"strings"
 	"time"
 
+	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 )
@@ -101,8 +104,8 @@ func New() *Metrics {
 			Name: "oncehook_redis_errors_total", Help: "Redis command failures by operation; each fell back to Postgres.",
 		}, []string{"op"}),
 		postgresErrors: prometheus.NewCounterVec(prometheus.CounterOpts{
-			Name: "oncehook_postgres_errors_total", Help: "Postgres statement failures by operation.",
-		}, []string{"op"}),
+			Name: "oncehook_postgres_errors_total", Help: "Postgres statement failures by operation and SQLSTATE (53100: disk full; none: no answer from Postgres, such as a lost connection or a timeout).",
+		}, []string{"op", "sqlstate"}),
 	}
 	stages := prometheus.NewHistogramVec(prometheus.HistogramOpts{
 		Name:    "oncehook_intake_stage_seconds",
@@ -120,8 +123,12 @@ func New() *Metrics {
 	for _, op := range []string{"claim", "mark done", "release"} {
 		m.redisErrors.WithLabelValues(op)
 	}
-	for _, op := range []string{"insert", "sweep", "write results", "prune"} {
-		m.postgresErrors.WithLabelValues(op)
+	// The writes show at 0 as failed for no answer and for a full disk, so
+	// that the first failure of either is an increase.
+	for _, op := range []string{"insert", "sweep", "write results", "wake order keys", "adopt", "prune"} {
+		for _, code := range []string{NoSQLState, DiskFull} {
+			m.postgresErrors.WithLabelValues(op, code)
+		}
 	}
 	for _, r := range []string{"ok", "failed", "skipped"} {
 		m.reconcileRuns.WithLabelValues(r)
@@ -217,11 +224,35 @@ func (m *Metrics) RedisError(op string) {
 	}
 }
 
-// PostgresError counts a failed Postgres operation.
-func (m *Metrics) PostgresError(op string) {
+// SQLSTATEs, the sqlstate label of oncehook_postgres_errors_total besides
+// the codes Postgres answers.
+const (
+	DiskFull   = "53100" // disk_full: "could not extend file", or a WAL write failed (then Postgres PANICs)
+	NoSQLState = "none"  // no answer from Postgres: a lost connection, a refused one, a timeout
+	BadCode    = "other" // not a SQLSTATE: five digits or capital letters
+)
+
+// PostgresError counts a failed Postgres operation by the SQLSTATE of err.
+func (m *Metrics) PostgresError(op string, err error) {
 	if m != nil {
-		m.postgresErrors.WithLabelValues(op).Inc()
+		m.postgresErrors.WithLabelValues(op, SQLState(err)).Inc()
 	}
+}
+
+// SQLState is the SQLSTATE Postgres answered err with (also when it
+// refused a connection), NoSQLState when it did not answer, or BadCode for
+// a code that is not five digits or capital letters: the label's values
+// stay few and printable, whatever the server sends.
+func SQLState(err error) string {
+	var pgErr *pgconn.PgError
+	if !errors.As(err, &pgErr) {
+		return NoSQLState
+	}
+	code := pgErr.Code
+	if len(code) != 5 || strings.IndexFunc(code, func(r rune) bool { return (r < '0' || r > '9') && (r < 'A' || r > 'Z') }) >= 0 {
+		return BadCode
+	}
+	return code
 }
 
 // Gauge registers a gauge whose value f reads at each scrape; labels are
@@ -240,7 +271,7 @@ func (m *Metrics) QueryGauge(name, help string, labels prometheus.Labels, timeou
 		defer cancel()
 		v, err := f(ctx)
 		if err != nil {
-			m.PostgresError("gauge " + name)
+			m.PostgresError("gauge "+name, err)
 			return -1
 		}
 		return v

@@ -23,6 +23,7 @@ const pgFastOpts = "-c fsync=off -c synchronous_commit=off -c full_page_writes=o
 type PostgresServer struct {
 	dir  string
 	port string
+	env  []string // more environment for scripts/services.sh pg-start
 }
 
 // StartPostgres creates and starts a private Postgres cluster on a free port
@@ -53,7 +54,7 @@ func (s *PostgresServer) Stop(t testing.TB) {
 // Starting a running server does nothing.
 func (s *PostgresServer) Start(t testing.TB) {
 	t.Helper()
-	services(t, "pg-start", s.dir, s.port)
+	servicesEnv(t, s.env, "pg-start", s.dir, s.port)
 }
 
 // RedisServer is a private Redis server, without persistence, that a test can
