@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"net/url"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -257,10 +258,14 @@ func newToken() string {
 // NewRedisClient opens a client for the fast path from a redis:// or
 // rediss:// URL. A URL that names more nodes with addr= parameters
 // (redis://n1:6379?addr=n2:6379&addr=n3:6379) is a Redis Cluster: every key
-// operation here is single-key, so it works there too. Every command is
+// operation here is single-key, so it works there too. A redis+sentinel://
+// URL names Sentinels and a master (ParseSentinelURL). Every command is
 // bounded by timeout and never retried on a network error: a slow Redis
 // must fall back to Postgres, not hold the request.
 func NewRedisClient(rawURL string, timeout time.Duration) (redis.UniversalClient, error) {
+	if scheme, _, _ := strings.Cut(rawURL, "://"); strings.EqualFold(scheme, SentinelScheme) {
+		return newSentinelClient(rawURL, timeout)
+	}
 	u, err := url.Parse(rawURL)
 	if err != nil {
 		return nil, err
