@@ -49,15 +49,26 @@ func (c *SentinelClient) SentinelCredentials() (user, password string) {
 // a port is on 26379. Its errors name the problem, never a password or a
 // query value.
 func ParseSentinelURL(rawURL string) (*redis.FailoverOptions, error) {
-	scheme, _, ok := strings.Cut(rawURL, "://")
+	scheme, rest, ok := strings.Cut(rawURL, "://")
 	if !ok || !strings.EqualFold(scheme, SentinelScheme) {
 		return nil, fmt.Errorf("not a %s:// URL", SentinelScheme)
 	}
-	u, err := url.Parse(rawURL)
-	if err != nil {
-		return nil, fmt.Errorf("not a valid URL (hosts are host:port, separated by commas; percent-encode a password's reserved characters)")
+	// net/url takes one host: the list is read here, the rest by net/url
+	// with a stand-in host. The authority ends at the first /, ? or #, and
+	// the user information at its last @.
+	authority, tail := rest, ""
+	if i := strings.IndexAny(rest, "/?#"); i >= 0 {
+		authority, tail = rest[:i], rest[i:]
 	}
-	if u.Fragment != "" || u.RawFragment != "" {
+	userinfo, hosts := "", authority
+	if i := strings.LastIndexByte(authority, '@'); i >= 0 {
+		userinfo, hosts = authority[:i+1], authority[i+1:]
+	}
+	u, err := url.Parse("redis://" + userinfo + "sentinels" + tail)
+	if err != nil {
+		return nil, fmt.Errorf("not a valid URL (percent-encode reserved characters of the user, password or master name)")
+	}
+	if u.Fragment != "" || u.RawFragment != "" || strings.Contains(tail, "#") {
 		return nil, fmt.Errorf("a %s:// URL has no #fragment", SentinelScheme)
 	}
 	opt := &redis.FailoverOptions{}
@@ -65,10 +76,10 @@ func ParseSentinelURL(rawURL string) (*redis.FailoverOptions, error) {
 		opt.Username = u.User.Username()
 		opt.Password, _ = u.User.Password()
 	}
-	if u.Host == "" {
+	if hosts == "" {
 		return nil, fmt.Errorf("no Sentinel address: want %s://host:port[,host:port…]/MASTER_NAME", SentinelScheme)
 	}
-	for a := range strings.SplitSeq(u.Host, ",") {
+	for a := range strings.SplitSeq(hosts, ",") {
 		addr, err := sentinelAddr(a)
 		if err != nil {
 			return nil, err
