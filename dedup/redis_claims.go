@@ -170,8 +170,18 @@ func (c *redisClaims) available() bool { return time.Now().UnixNano() >= c.downU
 func (c *redisClaims) failed(op string, err error) {
 	c.downUntil.Store(time.Now().Add(c.backoff).UnixNano())
 	c.metrics.RedisError(op)
-	c.errs.Warn("redis "+op+" failed; deciding with Postgres alone", "error", err)
+	args := []any{"error", err}
+	if redis.HasErrorPrefix(err, "READONLY") {
+		args = append(args, "hint", readOnlyHint)
+	}
+	c.errs.Warn("redis "+op+" failed; deciding with Postgres alone", args...)
 }
+
+// readOnlyHint is logged with a READONLY error: REDIS_URL names a
+// replica, such as a master that Sentinel failed over, which stays one.
+// The fast path tries it again after each backoff and resumes once it is
+// a master again; a redis+sentinel:// URL follows the master instead.
+const readOnlyHint = "REDIS_URL names a replica (a master that failed over?): Postgres decides until it is a master again; a redis+sentinel:// REDIS_URL follows the master"
 
 // claim runs SET key pending NX GET EX claimTTL: one command that either
 // takes the claim or returns what holds the key.
