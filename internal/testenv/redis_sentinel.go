@@ -45,7 +45,8 @@ func StartRedisSentinel(t testing.TB) *RedisSentinel {
 	ensure(t)
 	master := &RedisServer{dir: tempDir(t, "oncehook-redis-master-"), port: freePort(t)}
 	t.Cleanup(func() { stopInCleanup(t, "redis-stop", master.dir) })
-	services(t, "redis-start", master.dir, master.port)
+	// The replica's first sync starts at once, not after Redis's 5 s wait for more replicas.
+	servicesEnv(t, []string{"REDIS_EXTRA_OPTS=--repl-diskless-sync-delay 0"}, "redis-start", master.dir, master.port)
 	replica := &RedisServer{dir: tempDir(t, "oncehook-redis-replica-"), port: freePort(t)}
 	t.Cleanup(func() { stopInCleanup(t, "redis-stop", replica.dir) })
 	servicesEnv(t, []string{"REDIS_EXTRA_OPTS=--replicaof 127.0.0.1 " + master.port}, "redis-start", replica.dir, replica.port)
