@@ -186,6 +186,7 @@ func TestRedisSentinelFailoverMidStorm(t *testing.T) {
 				if !eventually.Within(20*time.Second, func() bool { newMaster, _ = rs.Promoted(oldMaster); return newMaster != "" }) {
 					return // the gate below fails the test
 				}
+				atPromotion = decisionsByPath(t, ins)
 				samplerMu.Lock()
 				promoted = time.Now()
 				samplerMu.Unlock()
@@ -197,7 +198,6 @@ func TestRedisSentinelFailoverMidStorm(t *testing.T) {
 			case <-time.After(25 * time.Second):
 				t.Fatal("no promotion within 25s of the kill")
 			}
-			atPromotion = decisionsByPath(t, ins)
 		}
 		open <- struct{}{}
 		launched[e] = time.Now()
