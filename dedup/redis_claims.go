@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"net/url"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -169,8 +170,18 @@ func (c *redisClaims) available() bool { return time.Now().UnixNano() >= c.downU
 func (c *redisClaims) failed(op string, err error) {
 	c.downUntil.Store(time.Now().Add(c.backoff).UnixNano())
 	c.metrics.RedisError(op)
-	c.errs.Warn("redis "+op+" failed; deciding with Postgres alone", "error", err)
+	args := []any{"error", err}
+	if redis.HasErrorPrefix(err, "READONLY") {
+		args = append(args, "hint", readOnlyHint)
+	}
+	c.errs.Warn("redis "+op+" failed; deciding with Postgres alone", args...)
 }
+
+// readOnlyHint is logged with a READONLY error: REDIS_URL names a
+// replica, such as a master that Sentinel failed over, which stays one.
+// The fast path tries it again after each backoff and resumes once it is
+// a master again; a redis+sentinel:// URL follows the master instead.
+const readOnlyHint = "REDIS_URL names a replica (a master that failed over?): Postgres decides until it is a master again; a redis+sentinel:// REDIS_URL follows the master"
 
 // claim runs SET key pending NX GET EX claimTTL: one command that either
 // takes the claim or returns what holds the key.
@@ -257,10 +268,14 @@ func newToken() string {
 // NewRedisClient opens a client for the fast path from a redis:// or
 // rediss:// URL. A URL that names more nodes with addr= parameters
 // (redis://n1:6379?addr=n2:6379&addr=n3:6379) is a Redis Cluster: every key
-// operation here is single-key, so it works there too. Every command is
+// operation here is single-key, so it works there too. A redis+sentinel://
+// URL names Sentinels and a master (ParseSentinelURL). Every command is
 // bounded by timeout and never retried on a network error: a slow Redis
 // must fall back to Postgres, not hold the request.
 func NewRedisClient(rawURL string, timeout time.Duration) (redis.UniversalClient, error) {
+	if scheme, _, _ := strings.Cut(rawURL, "://"); strings.EqualFold(scheme, SentinelScheme) {
+		return newSentinelClient(rawURL, timeout)
+	}
 	u, err := url.Parse(rawURL)
 	if err != nil {
 		return nil, err

@@ -95,9 +95,15 @@ func (s *Server) redactPostgres(err error) error {
 	return redact.Error(err, cfg.ConnString(), credentials(cfg.ConnConfig.User, cfg.ConnConfig.Password))
 }
 
-// redactRedis removes the client's password from err.
+// redactRedis removes the client's passwords from err.
 func redactRedis(c redis.UniversalClient, err error) error {
 	switch c := c.(type) {
+	case interface {
+		Options() *redis.Options
+		SentinelCredentials() (user, password string)
+	}: // dedup.SentinelClient: the master's credentials and the Sentinels'
+		user, password := c.SentinelCredentials()
+		return redact.Error(err, credentials(c.Options().Username, c.Options().Password), credentials(user, password))
 	case interface{ Options() *redis.Options }:
 		return redact.Error(err, credentials(c.Options().Username, c.Options().Password))
 	case interface{ Options() *redis.ClusterOptions }:

@@ -284,8 +284,8 @@ func (e *env) redisURL(name string) string {
 	if v == "" {
 		return ""
 	}
-	if !strings.HasPrefix(v, "redis://") && !strings.HasPrefix(v, "rediss://") {
-		e.fail(name, "must start with redis:// or rediss://, or be empty for Postgres alone")
+	if !strings.HasPrefix(v, "redis://") && !strings.HasPrefix(v, "rediss://") && !strings.HasPrefix(v, dedup.SentinelScheme+"://") {
+		e.fail(name, "must start with redis://, rediss:// or redis+sentinel://, or be empty for Postgres alone")
 		return v
 	}
 	client, err := dedup.NewRedisClient(v, time.Second) // parses only; connects on first use

@@ -45,6 +45,10 @@ func TestLoadConfigSecretsAndOptional(t *testing.T) {
 	if len(c.Secrets) != 2 || c.Secrets[1] != "whsec_new" || c.AdminAddr != "" || c.Destinations[0].Target.Scheme != "file" {
 		t.Fatalf("config: %+v", c)
 	}
+	env["REDIS_URL"] = "redis+sentinel://:pw@s1:26379,s2/mymaster/2?sentinel_password=spw"
+	if c, err := loadConfig(lookupFrom(env)); err != nil || c.RedisURL != env["REDIS_URL"] {
+		t.Fatalf("a redis+sentinel:// REDIS_URL: %v, %+v", err, c)
+	}
 }
 
 func TestLoadConfigNamesEveryBadVariable(t *testing.T) {
@@ -121,6 +125,10 @@ func TestConfigErrorsNeverEchoCredentials(t *testing.T) {
 		{"REDIS_URL", "redis://:PASSWORDVALUE@cache:6379/%zz"},
 		{"REDIS_URL", "redis://user:PASSWORDVALUE@cache:6379/0?dial_timeout=SECRETVALUE"},
 		{"REDIS_URL", "redis://:PASSWORDVALUE@n1:6379?addr=n2:6379&pool_size=SECRETVALUE"},
+		{"REDIS_URL", "redis+sentinel://:PASSWORDVALUE@s1:26379,s2:26379/?sentinel_password=SECRETVALUE"},
+		{"REDIS_URL", "redis+sentinel://u:PASSWORDVALUE@s1:26379/mymaster/zero?sentinel_password=SECRETVALUE"},
+		{"REDIS_URL", "redis+sentinel://u:PASSWORDVALUE@s1:99999/mymaster?sentinel_password=SECRETVALUE"},
+		{"REDIS_URL", "redis+sentinel://u:PASSWORDVALUE@s1/mymaster?sentinel_password=SECRETVALUE&read_timeout=SECRETVALUE"},
 		{"DATABASE_URL", "postgres://u:PASSWORDVALUE@db:5432/app?connect_timeout=SECRETVALUE"},
 		{"DATABASE_URL", "postgres://u:PASSWORDVALUE@db:5432/app?pool_max_conns=SECRETVALUE"},
 		{"SINK_URL", "redis://:PASSWORDVALUE@cache:6379/0?stream=s&read_timeout=SECRETVALUE"},

@@ -226,7 +226,8 @@ func TestTransientPostgresErrorIsWaitedOut(t *testing.T) {
 // TestStartLineAndBuildInfo: the start line names the version, the
 // schema and the Redis state (off, ok, or unreachable with a warning that
 // names REDIS_URL without its password, the webhooks served through
-// Postgres); oncehook_build_info carries the same.
+// Postgres), for a redis+sentinel:// REDIS_URL too; oncehook_build_info
+// carries the same.
 func TestStartLineAndBuildInfo(t *testing.T) {
 	t.Parallel()
 	const password = "redis-pw-never-shown"
@@ -243,11 +244,17 @@ func TestStartLineAndBuildInfo(t *testing.T) {
 			return []service.Option{service.WithRedis(rdb), service.WithDedup(func(c *dedup.Config) { c.KeyPrefix = prefix })}
 		}, "", "ok"},
 		{"Redis unreachable", func(*testing.T) []service.Option { return nil }, unreachable, "unreachable"},
+		{"Sentinel unreachable", func(*testing.T) []service.Option { return nil },
+			"redis+sentinel://:" + password + "@" + testenv.FreeAddr(t) + "/mymaster/0?sentinel_password=" + password, "unreachable"},
+		{"Sentinel up", func(t *testing.T) []service.Option { return nil }, "", "ok"}, // REDIS_URL below: the Sentinel starts per subtest
 	} {
 		t.Run(tt.name, func(t *testing.T) {
 			t.Parallel()
 			cfg := startupConfig("")
 			cfg.RedisURL, cfg.RedisTimeout = tt.redisURL, 100*time.Millisecond
+			if tt.name == "Sentinel up" {
+				cfg.RedisURL = testenv.StartRedisSentinel(t).URL()
+			}
 			var log harness.Buffer
 			out := harness.NewRecordingSink()
 			opts := append(tt.opts(t), service.WithPool(testenv.Postgres(t)), service.WithLogger(jsonLogger(&log)),
