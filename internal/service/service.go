@@ -236,7 +236,11 @@ func New(ctx context.Context, cfg Config, opts ...Option) (_ *Service, err error
 		return nil, err
 	}
 	s.webhooks = newListener(srv, s.lns.webhook)
-	s.admin = newAdmin(s.lns.admin, m, srv, cons, log)
+	var guard guarded // nil, not a nil *console.Console: the console is off
+	if cons != nil {
+		guard = cons
+	}
+	s.admin = newAdmin(s.lns.admin, m, srv, guard, log)
 	return s, nil
 }
 
