@@ -19,8 +19,7 @@ func adminService(t *testing.T, token string) string {
 	t.Helper()
 	cfg := service.Config{ListenAddr: "127.0.0.1:0", AdminAddr: testenv.FreeAddr(t), AdminToken: token,
 		Secrets: []string{harness.Secret}, Tolerance: time.Minute}
-	svc, err := service.New(context.Background(), cfg, service.WithPool(testenv.Postgres(t)), service.WithRedis(nil), recordTo(),
-		service.WithoutPruner())
+	svc, err := service.New(context.Background(), cfg, service.WithPool(testenv.Postgres(t)), service.WithRedis(nil), recordTo())
 	if err != nil {
 		t.Fatal(err)
 	}
