@@ -8,6 +8,7 @@ import (
 	"io/fs"
 	"net/http"
 	"net/url"
+	"strings"
 	"time"
 
 	"github.com/oncehook/oncehook/admin"
@@ -139,27 +140,21 @@ func (c *Console) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 }
 
 // signedIn runs h for a signed-in request and sends the others to the
-// sign-in page (or answers 401 to a script or a POST).
+// sign-in page (or answers 401 to a script or a POST, 429 to a Bearer
+// from an address throttled for failed sign-ins).
 func (c *Console) signedIn(h func(http.ResponseWriter, *http.Request, session)) http.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) {
-		addr := clientAddr(r)
-		if !c.auth.throttle.allow(addr, time.Now()) {
-			w.Header().Set("Retry-After", "1")
-			http.Error(w, "too many failed sign-ins from this address; wait a few seconds", http.StatusTooManyRequests)
+		s, code := c.authenticate(r)
+		switch code {
+		case http.StatusTooManyRequests:
+			tooMany(w)
 			return
-		}
-		s, ok := c.auth.session(r)
-		if !ok && s.bearer {
-			c.auth.throttle.fail(addr, time.Now())
-			c.failed.Warn("console: failed Bearer sign-in", "remote", addr)
-		}
-		if !ok {
+		case http.StatusUnauthorized:
 			if r.Method == http.MethodGet && r.Header.Get("Authorization") == "" {
 				http.Redirect(w, r, "/console/signin", http.StatusSeeOther)
 				return
 			}
-			w.Header().Set("WWW-Authenticate", `Bearer realm="oncehook console"`)
-			http.Error(w, "sign in with the admin token", http.StatusUnauthorized)
+			unauthorized(w)
 			return
 		}
 		if r.Method == http.MethodPost && !c.auth.postOK(r, s) {
@@ -180,6 +175,64 @@ func (c *Console) signedIn(h func(http.ResponseWriter, *http.Request, session)) 
 		}
 		h(w, r, s)
 	}
+}
+
+// authenticate returns the request's session, or the status that refuses
+// it. A valid session cookie is checked first and never throttled: a
+// guesser behind the same address (a NAT, a VPN, a proxy) cannot lock
+// signed-in browsers out. A Bearer header is a sign-in attempt: from an
+// address with too many failures lately it is not even checked (429),
+// and a wrong one counts against the address (401). No credentials, or a
+// cookie that is not valid, is 401 and costs the address nothing: such a
+// request tries no token.
+func (c *Console) authenticate(r *http.Request) (session, int) {
+	if !strings.HasPrefix(r.Header.Get("Authorization"), "Bearer ") {
+		if s, ok := c.auth.session(r); ok {
+			return s, http.StatusOK
+		}
+		return session{}, http.StatusUnauthorized
+	}
+	addr := clientAddr(r)
+	if !c.auth.throttle.allow(addr, time.Now()) {
+		return session{}, http.StatusTooManyRequests
+	}
+	s, ok := c.auth.session(r)
+	if !ok {
+		c.auth.throttle.fail(addr, time.Now())
+		c.failed.Warn("console: failed Bearer sign-in", "remote", addr)
+		return session{}, http.StatusUnauthorized
+	}
+	return s, http.StatusOK
+}
+
+// tooMany answers a request from an address throttled for failed sign-ins.
+func tooMany(w http.ResponseWriter) {
+	w.Header().Set("Retry-After", "1")
+	http.Error(w, "too many failed sign-ins from this address; wait a few seconds", http.StatusTooManyRequests)
+}
+
+// unauthorized answers a request without a valid token or session.
+func unauthorized(w http.ResponseWriter) {
+	w.Header().Set("WWW-Authenticate", `Bearer realm="oncehook console"`)
+	http.Error(w, "sign in with the admin token", http.StatusUnauthorized)
+}
+
+// Protect serves h, another page of the admin listener (pprof, the
+// detailed /readyz), only to a request signed in as the console's pages
+// are: the token as a Bearer header (or a console session cookie, which
+// browsers send under /console/ only), with the same per-address
+// throttle of failed sign-ins. Others get 401, or 429 when throttled.
+func (c *Console) Protect(h http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		switch _, code := c.authenticate(r); code {
+		case http.StatusTooManyRequests:
+			tooMany(w)
+		case http.StatusUnauthorized:
+			unauthorized(w)
+		default:
+			h.ServeHTTP(w, r)
+		}
+	})
 }
 
 // view is what every page template gets.

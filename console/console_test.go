@@ -156,6 +156,59 @@ func TestSignInIsRequired(t *testing.T) {
 	}
 }
 
+// TestFailedSignInsDoNotThrottleSessions: failed sign-ins from one address
+// (form and Bearer) soon get 429 for every further sign-in attempt from
+// it, the right token included, while a browser already signed in from
+// the same address (a NAT, a VPN, a proxy) is not throttled: its session
+// is checked before the address's failures.
+func TestFailedSignInsDoNotThrottleSessions(t *testing.T) {
+	t.Parallel()
+	f := newFixture(t)
+	base := f.console.URL
+	signedIn := client(t)
+	token := signIn(t, signedIn, base)
+
+	bearer := func(tok string) int {
+		req, _ := http.NewRequest(http.MethodGet, base+"/console/events", nil)
+		req.Header.Set("Authorization", "Bearer "+tok)
+		return do(t, client(t), req).code
+	}
+	guesser := client(t)
+	codes := map[int]int{}
+	for i := range 30 { // the throttle allows 10, then one a second
+		if i%2 == 0 {
+			codes[bearer(fmt.Sprintf("guess-%02d-0123456789abcdef", i))]++
+		} else {
+			codes[postForm(t, guesser, base+"/console/signin", url.Values{"token": {fmt.Sprintf("guess-%02d", i)}}).code]++
+		}
+	}
+	if codes[http.StatusTooManyRequests] == 0 || codes[http.StatusUnauthorized] == 0 {
+		t.Fatalf("30 failed sign-ins from one address: %v, want 401s, then 429s", codes)
+	}
+	// Further sign-in attempts from the address are throttled, the right
+	// token too: it is not even checked.
+	if p := postForm(t, client(t), base+"/console/signin", url.Values{"token": {testToken}}); p.code != http.StatusTooManyRequests ||
+		p.header.Get("Retry-After") == "" {
+		t.Errorf("the sign-in form from the throttled address: %d (Retry-After %q), want 429", p.code, p.header.Get("Retry-After"))
+	}
+	if got := bearer(testToken); got != http.StatusTooManyRequests {
+		t.Errorf("a Bearer sign-in from the throttled address: %d, want 429", got)
+	}
+	// The session signed in before the failures still answers, and posts.
+	for _, path := range []string{"/console/", "/console/events", "/console/dead"} {
+		if p := get(t, signedIn, base+path); p.code != 200 {
+			t.Errorf("GET %s with a valid session from the throttled address: %d, want 200", path, p.code)
+		}
+	}
+	if p := postForm(t, signedIn, base+"/console/signout", url.Values{"csrf": {token}}); p.code != http.StatusSeeOther {
+		t.Errorf("sign out with a valid session from the throttled address: %d, want 303", p.code)
+	}
+	// Without credentials: sent to the sign-in page, not throttled.
+	if p := get(t, client(t), base+"/console/events"); p.code != http.StatusSeeOther {
+		t.Errorf("GET signed out from the throttled address: %d, want 303 to the sign-in page", p.code)
+	}
+}
+
 // TestStateChangesNeedPOSTAndCSRF: a replay is refused without the
 // session's CSRF token, with another session's, from another origin, or
 // as a GET; with it, it replays.

@@ -4,6 +4,9 @@ import (
 	"context"
 	"fmt"
 	"net/url"
+	"sync"
+	"sync/atomic"
+	"time"
 
 	"github.com/redis/go-redis/v9"
 
@@ -42,27 +45,81 @@ type ReadinessDetail struct {
 	RedisError    string `json:"redis_error,omitempty"`
 }
 
-// ReadinessDetail checks Postgres (reachable and migrated) and Redis, as
-// /readyz does, and says why a dependency is not ok. The error texts are
-// the drivers' (which leave passwords out), with the connection's password
-// and URL query values redacted as well. Only Postgres decides readiness:
-// without Redis the receiver falls back to it.
+// readyMaxAge is how old the state /readyz answers from may be: Postgres
+// and Redis are checked at most once a second, whatever the rate of
+// /readyz on either listener and of the console's overview, so that a
+// flood of them costs the intake no Postgres connection or round trip.
+const readyMaxAge = time.Second
+
+// readyState is the last check of Postgres and Redis, shared by every
+// caller: a caller that finds it older than readyMaxAge checks again, and
+// callers that come while that check runs wait for it rather than start
+// their own, so that no more than one check is ever under way.
+type readyState struct {
+	mu       sync.Mutex
+	detail   ReadinessDetail // without Status, which the caller sets
+	at       time.Time       // when the last check began; zero: none has ended
+	inflight chan struct{}   // closed when the check under way ends; nil: none is
+	checks   atomic.Int64    // checks run, for tests
+}
+
+// get returns a state at most readyMaxAge old, running check for it if
+// none is under way, or waiting for the one that is, until ctx ends.
+func (r *readyState) get(ctx context.Context, check func() ReadinessDetail) ReadinessDetail {
+	r.mu.Lock()
+	if !r.at.IsZero() && time.Since(r.at) < readyMaxAge {
+		defer r.mu.Unlock()
+		return r.detail
+	}
+	if r.inflight == nil {
+		done := make(chan struct{})
+		r.inflight = done
+		r.mu.Unlock()
+		var d ReadinessDetail
+		began := time.Now()
+		defer func() { // also if check panicked: the waiters go on
+			r.mu.Lock()
+			r.detail, r.at, r.inflight = d, began, nil
+			r.mu.Unlock()
+			close(done)
+		}()
+		r.checks.Add(1)
+		d = check()
+		return d
+	}
+	wait := r.inflight
+	r.mu.Unlock()
+	select {
+	case <-wait:
+	case <-ctx.Done():
+	}
+	return r.last()
+}
+
+// last returns the last state checked, without checking.
+func (r *readyState) last() ReadinessDetail {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.at.IsZero() {
+		return ReadinessDetail{Postgres: StateDown, PostgresError: "no readiness check has finished yet", Redis: StateDown}
+	}
+	return r.detail
+}
+
+// ReadinessDetail is the state of Postgres (reachable and migrated) and
+// Redis, as /readyz answers it, with why a dependency is not ok; the state
+// is at most readyMaxAge old (see readyState), and Status says "shutting
+// down" as soon as Shutdown has begun. The error texts are the drivers'
+// (which leave passwords out), with the connection's password and URL
+// query values redacted as well. Only Postgres decides readiness: without
+// Redis the receiver falls back to it.
 func (s *Server) ReadinessDetail(ctx context.Context) ReadinessDetail {
-	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), readyTimeout)
-	defer cancel()
-	d := ReadinessDetail{Postgres: StateOK, Redis: StateDisabled}
-	if v, err := migrations.Current(ctx, s.cfg.Pool); err != nil {
-		d.Postgres, d.PostgresError = StateDown, s.redactPostgres(err).Error()
-	} else if latest := migrations.Latest(); v < latest {
-		d.Postgres = StateNotMigrated
-		d.PostgresError = fmt.Sprintf("schema version %d, this binary needs %d: run `oncehook migrate`", v, latest)
+	if s.stopping.Load() { // at once, without waiting for a check
+		d := s.ready.last()
+		d.Status = ShuttingDownStatus
+		return d
 	}
-	if s.cfg.Redis != nil {
-		d.Redis = StateOK
-		if err := s.cfg.Redis.Ping(ctx).Err(); err != nil {
-			d.Redis, d.RedisError = StateDown, redactRedis(s.cfg.Redis, err).Error()
-		}
-	}
+	d := s.ready.get(ctx, s.checkDependencies)
 	switch {
 	case s.stopping.Load():
 		d.Status = ShuttingDownStatus
@@ -74,18 +131,61 @@ func (s *Server) ReadinessDetail(ctx context.Context) ReadinessDetail {
 	return d
 }
 
-// readiness is the public /readyz answer; the reasons go to the log,
-// rate-limited, since load balancers ask every few seconds.
-func (s *Server) readiness(ctx context.Context) readiness {
-	d := s.ReadinessDetail(ctx)
-	if d.PostgresError != "" || d.RedisError != "" {
-		if d.PostgresError != "" {
-			s.readyPostgres.Warn("readyz: postgres "+d.Postgres, "error", d.PostgresError)
-		}
-		if d.RedisError != "" {
-			s.readyRedis.Warn("readyz: redis "+d.Redis, "error", d.RedisError)
+// checkDependencies checks Postgres and Redis, each within readyTimeout,
+// and logs why one is not ok, rate-limited.
+func (s *Server) checkDependencies() ReadinessDetail {
+	ctx, cancel := context.WithTimeout(context.Background(), readyTimeout)
+	defer cancel()
+	d := ReadinessDetail{Postgres: StateOK, Redis: StateDisabled}
+	if v, err := s.schemaVersion(ctx); err != nil {
+		d.Postgres, d.PostgresError = StateDown, s.redactPostgres(err).Error()
+	} else if latest := migrations.Latest(); v < latest {
+		d.Postgres = StateNotMigrated
+		d.PostgresError = fmt.Sprintf("schema version %d, this binary needs %d: run `oncehook migrate`", v, latest)
+	}
+	if s.cfg.Redis != nil {
+		d.Redis = StateOK
+		rctx, cancel := context.WithTimeout(context.Background(), readyTimeout)
+		defer cancel()
+		if err := s.cfg.Redis.Ping(rctx).Err(); err != nil {
+			d.Redis, d.RedisError = StateDown, redactRedis(s.cfg.Redis, err).Error()
 		}
 	}
+	if d.PostgresError != "" {
+		s.readyPostgres.Warn("readyz: postgres "+d.Postgres, "error", d.PostgresError)
+	}
+	if d.RedisError != "" {
+		s.readyRedis.Warn("readyz: redis "+d.Redis, "error", d.RedisError)
+	}
+	return d
+}
+
+// schemaVersion reads the schema version. A pooled connection that broke
+// while idle (Postgres restarted, a proxy or a failover dropped it) fails
+// its query and is discarded by the pool when released: the check then
+// tries the next one, up to every connection the pool may hold, so the
+// first check once Postgres is back answers ok, however many dead
+// connections the pool still held. Only a failure that closed the
+// connection is tried again; the query only reads.
+func (s *Server) schemaVersion(ctx context.Context) (int, error) {
+	tries := int(s.cfg.Pool.Config().MaxConns) + 1
+	for try := 1; ; try++ {
+		conn, err := s.cfg.Pool.Acquire(ctx)
+		if err != nil {
+			return 0, err
+		}
+		v, err := migrations.Current(ctx, conn)
+		broken := err != nil && conn.Conn().IsClosed()
+		conn.Release()
+		if !broken || try >= tries || ctx.Err() != nil {
+			return v, err
+		}
+	}
+}
+
+// readiness is the public /readyz answer: the states alone.
+func (s *Server) readiness(ctx context.Context) readiness {
+	d := s.ReadinessDetail(ctx)
 	return readiness{Status: d.Status, Postgres: d.Postgres, Redis: d.Redis}
 }
 

@@ -37,6 +37,7 @@ type Server struct {
 	// The reasons behind /readyz, each dependency on its own so that a
 	// Redis outage does not hide a Postgres one.
 	readyPostgres, readyRedis ratelog.Logger
+	ready                     readyState // what /readyz answers from
 }
 
 // New returns a Server; call Serve to start it.
@@ -183,7 +184,9 @@ func (s *Server) handleWebhook(ctx *fasthttp.RequestCtx) {
 }
 
 func (s *Server) handleReady(ctx *fasthttp.RequestCtx) {
-	st := s.readiness(ctx)
+	// Not ctx: a wait for the check under way ends with the check's own
+	// bounds (readyTimeout), and Shutdown answers at once.
+	st := s.readiness(context.Background())
 	code := fasthttp.StatusOK
 	if st.Status != "ready" {
 		code = fasthttp.StatusServiceUnavailable

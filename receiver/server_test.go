@@ -16,6 +16,7 @@ import (
 	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/stripe/stripe-go/v82/webhook"
 
+	"github.com/oncehook/oncehook/internal/eventually"
 	"github.com/oncehook/oncehook/internal/harness"
 	"github.com/oncehook/oncehook/internal/testenv"
 )
@@ -165,17 +166,23 @@ func TestHealthAndReadiness(t *testing.T) {
 	if code, body := get("/readyz"); code != 200 || body != `{"status":"ready","postgres":"ok","redis":"ok"}` {
 		t.Fatalf("/readyz: %d %s", code, body)
 	}
+	// /readyz answers from a state at most a second old: a change shows
+	// within two.
 	pg.Stop(t)
-	if code, body := get("/readyz"); code != 503 || !strings.Contains(body, `"postgres":"down`) {
-		t.Fatalf("/readyz with Postgres down: %d %s", code, body)
-	}
+	var code int
+	var body string
+	eventually.Require(t, 2*time.Second, "/readyz 503 with Postgres down", func() bool {
+		code, body = get("/readyz")
+		return code == 503 && strings.Contains(body, `"postgres":"down`)
+	}, func() string { return fmt.Sprint(code, " ", body) })
 	if code, _ := get("/healthz"); code != 200 {
 		t.Fatalf("/healthz with Postgres down: %d, want 200", code)
 	}
 	pg.Start(t)
-	if code, body := get("/readyz"); code != 200 {
-		t.Fatalf("/readyz after restart: %d %s", code, body)
-	}
+	eventually.Require(t, 2*time.Second, "/readyz 200 after the restart", func() bool {
+		code, body = get("/readyz")
+		return code == 200
+	}, func() string { return fmt.Sprint(code, " ", body) })
 }
 
 func TestFiftyConcurrentDeliveries(t *testing.T) {

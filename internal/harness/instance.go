@@ -44,8 +44,9 @@ type InstanceConfig struct {
 }
 
 // StartInstance builds an instance through service.New and starts it; it
-// is stopped when the test ends. The instance has no admin server, no
-// reconciler and no pruner (the tests own their ledgers), and stores in
+// is stopped when the test ends. The instance has no admin server and no
+// reconciler, runs the pruner as production does (RETENTION's default:
+// it deletes nothing a test made in the last 30 days), and stores in
 // cfg.Pool (migrated, and left open).
 func StartInstance(t testing.TB, cfg InstanceConfig) *Instance {
 	t.Helper()
@@ -63,7 +64,7 @@ func StartInstance(t testing.TB, cfg InstanceConfig) *Instance {
 		DeliveryLease: tuned.Lease,
 	}
 	opts := []service.Option{
-		service.WithPool(cfg.Pool), service.WithRedis(cfg.Redis), service.WithDestinations(dests), service.WithoutPruner(),
+		service.WithPool(cfg.Pool), service.WithRedis(cfg.Redis), service.WithDestinations(dests),
 		service.WithDelivery(func(dc *delivery.DispatcherConfig) {
 			// The test's tuning, with what the wiring built: the pool,
 			// the destinations, the logger, the metrics, and what paces

@@ -22,7 +22,7 @@ import (
 
 // newConsole returns the console's handler, or nil (and says why in the
 // log) when ADMIN_TOKEN or ADMIN_ADDR is not set.
-func newConsole(c Config, pool *pgxpool.Pool, m *metrics.Metrics, webhooks *receiver.Server, names []string, log *slog.Logger) (http.Handler, error) {
+func newConsole(c Config, pool *pgxpool.Pool, m *metrics.Metrics, webhooks *receiver.Server, names []string, log *slog.Logger) (*console.Console, error) {
 	switch {
 	case c.AdminAddr == "":
 		return nil, nil
@@ -96,31 +96,45 @@ type adminServer struct {
 	state startstop.State
 }
 
+// guarded is what serves the console and guards the admin pages that
+// tell more than /metrics: pprof (memory, command line, goroutines) and
+// the detailed /readyz (hosts, users, databases in driver errors).
+type guarded interface {
+	http.Handler
+	Protect(http.Handler) http.Handler
+}
+
 // newAdmin builds the admin server on ln, bound to ADMIN_ADDR, or returns
-// nil when ln is nil (off); cons, when set, is the console.
-func newAdmin(ln net.Listener, m *metrics.Metrics, webhooks *receiver.Server, cons http.Handler, log *slog.Logger) *adminServer {
+// nil when ln is nil (off). cons, when set (ADMIN_TOKEN is), is the
+// console, and pprof and the detailed /readyz take its sign-in too; when
+// nil they answer anyone who reaches ADMIN_ADDR, as /metrics and / always do.
+func newAdmin(ln net.Listener, m *metrics.Metrics, webhooks *receiver.Server, cons guarded, log *slog.Logger) *adminServer {
 	if ln == nil {
 		return nil
+	}
+	protect := func(h http.Handler) http.Handler { return h }
+	if cons != nil {
+		protect = cons.Protect
 	}
 	mux := http.NewServeMux()
 	mux.Handle("GET /{$}", adminIndex(cons != nil))
 	mux.Handle("/metrics", promhttp.HandlerFor(m.Registry, promhttp.HandlerOpts{}))
-	mux.HandleFunc("/readyz", func(w http.ResponseWriter, r *http.Request) {
+	mux.Handle("/readyz", protect(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		d := webhooks.ReadinessDetail(r.Context())
 		w.Header().Set("Content-Type", "application/json")
 		if d.Status != receiver.ReadyStatus {
 			w.WriteHeader(http.StatusServiceUnavailable)
 		}
 		_ = json.NewEncoder(w).Encode(d)
-	})
+	})))
 	if cons != nil {
 		mux.Handle("/console/", cons)
 	}
-	mux.HandleFunc("/debug/pprof/", pprof.Index)
-	mux.HandleFunc("/debug/pprof/cmdline", pprof.Cmdline)
-	mux.HandleFunc("/debug/pprof/profile", pprof.Profile)
-	mux.HandleFunc("/debug/pprof/symbol", pprof.Symbol)
-	mux.HandleFunc("/debug/pprof/trace", pprof.Trace)
+	mux.Handle("/debug/pprof/", protect(http.HandlerFunc(pprof.Index)))
+	mux.Handle("/debug/pprof/cmdline", protect(http.HandlerFunc(pprof.Cmdline)))
+	mux.Handle("/debug/pprof/profile", protect(http.HandlerFunc(pprof.Profile)))
+	mux.Handle("/debug/pprof/symbol", protect(http.HandlerFunc(pprof.Symbol)))
+	mux.Handle("/debug/pprof/trace", protect(http.HandlerFunc(pprof.Trace)))
 	// No WriteTimeout: a CPU profile takes its ?seconds= to write.
 	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second, ReadTimeout: 30 * time.Second,
 		IdleTimeout: 2 * time.Minute}

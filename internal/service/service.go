@@ -61,8 +61,9 @@ func WithDestinations(dests []delivery.Destination) Option {
 	return func(o *options) { o.destinations = dests }
 }
 
-// WithoutPruner builds no pruner: for test instances, whose ledger the
-// test owns (and whose pool a pruning pass at start would widen).
+// WithoutPruner builds no pruner: for a test instance whose ledger holds
+// rows older than RETENTION that the test needs. The harness's instances
+// run the pruner, as production does.
 func WithoutPruner() Option { return func(o *options) { o.noPruner = true } }
 
 // WithDelivery adjusts the dispatcher's config before it is built.
@@ -236,7 +237,11 @@ func New(ctx context.Context, cfg Config, opts ...Option) (_ *Service, err error
 		return nil, err
 	}
 	s.webhooks = newListener(srv, s.lns.webhook)
-	s.admin = newAdmin(s.lns.admin, m, srv, cons, log)
+	var guard guarded // nil, not a nil *console.Console: the console is off
+	if cons != nil {
+		guard = cons
+	}
+	s.admin = newAdmin(s.lns.admin, m, srv, guard, log)
 	return s, nil
 }
 
