@@ -155,6 +155,24 @@ func (r *stormResult) firstOKAfter(at time.Time) time.Duration {
 	return first
 }
 
+// StoredThough503 are the ids answered 503 and then, on a later try,
+// 200 duplicate: their commit reached Postgres (and the standby) though
+// the instance saw it fail. No instance delivers them until their
+// delivery's lease (DELIVERY_LEASE) has passed and a sweeper takes them.
+func (r *stormResult) StoredThough503() []string {
+	failed := map[string]bool{}
+	var ids []string
+	for _, a := range r.Answers {
+		switch {
+		case a.Code == 503:
+			failed[a.ID] = true
+		case a.Code == 200 && failed[a.ID] && strings.Contains(a.Body, `"duplicate"`):
+			ids = append(ids, a.ID)
+		}
+	}
+	return ids
+}
+
 // MissingNow are the acknowledged ids the promoted primary's ledger lacks now.
 func (r *stormResult) MissingNow(t testing.TB) []string {
 	t.Helper()
@@ -169,10 +187,10 @@ func (r *stormResult) MissingNow(t testing.TB) []string {
 func (r *stormResult) Summary(t testing.TB) string {
 	return fmt.Sprintf("failover %s: events %d, acked %d (%d before the crash), lost at promotion %d, missing now %d, "+
 		"first 200 %.2fs after the promotion (%.2fs after the crash), answers 503 %d (%d while replication was held), "+
-		"4xx %d, no response %d; hold %s, promotion took %s",
+		"4xx %d, no response %d, stored though answered 503 (a later try answered duplicate) %d; hold %s, promotion took %s",
 		r.Pair.Mode(), len(r.IDs), len(r.Acked), len(r.AckedBeforeCrash), len(r.LostAtPromotion), len(r.MissingNow(t)),
 		r.FirstOKAfterPromotion().Seconds(), r.FirstOKAfterCrash().Seconds(), r.Unavailable(), r.UnavailableWhileHeld(),
-		r.ClientErrors(), r.count(func(a answer) bool { return a.Code == 0 }),
+		r.ClientErrors(), r.count(func(a answer) bool { return a.Code == 0 }), len(r.StoredThough503()),
 		r.CrashAt.Sub(r.HeldAt).Round(time.Millisecond), r.PromotedAt.Sub(r.PromoteAt).Round(time.Millisecond))
 }
 
