@@ -197,11 +197,12 @@ func (r *stormResult) Summary(t testing.TB) string {
 // failoverStorm starts a primary with a streaming standby and two
 // instances on its multi-host URL (with Redis, a reconciler on a fake
 // Events API, and the pruner), and sends o.Events signed webhooks, o.Rate
-// a second and o.Concurrency at a time, each retried, on the other instance in turn, until a 200,
-// like Stripe. Once o.FaultAfter are acknowledged it holds replication back
-// for o.Hold, crashes the primary and, o.Down later, promotes the standby. It returns
-// when every event has its 200, failing the test if one has none
-// o.Deadline after the promotion.
+// a second and o.Concurrency at a time, each retried, on the other
+// instance in turn, until a 200, like Stripe. Once o.FaultAfter are
+// acknowledged it holds replication back for o.Hold, crashes the primary
+// and, o.Down later, promotes the standby. It returns when every event
+// has its 200, failing the test if one has none o.Deadline after the
+// promotion.
 func failoverStorm(t *testing.T, o stormOptions) *stormResult {
 	t.Helper()
 	o = o.withDefaults()
@@ -236,7 +237,12 @@ func failoverStorm(t *testing.T, o stormOptions) *stormResult {
 		deadline = make(chan struct{}) // closed o.Deadline after the promotion
 		todo     = make(chan int)
 	)
+	endStorm := sync.OnceFunc(func() { close(deadline) })
 	client := &http.Client{Timeout: 30 * time.Second, Transport: &http.Transport{MaxIdleConnsPerHost: 64}}
+	t.Cleanup(func() { // a test that failed before the end: stop the senders
+		endStorm()
+		wg.Wait()
+	})
 	for range o.Concurrency {
 		wg.Go(func() {
 			for i := range todo {
@@ -320,7 +326,7 @@ func failoverStorm(t *testing.T, o stormOptions) *stormResult {
 			}
 		}
 	}))
-	stop := time.AfterFunc(o.Deadline, func() { close(deadline) })
+	stop := time.AfterFunc(o.Deadline, endStorm)
 	wg.Wait()
 	stop.Stop()
 	sortAnswers(r.Answers)
