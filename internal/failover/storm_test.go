@@ -358,7 +358,9 @@ func startInstance(t *testing.T, r *stormResult, prefix string, o stormOptions) 
 	log := slog.New(slog.NewTextHandler(r.Logs, &slog.HandlerOptions{Level: slog.LevelWarn}))
 	ctx := context.Background()
 	svc, err := service.New(ctx, cfg, service.WithLogger(log),
-		service.WithDestinations([]delivery.Destination{{Name: route.DefaultName, Sink: r.Sink}}),
+		// The recording sink answers at once; a short timeout allows a
+		// short DELIVERY_LEASE (it must exceed the timeout by 10 s).
+		service.WithDestinations([]delivery.Destination{{Name: route.DefaultName, Sink: r.Sink, DeliveryTimeout: 2 * time.Second}}),
 		service.WithPruner(func(c *delivery.PrunerConfig) { c.Interval = 200 * time.Millisecond }))
 	if err != nil {
 		t.Fatal(err)
