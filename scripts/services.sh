@@ -7,6 +7,13 @@
 #   services.sh pg-start DIR PORT           initdb DIR if needed, start Postgres on 127.0.0.1:PORT
 #   services.sh pg-stop DIR                 stop the Postgres cluster in DIR
 #   services.sh pg-createdb DIR PORT NAME   create database NAME unless it exists
+#   services.sh pg-standby DIR PORT PRIMARY_PORT UPSTREAM_PORT
+#                                           pg_basebackup -R from 127.0.0.1:PRIMARY_PORT into
+#                                           DIR and start it as a streaming standby on PORT,
+#                                           replicating from 127.0.0.1:UPSTREAM_PORT (a proxy,
+#                                           or PRIMARY_PORT) as application_name "standby"
+#   services.sh pg-crash DIR                stop the cluster in DIR in immediate mode (a crash)
+#   services.sh pg-promote DIR              promote the standby in DIR and wait until it is primary
 #   services.sh redis-start DIR PORT        start Redis on 127.0.0.1:PORT, state in DIR
 #   services.sh redis-stop DIR              stop the Redis whose pid is in DIR/redis.pid
 #
@@ -185,6 +192,47 @@ cmd_pg_createdb() {
 	"$createdb" -h 127.0.0.1 -p "$port" -U postgres -- "$name"
 }
 
+cmd_pg_standby() {
+	[[ $# -eq 4 ]] || die "usage: pg-standby DIR PORT PRIMARY_PORT UPSTREAM_PORT"
+	local dir=$1 port=$2 primary=$3 upstream=$4 bin out
+	check_port "$port"
+	check_port "$primary"
+	check_port "$upstream"
+	bin=$(pg_bindir) || die "PostgreSQL server binaries not found; run: services.sh ensure"
+	if [[ ! -f $dir/PG_VERSION ]]; then
+		mkdir -p "$dir"
+		chmod 0700 "$dir"
+		if is_root; then
+			chown postgres: "$dir"
+		fi
+		if ! out=$(as_pg "$bin/pg_basebackup" -D "$dir" -h 127.0.0.1 -p "$primary" -U postgres -R -X stream -c fast 2>&1); then
+			echo "$out" >&2
+			die "pg_basebackup from port $primary into $dir failed"
+		fi
+		# The last setting wins: replicate through UPSTREAM_PORT, under the
+		# name synchronous_standby_names lists.
+		echo "primary_conninfo = 'host=127.0.0.1 port=$upstream user=postgres application_name=standby'" |
+			as_pg tee -a "$dir/postgresql.auto.conf" >/dev/null
+		rm -f "$dir/log"
+	fi
+	cmd_pg_start "$dir" "$port"
+}
+
+cmd_pg_crash() {
+	[[ $# -eq 1 ]] || die "usage: pg-crash DIR"
+	local dir=$1 bin
+	bin=$(pg_bindir) || die "PostgreSQL server binaries not found; run: services.sh ensure"
+	pg_running "$bin" "$dir" || return 0
+	as_pg "$bin/pg_ctl" -s -D "$dir" -m immediate -w -t 60 stop
+}
+
+cmd_pg_promote() {
+	[[ $# -eq 1 ]] || die "usage: pg-promote DIR"
+	local dir=$1 bin
+	bin=$(pg_bindir) || die "PostgreSQL server binaries not found; run: services.sh ensure"
+	as_pg "$bin/pg_ctl" -s -D "$dir" -w -t 60 promote
+}
+
 redis_ping() {
 	local port=$1 reply=""
 	if command -v redis-cli >/dev/null 2>&1; then
@@ -275,6 +323,9 @@ main() {
 	pg-start) cmd_pg_start "$@" ;;
 	pg-stop) cmd_pg_stop "$@" ;;
 	pg-createdb) cmd_pg_createdb "$@" ;;
+	pg-standby) cmd_pg_standby "$@" ;;
+	pg-crash) cmd_pg_crash "$@" ;;
+	pg-promote) cmd_pg_promote "$@" ;;
 	redis-start) cmd_redis_start "$@" ;;
 	redis-stop) cmd_redis_stop "$@" ;;
 	*)

@@ -36,6 +36,7 @@ type options struct {
 	redisSet     bool
 	destinations []delivery.Destination
 	noPruner     bool
+	pruner       func(*delivery.PrunerConfig)
 	delivery     func(*delivery.DispatcherConfig)
 	dedup        func(*dedup.Config)
 	receiver     func(*receiver.Config)
@@ -65,6 +66,12 @@ func WithDestinations(dests []delivery.Destination) Option {
 // rows older than RETENTION that the test needs. The harness's instances
 // run the pruner, as production does.
 func WithoutPruner() Option { return func(o *options) { o.noPruner = true } }
+
+// WithPruner adjusts the pruner's config before it is built: a test's
+// shorter Interval.
+func WithPruner(tune func(*delivery.PrunerConfig)) Option {
+	return func(o *options) { o.pruner = tune }
+}
 
 // WithDelivery adjusts the dispatcher's config before it is built.
 func WithDelivery(tune func(*delivery.DispatcherConfig)) Option {
@@ -197,8 +204,11 @@ func New(ctx context.Context, cfg Config, opts ...Option) (_ *Service, err error
 		return nil, err
 	}
 	if !o.noPruner {
-		if s.pruner, err = delivery.NewPruner(delivery.PrunerConfig{Pool: s.pool, Retention: cfg.Retention, Duty: float64(cfg.PruneDuty) / 100,
-			Logger: log, Metrics: m}); err != nil {
+		pc := delivery.PrunerConfig{Pool: s.pool, Retention: cfg.Retention, Duty: float64(cfg.PruneDuty) / 100, Logger: log, Metrics: m}
+		if o.pruner != nil {
+			o.pruner(&pc)
+		}
+		if s.pruner, err = delivery.NewPruner(pc); err != nil {
 			return nil, err
 		}
 	}
