@@ -146,18 +146,24 @@ SELECT w.event_id, w.order_key, w.next_attempt_at FROM win w WHERE w.order_key I
 // costs past its threshold with sorts off, and compiling would take longer
 // than the statement.
 // Their statements write a pending row's status as NOT IN ('delivered',
-// 'dead'), as the result statements do, where it is not a key's lookup.
+// 'dead'), as the result statements do, where it is not a key's lookup,
+// and those given ids name them as event_id = ANY(ids) too: a bench's
+// stale estimate of a few pending rows had the park read every pending
+// delivery of the destination for each row it parked.
 const orderPlansSQL = `SELECT set_config('enable_sort', 'off', true), set_config('jit', 'off', true), set_config('enable_hashjoin', 'off', true),
 	set_config('enable_mergejoin', 'off', true), set_config('enable_bitmapscan', 'off', true), set_config('enable_seqscan', 'off', true)`
 
 // orderHeadsSQL reads, for each key in $2 of destination $1, its head
 // (id, whether it is due and free, next attempt) and the end of the
-// latest lease on a delivery of the key (NULL: none in flight).
+// latest lease on a delivery of the key (NULL: none in flight). The
+// ORDER BY of the leases, with sorts off, leaves the planner an index
+// that starts with (destination, order_key).
 const orderHeadsSQL = `
 SELECT k.key, h.event_id, h.next_attempt_at <= now() AND (h.locked_until IS NULL OR h.locked_until <= now()), h.next_attempt_at,
-	(SELECT max(b.locked_until) FROM stripe_webhook_deliveries b
+	(SELECT max(l.locked_until) FROM (SELECT b.locked_until FROM stripe_webhook_deliveries b
 		WHERE b.destination = $1 AND b.order_key = k.key AND b.status = 'pending'
-			AND b.locked_until IS NOT NULL AND b.locked_until > now())
+			AND b.locked_until IS NOT NULL AND b.locked_until > now()
+		ORDER BY b.order_key) l)
 FROM unnest($2::text[]) AS k(key)
 CROSS JOIN LATERAL (
 	SELECT event_id, next_attempt_at, locked_until FROM stripe_webhook_deliveries h
@@ -172,7 +178,7 @@ const claimHeadsSQL = `
 WITH candidates AS (
 	SELECT d.event_id, d.next_attempt_at FROM stripe_webhook_deliveries d
 	JOIN unnest($1::text[]) WITH ORDINALITY AS h(id, n) ON d.event_id = h.id
-	WHERE d.destination = $4 AND d.status NOT IN ('delivered', 'dead') AND d.next_attempt_at <= now()
+	WHERE d.event_id = ANY($1::text[]) AND d.destination = $4 AND d.status NOT IN ('delivered', 'dead') AND d.next_attempt_at <= now()
 		AND (d.locked_until IS NULL OR d.locked_until <= now())
 	FOR UPDATE OF d SKIP LOCKED),
 ` + leaseCandidates
@@ -186,7 +192,7 @@ WITH p AS (
 	SELECT d.event_id, COALESCE(p.until, now() + $5::bigint * interval '1 millisecond') AS until
 	FROM stripe_webhook_deliveries d
 	JOIN unnest($2::text[], $3::timestamptz[], $4::timestamptz[]) AS p(id, seen, until) ON d.event_id = p.id
-	WHERE d.destination = $1 AND d.status NOT IN ('delivered', 'dead') AND d.next_attempt_at = p.seen
+	WHERE d.event_id = ANY($2::text[]) AND d.destination = $1 AND d.status NOT IN ('delivered', 'dead') AND d.next_attempt_at = p.seen
 		AND (d.locked_until IS NULL OR d.locked_until <= now())
 	FOR UPDATE OF d SKIP LOCKED)
 UPDATE stripe_webhook_deliveries d SET next_attempt_at = p.until
@@ -447,10 +453,12 @@ next AS (
 		LIMIT 1) head
 	WHERE (head.locked_until IS NULL OR head.locked_until <= now())
 		-- Not NOT EXISTS: as an anti-join, the planner walked every
-		-- leased delivery for each key.
+		-- leased delivery for each key. The ORDER BY, with sorts off,
+		-- leaves it an index that starts with (destination, order_key).
 		AND (SELECT b.event_id FROM stripe_webhook_deliveries b
 			WHERE b.destination = k.destination AND b.order_key = k.order_key AND b.status = 'pending'
 				AND b.locked_until IS NOT NULL AND b.locked_until > now()
+			ORDER BY b.order_key
 			LIMIT 1) IS NULL),
 claimed AS (
 	UPDATE stripe_webhook_deliveries d
