@@ -156,14 +156,15 @@ const orderPlansSQL = `SELECT set_config('enable_sort', 'off', true), set_config
 // orderHeadsSQL reads, for each key in $2 of destination $1, its head
 // (id, whether it is due and free, next attempt) and the end of the
 // latest lease on a delivery of the key (NULL: none in flight). The
-// ORDER BY of the leases, with sorts off, leaves the planner an index
-// that starts with (destination, order_key).
+// ORDER BY of the leases, with sorts off, leaves the planner the order
+// index: the key's own deliveries (with stale statistics it walked the
+// destination's due index instead, for each key).
 const orderHeadsSQL = `
 SELECT k.key, h.event_id, h.next_attempt_at <= now() AND (h.locked_until IS NULL OR h.locked_until <= now()), h.next_attempt_at,
 	(SELECT max(l.locked_until) FROM (SELECT b.locked_until FROM stripe_webhook_deliveries b
 		WHERE b.destination = $1 AND b.order_key = k.key AND b.status = 'pending'
 			AND b.locked_until IS NOT NULL AND b.locked_until > now()
-		ORDER BY b.order_key) l)
+		ORDER BY b.order_created, b.event_id) l)
 FROM unnest($2::text[]) AS k(key)
 CROSS JOIN LATERAL (
 	SELECT event_id, next_attempt_at, locked_until FROM stripe_webhook_deliveries h
@@ -454,11 +455,11 @@ next AS (
 	WHERE (head.locked_until IS NULL OR head.locked_until <= now())
 		-- Not NOT EXISTS: as an anti-join, the planner walked every
 		-- leased delivery for each key. The ORDER BY, with sorts off,
-		-- leaves it an index that starts with (destination, order_key).
+		-- leaves it the order index: the key's own deliveries.
 		AND (SELECT b.event_id FROM stripe_webhook_deliveries b
 			WHERE b.destination = k.destination AND b.order_key = k.order_key AND b.status = 'pending'
 				AND b.locked_until IS NOT NULL AND b.locked_until > now()
-			ORDER BY b.order_key
+			ORDER BY b.order_created, b.event_id
 			LIMIT 1) IS NULL),
 claimed AS (
 	UPDATE stripe_webhook_deliveries d
