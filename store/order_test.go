@@ -252,7 +252,8 @@ func TestClaimSkipsAKeyAnotherClaimHolds(t *testing.T) {
 
 // TestConcurrentClaimersNeverLeaseTwoOfOneKey runs claimers on several
 // pools at once, over interleaved keys, with older events arriving while
-// they claim, and a watcher that reads, in one snapshot at a time, whether
+// they claim (half of them also taking, with their results, the next
+// delivery of each key they finished), and a watcher that reads, in one snapshot at a time, whether
 // any key has two leased deliveries. Every delivery is made, and each key's
 // deliveries that were stored before the claims began go in created order.
 func TestConcurrentClaimersNeverLeaseTwoOfOneKey(t *testing.T) {
@@ -301,6 +302,7 @@ func TestConcurrentClaimersNeverLeaseTwoOfOneKey(t *testing.T) {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
+			var carry []store.Claimed
 			for ctx.Err() == nil {
 				if c == 0 {
 					if l, ok := <-late; ok {
@@ -317,6 +319,10 @@ func TestConcurrentClaimersNeverLeaseTwoOfOneKey(t *testing.T) {
 					}
 					return
 				}
+				// The odd claimers go on with the next deliveries their
+				// results leased to them, as an instance does.
+				got = append(carry, got...)
+				carry = nil
 				var results []store.Result
 				for _, g := range got {
 					results = append(results, store.Result{EventID: g.Event.ID, Destination: orderDest, Lease: g.Lease, MaxAttempts: 15, OK: true, Ordered: true})
@@ -329,9 +335,23 @@ func TestConcurrentClaimersNeverLeaseTwoOfOneKey(t *testing.T) {
 					}
 					done := total == keys*(perKey+1)
 					mu.Unlock()
-					if _, err := cst.WriteResults(ctx, results, store.Backoff{Base: time.Hour, Max: time.Hour}, "test"); err != nil {
+					write := cst.WriteResults
+					if c%2 == 1 {
+						write = func(ctx context.Context, r []store.Result, b store.Backoff, instance string) (store.Applied, error) {
+							return cst.WriteResultsClaimingNext(ctx, r, b, instance, time.Minute)
+						}
+					}
+					applied, err := write(ctx, results, store.Backoff{Base: time.Hour, Max: time.Hour}, "test")
+					if err != nil {
 						t.Errorf("results: %v", err)
 						return
+					}
+					if applied.WakeErr != nil && ctx.Err() == nil {
+						t.Errorf("next deliveries: %v", applied.WakeErr)
+						return
+					}
+					for _, n := range applied.Next {
+						carry = append(carry, n.Claimed)
 					}
 					if done {
 						cancel()
@@ -359,5 +379,94 @@ func TestConcurrentClaimersNeverLeaseTwoOfOneKey(t *testing.T) {
 		if !slices.IsSorted(firsts) || len(firsts) != perKey {
 			t.Errorf("key %s went %v; want its %d events in created order", key, ids, perKey)
 		}
+	}
+}
+
+// TestResultsHandTheKeysNextDeliveryToTheirWriter: a result that finishes
+// a key's delivery (delivered, or dead) leases the key's next head to its
+// writer, in created order; no claim takes another delivery of the key
+// meanwhile; a failed result hands nothing over; a delivery given back is
+// due for any claim.
+func TestResultsHandTheKeysNextDeliveryToTheirWriter(t *testing.T) {
+	t.Parallel()
+	st, pool := newStore(t)
+	rt := orderedRoutes(t)
+	insertKeyed(t, st, rt, keyed{"evt_a3", "A", 3}, keyed{"evt_a1", "A", 1}, keyed{"evt_a2", "A", 1}, keyed{"evt_b1", "B", 1})
+	if got := claimIDs(t, st, 10); !slices.Equal(got, []string{"evt_a1/A", "evt_b1/B"}) {
+		t.Fatalf("claimed %v, want each key's head", got)
+	}
+	write := func(id string, ok bool, maxAttempts int) []string {
+		t.Helper()
+		var lease time.Time
+		if err := pool.QueryRow(context.Background(), `SELECT locked_until FROM stripe_webhook_deliveries WHERE event_id = $1`, id).Scan(&lease); err != nil {
+			t.Fatal(err)
+		}
+		r := store.Result{EventID: id, Destination: orderDest, Lease: lease, MaxAttempts: maxAttempts, OK: ok, Ordered: true}
+		if !ok {
+			r.Err = "sink down"
+		}
+		applied, err := st.WriteResultsClaimingNext(context.Background(), []store.Result{r}, store.Backoff{Base: time.Hour, Max: time.Hour}, "test", time.Minute)
+		if err != nil || applied.WakeErr != nil {
+			t.Fatalf("writing %s: %v, %v", id, err, applied.WakeErr)
+		}
+		var next []string
+		for _, n := range applied.Next {
+			if n.Destination != orderDest || n.Lease.IsZero() || len(n.Event.Payload) == 0 {
+				t.Fatalf("next delivery %+v: want its destination, lease and event", n)
+			}
+			next = append(next, n.Event.ID+"/"+n.Event.OrderKey)
+		}
+		return next
+	}
+	if next := write("evt_a1", true, 15); !slices.Equal(next, []string{"evt_a2/A"}) {
+		t.Fatalf("delivering evt_a1 handed over %v, want evt_a2 (created ties go by id)", next)
+	}
+	if got := claimIDs(t, st, 10); len(got) != 0 {
+		t.Fatalf("claimed %v while evt_a2 is handed over", got)
+	}
+	// An older event arrives while evt_a2 is in flight: it is A's head
+	// now, but it must wait. evt_a1's result, written again (stale, as
+	// from an instance whose lease had ended), hands nothing over.
+	insertKeyed(t, st, rt, keyed{"evt_a0", "A", 0})
+	stale := store.Result{EventID: "evt_a1", Destination: orderDest, Lease: time.Now(), MaxAttempts: 15, OK: true, Ordered: true}
+	applied, err := st.WriteResultsClaimingNext(context.Background(), []store.Result{stale}, store.Backoff{Base: time.Hour, Max: time.Hour}, "test", time.Minute)
+	if err != nil || applied.WakeErr != nil || len(applied.Next) != 0 {
+		t.Fatalf("a stale result of evt_a1 handed over %v (%v, %v) while evt_a2 is in flight", applied.Next, err, applied.WakeErr)
+	}
+	if got := claimIDs(t, st, 10); len(got) != 0 {
+		t.Fatalf("claimed %v while evt_a2 is in flight", got)
+	}
+	if next := write("evt_a2", false, 15); len(next) != 0 {
+		t.Fatalf("a failed evt_a2 handed over %v; a failure hands nothing over", next)
+	}
+	if next := write("evt_b1", false, 1); len(next) != 0 {
+		t.Fatalf("B's dead head handed over %v, with nothing behind it", next)
+	}
+	// The claim that found evt_a2 in flight parked evt_a0 until evt_a2's
+	// lease ends; a failure wakes nothing. Its park ends now.
+	if _, err := pool.Exec(context.Background(), `UPDATE stripe_webhook_deliveries SET next_attempt_at = now() WHERE event_id = 'evt_a0'`); err != nil {
+		t.Fatal(err)
+	}
+	if got := claimIDs(t, st, 10); !slices.Equal(got, []string{"evt_a0/A"}) {
+		t.Fatalf("claimed %v, want evt_a0, A's head", got)
+	}
+	// evt_a0 goes dead: the key goes on with evt_a2 (backing off: one
+	// early retry), then evt_a3.
+	if next := write("evt_a0", false, 1); !slices.Equal(next, []string{"evt_a2/A"}) {
+		t.Fatalf("evt_a0 dead handed over %v, want evt_a2: a dead letter lets its key go on", next)
+	}
+	if next := write("evt_a2", true, 15); !slices.Equal(next, []string{"evt_a3/A"}) {
+		t.Fatalf("delivering evt_a2 handed over %v, want evt_a3", next)
+	}
+	var lease time.Time
+	if err := pool.QueryRow(context.Background(), `SELECT locked_until FROM stripe_webhook_deliveries WHERE event_id = 'evt_a3'`).Scan(&lease); err != nil {
+		t.Fatal(err)
+	}
+	given := store.Next{Destination: orderDest, Claimed: store.Claimed{Event: &event.Event{ID: "evt_a3"}, Lease: lease}}
+	if err := st.GiveBack(context.Background(), []store.Next{given}); err != nil {
+		t.Fatal(err)
+	}
+	if got := claimIDs(t, st, 10); !slices.Equal(got, []string{"evt_a3/A"}) {
+		t.Fatalf("claimed %v after evt_a3 was given back, want it", got)
 	}
 }
