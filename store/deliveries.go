@@ -21,6 +21,8 @@ import (
 //	pending ──Claim──> pending, leased (locked_until = the lease's token);
 //	                   with an order key, only its key's head, while no
 //	                   delivery of the key is leased (see below)
+//	pending ──WriteResultsClaimingNext, its key's head finished──> pending, leased
+//	pending, leased ──GiveBack──> pending, due now, under no lease
 //	pending ──Claim, held back behind its key's head──> pending, parked
 //	pending ──WriteResults, ok──> delivered
 //	pending ──WriteResults, failed──> pending, next attempt after a backoff
@@ -113,7 +115,10 @@ FROM claimed JOIN stripe_webhook_events e ON e.event_id = claimed.event_id`
 // the head's next attempt). When a head is delivered or goes dead, the
 // result write takes its key's advisory lock, waiting for a claim of the
 // key under way, and then makes the next head due at once (wakeNextSQL):
-// no wake is lost to a park that commits just after it.
+// no wake is lost to a park that commits just after it. The dispatcher
+// writes its results with WriteResultsClaimingNext instead: under the
+// same lock, the next head is leased to the writer (claimNextSQL), by the
+// claim's rule, and the key goes on without a sweep.
 
 // orderWindowSQL finds up to $3 keys with due deliveries among the $2
 // oldest due keyed deliveries of destination $1, takes each key's
