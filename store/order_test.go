@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"math/rand/v2"
 	"slices"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -21,6 +22,10 @@ import (
 // The claim rule of order keys: one delivery of a key in flight at a
 // time, across claimers; only the key's head, in (created, event id)
 // order; a leased or failing head holds back its own key only.
+//
+// Each test names its keys apart (takeA, failA...): the keys' advisory
+// locks are the database's, not the schema's, and tests running side by
+// side would otherwise skip each other's keys.
 
 const orderDest = "ordered"
 
@@ -130,8 +135,8 @@ func TestClaimTakesEachKeysHeadOnlyInCreatedOrder(t *testing.T) {
 	rt := orderedRoutes(t)
 	// Stored out of created order; evt_a2 and evt_a3 share a second: the
 	// event id breaks the tie.
-	insertKeyed(t, st, rt, keyed{"evt_a3", "A", 3}, keyed{"evt_a1", "A", 1}, keyed{"evt_b2", "B", 2})
-	insertKeyed(t, st, rt, keyed{"evt_a2", "A", 3}, keyed{"evt_b1", "B", 1}, keyed{"evt_a0", "A", 0})
+	insertKeyed(t, st, rt, keyed{"evt_a3", "takeA", 3}, keyed{"evt_a1", "takeA", 1}, keyed{"evt_b2", "takeB", 2})
+	insertKeyed(t, st, rt, keyed{"evt_a2", "takeA", 3}, keyed{"evt_b1", "takeB", 1}, keyed{"evt_a0", "takeA", 0})
 	var order []string
 	for range 10 {
 		got := claimIDs(t, st, 100)
@@ -143,7 +148,7 @@ func TestClaimTakesEachKeysHeadOnlyInCreatedOrder(t *testing.T) {
 		}
 		for _, g := range got {
 			order = append(order, g)
-			finish(t, st, pool, g[:len(g)-2], true, 15)
+			finish(t, st, pool, g[:strings.IndexByte(g, '/')], true, 15)
 		}
 	}
 	var a, b []string
@@ -154,7 +159,7 @@ func TestClaimTakesEachKeysHeadOnlyInCreatedOrder(t *testing.T) {
 			b = append(b, o)
 		}
 	}
-	if !slices.Equal(a, []string{"evt_a0/A", "evt_a1/A", "evt_a2/A", "evt_a3/A"}) || !slices.Equal(b, []string{"evt_b1/B", "evt_b2/B"}) {
+	if !slices.Equal(a, []string{"evt_a0/takeA", "evt_a1/takeA", "evt_a2/takeA", "evt_a3/takeA"}) || !slices.Equal(b, []string{"evt_b1/takeB", "evt_b2/takeB"}) {
 		t.Fatalf("delivered A %v, B %v; want each key in created order, then event id", a, b)
 	}
 }
@@ -163,14 +168,14 @@ func TestLeasedHeadHoldsBackAnOlderEventAndAReplay(t *testing.T) {
 	t.Parallel()
 	st, pool := newStore(t)
 	rt := orderedRoutes(t)
-	insertKeyed(t, st, rt, keyed{"evt_old", "A", 1})
+	insertKeyed(t, st, rt, keyed{"evt_old", "leaseA", 1})
 	finish(t, st, pool, claimIDs(t, st, 10)[0][:7], false, 1) // dead at once
-	insertKeyed(t, st, rt, keyed{"evt_mid", "A", 5})
-	if got := claimIDs(t, st, 10); !slices.Equal(got, []string{"evt_mid/A"}) {
+	insertKeyed(t, st, rt, keyed{"evt_mid", "leaseA", 5})
+	if got := claimIDs(t, st, 10); !slices.Equal(got, []string{"evt_mid/leaseA"}) {
 		t.Fatalf("claimed %v, want evt_mid: a dead letter lets its key go on", got)
 	}
 	// In flight: an older event arrives, and the dead one is replayed.
-	insertKeyed(t, st, rt, keyed{"evt_older", "A", 3})
+	insertKeyed(t, st, rt, keyed{"evt_older", "leaseA", 3})
 	if _, err := st.ReplayIDs(context.Background(), []string{"evt_old"}, store.ReplayIDsOptions{Destination: orderDest, OnlyDead: true, Existing: true}); err != nil {
 		t.Fatal(err)
 	}
@@ -178,11 +183,11 @@ func TestLeasedHeadHoldsBackAnOlderEventAndAReplay(t *testing.T) {
 		t.Fatalf("claimed %v while evt_mid of the key is in flight", got)
 	}
 	finish(t, st, pool, "evt_mid", true, 15)
-	for _, want := range []string{"evt_old/A", "evt_older/A"} {
+	for _, want := range []string{"evt_old/leaseA", "evt_older/leaseA"} {
 		if got := claimIDs(t, st, 10); !slices.Equal(got, []string{want}) {
 			t.Fatalf("claimed %v, want %s, the key's head", got, want)
 		}
-		finish(t, st, pool, want[:len(want)-2], true, 15)
+		finish(t, st, pool, want[:strings.IndexByte(want, '/')], true, 15)
 	}
 }
 
@@ -192,14 +197,14 @@ func TestFailingHeadHoldsBackOnlyItsKey(t *testing.T) {
 	rt := orderedRoutes(t)
 	var stuck []keyed
 	for i := range 60 {
-		stuck = append(stuck, keyed{fmt.Sprintf("evt_a%02d", i), "A", i})
+		stuck = append(stuck, keyed{fmt.Sprintf("evt_a%02d", i), "failA", i})
 	}
 	insertKeyed(t, st, rt, stuck...)
-	if got := claimIDs(t, st, 5); !slices.Equal(got, []string{"evt_a00/A"}) {
+	if got := claimIDs(t, st, 5); !slices.Equal(got, []string{"evt_a00/failA"}) {
 		t.Fatalf("claimed %v, want A's head alone", got)
 	}
 	finish(t, st, pool, "evt_a00", false, 15) // backs off for an hour
-	insertKeyed(t, st, rt, keyed{"evt_b0", "B", 100}, keyed{"evt_u", "", 101})
+	insertKeyed(t, st, rt, keyed{"evt_b0", "failB", 100}, keyed{"evt_u", "", 101})
 	if _, err := pool.Exec(context.Background(), `UPDATE stripe_webhook_deliveries SET locked_until = NULL, next_attempt_at = now() WHERE order_key IS NULL`); err != nil {
 		t.Fatal(err)
 	}
@@ -208,11 +213,11 @@ func TestFailingHeadHoldsBackOnlyItsKey(t *testing.T) {
 	var got []string
 	for range 5 {
 		got = append(got, claimIDs(t, st, 5)...)
-		if slices.Contains(got, "evt_b0/B") {
+		if slices.Contains(got, "evt_b0/failB") {
 			break
 		}
 	}
-	if !slices.Contains(got, "evt_b0/B") || !slices.Contains(got, "evt_u/") {
+	if !slices.Contains(got, "evt_b0/failB") || !slices.Contains(got, "evt_u/") {
 		t.Fatalf("claimed %v; want B's head and the unkeyed event despite A's backlog", got)
 	}
 	for _, g := range got {
@@ -223,7 +228,7 @@ func TestFailingHeadHoldsBackOnlyItsKey(t *testing.T) {
 	var parked int
 	// Parked: behind the head's lease (those the first claim looked at),
 	// then behind its retry.
-	if err := pool.QueryRow(context.Background(), `SELECT count(*) FROM stripe_webhook_deliveries WHERE order_key = 'A' AND next_attempt_at > now() + interval '30 seconds'`).Scan(&parked); err != nil || parked != 60 {
+	if err := pool.QueryRow(context.Background(), `SELECT count(*) FROM stripe_webhook_deliveries WHERE order_key = 'failA' AND next_attempt_at > now() + interval '30 seconds'`).Scan(&parked); err != nil || parked != 60 {
 		t.Fatalf("%d of A's deliveries are parked, %v; want all 60", parked, err)
 	}
 }
@@ -231,21 +236,21 @@ func TestFailingHeadHoldsBackOnlyItsKey(t *testing.T) {
 func TestClaimSkipsAKeyAnotherClaimHolds(t *testing.T) {
 	t.Parallel()
 	st, pool := newStore(t)
-	insertKeyed(t, st, orderedRoutes(t), keyed{"evt_a", "A", 1}, keyed{"evt_b", "B", 1})
+	insertKeyed(t, st, orderedRoutes(t), keyed{"evt_a", "skipA", 1}, keyed{"evt_b", "skipB", 1})
 	ctx := context.Background()
 	tx, err := pool.Begin(ctx)
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer tx.Rollback(ctx)
-	if _, err := tx.Exec(ctx, `SELECT pg_advisory_xact_lock(1869310329, hashtext($1))`, orderDest+"\nA"); err != nil {
+	if _, err := tx.Exec(ctx, `SELECT pg_advisory_xact_lock(1869310329, hashtext($1))`, orderDest+"\nskipA"); err != nil {
 		t.Fatal(err)
 	}
-	if got := claimIDs(t, st, 10); !slices.Equal(got, []string{"evt_b/B"}) {
+	if got := claimIDs(t, st, 10); !slices.Equal(got, []string{"evt_b/skipB"}) {
 		t.Fatalf("claimed %v while another claim holds key A; want B only", got)
 	}
 	_ = tx.Rollback(ctx)
-	if got := claimIDs(t, st, 10); !slices.Equal(got, []string{"evt_a/A"}) {
+	if got := claimIDs(t, st, 10); !slices.Equal(got, []string{"evt_a/skipA"}) {
 		t.Fatalf("claimed %v once A is free, want evt_a", got)
 	}
 }
@@ -391,8 +396,8 @@ func TestResultsHandTheKeysNextDeliveryToTheirWriter(t *testing.T) {
 	t.Parallel()
 	st, pool := newStore(t)
 	rt := orderedRoutes(t)
-	insertKeyed(t, st, rt, keyed{"evt_a3", "A", 3}, keyed{"evt_a1", "A", 1}, keyed{"evt_a2", "A", 1}, keyed{"evt_b1", "B", 1})
-	if got := claimIDs(t, st, 10); !slices.Equal(got, []string{"evt_a1/A", "evt_b1/B"}) {
+	insertKeyed(t, st, rt, keyed{"evt_a3", "handA", 3}, keyed{"evt_a1", "handA", 1}, keyed{"evt_a2", "handA", 1}, keyed{"evt_b1", "handB", 1})
+	if got := claimIDs(t, st, 10); !slices.Equal(got, []string{"evt_a1/handA", "evt_b1/handB"}) {
 		t.Fatalf("claimed %v, want each key's head", got)
 	}
 	write := func(id string, ok bool, maxAttempts int) []string {
@@ -418,7 +423,7 @@ func TestResultsHandTheKeysNextDeliveryToTheirWriter(t *testing.T) {
 		}
 		return next
 	}
-	if next := write("evt_a1", true, 15); !slices.Equal(next, []string{"evt_a2/A"}) {
+	if next := write("evt_a1", true, 15); !slices.Equal(next, []string{"evt_a2/handA"}) {
 		t.Fatalf("delivering evt_a1 handed over %v, want evt_a2 (created ties go by id)", next)
 	}
 	if got := claimIDs(t, st, 10); len(got) != 0 {
@@ -427,7 +432,7 @@ func TestResultsHandTheKeysNextDeliveryToTheirWriter(t *testing.T) {
 	// An older event arrives while evt_a2 is in flight: it is A's head
 	// now, but it must wait. evt_a1's result, written again (stale, as
 	// from an instance whose lease had ended), hands nothing over.
-	insertKeyed(t, st, rt, keyed{"evt_a0", "A", 0})
+	insertKeyed(t, st, rt, keyed{"evt_a0", "handA", 0})
 	stale := store.Result{EventID: "evt_a1", Destination: orderDest, Lease: time.Now(), MaxAttempts: 15, OK: true, Ordered: true}
 	applied, err := st.WriteResultsClaimingNext(context.Background(), []store.Result{stale}, store.Backoff{Base: time.Hour, Max: time.Hour}, "test", time.Minute)
 	if err != nil || applied.WakeErr != nil || len(applied.Next) != 0 {
@@ -447,15 +452,15 @@ func TestResultsHandTheKeysNextDeliveryToTheirWriter(t *testing.T) {
 	if _, err := pool.Exec(context.Background(), `UPDATE stripe_webhook_deliveries SET next_attempt_at = now() WHERE event_id = 'evt_a0'`); err != nil {
 		t.Fatal(err)
 	}
-	if got := claimIDs(t, st, 10); !slices.Equal(got, []string{"evt_a0/A"}) {
+	if got := claimIDs(t, st, 10); !slices.Equal(got, []string{"evt_a0/handA"}) {
 		t.Fatalf("claimed %v, want evt_a0, A's head", got)
 	}
 	// evt_a0 goes dead: the key goes on with evt_a2 (backing off: one
 	// early retry), then evt_a3.
-	if next := write("evt_a0", false, 1); !slices.Equal(next, []string{"evt_a2/A"}) {
+	if next := write("evt_a0", false, 1); !slices.Equal(next, []string{"evt_a2/handA"}) {
 		t.Fatalf("evt_a0 dead handed over %v, want evt_a2: a dead letter lets its key go on", next)
 	}
-	if next := write("evt_a2", true, 15); !slices.Equal(next, []string{"evt_a3/A"}) {
+	if next := write("evt_a2", true, 15); !slices.Equal(next, []string{"evt_a3/handA"}) {
 		t.Fatalf("delivering evt_a2 handed over %v, want evt_a3", next)
 	}
 	var lease time.Time
@@ -466,7 +471,7 @@ func TestResultsHandTheKeysNextDeliveryToTheirWriter(t *testing.T) {
 	if err := st.GiveBack(context.Background(), []store.Next{given}); err != nil {
 		t.Fatal(err)
 	}
-	if got := claimIDs(t, st, 10); !slices.Equal(got, []string{"evt_a3/A"}) {
+	if got := claimIDs(t, st, 10); !slices.Equal(got, []string{"evt_a3/handA"}) {
 		t.Fatalf("claimed %v after evt_a3 was given back, want it", got)
 	}
 }
