@@ -52,9 +52,15 @@ type completer struct {
 	dead   *ratelog.Burst
 	retry  map[string]*ratelog.Logger // by destination; only run's goroutine uses it
 
-	// wake is told the destinations of ordered results just written: the
-	// next delivery of their keys may be due. Set before Start.
+	// wake is told the destinations of ordered results just written whose
+	// next deliveries were not all handed over: they may be due. Set
+	// before Start.
 	wake func(dests map[string]bool)
+	// handOver queues the next deliveries of finished order keys, leased
+	// to this instance by the result write (their lease counted from
+	// start), and returns those it could not queue. Set before Start;
+	// nil: the next deliveries are made due for the sweepers instead.
+	handOver func(start time.Time, next []store.Next) (left []store.Next)
 
 	mu      sync.Mutex
 	pending []result
@@ -216,26 +222,19 @@ func (c *completer) write(ctx context.Context, chunk []result) error {
 		results[i] = store.Result{EventID: r.id, Destination: r.dest, Lease: r.lease, MaxAttempts: r.maxAttempts, OK: r.ok, Err: r.err,
 			EventType: r.typ, Ordered: r.ordered}
 	}
-	applied, err := c.store.WriteResults(ctx, results, store.Backoff{Base: c.cfg.RetryBase, Max: c.cfg.RetryMax}, c.cfg.Instance)
+	backoff := store.Backoff{Base: c.cfg.RetryBase, Max: c.cfg.RetryMax}
+	start := time.Now() // no later than the start of the next deliveries' leases
+	var applied store.Applied
+	var err error
+	if c.handOver != nil {
+		applied, err = c.store.WriteResultsClaimingNext(ctx, results, backoff, c.cfg.Instance, c.cfg.Lease)
+	} else {
+		applied, err = c.store.WriteResults(ctx, results, backoff, c.cfg.Instance)
+	}
 	if err != nil {
 		return err
 	}
-	var ordered map[string]bool
-	for _, r := range chunk {
-		if r.ordered {
-			if ordered == nil {
-				ordered = map[string]bool{}
-			}
-			ordered[r.dest] = true
-		}
-	}
-	if applied.WakeErr != nil {
-		c.cfg.Metrics.PostgresError("wake order keys", applied.WakeErr)
-		c.errLog.Warn("waking the next deliveries of finished order keys failed; they go when their park ends", "error", applied.WakeErr)
-	}
-	if ordered != nil && c.wake != nil {
-		c.wake(ordered)
-	}
+	c.handOverNext(ctx, chunk, start, applied)
 	c.logFailures(applied.Failed)
 	sent := map[string]int{}
 	for _, r := range chunk {
@@ -257,6 +256,48 @@ func (c *completer) write(ctx context.Context, chunk []result) error {
 		}
 	}
 	return nil
+}
+
+// handOverNext queues the next deliveries of the finished order keys that
+// the write leased to this instance, gives back those the lanes cannot
+// take, and wakes the sweepers of destinations whose next deliveries were
+// not all handed over.
+func (c *completer) handOverNext(ctx context.Context, chunk []result, start time.Time, applied store.Applied) {
+	var wake map[string]bool
+	if applied.WakeErr != nil {
+		c.cfg.Metrics.PostgresError("wake order keys", applied.WakeErr)
+		c.errLog.Warn("waking the next deliveries of finished order keys failed; they go when their park ends", "error", applied.WakeErr)
+	}
+	if c.handOver == nil || applied.WakeErr != nil {
+		for _, r := range chunk {
+			if r.ordered {
+				if wake == nil {
+					wake = map[string]bool{}
+				}
+				wake[r.dest] = true
+			}
+		}
+	}
+	if c.handOver != nil && len(applied.Next) > 0 {
+		left := c.handOver(start, applied.Next)
+		if len(left) > 0 {
+			// Given back at once rather than held until the lease ends; if
+			// that fails, they go when it ends.
+			if err := c.store.GiveBack(ctx, left); err != nil {
+				c.cfg.Metrics.PostgresError("give back", err)
+				c.errLog.Warn("giving back next deliveries the queue had no room for failed; they go when their lease ends", "error", err)
+			}
+			if wake == nil {
+				wake = map[string]bool{}
+			}
+			for _, n := range left {
+				wake[n.Destination] = true
+			}
+		}
+	}
+	if wake != nil && c.wake != nil {
+		c.wake(wake)
+	}
 }
 
 // newDeadLog logs each delivery that goes dead, a burst in one summary.

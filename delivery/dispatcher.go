@@ -57,6 +57,7 @@ func NewDispatcher(cfg DispatcherConfig) (*Dispatcher, error) {
 	}
 	d.adopter = newAdopter(cfg)
 	d.results.wake = d.wake
+	d.results.handOver = d.handOver
 	return d, nil
 }
 
@@ -115,6 +116,30 @@ func (d *Dispatcher) wake(dests map[string]bool) {
 			l.sweeper.kick()
 		}
 	}
+}
+
+// handOver queues the next deliveries of finished order keys that the
+// result writer claimed for this instance, leased from start, in their
+// lanes; it returns those a lane could not take (full, or stopping).
+func (d *Dispatcher) handOver(start time.Time, next []store.Next) (left []store.Next) {
+	leaseUntil := start.Add(d.cfg.Lease - leaseMargin)
+	for _, n := range next {
+		l := d.lane(n.Destination)
+		if l == nil || !l.offer(job{ev: n.Event, lease: n.Lease, leaseUntil: leaseUntil}) {
+			left = append(left, n)
+		}
+	}
+	return left
+}
+
+// lane returns the lane of destination name, nil if none.
+func (d *Dispatcher) lane(name string) *lane {
+	for _, l := range d.lanes {
+		if l.dest.Name == name {
+			return l
+		}
+	}
+	return nil
 }
 
 // QueueDepth is the number of events waiting for a worker, over all

@@ -21,6 +21,8 @@ import (
 //	pending ──Claim──> pending, leased (locked_until = the lease's token);
 //	                   with an order key, only its key's head, while no
 //	                   delivery of the key is leased (see below)
+//	pending ──WriteResultsClaimingNext, its key's head finished──> pending, leased
+//	pending, leased ──GiveBack──> pending, due now, under no lease
 //	pending ──Claim, held back behind its key's head──> pending, parked
 //	pending ──WriteResults, ok──> delivered
 //	pending ──WriteResults, failed──> pending, next attempt after a backoff
@@ -113,7 +115,10 @@ FROM claimed JOIN stripe_webhook_events e ON e.event_id = claimed.event_id`
 // the head's next attempt). When a head is delivered or goes dead, the
 // result write takes its key's advisory lock, waiting for a claim of the
 // key under way, and then makes the next head due at once (wakeNextSQL):
-// no wake is lost to a park that commits just after it.
+// no wake is lost to a park that commits just after it. The dispatcher
+// writes its results with WriteResultsClaimingNext instead: under the
+// same lock, the next head is leased to the writer (claimNextSQL), by the
+// claim's rule, and the key goes on without a sweep.
 
 // orderWindowSQL finds up to $3 keys with due deliveries among the $2
 // oldest due keyed deliveries of destination $1, takes each key's
@@ -134,14 +139,37 @@ locked AS MATERIALIZED (
 	SELECT order_key FROM keys WHERE pg_try_advisory_xact_lock(1869310329, hashtext($1 || E'\n' || order_key)))
 SELECT w.event_id, w.order_key, w.next_attempt_at FROM win w WHERE w.order_key IN (SELECT order_key FROM locked)`
 
+// orderPlansSQL makes the transactions of order keys (claims, wakes)
+// read each key's head from the order index (destination, key, created,
+// id), which yields it first, and find rows by their primary key. Left to
+// itself, with statistics from when the table held few keyed deliveries,
+// the planner walked the due index of the whole destination for each key,
+// filtering on the key and sorting: a claim of 200 keys in a bench with a
+// backlog of 11,000 read 2 million index entries. With sorts off, only the
+// order index serves a head without one; the rest are indexPlansSQL's.
+// JIT is off: a sort that no plan avoids (the byte room's running sum)
+// costs past its threshold with sorts off, and compiling would take longer
+// than the statement.
+// Their statements write a pending row's status as NOT IN ('delivered',
+// 'dead'), as the result statements do, where it is not a key's lookup,
+// and those given ids name them as event_id = ANY(ids) too: a bench's
+// stale estimate of a few pending rows had the park read every pending
+// delivery of the destination for each row it parked.
+const orderPlansSQL = `SELECT set_config('enable_sort', 'off', true), set_config('jit', 'off', true), set_config('enable_hashjoin', 'off', true),
+	set_config('enable_mergejoin', 'off', true), set_config('enable_bitmapscan', 'off', true), set_config('enable_seqscan', 'off', true)`
+
 // orderHeadsSQL reads, for each key in $2 of destination $1, its head
 // (id, whether it is due and free, next attempt) and the end of the
-// latest lease on a delivery of the key (NULL: none in flight).
+// latest lease on a delivery of the key (NULL: none in flight). The
+// ORDER BY of the leases, with sorts off, leaves the planner the order
+// index: the key's own deliveries (with stale statistics it walked the
+// destination's due index instead, for each key).
 const orderHeadsSQL = `
 SELECT k.key, h.event_id, h.next_attempt_at <= now() AND (h.locked_until IS NULL OR h.locked_until <= now()), h.next_attempt_at,
-	(SELECT max(b.locked_until) FROM stripe_webhook_deliveries b
+	(SELECT max(l.locked_until) FROM (SELECT b.locked_until FROM stripe_webhook_deliveries b
 		WHERE b.destination = $1 AND b.order_key = k.key AND b.status = 'pending'
-			AND b.locked_until IS NOT NULL AND b.locked_until > now())
+			AND b.locked_until IS NOT NULL AND b.locked_until > now()
+		ORDER BY b.order_created, b.event_id) l)
 FROM unnest($2::text[]) AS k(key)
 CROSS JOIN LATERAL (
 	SELECT event_id, next_attempt_at, locked_until FROM stripe_webhook_deliveries h
@@ -156,7 +184,7 @@ const claimHeadsSQL = `
 WITH candidates AS (
 	SELECT d.event_id, d.next_attempt_at FROM stripe_webhook_deliveries d
 	JOIN unnest($1::text[]) WITH ORDINALITY AS h(id, n) ON d.event_id = h.id
-	WHERE d.destination = $4 AND d.status = 'pending' AND d.next_attempt_at <= now()
+	WHERE d.event_id = ANY($1::text[]) AND d.destination = $4 AND d.status NOT IN ('delivered', 'dead') AND d.next_attempt_at <= now()
 		AND (d.locked_until IS NULL OR d.locked_until <= now())
 	FOR UPDATE OF d SKIP LOCKED),
 ` + leaseCandidates
@@ -170,7 +198,7 @@ WITH p AS (
 	SELECT d.event_id, COALESCE(p.until, now() + $5::bigint * interval '1 millisecond') AS until
 	FROM stripe_webhook_deliveries d
 	JOIN unnest($2::text[], $3::timestamptz[], $4::timestamptz[]) AS p(id, seen, until) ON d.event_id = p.id
-	WHERE d.destination = $1 AND d.status = 'pending' AND d.next_attempt_at = p.seen
+	WHERE d.event_id = ANY($2::text[]) AND d.destination = $1 AND d.status NOT IN ('delivered', 'dead') AND d.next_attempt_at = p.seen
 		AND (d.locked_until IS NULL OR d.locked_until <= now())
 	FOR UPDATE OF d SKIP LOCKED)
 UPDATE stripe_webhook_deliveries d SET next_attempt_at = p.until
@@ -252,6 +280,9 @@ func (s *Store) claimOrdered(ctx context.Context, p ClaimParams) ([]Claimed, err
 	}
 	window := map[string][]seen{}
 	var keys []string
+	if _, err := tx.Exec(ctx, orderPlansSQL); err != nil {
+		return nil, err
+	}
 	rows, err := tx.Query(ctx, orderWindowSQL, p.Destination, orderWindow*p.Limit, p.Limit)
 	if err != nil {
 		return nil, err
@@ -401,8 +432,60 @@ FROM finished k CROSS JOIN LATERAL (
 	WHERE h.destination = k.destination AND h.order_key = k.order_key AND h.status = 'pending'
 	ORDER BY h.order_created, h.event_id
 	LIMIT 1) head
-WHERE d.event_id = head.event_id AND d.destination = k.destination AND d.status = 'pending'
+WHERE d.event_id = head.event_id AND d.destination = k.destination AND d.status NOT IN ('delivered', 'dead')
 	AND d.next_attempt_at > now() AND (d.locked_until IS NULL OR d.locked_until <= now())`
+
+// claimNextSQL leases to the caller, instead of making it due, the next
+// head of each key whose delivery ($1 ids, $2 destinations) was just
+// delivered or went dead, and reads its event: the instance that finished
+// a key's delivery goes on with the key's next one without a sweep. It
+// runs after lockFinishedKeysSQL, under the keys' locks, and so follows
+// the claim's rule: only the key's head, and only while no delivery of the
+// key is under a live lease. Like wakeNextSQL, it takes a head that is
+// backing off from its own failure too (one early retry).
+// $1 ids, $2 destinations, $3 lease ms.
+const claimNextSQL = `
+WITH finished AS (
+	SELECT DISTINCT f.destination, f.order_key
+	FROM unnest($1::text[], $2::text[]) AS r(id, destination)
+	JOIN stripe_webhook_deliveries f ON f.event_id = r.id AND f.destination = r.destination
+	WHERE f.order_key IS NOT NULL AND f.status IN ('delivered', 'dead')),
+next AS (
+	SELECT head.event_id, k.destination FROM finished k
+	CROSS JOIN LATERAL (
+		SELECT h.event_id, h.locked_until FROM stripe_webhook_deliveries h
+		WHERE h.destination = k.destination AND h.order_key = k.order_key AND h.status = 'pending'
+		ORDER BY h.order_created, h.event_id
+		LIMIT 1) head
+	WHERE (head.locked_until IS NULL OR head.locked_until <= now())
+		-- Not NOT EXISTS: as an anti-join, the planner walked every
+		-- leased delivery for each key. The ORDER BY, with sorts off,
+		-- leaves it the order index: the key's own deliveries.
+		AND (SELECT b.event_id FROM stripe_webhook_deliveries b
+			WHERE b.destination = k.destination AND b.order_key = k.order_key AND b.status = 'pending'
+				AND b.locked_until IS NOT NULL AND b.locked_until > now()
+			ORDER BY b.order_created, b.event_id
+			LIMIT 1) IS NULL),
+claimed AS (
+	UPDATE stripe_webhook_deliveries d
+	SET locked_until = now() + $3::bigint * interval '1 millisecond',
+		next_attempt_at = now() + $3::bigint * interval '1 millisecond'
+	FROM next
+	WHERE d.event_id = next.event_id AND d.destination = next.destination AND d.status NOT IN ('delivered', 'dead')
+		AND (d.locked_until IS NULL OR d.locked_until <= now())
+	RETURNING d.event_id, d.destination, d.locked_until, d.order_key)
+SELECT e.event_id, e.event_type, e.stripe_created, e.livemode,
+	COALESCE(e.account, ''), COALESCE(e.api_version, ''), COALESCE(e.source, ''), e.payload, claimed.locked_until, claimed.order_key,
+	claimed.destination
+FROM claimed JOIN stripe_webhook_events e ON e.event_id = claimed.event_id`
+
+// giveBackSQL ends leases early: the deliveries ($1 ids, $2 destinations,
+// $3 leases) are due at once and under no lease, for any claim to take,
+// while they still hold the token they were given.
+const giveBackSQL = `
+UPDATE stripe_webhook_deliveries d SET locked_until = NULL, next_attempt_at = now()
+FROM unnest($1::text[], $2::text[], $3::timestamptz[]) AS r(id, destination, lease)
+WHERE d.event_id = r.id AND d.destination = r.destination AND d.status NOT IN ('delivered', 'dead') AND d.locked_until = r.lease`
 
 // recordAttemptsSQL appends to the delivery history, stale results too:
 // the attempt was made. An event pruned meanwhile gets no history.
@@ -451,9 +534,19 @@ type Applied struct {
 	Delivered, Retry, Dead map[string]int
 	Failed                 []Failure
 	// WakeErr is why the next deliveries of finished order keys were not
-	// made due at once (they go when their park ends); the results
-	// themselves were written.
+	// made due at once, nor handed to the caller (they go when their park
+	// ends); the results themselves were written.
 	WakeErr error
+	// Next holds, with WriteResultsClaimingNext, the next deliveries of
+	// finished order keys, leased to the caller.
+	Next []Next
+}
+
+// Next is the next delivery of an order key, leased to the instance that
+// finished the key's delivery before it.
+type Next struct {
+	Destination string
+	Claimed
 }
 
 // Failure is a failed result that WriteResults applied.
@@ -472,6 +565,24 @@ type Failure struct {
 // the whole batch's; pgerr.IsRowError tells one that a row caused (an
 // error text Postgres refuses), which the caller may isolate by splitting.
 func (s *Store) WriteResults(ctx context.Context, results []Result, backoff Backoff, instance string) (Applied, error) {
+	return s.writeResults(ctx, results, backoff, instance, 0)
+}
+
+// WriteResultsClaimingNext is WriteResults, but the next delivery of each
+// order key that its results finished is leased to the caller for lease,
+// rather than made due, and returned in Applied.Next: the caller delivers
+// it, or gives it back (GiveBack). This is a claim of the key's head by
+// the claim's rule, in a transaction of its own after the results commit.
+func (s *Store) WriteResultsClaimingNext(ctx context.Context, results []Result, backoff Backoff, instance string, lease time.Duration) (Applied, error) {
+	if lease <= 0 {
+		return Applied{}, errors.New("writing results: the next deliveries need a lease")
+	}
+	return s.writeResults(ctx, results, backoff, instance, lease)
+}
+
+// writeResults writes results; a positive lease claims the next
+// deliveries of finished keys instead of waking them.
+func (s *Store) writeResults(ctx context.Context, results []Result, backoff Backoff, instance string, lease time.Duration) (Applied, error) {
 	var ok, failed, all, ordered resultColumns
 	var failedResults []Result
 	for _, r := range results {
@@ -529,9 +640,73 @@ func (s *Store) WriteResults(ctx context.Context, results []Result, backoff Back
 		return Applied{}, err
 	}
 	if len(ordered.ids) > 0 {
-		applied.WakeErr = s.wakeNextHeads(ctx, ordered.ids, ordered.dests)
+		if lease > 0 {
+			applied.Next, applied.WakeErr = s.claimNextHeads(ctx, ordered.ids, ordered.dests, lease)
+		} else {
+			applied.WakeErr = s.wakeNextHeads(ctx, ordered.ids, ordered.dests)
+		}
 	}
 	return applied, nil
+}
+
+// claimNextHeads leases to the caller the next head of each key whose
+// delivery just finished, in a transaction of its own after the results
+// committed, under the keys' locks (as wakeNextHeads). It reads every row
+// before it returns (see Claim).
+func (s *Store) claimNextHeads(ctx context.Context, ids, dests []string, lease time.Duration) ([]Next, error) {
+	ctx, cancel := context.WithTimeout(ctx, wakeTimeout)
+	defer cancel()
+	var next []Next
+	var b pgx.Batch
+	b.Queue("BEGIN")
+	b.Queue(orderPlansSQL)
+	b.Queue(lockFinishedKeysSQL, ids, dests)
+	b.Queue(claimNextSQL, ids, dests, lease.Milliseconds()).Query(func(rows pgx.Rows) error {
+		for rows.Next() {
+			ev := &event.Event{}
+			var created pgtype.Timestamptz
+			var n Next
+			if err := rows.Scan(&ev.ID, &ev.Type, &created, &ev.Livemode, &ev.Account, &ev.APIVersion, &ev.Source, &ev.Payload,
+				&n.Lease, &ev.OrderKey, &n.Destination); err != nil {
+				return err
+			}
+			ev.Created = created.Time
+			n.Event = ev
+			next = append(next, n)
+		}
+		return rows.Err()
+	})
+	b.Queue("COMMIT")
+	if err := s.pool.SendBatch(ctx, &b).Close(); err != nil {
+		// Rolled back, or its answer lost after the COMMIT: a row leased
+		// here then goes when its lease ends.
+		return nil, fmt.Errorf("claiming the next deliveries of %d order keys: %w", len(ids), err)
+	}
+	return next, nil
+}
+
+// GiveBack ends the leases of deliveries the caller holds and will not
+// make (see WriteResultsClaimingNext): they are due at once, for any
+// claim. A delivery whose lease was taken over or that finished is left
+// alone.
+func (s *Store) GiveBack(ctx context.Context, given []Next) error {
+	var ids, dests []string
+	var leases []time.Time
+	for _, g := range given {
+		ids, dests, leases = append(ids, g.Event.ID), append(dests, g.Destination), append(leases, g.Lease)
+	}
+	if len(ids) == 0 {
+		return nil
+	}
+	var b pgx.Batch
+	b.Queue("BEGIN")
+	b.Queue(indexPlansSQL)
+	b.Queue(giveBackSQL, ids, dests, leases)
+	b.Queue("COMMIT")
+	if err := s.pool.SendBatch(ctx, &b).Close(); err != nil {
+		return fmt.Errorf("giving back %d deliveries: %w", len(ids), err)
+	}
+	return nil
 }
 
 // wakeNextHeads makes due the next head of each key whose delivery just
@@ -545,6 +720,7 @@ func (s *Store) wakeNextHeads(ctx context.Context, ids, dests []string) error {
 	defer cancel()
 	var b pgx.Batch
 	b.Queue("BEGIN")
+	b.Queue(orderPlansSQL)
 	b.Queue(lockFinishedKeysSQL, ids, dests)
 	b.Queue(wakeNextSQL, ids, dests)
 	b.Queue("COMMIT")

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"math/rand/v2"
 	"slices"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -21,6 +22,10 @@ import (
 // The claim rule of order keys: one delivery of a key in flight at a
 // time, across claimers; only the key's head, in (created, event id)
 // order; a leased or failing head holds back its own key only.
+//
+// Each test names its keys apart (takeA, failA...): the keys' advisory
+// locks are the database's, not the schema's, and tests running side by
+// side would otherwise skip each other's keys.
 
 const orderDest = "ordered"
 
@@ -130,8 +135,8 @@ func TestClaimTakesEachKeysHeadOnlyInCreatedOrder(t *testing.T) {
 	rt := orderedRoutes(t)
 	// Stored out of created order; evt_a2 and evt_a3 share a second: the
 	// event id breaks the tie.
-	insertKeyed(t, st, rt, keyed{"evt_a3", "A", 3}, keyed{"evt_a1", "A", 1}, keyed{"evt_b2", "B", 2})
-	insertKeyed(t, st, rt, keyed{"evt_a2", "A", 3}, keyed{"evt_b1", "B", 1}, keyed{"evt_a0", "A", 0})
+	insertKeyed(t, st, rt, keyed{"evt_a3", "takeA", 3}, keyed{"evt_a1", "takeA", 1}, keyed{"evt_b2", "takeB", 2})
+	insertKeyed(t, st, rt, keyed{"evt_a2", "takeA", 3}, keyed{"evt_b1", "takeB", 1}, keyed{"evt_a0", "takeA", 0})
 	var order []string
 	for range 10 {
 		got := claimIDs(t, st, 100)
@@ -143,7 +148,7 @@ func TestClaimTakesEachKeysHeadOnlyInCreatedOrder(t *testing.T) {
 		}
 		for _, g := range got {
 			order = append(order, g)
-			finish(t, st, pool, g[:len(g)-2], true, 15)
+			finish(t, st, pool, g[:strings.IndexByte(g, '/')], true, 15)
 		}
 	}
 	var a, b []string
@@ -154,7 +159,7 @@ func TestClaimTakesEachKeysHeadOnlyInCreatedOrder(t *testing.T) {
 			b = append(b, o)
 		}
 	}
-	if !slices.Equal(a, []string{"evt_a0/A", "evt_a1/A", "evt_a2/A", "evt_a3/A"}) || !slices.Equal(b, []string{"evt_b1/B", "evt_b2/B"}) {
+	if !slices.Equal(a, []string{"evt_a0/takeA", "evt_a1/takeA", "evt_a2/takeA", "evt_a3/takeA"}) || !slices.Equal(b, []string{"evt_b1/takeB", "evt_b2/takeB"}) {
 		t.Fatalf("delivered A %v, B %v; want each key in created order, then event id", a, b)
 	}
 }
@@ -163,14 +168,14 @@ func TestLeasedHeadHoldsBackAnOlderEventAndAReplay(t *testing.T) {
 	t.Parallel()
 	st, pool := newStore(t)
 	rt := orderedRoutes(t)
-	insertKeyed(t, st, rt, keyed{"evt_old", "A", 1})
+	insertKeyed(t, st, rt, keyed{"evt_old", "leaseA", 1})
 	finish(t, st, pool, claimIDs(t, st, 10)[0][:7], false, 1) // dead at once
-	insertKeyed(t, st, rt, keyed{"evt_mid", "A", 5})
-	if got := claimIDs(t, st, 10); !slices.Equal(got, []string{"evt_mid/A"}) {
+	insertKeyed(t, st, rt, keyed{"evt_mid", "leaseA", 5})
+	if got := claimIDs(t, st, 10); !slices.Equal(got, []string{"evt_mid/leaseA"}) {
 		t.Fatalf("claimed %v, want evt_mid: a dead letter lets its key go on", got)
 	}
 	// In flight: an older event arrives, and the dead one is replayed.
-	insertKeyed(t, st, rt, keyed{"evt_older", "A", 3})
+	insertKeyed(t, st, rt, keyed{"evt_older", "leaseA", 3})
 	if _, err := st.ReplayIDs(context.Background(), []string{"evt_old"}, store.ReplayIDsOptions{Destination: orderDest, OnlyDead: true, Existing: true}); err != nil {
 		t.Fatal(err)
 	}
@@ -178,11 +183,11 @@ func TestLeasedHeadHoldsBackAnOlderEventAndAReplay(t *testing.T) {
 		t.Fatalf("claimed %v while evt_mid of the key is in flight", got)
 	}
 	finish(t, st, pool, "evt_mid", true, 15)
-	for _, want := range []string{"evt_old/A", "evt_older/A"} {
+	for _, want := range []string{"evt_old/leaseA", "evt_older/leaseA"} {
 		if got := claimIDs(t, st, 10); !slices.Equal(got, []string{want}) {
 			t.Fatalf("claimed %v, want %s, the key's head", got, want)
 		}
-		finish(t, st, pool, want[:len(want)-2], true, 15)
+		finish(t, st, pool, want[:strings.IndexByte(want, '/')], true, 15)
 	}
 }
 
@@ -192,14 +197,14 @@ func TestFailingHeadHoldsBackOnlyItsKey(t *testing.T) {
 	rt := orderedRoutes(t)
 	var stuck []keyed
 	for i := range 60 {
-		stuck = append(stuck, keyed{fmt.Sprintf("evt_a%02d", i), "A", i})
+		stuck = append(stuck, keyed{fmt.Sprintf("evt_a%02d", i), "failA", i})
 	}
 	insertKeyed(t, st, rt, stuck...)
-	if got := claimIDs(t, st, 5); !slices.Equal(got, []string{"evt_a00/A"}) {
+	if got := claimIDs(t, st, 5); !slices.Equal(got, []string{"evt_a00/failA"}) {
 		t.Fatalf("claimed %v, want A's head alone", got)
 	}
 	finish(t, st, pool, "evt_a00", false, 15) // backs off for an hour
-	insertKeyed(t, st, rt, keyed{"evt_b0", "B", 100}, keyed{"evt_u", "", 101})
+	insertKeyed(t, st, rt, keyed{"evt_b0", "failB", 100}, keyed{"evt_u", "", 101})
 	if _, err := pool.Exec(context.Background(), `UPDATE stripe_webhook_deliveries SET locked_until = NULL, next_attempt_at = now() WHERE order_key IS NULL`); err != nil {
 		t.Fatal(err)
 	}
@@ -208,11 +213,11 @@ func TestFailingHeadHoldsBackOnlyItsKey(t *testing.T) {
 	var got []string
 	for range 5 {
 		got = append(got, claimIDs(t, st, 5)...)
-		if slices.Contains(got, "evt_b0/B") {
+		if slices.Contains(got, "evt_b0/failB") {
 			break
 		}
 	}
-	if !slices.Contains(got, "evt_b0/B") || !slices.Contains(got, "evt_u/") {
+	if !slices.Contains(got, "evt_b0/failB") || !slices.Contains(got, "evt_u/") {
 		t.Fatalf("claimed %v; want B's head and the unkeyed event despite A's backlog", got)
 	}
 	for _, g := range got {
@@ -223,7 +228,7 @@ func TestFailingHeadHoldsBackOnlyItsKey(t *testing.T) {
 	var parked int
 	// Parked: behind the head's lease (those the first claim looked at),
 	// then behind its retry.
-	if err := pool.QueryRow(context.Background(), `SELECT count(*) FROM stripe_webhook_deliveries WHERE order_key = 'A' AND next_attempt_at > now() + interval '30 seconds'`).Scan(&parked); err != nil || parked != 60 {
+	if err := pool.QueryRow(context.Background(), `SELECT count(*) FROM stripe_webhook_deliveries WHERE order_key = 'failA' AND next_attempt_at > now() + interval '30 seconds'`).Scan(&parked); err != nil || parked != 60 {
 		t.Fatalf("%d of A's deliveries are parked, %v; want all 60", parked, err)
 	}
 }
@@ -231,28 +236,29 @@ func TestFailingHeadHoldsBackOnlyItsKey(t *testing.T) {
 func TestClaimSkipsAKeyAnotherClaimHolds(t *testing.T) {
 	t.Parallel()
 	st, pool := newStore(t)
-	insertKeyed(t, st, orderedRoutes(t), keyed{"evt_a", "A", 1}, keyed{"evt_b", "B", 1})
+	insertKeyed(t, st, orderedRoutes(t), keyed{"evt_a", "skipA", 1}, keyed{"evt_b", "skipB", 1})
 	ctx := context.Background()
 	tx, err := pool.Begin(ctx)
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer tx.Rollback(ctx)
-	if _, err := tx.Exec(ctx, `SELECT pg_advisory_xact_lock(1869310329, hashtext($1))`, orderDest+"\nA"); err != nil {
+	if _, err := tx.Exec(ctx, `SELECT pg_advisory_xact_lock(1869310329, hashtext($1))`, orderDest+"\nskipA"); err != nil {
 		t.Fatal(err)
 	}
-	if got := claimIDs(t, st, 10); !slices.Equal(got, []string{"evt_b/B"}) {
+	if got := claimIDs(t, st, 10); !slices.Equal(got, []string{"evt_b/skipB"}) {
 		t.Fatalf("claimed %v while another claim holds key A; want B only", got)
 	}
 	_ = tx.Rollback(ctx)
-	if got := claimIDs(t, st, 10); !slices.Equal(got, []string{"evt_a/A"}) {
+	if got := claimIDs(t, st, 10); !slices.Equal(got, []string{"evt_a/skipA"}) {
 		t.Fatalf("claimed %v once A is free, want evt_a", got)
 	}
 }
 
 // TestConcurrentClaimersNeverLeaseTwoOfOneKey runs claimers on several
 // pools at once, over interleaved keys, with older events arriving while
-// they claim, and a watcher that reads, in one snapshot at a time, whether
+// they claim (half of them also taking, with their results, the next
+// delivery of each key they finished), and a watcher that reads, in one snapshot at a time, whether
 // any key has two leased deliveries. Every delivery is made, and each key's
 // deliveries that were stored before the claims began go in created order.
 func TestConcurrentClaimersNeverLeaseTwoOfOneKey(t *testing.T) {
@@ -301,6 +307,7 @@ func TestConcurrentClaimersNeverLeaseTwoOfOneKey(t *testing.T) {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
+			var carry []store.Claimed
 			for ctx.Err() == nil {
 				if c == 0 {
 					if l, ok := <-late; ok {
@@ -317,6 +324,10 @@ func TestConcurrentClaimersNeverLeaseTwoOfOneKey(t *testing.T) {
 					}
 					return
 				}
+				// The odd claimers go on with the next deliveries their
+				// results leased to them, as an instance does.
+				got = append(carry, got...)
+				carry = nil
 				var results []store.Result
 				for _, g := range got {
 					results = append(results, store.Result{EventID: g.Event.ID, Destination: orderDest, Lease: g.Lease, MaxAttempts: 15, OK: true, Ordered: true})
@@ -329,9 +340,23 @@ func TestConcurrentClaimersNeverLeaseTwoOfOneKey(t *testing.T) {
 					}
 					done := total == keys*(perKey+1)
 					mu.Unlock()
-					if _, err := cst.WriteResults(ctx, results, store.Backoff{Base: time.Hour, Max: time.Hour}, "test"); err != nil {
+					write := cst.WriteResults
+					if c%2 == 1 {
+						write = func(ctx context.Context, r []store.Result, b store.Backoff, instance string) (store.Applied, error) {
+							return cst.WriteResultsClaimingNext(ctx, r, b, instance, time.Minute)
+						}
+					}
+					applied, err := write(ctx, results, store.Backoff{Base: time.Hour, Max: time.Hour}, "test")
+					if err != nil {
 						t.Errorf("results: %v", err)
 						return
+					}
+					if applied.WakeErr != nil && ctx.Err() == nil {
+						t.Errorf("next deliveries: %v", applied.WakeErr)
+						return
+					}
+					for _, n := range applied.Next {
+						carry = append(carry, n.Claimed)
 					}
 					if done {
 						cancel()
@@ -359,5 +384,94 @@ func TestConcurrentClaimersNeverLeaseTwoOfOneKey(t *testing.T) {
 		if !slices.IsSorted(firsts) || len(firsts) != perKey {
 			t.Errorf("key %s went %v; want its %d events in created order", key, ids, perKey)
 		}
+	}
+}
+
+// TestResultsHandTheKeysNextDeliveryToTheirWriter: a result that finishes
+// a key's delivery (delivered, or dead) leases the key's next head to its
+// writer, in created order; no claim takes another delivery of the key
+// meanwhile; a failed result hands nothing over; a delivery given back is
+// due for any claim.
+func TestResultsHandTheKeysNextDeliveryToTheirWriter(t *testing.T) {
+	t.Parallel()
+	st, pool := newStore(t)
+	rt := orderedRoutes(t)
+	insertKeyed(t, st, rt, keyed{"evt_a3", "handA", 3}, keyed{"evt_a1", "handA", 1}, keyed{"evt_a2", "handA", 1}, keyed{"evt_b1", "handB", 1})
+	if got := claimIDs(t, st, 10); !slices.Equal(got, []string{"evt_a1/handA", "evt_b1/handB"}) {
+		t.Fatalf("claimed %v, want each key's head", got)
+	}
+	write := func(id string, ok bool, maxAttempts int) []string {
+		t.Helper()
+		var lease time.Time
+		if err := pool.QueryRow(context.Background(), `SELECT locked_until FROM stripe_webhook_deliveries WHERE event_id = $1`, id).Scan(&lease); err != nil {
+			t.Fatal(err)
+		}
+		r := store.Result{EventID: id, Destination: orderDest, Lease: lease, MaxAttempts: maxAttempts, OK: ok, Ordered: true}
+		if !ok {
+			r.Err = "sink down"
+		}
+		applied, err := st.WriteResultsClaimingNext(context.Background(), []store.Result{r}, store.Backoff{Base: time.Hour, Max: time.Hour}, "test", time.Minute)
+		if err != nil || applied.WakeErr != nil {
+			t.Fatalf("writing %s: %v, %v", id, err, applied.WakeErr)
+		}
+		var next []string
+		for _, n := range applied.Next {
+			if n.Destination != orderDest || n.Lease.IsZero() || len(n.Event.Payload) == 0 {
+				t.Fatalf("next delivery %+v: want its destination, lease and event", n)
+			}
+			next = append(next, n.Event.ID+"/"+n.Event.OrderKey)
+		}
+		return next
+	}
+	if next := write("evt_a1", true, 15); !slices.Equal(next, []string{"evt_a2/handA"}) {
+		t.Fatalf("delivering evt_a1 handed over %v, want evt_a2 (created ties go by id)", next)
+	}
+	if got := claimIDs(t, st, 10); len(got) != 0 {
+		t.Fatalf("claimed %v while evt_a2 is handed over", got)
+	}
+	// An older event arrives while evt_a2 is in flight: it is A's head
+	// now, but it must wait. evt_a1's result, written again (stale, as
+	// from an instance whose lease had ended), hands nothing over.
+	insertKeyed(t, st, rt, keyed{"evt_a0", "handA", 0})
+	stale := store.Result{EventID: "evt_a1", Destination: orderDest, Lease: time.Now(), MaxAttempts: 15, OK: true, Ordered: true}
+	applied, err := st.WriteResultsClaimingNext(context.Background(), []store.Result{stale}, store.Backoff{Base: time.Hour, Max: time.Hour}, "test", time.Minute)
+	if err != nil || applied.WakeErr != nil || len(applied.Next) != 0 {
+		t.Fatalf("a stale result of evt_a1 handed over %v (%v, %v) while evt_a2 is in flight", applied.Next, err, applied.WakeErr)
+	}
+	if got := claimIDs(t, st, 10); len(got) != 0 {
+		t.Fatalf("claimed %v while evt_a2 is in flight", got)
+	}
+	if next := write("evt_a2", false, 15); len(next) != 0 {
+		t.Fatalf("a failed evt_a2 handed over %v; a failure hands nothing over", next)
+	}
+	if next := write("evt_b1", false, 1); len(next) != 0 {
+		t.Fatalf("B's dead head handed over %v, with nothing behind it", next)
+	}
+	// The claim that found evt_a2 in flight parked evt_a0 until evt_a2's
+	// lease ends; a failure wakes nothing. Its park ends now.
+	if _, err := pool.Exec(context.Background(), `UPDATE stripe_webhook_deliveries SET next_attempt_at = now() WHERE event_id = 'evt_a0'`); err != nil {
+		t.Fatal(err)
+	}
+	if got := claimIDs(t, st, 10); !slices.Equal(got, []string{"evt_a0/handA"}) {
+		t.Fatalf("claimed %v, want evt_a0, A's head", got)
+	}
+	// evt_a0 goes dead: the key goes on with evt_a2 (backing off: one
+	// early retry), then evt_a3.
+	if next := write("evt_a0", false, 1); !slices.Equal(next, []string{"evt_a2/handA"}) {
+		t.Fatalf("evt_a0 dead handed over %v, want evt_a2: a dead letter lets its key go on", next)
+	}
+	if next := write("evt_a2", true, 15); !slices.Equal(next, []string{"evt_a3/handA"}) {
+		t.Fatalf("delivering evt_a2 handed over %v, want evt_a3", next)
+	}
+	var lease time.Time
+	if err := pool.QueryRow(context.Background(), `SELECT locked_until FROM stripe_webhook_deliveries WHERE event_id = 'evt_a3'`).Scan(&lease); err != nil {
+		t.Fatal(err)
+	}
+	given := store.Next{Destination: orderDest, Claimed: store.Claimed{Event: &event.Event{ID: "evt_a3"}, Lease: lease}}
+	if err := st.GiveBack(context.Background(), []store.Next{given}); err != nil {
+		t.Fatal(err)
+	}
+	if got := claimIDs(t, st, 10); !slices.Equal(got, []string{"evt_a3/handA"}) {
+		t.Fatalf("claimed %v after evt_a3 was given back, want it", got)
 	}
 }

@@ -125,7 +125,7 @@ func New() *Metrics {
 	}
 	// The writes show at 0 as failed for no answer and for a full disk, so
 	// that the first failure of either is an increase.
-	for _, op := range []string{"insert", "sweep", "write results", "wake order keys", "adopt", "prune"} {
+	for _, op := range []string{"insert", "sweep", "write results", "wake order keys", "give back", "adopt", "prune"} {
 		for _, code := range []string{NoSQLState, DiskFull} {
 			m.postgresErrors.WithLabelValues(op, code)
 		}
