@@ -98,6 +98,8 @@ type Service struct {
 	webhooks   *listener
 	admin      *adminServer          // nil: ADMIN_ADDR is empty
 	reconciler *reconcile.Reconciler // nil: off
+	timeline   *timelineWatch        // notices Postgres failovers
+	healer     *reconcile.Healer     // nil: no STRIPE_API_KEY
 
 	state       startstop.State
 	deliveryRan bool      // the dispatcher started, and so closes the sinks
@@ -132,8 +134,9 @@ func New(ctx context.Context, cfg Config, opts ...Option) (_ *Service, err error
 	if s.lns, err = bind(cfg); err != nil {
 		return nil, err
 	}
+	s.timeline = newTimelineWatch(log, s.metrics, cfg.Stripe.ReconcileOverlap, cfg.Stripe.APIKey != "")
 	if s.pool == nil {
-		if s.pool, err = openPool(ctx, cfg, log); err != nil {
+		if s.pool, err = openPool(ctx, cfg, log, s.timeline.hook); err != nil {
 			return nil, err
 		}
 		s.ownPool = true
@@ -141,6 +144,7 @@ func New(ctx context.Context, cfg Config, opts ...Option) (_ *Service, err error
 			return nil, err
 		}
 	}
+	s.timeline.pool = s.pool
 	if !o.redisSet && cfg.RedisURL != "" {
 		client, err := dedup.NewRedisClient(cfg.RedisURL, cfg.RedisTimeout)
 		if err != nil {
@@ -209,8 +213,15 @@ func New(ctx context.Context, cfg Config, opts ...Option) (_ *Service, err error
 	if s.dedup, err = dedup.New(ddc); err != nil {
 		return nil, err
 	}
+	s.timeline.subscribe(s.dedup.Forget)
 	if s.reconciler, err = newReconciler(cfg.Stripe, cfg.Retention, stripeAPI, s.pool, s.dedup, s.disp, log, m); err != nil {
 		return nil, err
+	}
+	if stripeAPI != nil {
+		if s.healer, err = reconcile.NewHealer(reconcile.HealerConfig{Lister: stripeAPI, Pool: s.pool, Store: s.dedup,
+			Enqueue: s.disp.Enqueue, Logger: log, Metrics: m}); err != nil {
+			return nil, err
+		}
 	}
 	verifier, err := receiver.NewVerifier(cfg.Secrets, cfg.Tolerance)
 	if err != nil {
@@ -260,12 +271,15 @@ func (s *Service) Start(ctx context.Context) error {
 		if s.pruner != nil {
 			parts = append(parts, s.pruner)
 		}
-		parts = append(parts, s.dedup, s.webhooks)
+		parts = append(parts, s.dedup, s.timeline, s.webhooks)
 		if s.admin != nil {
 			parts = append(parts, s.admin)
 		}
 		if s.reconciler != nil {
 			parts = append(parts, s.reconciler)
+		}
+		if s.healer != nil {
+			parts = append(parts, s.healer)
 		}
 		for _, p := range parts {
 			err := p.Start(ctx)
@@ -304,8 +318,9 @@ func (s *Service) Stop(ctx context.Context) error {
 //  1. the webhook listener: /readyz fails, no new request comes in, and
 //     those in flight finish; each is answered 200 only once its event is
 //     committed, so none is left between the two;
-//  2. the reconciler, which stores through the deduper and hands over to
-//     delivery, as a request does;
+//  2. the reconciler and the failover healer, which store through the
+//     deduper and hand over to delivery, as a request does; the timeline
+//     watch, which tells the deduper of a failover;
 //  3. the deduper's batch writer (the intake's group commit): it flushes
 //     what is queued, then its Redis pipelines stop;
 //  4. delivery: the adopter and the sweepers stop, the workers drain their
@@ -337,6 +352,10 @@ func (s *Service) stop(ctx context.Context) error {
 	if s.reconciler != nil {
 		step("reconciler", s.reconciler, "")
 	}
+	if s.healer != nil {
+		step("failover healer", s.healer, "")
+	}
+	step("timeline watch", s.timeline, "")
 	step("batch writer", s.dedup, "")
 	step("delivery", s.disp, "delivery queue not drained")
 	if s.pruner != nil {
