@@ -102,7 +102,11 @@ func TestHealerResumesFromTheFailoversCheckpoint(t *testing.T) {
 	}
 	reqs := fake.Requests()[before:]
 	if len(reqs) == 0 || reqs[0].Query.Get("created[gte]") != fmt.Sprint(mid[0].ListedThrough.Unix()) {
-		t.Fatalf("the second healer's first listing %v; want it from the checkpoint %d", reqs, mid[0].ListedThrough.Unix())
+		first := ""
+		if len(reqs) > 0 {
+			first = reqs[0].RawQuery
+		}
+		t.Fatalf("the second healer's first listing %q; want it from the checkpoint, created[gte]=%d", first, mid[0].ListedThrough.Unix())
 	}
 	for _, id := range lost {
 		var n int
