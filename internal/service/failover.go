@@ -11,6 +11,7 @@ import (
 	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/oncehook/oncehook/internal/metrics"
+	"github.com/oncehook/oncehook/internal/ratelog"
 	"github.com/oncehook/oncehook/internal/startstop"
 	"github.com/oncehook/oncehook/store"
 )
@@ -45,6 +46,7 @@ type timelineWatch struct {
 	metrics *metrics.Metrics
 	window  store.FailoverWindow
 	healing bool // STRIPE_API_KEY is set: the failover's window is reconciled
+	unknown ratelog.Logger
 
 	mu       sync.Mutex
 	current  int64 // the highest timeline written to; 0 before the first read
@@ -62,7 +64,7 @@ func newTimelineWatch(log *slog.Logger, m *metrics.Metrics, overlap time.Duratio
 		overlap = time.Hour // the reconciler's default
 	}
 	return &timelineWatch{log: log, metrics: m, window: store.FailoverWindow{Overlap: overlap, Margin: failoverWindowMargin},
-		healing: healing, stop: make(chan struct{}), done: make(chan struct{})}
+		healing: healing, unknown: ratelog.Logger{Log: log}, stop: make(chan struct{}), done: make(chan struct{})}
 }
 
 // timelineEpoch is the part of the Redis keys bound to a timeline. It is
@@ -89,20 +91,27 @@ func (w *timelineWatch) subscribe(f func(epoch string)) {
 func (w *timelineWatch) hook(ctx context.Context, conn *pgx.Conn) error {
 	tl, err := store.Timeline(ctx, conn)
 	if err != nil {
-		w.log.Warn("postgres timeline unknown on a new connection; a failover to it would not be noticed", "error", err)
+		w.unknown.Warn("postgres timeline unknown on a new connection; a failover to it would not be noticed", "error", err)
 		return nil
 	}
 	w.observe(ctx, conn, tl)
 	return nil
 }
 
-// check reads the timeline on one of the pool's connections.
+// check reads the timeline on one of the pool's connections, and records
+// it on the same one: observe holds the lock that a new connection's hook
+// takes, so it must not wait for the pool.
 func (w *timelineWatch) check(ctx context.Context, pool *pgxpool.Pool) error {
-	tl, err := store.Timeline(ctx, pool)
+	conn, err := pool.Acquire(ctx) // a new connection runs hook now, before the lock
 	if err != nil {
 		return err
 	}
-	return w.observe(ctx, pool, tl)
+	defer conn.Release()
+	tl, err := store.Timeline(ctx, conn.Conn())
+	if err != nil {
+		return err
+	}
+	return w.observe(ctx, conn.Conn(), tl)
 }
 
 // observe takes in that q reaches timeline tl: at a rise it makes the
