@@ -258,9 +258,11 @@ type part interface {
 }
 
 // Start starts the parts: delivery first, so that what the intake hands
-// over has workers, then the record of the destinations it serves, and
-// the webhook listener once everything behind it
-// runs; the reconciler last. The parts run until Stop, not until ctx
+// over has workers, then the record of the destinations it serves, the
+// timeline watch (which records the Postgres timeline, and a failover
+// that happened while no instance ran, before any webhook is taken), and
+// the webhook listener once everything behind it runs; the reconciler
+// and the failover healer last. The parts run until Stop, not until ctx
 // ends: Stop drains them within its own deadline. When a part fails to
 // start, Start stops those it started, releases what New opened and
 // returns the error. A second Start does nothing; a Start after Stop
