@@ -172,7 +172,10 @@ func (w *timelineWatch) Start(ctx context.Context) error {
 		cctx, cancel := context.WithTimeout(ctx, startupTimeout)
 		defer cancel()
 		if err := w.check(cctx, w.pool); err != nil {
-			return err
+			// Not a reason to refuse webhooks: a server that hides its
+			// timeline (a proxy, a managed service) only loses the
+			// detection. The loop tries again each second.
+			w.log.Warn("reading the postgres timeline failed; a failover is noticed only once it can be read", "error", err)
 		}
 		if !w.healing {
 			if r, err := store.New(w.pool).Replication(cctx); err != nil {
