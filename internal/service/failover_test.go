@@ -330,3 +330,30 @@ func serverPool(t *testing.T, url string) *pgxpool.Pool {
 	t.Cleanup(pool.Close)
 	return pool
 }
+
+// TestFailoverWhileNoInstanceRanIsFoundAtStart: the timeline rises while
+// no instance runs; the next instance to start records the failover, and
+// says so, before it takes a webhook.
+func TestFailoverWhileNoInstanceRanIsFoundAtStart(t *testing.T) {
+	t.Parallel()
+	srv := testenv.StartPostgres(t)
+	first := startFailoverNode(t, srv.URL(), nil, service.StripeConfig{})
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second) // a loaded machine is slow
+	defer cancel()
+	stopping := time.Now()
+	if err := first.svc.Stop(ctx); err != nil {
+		t.Fatalf("stopping after %s: %v\n%s", time.Since(stopping), err, first.log.String())
+	}
+	srv.BumpTimeline(t)
+	next := startFailoverNode(t, srv.URL(), nil, service.StripeConfig{})
+	fs, err := store.New(next.svc.Pool()).Failovers(context.Background())
+	if err != nil || len(fs) != 1 || fs[0].OldTimeline != 1 || fs[0].NewTimeline != 2 {
+		t.Fatalf("failovers at start: %+v, %v; want one, timeline 1 -> 2", fs, err)
+	}
+	if !strings.Contains(next.log.String(), "postgres failover detected: timeline 1 -> 2") {
+		t.Errorf("the instance that started after the failover did not log it:\n%s", next.log.String())
+	}
+	if got := gauge(t, next.svc.Metrics(), "oncehook_postgres_failovers_total"); got != 1 {
+		t.Errorf("oncehook_postgres_failovers_total %v, want 1", got)
+	}
+}
