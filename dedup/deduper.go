@@ -3,6 +3,7 @@ package dedup
 import (
 	"context"
 	"errors"
+	"sync/atomic"
 	"time"
 
 	"github.com/oncehook/oncehook/event"
@@ -78,6 +79,9 @@ type Deduper struct {
 	writer  *batchWriter
 	flights flights
 	recent  *recentIDs // nil: Config.RecentIDs is 0
+	// epoch counts the Forgets: a decision that spans one remembers
+	// nothing of the event it stored (see Forget).
+	epoch   atomic.Uint64
 	metrics *metrics.Metrics
 	state   startstop.State
 }
@@ -142,6 +146,7 @@ func (d *Deduper) Recent(id []byte) bool {
 }
 
 func (d *Deduper) decide(ctx context.Context, ev *event.Event) (Result, error) {
+	epoch := d.epoch.Load()
 	path, holdsClaim := PathPostgresOnly, false
 	if d.redis != nil {
 		path = PathRedisFallback
@@ -170,14 +175,35 @@ func (d *Deduper) decide(ctx context.Context, ev *event.Event) (Result, error) {
 		}
 		return Result{}, err
 	}
-	if path == PathPostgres {
+	// A Forget meanwhile: the row may be on the server that was failed
+	// over from, so neither Redis nor memory may vouch for it.
+	remember := d.epoch.Load() == epoch
+	if path == PathPostgres && remember {
 		d.redis.markDone(context.WithoutCancel(ctx), ev.ID)
 	}
 	if inserted {
-		d.recent.add(ev.ID, lease.Start) // before the flight ends, so no copy misses both
+		if remember {
+			d.recent.add(ev.ID, lease.Start) // before the flight ends, so no copy misses both
+		}
 		return Result{Outcome: Accepted, Path: path, Lease: lease}, nil
 	}
 	return Result{Outcome: Duplicate, Path: path}, nil
+}
+
+// Forget stops trusting what this process remembers of the events it
+// decided: Postgres failed over, and the promoted server may lack rows
+// that Redis's "done" keys and the recent ids vouch for. From now on the
+// Redis keys carry epoch after the prefix (keys under another epoch are
+// not read again, and expire), and the recent ids are dropped. A decision
+// under way when Forget is called marks nothing done and remembers
+// nothing. Every instance calls it with the same epoch for the same
+// server (see internal/service), so that they share claims again.
+func (d *Deduper) Forget(epoch string) {
+	d.epoch.Add(1)
+	if d.redis != nil {
+		d.redis.epoch.Store(&epoch)
+	}
+	d.recent.forget()
 }
 
 // Stats counts the insert statements run and the rows sent in them; their

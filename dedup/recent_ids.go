@@ -55,3 +55,13 @@ func (r *recentIDs) has(id []byte, now time.Time) bool {
 	r.mu.RUnlock()
 	return ok && now.Sub(r.base) < until
 }
+
+// forget drops every id remembered.
+func (r *recentIDs) forget() {
+	if r == nil {
+		return
+	}
+	r.mu.Lock()
+	r.cur, r.prev = make(map[string]time.Duration, r.half), map[string]time.Duration{}
+	r.mu.Unlock()
+}

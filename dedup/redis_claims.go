@@ -49,6 +49,7 @@ return 0`)
 type redisClaims struct {
 	rdb       redis.UniversalClient
 	prefix    string
+	epoch     atomic.Pointer[string] // after prefix; changes at a Postgres failover (Deduper.Forget)
 	pending   string
 	claimTTL  time.Duration
 	doneTTL   time.Duration
@@ -96,6 +97,7 @@ func newRedisClaims(cfg Config) *redisClaims {
 		errs:     ratelog.Logger{Log: cfg.Logger},
 		metrics:  cfg.Metrics,
 	}
+	c.epoch.Store(new(string))
 	c.ops.New = func() any { return &redisOp{done: make(chan struct{}, 1)} }
 	c.loop = newBatchLoop(redisPipelines, redisQueue, redisMaxBatch, c.exec)
 	return c
@@ -162,7 +164,7 @@ func (c *redisClaims) start() { c.loop.start() }
 func (c *redisClaims) close() { c.loop.close() }
 
 // key is the one place an event's Redis key is made.
-func (c *redisClaims) key(id string) string { return c.prefix + "evt:" + id }
+func (c *redisClaims) key(id string) string { return c.prefix + *c.epoch.Load() + "evt:" + id }
 
 // available reports whether Redis is worth asking now.
 func (c *redisClaims) available() bool { return time.Now().UnixNano() >= c.downUntil.Load() }

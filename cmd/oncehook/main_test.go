@@ -51,7 +51,7 @@ var buildOncehook = sync.OnceValues(func() (string, error) {
 func TestProcessServesAndDrainsOnSIGTERM(t *testing.T) {
 	t.Parallel()
 	pool, dbURL := testDB(t)
-	if _, err := pool.Exec(context.Background(), "DROP TABLE stripe_webhook_deliveries, stripe_webhook_delivery_attempts, stripe_webhook_events, stripe_webhook_reconcile_checkpoints, oncehook_instance_destinations, oncehook_schema_migrations, oncehook_identity; DROP FUNCTION oncehook_adopt_legacy"); err != nil {
+	if _, err := pool.Exec(context.Background(), "DROP TABLE stripe_webhook_deliveries, stripe_webhook_delivery_attempts, stripe_webhook_events, stripe_webhook_reconcile_checkpoints, oncehook_instance_destinations, oncehook_schema_migrations, oncehook_identity, oncehook_timeline, oncehook_failovers; DROP FUNCTION oncehook_adopt_legacy"); err != nil {
 		t.Fatal(err) // the binary must migrate by itself
 	}
 	addr := testenv.FreeAddr(t)

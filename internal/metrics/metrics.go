@@ -64,6 +64,7 @@ type Metrics struct {
 	reconcileRuns  *prometheus.CounterVec
 	redisErrors    *prometheus.CounterVec
 	postgresErrors *prometheus.CounterVec
+	failover       failoverMetrics
 }
 
 // New makes and registers every collector, plus the Go and process ones.
@@ -136,6 +137,7 @@ func New() *Metrics {
 	m.Registry.MustRegister(stages, m.requests, m.decisions, m.batchRows, m.commitSeconds, m.deliveries, m.unrouted, m.reconciled, m.reconRejected, m.reconcileRuns,
 		m.redisErrors, m.postgresErrors,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	m.registerFailover()
 	return m
 }
 

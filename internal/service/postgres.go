@@ -8,6 +8,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/oncehook/oncehook/internal/pgerr"
@@ -26,7 +27,9 @@ const defaultPoolSize = 8
 // come up (instances often start before their database). A refusal that
 // waiting does not change (pgerr.IsPermanentConnect: no such database,
 // failed authentication) ends the wait at once.
-func openPool(ctx context.Context, c Config, log *slog.Logger) (*pgxpool.Pool, error) {
+// afterConnect, if set, runs on every new connection before the pool
+// hands it out.
+func openPool(ctx context.Context, c Config, log *slog.Logger, afterConnect func(context.Context, *pgx.Conn) error) (*pgxpool.Pool, error) {
 	pcfg, err := pgxpool.ParseConfig(c.DatabaseURL)
 	if err != nil {
 		return nil, fmt.Errorf("DATABASE_URL: %w", redact.Error(err, c.DatabaseURL))
@@ -36,6 +39,7 @@ func openPool(ctx context.Context, c Config, log *slog.Logger) (*pgxpool.Pool, e
 		// results, the sweeper, the pruner and /readyz.
 		pcfg.MaxConns = defaultPoolSize
 	}
+	pcfg.AfterConnect = afterConnect
 	pool, err := pgxpool.NewWithConfig(ctx, pcfg)
 	if err != nil {
 		return nil, fmt.Errorf("DATABASE_URL: %w", redact.Error(err, c.DatabaseURL))

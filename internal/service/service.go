@@ -106,6 +106,8 @@ type Service struct {
 	webhooks   *listener
 	admin      *adminServer          // nil: ADMIN_ADDR is empty
 	reconciler *reconcile.Reconciler // nil: off
+	timeline   *timelineWatch        // notices Postgres failovers
+	healer     *reconcile.Healer     // nil: no STRIPE_API_KEY
 
 	state       startstop.State
 	deliveryRan bool      // the dispatcher started, and so closes the sinks
@@ -140,8 +142,9 @@ func New(ctx context.Context, cfg Config, opts ...Option) (_ *Service, err error
 	if s.lns, err = bind(cfg); err != nil {
 		return nil, err
 	}
+	s.timeline = newTimelineWatch(log, s.metrics, cfg.Stripe.ReconcileOverlap, cfg.Stripe.APIKey != "")
 	if s.pool == nil {
-		if s.pool, err = openPool(ctx, cfg, log); err != nil {
+		if s.pool, err = openPool(ctx, cfg, log, s.timeline.hook); err != nil {
 			return nil, err
 		}
 		s.ownPool = true
@@ -149,6 +152,7 @@ func New(ctx context.Context, cfg Config, opts ...Option) (_ *Service, err error
 			return nil, err
 		}
 	}
+	s.timeline.pool = s.pool
 	if !o.redisSet && cfg.RedisURL != "" {
 		client, err := dedup.NewRedisClient(cfg.RedisURL, cfg.RedisTimeout)
 		if err != nil {
@@ -220,8 +224,15 @@ func New(ctx context.Context, cfg Config, opts ...Option) (_ *Service, err error
 	if s.dedup, err = dedup.New(ddc); err != nil {
 		return nil, err
 	}
+	s.timeline.subscribe(s.dedup.Forget)
 	if s.reconciler, err = newReconciler(cfg.Stripe, cfg.Retention, stripeAPI, s.pool, s.dedup, s.disp, log, m); err != nil {
 		return nil, err
+	}
+	if stripeAPI != nil {
+		if s.healer, err = reconcile.NewHealer(reconcile.HealerConfig{Lister: stripeAPI, Pool: s.pool, Store: s.dedup,
+			Enqueue: s.disp.Enqueue, Logger: log, Metrics: m}); err != nil {
+			return nil, err
+		}
 	}
 	verifier, err := receiver.NewVerifier(cfg.Secrets, cfg.Tolerance)
 	if err != nil {
@@ -262,9 +273,11 @@ type part interface {
 }
 
 // Start starts the parts: delivery first, so that what the intake hands
-// over has workers, then the record of the destinations it serves, and
-// the webhook listener once everything behind it
-// runs; the reconciler last. The parts run until Stop, not until ctx
+// over has workers, then the record of the destinations it serves, the
+// timeline watch (which records the Postgres timeline, and a failover
+// that happened while no instance ran, before any webhook is taken), and
+// the webhook listener once everything behind it runs; the reconciler
+// and the failover healer last. The parts run until Stop, not until ctx
 // ends: Stop drains them within its own deadline. When a part fails to
 // start, Start stops those it started, releases what New opened and
 // returns the error. A second Start does nothing; a Start after Stop
@@ -275,12 +288,15 @@ func (s *Service) Start(ctx context.Context) error {
 		if s.pruner != nil {
 			parts = append(parts, s.pruner)
 		}
-		parts = append(parts, s.dedup, s.webhooks)
+		parts = append(parts, s.dedup, s.timeline, s.webhooks)
 		if s.admin != nil {
 			parts = append(parts, s.admin)
 		}
 		if s.reconciler != nil {
 			parts = append(parts, s.reconciler)
+		}
+		if s.healer != nil {
+			parts = append(parts, s.healer)
 		}
 		for _, p := range parts {
 			err := p.Start(ctx)
@@ -319,8 +335,9 @@ func (s *Service) Stop(ctx context.Context) error {
 //  1. the webhook listener: /readyz fails, no new request comes in, and
 //     those in flight finish; each is answered 200 only once its event is
 //     committed, so none is left between the two;
-//  2. the reconciler, which stores through the deduper and hands over to
-//     delivery, as a request does;
+//  2. the reconciler and the failover healer, which store through the
+//     deduper and hand over to delivery, as a request does; the timeline
+//     watch, which tells the deduper of a failover;
 //  3. the deduper's batch writer (the intake's group commit): it flushes
 //     what is queued, then its Redis pipelines stop;
 //  4. delivery: the adopter and the sweepers stop, the workers drain their
@@ -352,6 +369,10 @@ func (s *Service) stop(ctx context.Context) error {
 	if s.reconciler != nil {
 		step("reconciler", s.reconciler, "")
 	}
+	if s.healer != nil {
+		step("failover healer", s.healer, "")
+	}
+	step("timeline watch", s.timeline, "")
 	step("batch writer", s.dedup, "")
 	step("delivery", s.disp, "delivery queue not drained")
 	if s.pruner != nil {
