@@ -248,6 +248,11 @@ func failoverStorm(t *testing.T, o stormOptions) *stormResult {
 			for i := range todo {
 				id := r.IDs[i]
 				body := harness.EventBody(id, "invoice.paid")
+				// Stripe's Events API lists the event from its creation;
+				// it counts as delivered once it has its 200, so the
+				// periodic reconciler (delivery_success=false) never
+				// lists it, only a failover's heal does.
+				r.Stripe.Add(stripefake.Event{ID: id, Type: "invoice.paid", Created: time.Now(), DeliverySuccess: true})
 				for attempt := 0; ; attempt++ {
 					target := (i + attempt) % len(urls)
 					a := post(client, urls[target], body)
