@@ -155,8 +155,14 @@ func (d *Deduper) decide(ctx context.Context, ev *event.Event) (Result, error) {
 			state, err := d.redis.claim(ctx, ev.ID)
 			awaited := state == pendingElsewhere && err == nil && d.redis.awaitDone(ctx, ev.ID)
 			d.metrics.Stage(metrics.StageRedis, start)
+			// A Forget meanwhile: the answer may come from a key of the
+			// epoch before, which may not vouch for the row; Postgres
+			// decides.
+			forgotten := d.epoch.Load() != epoch
 			switch {
 			case err != nil:
+			case (state == alreadyDone || awaited) && forgotten:
+				path = PathPostgres
 			case state == alreadyDone:
 				return Result{Outcome: Duplicate, Path: PathRedisDone}, nil
 			case awaited:
@@ -199,11 +205,13 @@ func (d *Deduper) decide(ctx context.Context, ev *event.Event) (Result, error) {
 // nothing. Every instance calls it with the same epoch for the same
 // server (see internal/service), so that they share claims again.
 func (d *Deduper) Forget(epoch string) {
-	d.epoch.Add(1)
+	// The keys and the recent ids first, then the count: a decision that
+	// loaded the count before it sees the change at its end.
 	if d.redis != nil {
 		d.redis.epoch.Store(&epoch)
 	}
 	d.recent.forget()
+	d.epoch.Add(1)
 }
 
 // Stats counts the insert statements run and the rows sent in them; their

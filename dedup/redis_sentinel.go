@@ -63,6 +63,10 @@ func ParseSentinelURL(rawURL string) (*redis.FailoverOptions, error) {
 	userinfo, hosts := "", authority
 	if i := strings.LastIndexByte(authority, '@'); i >= 0 {
 		userinfo, hosts = authority[:i+1], authority[i+1:]
+	} else if strings.Contains(tail, "@") {
+		// A password with a raw /, ? or #: the host list read here would
+		// be a piece of it, and no error may quote that.
+		return nil, fmt.Errorf("an @ after the Sentinel addresses: percent-encode /, ?, # and @ in the user, the password and the parameters")
 	}
 	u, err := url.Parse("redis://" + userinfo + "sentinels" + tail)
 	if err != nil {

@@ -63,3 +63,24 @@ func TestParseSentinelURLRefusals(t *testing.T) {
 		}
 	}
 }
+
+// TestParseSentinelURLQuotesNoPieceOfARawPassword: a password with a raw
+// / or ? ends the host list early, and the error must quote no piece of
+// it (it did: `bad port in Sentinel address "user:abc"`).
+func TestParseSentinelURLQuotesNoPieceOfARawPassword(t *testing.T) {
+	t.Parallel()
+	for _, raw := range []string{
+		"redis+sentinel://user:SECRETA/SECRETB@s1:26379/orders",
+		"redis+sentinel://:SECRETA?SECRETB@s1:26379/orders",
+		"redis+sentinel://:SECRETA#SECRETB@s1:26379/orders",
+	} {
+		_, err := dedup.ParseSentinelURL(raw)
+		if err == nil || !strings.Contains(err.Error(), "percent-encode") {
+			t.Errorf("%s: %v, want an error asking to percent-encode", raw, err)
+			continue
+		}
+		if strings.Contains(err.Error(), "SECRET") {
+			t.Errorf("%s: the error shows a piece of the password: %v", raw, err)
+		}
+	}
+}

@@ -1,6 +1,6 @@
 -- Postgres failovers (see docs/high-availability.md, "Asynchronous
 -- replication: how oncehook heals"). A promotion starts a new timeline;
--- oncehook_timeline keeps the highest timeline an instance has written to
+-- oncehook_timeline keeps the timeline the instances last wrote to
 -- (one row, written at the first start after this migration), and
 -- oncehook_failovers one row per failover detected: a timeline higher
 -- than the one recorded. The row carries the window of Stripe's created

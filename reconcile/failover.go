@@ -40,6 +40,18 @@ type HealerConfig struct {
 	// Slice is the span of created times listed before the failover's
 	// checkpoint moves. Defaults to 10 minutes.
 	Slice time.Duration
+	// Types restricts the listing to these types (at most 20), as
+	// Config.Types does the reconciler's: RECONCILE_TYPES.
+	Types []string
+	// MaxAge bounds how far back a window is listed: RETENTION less a
+	// margin (Config.MaxAge). A window healed later than that, such as
+	// one recorded without an API key, would otherwise store again the
+	// delivered events the pruner has deleted since, and deliver them a
+	// second time. 0 means MaxLookback.
+	MaxAge time.Duration
+	// MaxSlicePages bounds the pages of one slice (a listing that never
+	// ends holds the heal's lock for nothing). Defaults to 10,000.
+	MaxSlicePages int
 	// RetryBase, MaxTries and PageInterval are the reconciler's (Config).
 	RetryBase    time.Duration
 	MaxTries     int
@@ -76,6 +88,15 @@ func NewHealer(cfg HealerConfig) (*Healer, error) {
 	}
 	if cfg.Slice <= 0 {
 		cfg.Slice = 10 * time.Minute
+	}
+	if cfg.MaxAge <= 0 || cfg.MaxAge > MaxLookback {
+		cfg.MaxAge = MaxLookback
+	}
+	if cfg.MaxSlicePages <= 0 {
+		cfg.MaxSlicePages = 10_000
+	}
+	if len(cfg.Types) > 20 {
+		return nil, fmt.Errorf("reconcile: %d types; Stripe lists at most 20 at once", len(cfg.Types))
 	}
 	if cfg.Logger == nil {
 		cfg.Logger = slog.Default()
@@ -162,7 +183,16 @@ func (h *Healer) HealOnce(ctx context.Context) ([]store.Failover, error) {
 // moving the checkpoint after each, then marks it healed.
 func (h *Healer) heal(ctx context.Context, f store.Failover) (store.Failover, error) {
 	started := time.Now()
-	for start := f.ListedThrough; start.Before(f.WindowEnd); {
+	from := f.ListedThrough
+	if floor := started.Add(-h.cfg.MaxAge); from.Before(floor) {
+		// Older events may have been delivered and pruned: stored again,
+		// they would be delivered twice. Say what is left unlisted.
+		h.cfg.Logger.Error("postgres failover: part of its window is older than the ledger keeps events; not listed, "+
+			"as pruned events would be delivered again: check it by hand", "new_timeline", f.NewTimeline,
+			"unlisted_from", from, "unlisted_to", minTime(floor, f.WindowEnd))
+		from = floor
+	}
+	for start := from; start.Before(f.WindowEnd); {
 		end := start.Add(h.cfg.Slice)
 		if end.After(f.WindowEnd) {
 			end = f.WindowEnd
@@ -201,9 +231,13 @@ func (h *Healer) heal(ctx context.Context, f store.Failover) (store.Failover, er
 // listWindow lists every event created in [start, end), newest first,
 // and stores those the ledger lacks; it returns how many it stored.
 func (h *Healer) listWindow(ctx context.Context, start, end time.Time) (int, error) {
-	lp := stripeapi.ListParams{CreatedGTE: start, CreatedLT: end, Limit: 100}
+	lp := stripeapi.ListParams{CreatedGTE: start, CreatedLT: end, Limit: 100, Types: h.cfg.Types}
 	stored := 0
 	for pages := 1; ; pages++ {
+		if pages > h.cfg.MaxSlicePages {
+			return stored, fmt.Errorf("listing Stripe's events: more than %d pages created in [%s, %s)",
+				h.cfg.MaxSlicePages, start.UTC().Format(time.RFC3339), end.UTC().Format(time.RFC3339))
+		}
 		page, err := h.r.listPage(ctx, lp, pages > 1)
 		if err != nil {
 			return stored, err
@@ -226,4 +260,11 @@ func (h *Healer) listWindow(ctx context.Context, start, end time.Time) (int, err
 		}
 		lp.StartingAfter = next
 	}
+}
+
+func minTime(a, b time.Time) time.Time {
+	if a.Before(b) {
+		return a
+	}
+	return b
 }

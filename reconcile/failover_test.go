@@ -118,3 +118,65 @@ func TestHealerResumesFromTheFailoversCheckpoint(t *testing.T) {
 		t.Fatalf("a third healer found %+v, %v; want nothing left", again, err)
 	}
 }
+
+// TestHealerKeepsToItsTypesAndToWhatTheLedgerKeeps: a failover whose
+// window reaches three hours back; Stripe lists, none of them in the
+// ledger, invoice events and customer events in the last half hour and
+// an invoice event of 150 minutes ago. A healer with Types (RECONCILE_TYPES)
+// invoice.paid and MaxAge two hours stores the recent invoice events
+// only: not the customer events, which this deployment was never sent,
+// and not the old one, which may have been delivered and pruned.
+func TestHealerKeepsToItsTypesAndToWhatTheLedgerKeeps(t *testing.T) {
+	t.Parallel()
+	pool := testenv.Postgres(t)
+	ctx := context.Background()
+	fake := stripefake.New(t, apiKey)
+	dd := newStore(t, pool)
+	now := time.Now().Truncate(time.Second)
+	want := map[string]bool{}
+	for i := range 3 {
+		id := fmt.Sprintf("evt_keep_inv_%d", i)
+		fake.Add(stripefake.Event{ID: id, Type: "invoice.paid", Created: now.Add(-time.Duration(10+i) * time.Minute), DeliverySuccess: true})
+		want[id] = true
+		fake.Add(stripefake.Event{ID: fmt.Sprintf("evt_keep_cus_%d", i), Type: "customer.created",
+			Created: now.Add(-time.Duration(10+i) * time.Minute), DeliverySuccess: true})
+	}
+	fake.Add(stripefake.Event{ID: "evt_keep_old", Type: "invoice.paid", Created: now.Add(-150 * time.Minute), DeliverySuccess: true})
+	w := store.FailoverWindow{Overlap: 3 * time.Hour, Margin: time.Minute}
+	if _, _, err := store.ObserveTimeline(ctx, pool, 1, w); err != nil {
+		t.Fatal(err)
+	}
+	if _, recorded, err := store.ObserveTimeline(ctx, pool, 2, w); err != nil || !recorded {
+		t.Fatalf("recording the failover: %v, %v", recorded, err)
+	}
+	h, err := reconcile.NewHealer(reconcile.HealerConfig{Lister: newClient(t, fake, apiKey), Pool: pool, Store: dd,
+		Types: []string{"invoice.paid"}, MaxAge: 2 * time.Hour,
+		RetryBase: time.Millisecond, PageInterval: time.Millisecond, Logger: quiet})
+	if err != nil {
+		t.Fatal(err)
+	}
+	healed, err := h.HealOnce(ctx)
+	if err != nil || len(healed) != 1 || healed[0].Recovered != int64(len(want)) {
+		t.Fatalf("healed %+v, %v; want one failover, %d recovered", healed, err, len(want))
+	}
+	rows, err := pool.Query(ctx, `SELECT event_id FROM stripe_webhook_events`)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for rows.Next() {
+		var id string
+		if err := rows.Scan(&id); err != nil {
+			t.Fatal(err)
+		}
+		if !want[id] {
+			t.Errorf("the heal stored %s", id)
+		}
+		delete(want, id)
+	}
+	if err := rows.Err(); err != nil {
+		t.Fatal(err)
+	}
+	if len(want) > 0 {
+		t.Errorf("not stored: %v", want)
+	}
+}

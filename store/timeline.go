@@ -81,15 +81,21 @@ func IsUndefinedTable(err error) bool {
 // cluster) is recorded as it is, and is no failover.
 func ObserveTimeline(ctx context.Context, q Querier, current int64, w FailoverWindow) (f Failover, recorded bool, err error) {
 	err = pgx.BeginFunc(ctx, q, func(tx pgx.Tx) error {
+		// Another instance's record that never ends (its host lost
+		// mid-transaction) must not hold this one for good.
+		if _, err := tx.Exec(ctx, `SET LOCAL lock_timeout = '2s'`); err != nil {
+			return err
+		}
 		var prev int64
-		err := tx.QueryRow(ctx, `SELECT timeline FROM oncehook_timeline FOR UPDATE`).Scan(&prev)
+		var prevSince time.Time // when prev was recorded
+		err := tx.QueryRow(ctx, `SELECT timeline, updated_at FROM oncehook_timeline FOR UPDATE`).Scan(&prev, &prevSince)
 		if errors.Is(err, pgx.ErrNoRows) {
 			tag, err := tx.Exec(ctx, `INSERT INTO oncehook_timeline (timeline) VALUES ($1) ON CONFLICT (only_row) DO NOTHING`, current)
 			if err != nil || tag.RowsAffected() == 1 {
 				return err // the first observation
 			}
 			// Another instance inserted it meanwhile: read it, locked.
-			err = tx.QueryRow(ctx, `SELECT timeline FROM oncehook_timeline FOR UPDATE`).Scan(&prev)
+			err = tx.QueryRow(ctx, `SELECT timeline, updated_at FROM oncehook_timeline FOR UPDATE`).Scan(&prev, &prevSince)
 		}
 		if err != nil || prev == current {
 			return err
@@ -99,14 +105,20 @@ func ObserveTimeline(ctx context.Context, q Querier, current int64, w FailoverWi
 		}
 		// The window starts at the newest event the promoted server holds
 		// (it lacks what came after), less the overlap; an index on
-		// received_at makes max() one probe.
+		// received_at makes max() one probe. A row for this timeline
+		// detected before prev was recorded is another cluster's history
+		// (the database moved to a cluster on a lower timeline since): it
+		// gives way to this failover.
 		err = tx.QueryRow(ctx, `INSERT INTO oncehook_failovers (new_timeline, old_timeline, window_start, window_end, listed_through)
 			SELECT $1, $2, s, now() + $4::bigint * interval '1 millisecond', s
 			FROM (SELECT LEAST(COALESCE((SELECT max(received_at) FROM stripe_webhook_events), now()), now())
 				- $3::bigint * interval '1 millisecond' AS s) w
-			ON CONFLICT (new_timeline) DO NOTHING
+			ON CONFLICT (new_timeline) DO UPDATE SET old_timeline = EXCLUDED.old_timeline, detected_at = now(),
+				window_start = EXCLUDED.window_start, window_end = EXCLUDED.window_end,
+				listed_through = EXCLUDED.listed_through, healed_at = NULL, recovered = 0
+			WHERE oncehook_failovers.detected_at < $5
 			RETURNING old_timeline, new_timeline, detected_at, window_start, window_end, listed_through`,
-			current, prev, w.Overlap.Milliseconds(), w.Margin.Milliseconds()).
+			current, prev, w.Overlap.Milliseconds(), w.Margin.Milliseconds(), prevSince).
 			Scan(&f.OldTimeline, &f.NewTimeline, &f.DetectedAt, &f.WindowStart, &f.WindowEnd, &f.ListedThrough)
 		if errors.Is(err, pgx.ErrNoRows) {
 			return nil // recorded before, by an instance that saw a lower timeline in between

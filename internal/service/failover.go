@@ -20,6 +20,15 @@ import (
 // window's end: Stripe's clock and the server's may differ a little.
 const failoverWindowMargin = time.Minute
 
+// failoverMinOverlap is the least a heal window reaches back before the
+// newest event the promoted server holds.
+const failoverMinOverlap = time.Hour
+
+// hookTimeout bounds the timeline read and record on a new connection: a
+// server that goes silent, or another instance's record stuck holding
+// the row lock, must not hold the pool's connections for good.
+const hookTimeout = 2 * time.Second
+
 // timelineCheckEvery is how often a running instance reads the timeline
 // outside new connections: a delivery answered from Redis or the recent
 // ids uses no connection, so an instance that takes no new one (or whose
@@ -49,8 +58,8 @@ type timelineWatch struct {
 	unknown ratelog.Logger
 
 	mu       sync.Mutex
-	current  int64 // the highest timeline written to; 0 before the first read
-	recorded int64 // the highest timeline this process recorded in Postgres
+	current  int64 // the timeline written to; 0 before the first read
+	recorded int64 // the timeline this process last recorded in Postgres
 	subs     []func(epoch string)
 
 	pool  *pgxpool.Pool // set by New once the pool is open
@@ -60,9 +69,9 @@ type timelineWatch struct {
 }
 
 func newTimelineWatch(log *slog.Logger, m *metrics.Metrics, overlap time.Duration, healing bool) *timelineWatch {
-	if overlap <= 0 {
-		overlap = time.Hour // the reconciler's default
-	}
+	// At least an hour: the window must reach back past the created time
+	// of what was in flight at the crash, whatever RECONCILE_OVERLAP says.
+	overlap = max(overlap, failoverMinOverlap)
 	return &timelineWatch{log: log, metrics: m, window: store.FailoverWindow{Overlap: overlap, Margin: failoverWindowMargin},
 		healing: healing, unknown: ratelog.Logger{Log: log}, stop: make(chan struct{}), done: make(chan struct{})}
 }
@@ -77,7 +86,7 @@ func timelineEpoch(tl int64) string {
 	return fmt.Sprintf("t%d:", tl)
 }
 
-// subscribe calls f with the current epoch now and at every rise.
+// subscribe calls f with the current epoch now and at every change.
 func (w *timelineWatch) subscribe(f func(epoch string)) {
 	w.mu.Lock()
 	defer w.mu.Unlock()
@@ -89,6 +98,8 @@ func (w *timelineWatch) subscribe(f func(epoch string)) {
 // the instance knows which timeline it reaches. A server that cannot say
 // (one in recovery, a proxy that hides it) is logged and not refused.
 func (w *timelineWatch) hook(ctx context.Context, conn *pgx.Conn) error {
+	ctx, cancel := context.WithTimeout(ctx, hookTimeout)
+	defer cancel()
 	tl, err := store.Timeline(ctx, conn)
 	if err != nil {
 		w.unknown.Warn("postgres timeline unknown on a new connection; a failover to it would not be noticed", "error", err)
@@ -114,16 +125,23 @@ func (w *timelineWatch) check(ctx context.Context, pool *pgxpool.Pool) error {
 	return w.observe(ctx, conn.Conn(), tl)
 }
 
-// observe takes in that q reaches timeline tl: at a rise it makes the
-// subscribers forget, then records the timeline (and a failover) in
-// Postgres once this process has not yet. A failure to record is
-// returned, and retried at the next observation.
+// observe takes in that q reaches timeline tl: at a change it makes the
+// subscribers forget, then records the timeline (and, at a rise, a
+// failover) in Postgres once this process has not yet. A failure to
+// record is returned, and retried at the next observation. A lower
+// timeline is another cluster (pg_upgrade, a restore): it is followed
+// too, so that a later promotion there is still a rise.
 func (w *timelineWatch) observe(ctx context.Context, q store.Querier, tl int64) error {
 	w.mu.Lock()
 	defer w.mu.Unlock()
-	if tl > w.current {
-		if w.current != 0 {
+	if tl != w.current {
+		switch {
+		case w.current == 0:
+		case tl > w.current:
 			w.log.Warn(fmt.Sprintf("postgres failover detected: timeline %d -> %d; Redis done keys and recent ids from before are no longer trusted", w.current, tl),
+				"old_timeline", w.current, "new_timeline", tl)
+		default:
+			w.log.Warn(fmt.Sprintf("postgres timeline went down %d -> %d: another cluster (pg_upgrade, a restore); Redis done keys and recent ids from before are no longer trusted", w.current, tl),
 				"old_timeline", w.current, "new_timeline", tl)
 		}
 		w.current = tl
@@ -132,7 +150,7 @@ func (w *timelineWatch) observe(ctx context.Context, q store.Querier, tl int64) 
 			f(timelineEpoch(tl))
 		}
 	}
-	if tl <= w.recorded {
+	if tl == w.recorded {
 		return nil
 	}
 	f, failover, err := store.ObserveTimeline(ctx, q, tl, w.window)

@@ -230,7 +230,8 @@ func New(ctx context.Context, cfg Config, opts ...Option) (_ *Service, err error
 	}
 	if stripeAPI != nil {
 		if s.healer, err = reconcile.NewHealer(reconcile.HealerConfig{Lister: stripeAPI, Pool: s.pool, Store: s.dedup,
-			Enqueue: s.disp.Enqueue, Logger: log, Metrics: m}); err != nil {
+			Enqueue: s.disp.Enqueue, Types: cfg.Stripe.ReconcileTypes, MaxAge: ReconcileMaxAge(cfg.Retention),
+			Logger: log, Metrics: m}); err != nil {
 			return nil, err
 		}
 	}
