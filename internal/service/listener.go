@@ -40,7 +40,12 @@ func (l *listener) Start(ctx context.Context) error {
 // ends. Stop before Start and a second Stop do nothing.
 func (l *listener) Stop(ctx context.Context) error {
 	return l.state.Stop(ctx, func(ctx context.Context) error {
-		if err := l.srv.Shutdown(ctx); err != nil {
+		err := l.srv.Shutdown(ctx)
+		// Shutdown closes only the listeners Serve has taken: a Stop soon
+		// after Start may come first, and Serve would then serve on, and
+		// Stop wait for it, for good.
+		_ = l.ln.Close()
+		if err != nil {
 			return err
 		}
 		return startstop.Wait(ctx, l.done)
