@@ -177,13 +177,14 @@ CROSS JOIN LATERAL (
 	ORDER BY h.order_created, h.event_id
 	LIMIT 1) h`
 
-// claimHeadsSQL leases the heads in $1 (in that order, for the byte
-// room), as claimSQL does.
+// claimHeadsSQL leases the heads in $1, as claimSQL does. It finds them
+// by their primary key alone: a join to the list of ids would read every
+// id for each row found (a claim of 100 heads of a backlog of 11,000 took
+// twice as long).
 // $1 ids, $2 lease ms, $3 byte room, $4 destination.
 const claimHeadsSQL = `
 WITH candidates AS (
 	SELECT d.event_id, d.next_attempt_at FROM stripe_webhook_deliveries d
-	JOIN unnest($1::text[]) WITH ORDINALITY AS h(id, n) ON d.event_id = h.id
 	WHERE d.event_id = ANY($1::text[]) AND d.destination = $4 AND d.status NOT IN ('delivered', 'dead') AND d.next_attempt_at <= now()
 		AND (d.locked_until IS NULL OR d.locked_until <= now())
 	FOR UPDATE OF d SKIP LOCKED),

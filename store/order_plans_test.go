@@ -39,12 +39,13 @@ func TestOrderHeadStatementsWalkTheKeyIndex(t *testing.T) {
 	stmts := map[string]struct {
 		sql, args string
 		head      bool // it reads keys' heads
+		list      bool // it joins a list given with the ids, for its values
 	}{
-		"claim heads": {orderHeadsSQL, `('default', '{key1,key2}')`, true},
-		"wake next":   {wakeNextSQL, `('{evt_plan_1}', '{default}')`, true},
-		"claim next":  {claimNextSQL, `('{evt_plan_1}', '{default}', 60000)`, true},
-		"lease heads": {claimHeadsSQL, `('{evt_plan_1}', 60000, 1000000, 'default')`, false},
-		"park":        {parkSQL, `('default', '{evt_plan_1}', ARRAY[now()], ARRAY[NULL::timestamptz], 60000)`, false},
+		"claim heads": {orderHeadsSQL, `('default', '{key1,key2}')`, true, true},
+		"wake next":   {wakeNextSQL, `('{evt_plan_1}', '{default}')`, true, true},
+		"claim next":  {claimNextSQL, `('{evt_plan_1}', '{default}', 60000)`, true, true},
+		"lease heads": {claimHeadsSQL, `('{evt_plan_1}', 60000, 1000000, 'default')`, false, false},
+		"park":        {parkSQL, `('default', '{evt_plan_1}', ARRAY[now()], ARRAY[NULL::timestamptz], 60000)`, false, true},
 	}
 	for name, s := range stmts {
 		err := pgx.BeginFunc(ctx, pool, func(tx pgx.Tx) error {
@@ -71,6 +72,9 @@ func TestOrderHeadStatementsWalkTheKeyIndex(t *testing.T) {
 				if strings.Contains(l, "using stripe_webhook_deliveries_order_") && (i+1 == len(lines) || !strings.Contains(lines[i+1], "order_key =")) {
 					t.Errorf("%s: the plan reads an order index without the key, not the key's deliveries alone:\n%s", name, plan)
 				}
+			}
+			if !s.list && strings.Contains(plan, "Function Scan") {
+				t.Errorf("%s: the plan reads the list of ids for each row it finds, not the rows by their key alone:\n%s", name, plan)
 			}
 			if s.head && !strings.Contains(plan, "stripe_webhook_deliveries_order_idx") {
 				t.Errorf("%s: the plan does not read the keys' heads from the order index:\n%s", name, plan)
