@@ -88,8 +88,8 @@ func (d *Dispatcher) Routes() *route.Table { return d.routes }
 // took no hand-off (its queue full in events or bytes, or stopping); that
 // delivery stays pending and a sweeper takes it once its lease ends. A
 // delivery with an order key was stored under no lease and goes through
-// the claim, which keeps its key's order: its lane's sweeper is woken
-// instead.
+// a claim, which keeps its key's order: its lane's sweeper claims the
+// key's head.
 func (d *Dispatcher) Enqueue(ev *event.Event, lease store.Lease) bool {
 	j := job{ev: ev, lease: lease.Until, leaseUntil: lease.Start.Add(lease.Length - leaseMargin)}
 	ok := true
@@ -97,8 +97,8 @@ func (d *Dispatcher) Enqueue(ev *event.Event, lease store.Lease) bool {
 		if !l.dest.Filter.Match(ev.Type, ev.Livemode) {
 			continue
 		}
-		if l.dest.OrderKey.Lookup(ev.Payload) != "" { // as store.EventBatch.Add read it
-			l.sweeper.kick()
+		if key := l.dest.OrderKey.Lookup(ev.Payload); key != "" { // as store.EventBatch.Add read it
+			l.sweeper.arrived(key)
 			continue
 		}
 		if !l.offer(j) {

@@ -187,3 +187,48 @@ func TestOrderKeyAcrossInstances(t *testing.T) {
 	}
 	t.Logf("%d calls, %d failed", len(calls), failures)
 }
+
+// TestKeyedRetryGoesWhileArrivalsKeepComing: the deliveries the intake
+// stores wake the sweeper to claim their keys' heads, many times a
+// second; the timed sweep, which takes a failed head when its retry is
+// due, still runs between them.
+func TestKeyedRetryGoesWhileArrivalsKeepComing(t *testing.T) {
+	t.Parallel()
+	pool := testenv.Postgres(t)
+	path, err := event.ParseKeyPath("data.object.id")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var retried atomic.Bool
+	var first atomic.Bool
+	out := funcSink(func(ctx context.Context, ev *event.Event) error {
+		if ev.ID != "evt_retry_head" {
+			return nil
+		}
+		if first.CompareAndSwap(false, true) {
+			return harness.ErrSinkDown
+		}
+		retried.Store(true)
+		return nil
+	})
+	cfg := fastRetries
+	cfg.SweepInterval = 300 * time.Millisecond // the arrivals below wake it every 10 ms
+	cfg.Destinations = []delivery.Destination{{Name: "ordered", Sink: out, OrderKey: path}}
+	url := harness.StartInstance(t, harness.InstanceConfig{Pool: pool, Delivery: cfg}).URL
+	created := time.Now().Add(-time.Hour).Truncate(time.Second)
+	if r := harness.Post(t, url, orderedBody("evt_retry_head", "sub_retry", created)); r.Code != 200 {
+		t.Fatalf("posting: %d %s", r.Code, r.Body)
+	}
+	eventually.Require(t, 10*time.Second, "the first attempt made", first.Load, func() string { return "" })
+	deadline := time.Now().Add(20 * time.Second)
+	for i := 0; !retried.Load(); i++ {
+		if time.Now().After(deadline) {
+			t.Fatalf("the failed head was not retried in 20 s while %d events of other keys arrived", i)
+		}
+		id := fmt.Sprintf("evt_arrival_%04d", i)
+		if r := harness.Post(t, url, orderedBody(id, fmt.Sprintf("sub_arrival_%d", i), created)); r.Code != 200 {
+			t.Fatalf("posting %s: %d %s", id, r.Code, r.Body)
+		}
+		time.Sleep(10 * time.Millisecond) // the arrivals' pace: more often than the sweeps
+	}
+}

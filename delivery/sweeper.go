@@ -4,6 +4,7 @@ import (
 	"context"
 	"math/rand/v2"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/oncehook/oncehook/internal/ratelog"
@@ -19,8 +20,15 @@ type sweeper struct {
 	l     *lane
 	errs  ratelog.Logger
 	quit  chan struct{}
-	// woken asks for a sweep now, between the timed ones.
+	// woken wakes the sweeper between the timed sweeps: for arrivals, or
+	// for a sweep (full).
 	woken chan struct{}
+	full  atomic.Bool
+	// arrivals are the order keys of deliveries the intake stored since
+	// the last wake, whose heads are claimed by key (store.ClaimArrivals)
+	// rather than by a sweep. Past arrivalsMax keys, a sweep takes them.
+	mu       sync.Mutex
+	arrivals map[string]struct{}
 	// ctx bounds the claim under way; Stop cancels it.
 	ctx    context.Context
 	cancel context.CancelFunc
@@ -29,7 +37,8 @@ type sweeper struct {
 }
 
 func newSweeper(cfg DispatcherConfig, l *lane) *sweeper {
-	return &sweeper{cfg: cfg, store: store.New(cfg.Pool), l: l, errs: ratelog.Logger{Log: cfg.Logger.With("destination", l.dest.Name)}, quit: make(chan struct{}), woken: make(chan struct{}, 1)}
+	return &sweeper{cfg: cfg, store: store.New(cfg.Pool), l: l, errs: ratelog.Logger{Log: cfg.Logger.With("destination", l.dest.Name)}, quit: make(chan struct{}), woken: make(chan struct{}, 1),
+		arrivals: map[string]struct{}{}}
 }
 
 // Start sweeps every SweepInterval until Stop; ctx's values reach the
@@ -43,17 +52,26 @@ func (s *sweeper) Start(ctx context.Context) error {
 	})
 }
 
+// arrivalsMax bounds the order keys waiting for the next wake.
+const arrivalsMax = 10_000
+
 func (s *sweeper) run() {
 	defer s.wg.Done()
+	// Jitter keeps instances started together from sweeping in step.
+	jitter := func() time.Duration { return s.cfg.SweepInterval/2 + rand.N(s.cfg.SweepInterval) }
+	due := time.Now().Add(jitter())
 	for {
-		// Jitter keeps instances started together from sweeping in step.
-		wait := s.cfg.SweepInterval/2 + rand.N(s.cfg.SweepInterval)
 		select {
 		case <-s.quit:
 			return
-		case <-time.After(wait):
+		case <-time.After(time.Until(due)):
 		case <-s.woken:
 		}
+		s.claimArrivals()
+		if !s.full.Swap(false) && time.Now().Before(due) {
+			continue // woken for arrivals alone
+		}
+		due = time.Now().Add(jitter())
 		for s.sweep() { // a full batch: more may be due
 			select {
 			case <-s.quit:
@@ -67,9 +85,67 @@ func (s *sweeper) run() {
 // kick asks for a sweep now without waiting; kicks while one is pending
 // are one.
 func (s *sweeper) kick() {
+	s.full.Store(true)
+	s.wake()
+}
+
+// arrived asks for a claim of key's head now: the intake stored a
+// delivery of it.
+func (s *sweeper) arrived(key string) {
+	s.mu.Lock()
+	if len(s.arrivals) < arrivalsMax {
+		s.arrivals[key] = struct{}{}
+	} else {
+		s.full.Store(true)
+	}
+	s.mu.Unlock()
+	s.wake()
+}
+
+func (s *sweeper) wake() {
 	select {
 	case s.woken <- struct{}{}:
 	default:
+	}
+}
+
+// claimArrivals claims the heads of the arrived keys, as many keys as the
+// queue has free slots, and queues them; those the queue cannot take are
+// given back. If the claim fails, a sweep takes them.
+func (s *sweeper) claimArrivals() {
+	limit := min(s.cfg.SweepBatch, s.l.freeSlots())
+	s.mu.Lock()
+	keys := make([]string, 0, min(limit, len(s.arrivals)))
+	for k := range s.arrivals {
+		if len(keys) == limit {
+			break
+		}
+		keys = append(keys, k)
+		delete(s.arrivals, k)
+	}
+	more := len(s.arrivals) > 0
+	s.mu.Unlock()
+	if len(keys) == 0 {
+		return
+	}
+	if more {
+		s.wake()
+	}
+	ctx, cancel := context.WithTimeout(s.ctx, 10*time.Second)
+	defer cancel()
+	start := time.Now()
+	next, err := s.store.ClaimArrivals(ctx, s.l.dest.Name, keys, s.cfg.Lease)
+	if err != nil {
+		s.cfg.Metrics.PostgresError("claim arrivals", err)
+		s.errs.Warn("sweeper: claiming the heads of arrived order keys failed; a sweep takes them", "error", err)
+		s.full.Store(true)
+		return
+	}
+	if left := s.l.d.handOver(start, next); len(left) > 0 {
+		if err := s.store.GiveBack(ctx, left); err != nil {
+			s.cfg.Metrics.PostgresError("give back", err)
+			s.errs.Warn("sweeper: giving back arrived deliveries the queue had no room for failed; they go when their lease ends", "error", err)
+		}
 	}
 }
 

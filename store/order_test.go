@@ -315,6 +315,15 @@ func TestConcurrentClaimersNeverLeaseTwoOfOneKey(t *testing.T) {
 							t.Errorf("storing %s: %v", l.id, err)
 							return
 						}
+						// As the instance that stored it does.
+						next, err := cst.ClaimArrivals(ctx, orderDest, []string{l.key}, time.Minute)
+						if err != nil {
+							t.Errorf("claiming the arrival %s: %v", l.id, err)
+							return
+						}
+						for _, n := range next {
+							carry = append(carry, n.Claimed)
+						}
 					}
 				}
 				got, err := cst.Claim(ctx, store.ClaimParams{Destination: orderDest, Limit: 7, RoomBytes: 1 << 30, Lease: time.Minute})

@@ -126,7 +126,7 @@ func New() *Metrics {
 	}
 	// The writes show at 0 as failed for no answer and for a full disk, so
 	// that the first failure of either is an increase.
-	for _, op := range []string{"insert", "sweep", "write results", "wake order keys", "give back", "adopt", "prune"} {
+	for _, op := range []string{"insert", "sweep", "write results", "wake order keys", "claim arrivals", "give back", "adopt", "prune"} {
 		for _, code := range []string{NoSQLState, DiskFull} {
 			m.postgresErrors.WithLabelValues(op, code)
 		}
