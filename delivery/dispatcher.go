@@ -87,9 +87,9 @@ func (d *Dispatcher) Routes() *route.Table { return d.routes }
 // destinations it matches, without blocking. It reports false when a lane
 // took no hand-off (its queue full in events or bytes, or stopping); that
 // delivery stays pending and a sweeper takes it once its lease ends. A
-// delivery with an order key was stored under no lease and goes through
-// a claim, which keeps its key's order: its lane's sweeper claims the
-// key's head.
+// delivery with an order key was stored under a lease only held: its
+// lane's sweeper finds whether it may go first (store.ClaimArrivals),
+// which keeps its key's order.
 func (d *Dispatcher) Enqueue(ev *event.Event, lease store.Lease) bool {
 	j := job{ev: ev, lease: lease.Until, leaseUntil: lease.Start.Add(lease.Length - leaseMargin)}
 	ok := true
@@ -98,7 +98,13 @@ func (d *Dispatcher) Enqueue(ev *event.Event, lease store.Lease) bool {
 			continue
 		}
 		if key := l.dest.OrderKey.Lookup(ev.Payload); key != "" { // as store.EventBatch.Add read it
-			l.sweeper.arrived(key)
+			keyed := *ev // the key is this destination's
+			keyed.OrderKey = key
+			kj := j
+			kj.ev = &keyed
+			if !l.sweeper.arrived(kj) {
+				ok = false
+			}
 			continue
 		}
 		if !l.offer(j) {

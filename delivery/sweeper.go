@@ -3,6 +3,7 @@ package delivery
 import (
 	"context"
 	"math/rand/v2"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -24,11 +25,11 @@ type sweeper struct {
 	// for a sweep (full).
 	woken chan struct{}
 	full  atomic.Bool
-	// arrivals are the order keys of deliveries the intake stored since
-	// the last wake, whose heads are claimed by key (store.ClaimArrivals)
-	// rather than by a sweep. Past arrivalsMax keys, a sweep takes them.
+	// arrivals are the deliveries with an order key the intake stored
+	// since the last wake, under a lease only held: store.ClaimArrivals
+	// decides whether they go.
 	mu       sync.Mutex
-	arrivals map[string]struct{}
+	arrivals []job
 	// ctx bounds the claim under way; Stop cancels it.
 	ctx    context.Context
 	cancel context.CancelFunc
@@ -37,8 +38,7 @@ type sweeper struct {
 }
 
 func newSweeper(cfg DispatcherConfig, l *lane) *sweeper {
-	return &sweeper{cfg: cfg, store: store.New(cfg.Pool), l: l, errs: ratelog.Logger{Log: cfg.Logger.With("destination", l.dest.Name)}, quit: make(chan struct{}), woken: make(chan struct{}, 1),
-		arrivals: map[string]struct{}{}}
+	return &sweeper{cfg: cfg, store: store.New(cfg.Pool), l: l, errs: ratelog.Logger{Log: cfg.Logger.With("destination", l.dest.Name)}, quit: make(chan struct{}), woken: make(chan struct{}, 1)}
 }
 
 // Start sweeps every SweepInterval until Stop; ctx's values reach the
@@ -52,7 +52,8 @@ func (s *sweeper) Start(ctx context.Context) error {
 	})
 }
 
-// arrivalsMax bounds the order keys waiting for the next wake.
+// arrivalsMax bounds the arrivals waiting for the next wake. One past it
+// is not held: its lease ends, and a sweep takes it.
 const arrivalsMax = 10_000
 
 func (s *sweeper) run() {
@@ -63,6 +64,7 @@ func (s *sweeper) run() {
 	for {
 		select {
 		case <-s.quit:
+			s.claimArrivals() // those that go are queued before the lane drains
 			return
 		case <-time.After(time.Until(due)):
 		case <-s.woken:
@@ -89,17 +91,27 @@ func (s *sweeper) kick() {
 	s.wake()
 }
 
-// arrived asks for a claim of key's head now: the intake stored a
-// delivery of it.
-func (s *sweeper) arrived(key string) {
+// arrived holds j, a delivery with an order key (j.ev.OrderKey) the
+// intake just stored, for the next wake's decision; false if there is no
+// room. A held arrival takes its bytes of the lane's share, as a queued
+// job does.
+func (s *sweeper) arrived(j job) bool {
+	size := int64(len(j.ev.Payload))
+	if !s.l.reserve(size) {
+		return false
+	}
 	s.mu.Lock()
-	if len(s.arrivals) < arrivalsMax {
-		s.arrivals[key] = struct{}{}
-	} else {
-		s.full.Store(true)
+	ok := len(s.arrivals) < arrivalsMax
+	if ok {
+		s.arrivals = append(s.arrivals, j)
 	}
 	s.mu.Unlock()
+	if !ok {
+		s.l.release(size)
+		return false
+	}
 	s.wake()
+	return true
 }
 
 func (s *sweeper) wake() {
@@ -109,42 +121,51 @@ func (s *sweeper) wake() {
 	}
 }
 
-// claimArrivals claims the heads of the arrived keys, as many keys as the
-// queue has free slots, and queues them; those the queue cannot take are
-// given back. If the claim fails, a sweep takes them.
+// claimArrivals decides the held arrivals, as many as the queue has free
+// slots, and queues those that go and the heads leased in their stead;
+// what the queue cannot take is given back. If the decision fails, the
+// arrivals' leases end by themselves and a sweep takes them.
 func (s *sweeper) claimArrivals() {
 	limit := min(s.cfg.SweepBatch, s.l.freeSlots())
 	s.mu.Lock()
-	keys := make([]string, 0, min(limit, len(s.arrivals)))
-	for k := range s.arrivals {
-		if len(keys) == limit {
-			break
-		}
-		keys = append(keys, k)
-		delete(s.arrivals, k)
-	}
+	n := min(limit, len(s.arrivals))
+	held := slices.Clone(s.arrivals[:n])
+	s.arrivals = slices.Delete(s.arrivals, 0, n)
 	more := len(s.arrivals) > 0
 	s.mu.Unlock()
-	if len(keys) == 0 {
+	if n == 0 {
 		return
 	}
 	if more {
 		s.wake()
 	}
+	arrivals := make([]store.Arrival, n)
+	for i, j := range held {
+		arrivals[i] = store.Arrival{EventID: j.ev.ID, Key: j.ev.OrderKey, Lease: j.lease}
+	}
 	ctx, cancel := context.WithTimeout(s.ctx, 10*time.Second)
 	defer cancel()
 	start := time.Now()
-	next, err := s.store.ClaimArrivals(ctx, s.l.dest.Name, keys, s.cfg.Lease)
+	keep, next, err := s.store.ClaimArrivals(ctx, s.l.dest.Name, arrivals, s.cfg.Lease)
 	if err != nil {
+		keep = nil
 		s.cfg.Metrics.PostgresError("claim arrivals", err)
-		s.errs.Warn("sweeper: claiming the heads of arrived order keys failed; a sweep takes them", "error", err)
-		s.full.Store(true)
-		return
+		s.errs.Warn("sweeper: deciding arrived deliveries of order keys failed; a sweep takes them when their lease ends", "error", err)
 	}
-	if left := s.l.d.handOver(start, next); len(left) > 0 {
+	var left []store.Next
+	for _, j := range held {
+		if !slices.Contains(keep, j.ev.ID) {
+			s.l.release(int64(len(j.ev.Payload)))
+		} else if !s.l.offerReserved(j) {
+			s.l.release(int64(len(j.ev.Payload)))
+			left = append(left, store.Next{Destination: s.l.dest.Name, Claimed: store.Claimed{Event: j.ev, Lease: j.lease}})
+		}
+	}
+	left = append(left, s.l.d.handOver(start, next)...)
+	if len(left) > 0 {
 		if err := s.store.GiveBack(ctx, left); err != nil {
 			s.cfg.Metrics.PostgresError("give back", err)
-			s.errs.Warn("sweeper: giving back arrived deliveries the queue had no room for failed; they go when their lease ends", "error", err)
+			s.errs.Warn("sweeper: giving back deliveries the queue had no room for failed; they go when their lease ends", "error", err)
 		}
 	}
 }

@@ -17,7 +17,9 @@ import (
 // stripe_webhook_deliveries:
 //
 //	InsertEvents ──> pending (leased to the inserting instance; with an
-//	                 order key, due and under no lease)
+//	                 order key, the lease only held until ClaimArrivals)
+//	pending, held ──ClaimArrivals──> pending, leased (its key's head, the
+//	                 key free) or pending, due now, under no lease
 //	pending ──Claim──> pending, leased (locked_until = the lease's token);
 //	                   with an order key, only its key's head, while no
 //	                   delivery of the key is leased (see below)
@@ -440,32 +442,25 @@ WHERE d.event_id = head.event_id AND d.destination = k.destination AND d.status 
 // head of each key whose delivery ($1 ids, $2 destinations) was just
 // delivered or went dead, and reads its event: the instance that finished
 // a key's delivery goes on with the key's next one without a sweep. It
-// runs after lockFinishedKeysSQL, under the keys' locks. Like wakeNextSQL,
-// it takes a head that is backing off from its own failure too (one early
-// retry: $4 true).
-// $1 ids, $2 destinations, $3 lease ms, $4 true.
+// runs after lockFinishedKeysSQL, under the keys' locks, and so follows
+// the claim's rule: only the key's head, and only while no delivery of the
+// key is under a live lease. Like wakeNextSQL, it takes a head that is
+// backing off from its own failure too (one early retry).
+// $1 ids, $2 destinations, $3 lease ms.
 const claimNextSQL = `
-WITH keyed AS (
+WITH finished AS (
 	SELECT DISTINCT f.destination, f.order_key
 	FROM unnest($1::text[], $2::text[]) AS r(id, destination)
 	JOIN stripe_webhook_deliveries f ON f.event_id = r.id AND f.destination = r.destination
 	WHERE f.order_key IS NOT NULL AND f.status IN ('delivered', 'dead')),
-` + leaseKeyHeads
-
-// leaseKeyHeads leases to the caller the head of each key of a CTE keyed
-// (destination, order_key), and reads its event and destination. It runs
-// under the keys' locks and so follows the claim's rule: only the key's
-// head, and only while no delivery of the key is under a live lease; a
-// head not yet due only when $4 is true.
-// $3 lease ms, $4 whether a head not yet due goes too.
-const leaseKeyHeads = `next AS (
-	SELECT head.event_id, k.destination FROM keyed k
+next AS (
+	SELECT head.event_id, k.destination FROM finished k
 	CROSS JOIN LATERAL (
-		SELECT h.event_id, h.locked_until, h.next_attempt_at FROM stripe_webhook_deliveries h
+		SELECT h.event_id, h.locked_until FROM stripe_webhook_deliveries h
 		WHERE h.destination = k.destination AND h.order_key = k.order_key AND h.status = 'pending'
 		ORDER BY h.order_created, h.event_id
 		LIMIT 1) head
-	WHERE (head.locked_until IS NULL OR head.locked_until <= now()) AND ($4::bool OR head.next_attempt_at <= now())
+	WHERE (head.locked_until IS NULL OR head.locked_until <= now())
 		-- Not NOT EXISTS: as an anti-join, the planner walked every
 		-- leased delivery for each key. The ORDER BY, with sorts off,
 		-- leaves it the order index: the key's own deliveries.
@@ -659,28 +654,17 @@ func (s *Store) writeResults(ctx context.Context, results []Result, backoff Back
 
 // claimNextHeads leases to the caller the next head of each key whose
 // delivery just finished, in a transaction of its own after the results
-// committed, under the keys' locks (as wakeNextHeads).
+// committed, under the keys' locks (as wakeNextHeads). It reads every row
+// before it returns (see Claim).
 func (s *Store) claimNextHeads(ctx context.Context, ids, dests []string, lease time.Duration) ([]Next, error) {
-	next, err := s.leaseHeads(ctx, lockFinishedKeysSQL, claimNextSQL, ids, dests, lease, true)
-	if err != nil {
-		return nil, fmt.Errorf("claiming the next deliveries of %d order keys: %w", len(ids), err)
-	}
-	return next, nil
-}
-
-// leaseHeads runs, in one transaction and one round trip, lock (which
-// takes the keys' advisory locks) and then claim (which leases their
-// heads: leaseKeyHeads, with early as its $4), both given a and b. It
-// reads every row before it returns (see Claim).
-func (s *Store) leaseHeads(ctx context.Context, lock, claim string, a, b []string, lease time.Duration, early bool) ([]Next, error) {
 	ctx, cancel := context.WithTimeout(ctx, wakeTimeout)
 	defer cancel()
 	var next []Next
-	var batch pgx.Batch
-	batch.Queue("BEGIN")
-	batch.Queue(orderPlansSQL)
-	batch.Queue(lock, a, b)
-	batch.Queue(claim, a, b, lease.Milliseconds(), early).Query(func(rows pgx.Rows) error {
+	var b pgx.Batch
+	b.Queue("BEGIN")
+	b.Queue(orderPlansSQL)
+	b.Queue(lockFinishedKeysSQL, ids, dests)
+	b.Queue(claimNextSQL, ids, dests, lease.Milliseconds()).Query(func(rows pgx.Rows) error {
 		for rows.Next() {
 			ev := &event.Event{}
 			var created pgtype.Timestamptz
@@ -695,11 +679,11 @@ func (s *Store) leaseHeads(ctx context.Context, lock, claim string, a, b []strin
 		}
 		return rows.Err()
 	})
-	batch.Queue("COMMIT")
-	if err := s.pool.SendBatch(ctx, &batch).Close(); err != nil {
+	b.Queue("COMMIT")
+	if err := s.pool.SendBatch(ctx, &b).Close(); err != nil {
 		// Rolled back, or its answer lost after the COMMIT: a row leased
 		// here then goes when its lease ends.
-		return nil, err
+		return nil, fmt.Errorf("claiming the next deliveries of %d order keys: %w", len(ids), err)
 	}
 	return next, nil
 }

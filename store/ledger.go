@@ -18,10 +18,10 @@ import (
 // once, and one delivery row per destination it matches, in one statement
 // and so one transaction. Rows go in event_id order, so that batches from
 // several instances take row locks in the same order. It returns the new
-// ids and their lease: a new unordered delivery is leased to the caller
-// ($8 ms), and no sweeper claims it before then. A delivery with an order
-// key is stored due and under no lease: only a claim takes it, which
-// keeps its key's order.
+// ids and their lease: every new delivery is leased to the caller ($8
+// ms), and no sweeper claims it before then. The lease of a delivery with
+// an order key is only held: the caller delivers it once ClaimArrivals
+// finds that it may, which keeps its key's order.
 // $1..$7 and $11 the events, $8 lease ms, $9/$10/$12/$13 (event id,
 // destination, order key or "", created) per delivery.
 const insertEventsSQL = `
@@ -38,8 +38,7 @@ WITH ins AS (
 routed AS (
 	INSERT INTO stripe_webhook_deliveries (event_id, destination, order_key, order_created, locked_until, next_attempt_at)
 	SELECT r.id, r.destination, NULLIF(r.key, ''), r.created,
-		CASE WHEN r.key = '' THEN now() + $8::bigint * interval '1 millisecond' END,
-		CASE WHEN r.key = '' THEN now() + $8::bigint * interval '1 millisecond' ELSE now() END
+		now() + $8::bigint * interval '1 millisecond', now() + $8::bigint * interval '1 millisecond'
 	FROM unnest($9::text[], $10::text[], $12::text[], $13::timestamptz[]) AS r(id, destination, key, created)
 	WHERE r.id IN (SELECT event_id FROM ins)
 	ORDER BY r.id, r.destination)

@@ -5,51 +5,145 @@ import (
 	"errors"
 	"fmt"
 	"time"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgtype"
+
+	"github.com/oncehook/oncehook/event"
 )
 
-// A keyed delivery is stored due and under no lease (InsertEvents). The
-// instance that stored it claims its key's head at once by the key
-// (ClaimArrivals), without the sweep's look for due deliveries: the
-// arrival finds the key free (its head goes), or in flight (the head goes
-// to the writer of that delivery's result), or its head backing off (a
-// sweep takes it when it is due).
+// A keyed delivery is stored under the same lease as an unordered one
+// (InsertEvents), but that lease is only held for it: the instance that
+// stored it may deliver it once ClaimArrivals has found, under the key's
+// lock, that it is the key's head and that no other delivery of the key
+// is leased. Most arrivals find their key idle and go without another
+// write. One that does not go is released (due at once, under no lease)
+// and goes by the claim's rule: after the delivery in flight (its result
+// hands the key's next head over), or by a later arrival or sweep.
+//
+// A held lease counts as a lease for every other claim: another claim of
+// the key waits for it to go or to be released. Two instances holding
+// arrivals of one key both release theirs, but the later one, under the
+// lock after the earlier, finds the key free and takes its head.
 
 // lockArrivedKeysSQL takes, in hash order (as lockFinishedKeysSQL, so
 // that the two never wait on each other), the advisory lock of each key
-// ($1 keys, $2 destinations).
+// in $1 of destination $2.
 const lockArrivedKeysSQL = `
 SELECT pg_advisory_xact_lock(1869310329, k.h) FROM (
-	SELECT DISTINCT hashtext(r.destination || E'\n' || r.order_key) AS h
-	FROM unnest($1::text[], $2::text[]) AS r(order_key, destination)
+	SELECT DISTINCT hashtext($2 || E'\n' || r.order_key) AS h
+	FROM unnest($1::text[]) AS r(order_key)
 	ORDER BY h
 	OFFSET 0) k`
 
-// claimArrivedSQL leases the due head of each key ($1 keys, $2
-// destinations) to the caller, under the keys' locks.
-// $3 lease ms, $4 false.
-const claimArrivedSQL = `
-WITH keyed AS (
-	SELECT DISTINCT r.destination, r.order_key FROM unnest($1::text[], $2::text[]) AS r(order_key, destination)),
-` + leaseKeyHeads
+// claimArrivalsSQL decides, under the keys' locks, the arrivals ($1
+// event ids, $2 keys, $3 the leases they were stored with) of destination
+// $4. For each key whose only live leases are these arrivals' own, its
+// head goes: an arrival whose lease still holds keeps it; another head is
+// leased to the caller for $5 ms, even if it is not due: it may be parked
+// behind a lease that was only held, and one that backs off from its own
+// failure gets an early retry, as after a result (claimNextSQL), so that
+// a key gets at most one attempt per new event, as an unordered
+// destination does. Every other arrival is released.
+// It returns the heads that go: kept (the arrival's own, read no
+// further) or newly leased, with their events.
+const claimArrivalsSQL = `
+WITH arrived AS (
+	SELECT * FROM unnest($1::text[], $2::text[], $3::timestamptz[]) AS a(id, order_key, lease)),
+heads AS (
+	SELECT head.event_id, head.locked_until, a.lease AS held,
+		head.locked_until IS NULL OR head.locked_until <= now() AS free
+	FROM (SELECT DISTINCT order_key FROM arrived) k
+	CROSS JOIN LATERAL (
+		SELECT h.event_id, h.locked_until FROM stripe_webhook_deliveries h
+		WHERE h.destination = $4 AND h.order_key = k.order_key AND h.status = 'pending'
+		ORDER BY h.order_created, h.event_id
+		LIMIT 1) head
+	LEFT JOIN arrived a ON a.id = head.event_id
+	-- As in claimNextSQL: not NOT EXISTS, and the ORDER BY leaves the
+	-- planner the order index.
+	WHERE (SELECT b.event_id FROM stripe_webhook_deliveries b
+			WHERE b.destination = $4 AND b.order_key = k.order_key AND b.status = 'pending'
+				AND b.locked_until IS NOT NULL AND b.locked_until > now()
+				AND NOT EXISTS (SELECT 1 FROM arrived o WHERE o.id = b.event_id AND o.lease = b.locked_until)
+			ORDER BY b.order_created, b.event_id
+			LIMIT 1) IS NULL),
+kept AS (
+	SELECT event_id, held FROM heads WHERE held IS NOT NULL AND locked_until = held AND held > now()),
+claimed AS (
+	UPDATE stripe_webhook_deliveries d
+	SET locked_until = now() + $5::bigint * interval '1 millisecond',
+		next_attempt_at = now() + $5::bigint * interval '1 millisecond'
+	FROM heads
+	WHERE heads.held IS NULL AND heads.free AND d.event_id = heads.event_id AND d.destination = $4
+		AND d.status NOT IN ('delivered', 'dead') AND (d.locked_until IS NULL OR d.locked_until <= now())
+	RETURNING d.event_id, d.locked_until, d.order_key),
+released AS (
+	UPDATE stripe_webhook_deliveries d SET locked_until = NULL, next_attempt_at = now()
+	FROM arrived a
+	WHERE d.event_id = a.id AND d.destination = $4 AND d.status NOT IN ('delivered', 'dead') AND d.locked_until = a.lease
+		AND a.id NOT IN (SELECT event_id FROM kept))
+SELECT true, k.event_id, '', NULL::timestamptz, false, '', '', '', NULL::bytea, k.held, '' FROM kept k
+UNION ALL
+SELECT false, e.event_id, e.event_type, e.stripe_created, e.livemode,
+	COALESCE(e.account, ''), COALESCE(e.api_version, ''), COALESCE(e.source, ''), e.payload, c.locked_until, c.order_key
+FROM claimed c JOIN stripe_webhook_events e ON e.event_id = c.event_id`
 
-// ClaimArrivals leases to the caller, for lease, the head of each order
-// key of destination whose deliveries were just stored, by the claim's
-// rule: only a due head, and only while no delivery of its key is under a
-// live lease. The caller delivers them, or gives them back (GiveBack).
-func (s *Store) ClaimArrivals(ctx context.Context, destination string, keys []string, lease time.Duration) ([]Next, error) {
+// Arrival is a keyed delivery this instance stored, and the lease it was
+// stored with.
+type Arrival struct {
+	EventID, Key string
+	Lease        time.Time
+}
+
+// ClaimArrivals decides arrivals of destination: it returns the event ids
+// of those that go under the lease they were stored with, and the heads
+// of their keys it leased to the caller for lease (the caller delivers
+// them, or gives them back: GiveBack). The other arrivals are released
+// for a later claim. On an error nothing is decided: the arrivals' leases
+// end by themselves.
+func (s *Store) ClaimArrivals(ctx context.Context, destination string, arrivals []Arrival, lease time.Duration) (keep []string, next []Next, err error) {
 	if lease <= 0 {
-		return nil, errors.New("claiming arrived order keys: the deliveries need a lease")
+		return nil, nil, errors.New("claiming arrived order keys: the deliveries need a lease")
 	}
-	if len(keys) == 0 {
-		return nil, nil
+	if len(arrivals) == 0 {
+		return nil, nil, nil
 	}
-	dests := make([]string, len(keys))
-	for i := range dests {
-		dests[i] = destination
+	ids, keys, leases := make([]string, len(arrivals)), make([]string, len(arrivals)), make([]time.Time, len(arrivals))
+	for i, a := range arrivals {
+		ids[i], keys[i], leases[i] = a.EventID, a.Key, a.Lease
 	}
-	next, err := s.leaseHeads(ctx, lockArrivedKeysSQL, claimArrivedSQL, keys, dests, lease, false)
-	if err != nil {
-		return nil, fmt.Errorf("claiming the heads of %d arrived order keys at %s: %w", len(keys), destination, err)
+	ctx, cancel := context.WithTimeout(ctx, wakeTimeout)
+	defer cancel()
+	var b pgx.Batch
+	b.Queue("BEGIN")
+	b.Queue(orderPlansSQL)
+	b.Queue(lockArrivedKeysSQL, keys, destination)
+	b.Queue(claimArrivalsSQL, ids, keys, leases, destination, lease.Milliseconds()).Query(func(rows pgx.Rows) error {
+		for rows.Next() {
+			var kept bool
+			ev := &event.Event{}
+			var created pgtype.Timestamptz
+			n := Next{Destination: destination}
+			if err := rows.Scan(&kept, &ev.ID, &ev.Type, &created, &ev.Livemode, &ev.Account, &ev.APIVersion, &ev.Source, &ev.Payload,
+				&n.Lease, &ev.OrderKey); err != nil {
+				return err
+			}
+			if kept {
+				keep = append(keep, ev.ID)
+				continue
+			}
+			ev.Created = created.Time
+			n.Event = ev
+			next = append(next, n)
+		}
+		return rows.Err()
+	})
+	b.Queue("COMMIT")
+	if err := s.pool.SendBatch(ctx, &b).Close(); err != nil {
+		// Rolled back, or its answer lost after the COMMIT: a row leased
+		// here then goes when its lease ends.
+		return nil, nil, fmt.Errorf("claiming %d arrived deliveries of order keys at %s: %w", len(arrivals), destination, err)
 	}
-	return next, nil
+	return keep, next, nil
 }

@@ -5,55 +5,98 @@ import (
 	"slices"
 	"testing"
 	"time"
+
+	"github.com/oncehook/oncehook/store"
 )
 
-// TestArrivalsClaimTheirKeysHeadByTheClaimsRule: the claim of the keys of
-// deliveries just stored leases each key's head, in created order, only
-// while no delivery of the key is in flight, and never a head backing off
-// from its failure.
-func TestArrivalsClaimTheirKeysHeadByTheClaimsRule(t *testing.T) {
+// TestArrivalsGoByTheClaimsRule: keyed deliveries are stored under a
+// held lease; ClaimArrivals lets an arrival go when it is its key's head
+// and the key is free, leases the key's head in its stead when that is
+// another delivery that may go, and releases every other arrival.
+func TestArrivalsGoByTheClaimsRule(t *testing.T) {
 	t.Parallel()
 	st, pool := newStore(t)
 	rt := orderedRoutes(t)
-	arrive := func(keys ...string) []string {
+	hold := func(evs ...keyed) []store.Arrival {
 		t.Helper()
-		next, err := st.ClaimArrivals(context.Background(), orderDest, keys, time.Minute)
+		held, err := holdKeyed(st, rt, evs...)
 		if err != nil {
 			t.Fatal(err)
 		}
-		var ids []string
-		for _, n := range next {
-			if n.Destination != orderDest || n.Lease.IsZero() || len(n.Event.Payload) == 0 {
-				t.Fatalf("claimed %+v: want its destination, lease and event", n)
-			}
-			ids = append(ids, n.Event.ID+"/"+n.Event.OrderKey)
+		var out []store.Arrival
+		for _, h := range held {
+			out = append(out, store.Arrival{EventID: h.id, Key: h.key, Lease: h.lease})
 		}
-		slices.Sort(ids)
-		return ids
+		return out
+	}
+	decide := func(arrivals ...store.Arrival) (keep, next []string) {
+		t.Helper()
+		keep, n, err := st.ClaimArrivals(context.Background(), orderDest, arrivals, time.Minute)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, x := range n {
+			if x.Destination != orderDest || x.Lease.IsZero() || len(x.Event.Payload) == 0 {
+				t.Fatalf("leased %+v: want its destination, lease and event", x)
+			}
+			next = append(next, x.Event.ID+"/"+x.Event.OrderKey)
+		}
+		slices.Sort(keep)
+		slices.Sort(next)
+		return keep, next
+	}
+	leased := func(id string) bool {
+		t.Helper()
+		var l bool
+		if err := pool.QueryRow(context.Background(), `SELECT locked_until IS NOT NULL FROM stripe_webhook_deliveries WHERE event_id = $1`, id).Scan(&l); err != nil {
+			t.Fatal(err)
+		}
+		return l
 	}
 
-	insertKeyed(t, st, rt, keyed{"evt_a1", "arrA", 1}, keyed{"evt_b5", "arrB", 5}, keyed{"evt_b0", "arrB", 0})
-	if got := arrive("arrA", "arrB", "arrB", "arrNone"); !slices.Equal(got, []string{"evt_a1/arrA", "evt_b0/arrB"}) {
-		t.Fatalf("claimed %v, want each key's head in created order", got)
+	// Idle keys: each key's head goes under its own lease; B's newer one is released.
+	keep, next := decide(hold(keyed{"evt_a1", "arrA", 1}, keyed{"evt_b5", "arrB", 5}, keyed{"evt_b0", "arrB", 0})...)
+	if !slices.Equal(keep, []string{"evt_a1", "evt_b0"}) || len(next) != 0 || leased("evt_b5") {
+		t.Fatalf("kept %v, leased %v, evt_b5 leased %v; want each key's head kept and evt_b5 released", keep, next, leased("evt_b5"))
 	}
-	// A's head is in flight: a newer and an older arrival wait for it.
-	insertKeyed(t, st, rt, keyed{"evt_a2", "arrA", 2}, keyed{"evt_a0", "arrA", 0})
-	if got := arrive("arrA"); len(got) != 0 {
-		t.Fatalf("claimed %v while evt_a1 of its key is in flight", got)
+	// evt_a1 is in flight: a newer and an older arrival of A are released.
+	keep, next = decide(hold(keyed{"evt_a2", "arrA", 2}, keyed{"evt_a0", "arrA", 0})...)
+	if len(keep)+len(next) != 0 || leased("evt_a2") || leased("evt_a0") {
+		t.Fatalf("kept %v, leased %v while evt_a1 of their key is in flight", keep, next)
 	}
 	if got := claimIDs(t, st, 10); len(got) != 0 {
 		t.Fatalf("the sweep's claim took %v while every key is in flight", got)
 	}
-	// B's head fails and backs off (an hour): an arrival does not retry it early.
+	// B's head fails and backs off (an hour): an arrival gives it one early retry.
 	finish(t, st, pool, "evt_b0", false, 15)
-	insertKeyed(t, st, rt, keyed{"evt_b6", "arrB", 6})
-	if got := arrive("arrB"); len(got) != 0 {
-		t.Fatalf("claimed %v while B's head backs off", got)
+	if keep, next = decide(hold(keyed{"evt_b6", "arrB", 6})...); len(keep) != 0 || !slices.Equal(next, []string{"evt_b0/arrB"}) || leased("evt_b6") {
+		t.Fatalf("kept %v, leased %v; want evt_b0, B's failed head, retried and evt_b6 released", keep, next)
 	}
-	// A's delivery is done: the next arrival takes A's head, the older evt_a0.
+	// evt_a1 is delivered: the next arrival leases A's head, the older evt_a0, in its stead.
 	finish(t, st, pool, "evt_a1", true, 15)
-	insertKeyed(t, st, rt, keyed{"evt_a3", "arrA", 3})
-	if got := arrive("arrA"); !slices.Equal(got, []string{"evt_a0/arrA"}) {
-		t.Fatalf("claimed %v, want evt_a0, A's head", got)
+	if keep, next = decide(hold(keyed{"evt_a3", "arrA", 3})...); len(keep) != 0 || !slices.Equal(next, []string{"evt_a0/arrA"}) {
+		t.Fatalf("kept %v, leased %v; want evt_a0, A's head, leased", keep, next)
+	}
+
+	// Two instances hold arrivals of C at once: the first decided finds
+	// the other's hold and releases its own; the second finds C free and
+	// leases its head, the first's.
+	c1, c2 := hold(keyed{"evt_c1", "arrC", 1}), hold(keyed{"evt_c2", "arrC", 2})
+	if keep, next = decide(c1...); len(keep)+len(next) != 0 {
+		t.Fatalf("kept %v, leased %v while another instance holds evt_c2", keep, next)
+	}
+	if keep, next = decide(c2...); len(keep) != 0 || !slices.Equal(next, []string{"evt_c1/arrC"}) {
+		t.Fatalf("kept %v, leased %v; want evt_c1, C's head, leased", keep, next)
+	}
+
+	// A sweep that finds D held parks D's head behind the hold; the
+	// arrival, decided, leases that head at once.
+	insertKeyed(t, st, rt, keyed{"evt_d0", "arrD", 0})
+	d1 := hold(keyed{"evt_d1", "arrD", 1})
+	if got := claimIDs(t, st, 10); len(got) != 0 {
+		t.Fatalf("the sweep took %v while evt_d1 is held", got)
+	}
+	if keep, next = decide(d1...); len(keep) != 0 || !slices.Equal(next, []string{"evt_d0/arrD"}) {
+		t.Fatalf("kept %v, leased %v; want evt_d0, D's parked head, leased", keep, next)
 	}
 }

@@ -43,8 +43,8 @@ func TestOrderHeadStatementsWalkTheKeyIndex(t *testing.T) {
 	}{
 		"claim heads": {orderHeadsSQL, `('default', '{key1,key2}')`, true, true},
 		"wake next":   {wakeNextSQL, `('{evt_plan_1}', '{default}')`, true, true},
-		"claim next":  {claimNextSQL, `('{evt_plan_1}', '{default}', 60000, true)`, true, true},
-		"arrivals":    {claimArrivedSQL, `('{key1,key2}', '{default,default}', 60000, false)`, true, true},
+		"claim next":  {claimNextSQL, `('{evt_plan_1}', '{default}', 60000)`, true, true},
+		"arrivals":    {claimArrivalsSQL, `('{evt_plan_1}', '{key1}', ARRAY[now()], 'default', 60000)`, true, true},
 		"lease heads": {claimHeadsSQL, `('{evt_plan_1}', 60000, 1000000, 'default')`, false, false},
 		"park":        {parkSQL, `('default', '{evt_plan_1}', ARRAY[now()], ARRAY[NULL::timestamptz], 60000)`, false, true},
 	}
