@@ -232,3 +232,61 @@ func TestKeyedRetryGoesWhileArrivalsKeepComing(t *testing.T) {
 		time.Sleep(10 * time.Millisecond) // the arrivals' pace: more often than the sweeps
 	}
 }
+
+// TestKeyedDeliveriesWithoutRoomAreGivenBack: a keyed delivery is stored
+// under its instance's lease (an hour here) and held; one that finds no
+// room to be held (the lane's bytes taken) gives its lease back at once,
+// so that it goes by a later claim, not after the hour.
+func TestKeyedDeliveriesWithoutRoomAreGivenBack(t *testing.T) {
+	t.Parallel()
+	pool := testenv.Postgres(t)
+	path, err := event.ParseKeyPath("data.object.id")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var mu sync.Mutex
+	got := map[string]int{}
+	out := funcSink(func(ctx context.Context, ev *event.Event) error {
+		time.Sleep(20 * time.Millisecond) // holds the lane's bytes meanwhile
+		mu.Lock()
+		got[ev.ID]++
+		mu.Unlock()
+		return nil
+	})
+	cfg := fastRetries
+	cfg.Lease = time.Hour
+	cfg.QueueMaxBytes = 1 // one event at a time
+	cfg.Destinations = []delivery.Destination{{Name: "ordered", Sink: out, OrderKey: path}}
+	url := harness.StartInstance(t, harness.InstanceConfig{Pool: pool, Delivery: cfg}).URL
+	created := time.Now().Add(-time.Hour).Truncate(time.Second)
+	var ids []string
+	var wg sync.WaitGroup
+	for i := range 30 {
+		id := fmt.Sprintf("evt_room_%02d", i)
+		ids = append(ids, id)
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			if r := harness.Post(t, url, orderedBody(id, fmt.Sprintf("sub_room_%02d", i), created)); r.Code != 200 {
+				t.Errorf("posting %s: %d %s", id, r.Code, r.Body)
+			}
+		}()
+	}
+	wg.Wait()
+	eventually.Require(t, 30*time.Second, "every event delivered", func() bool {
+		mu.Lock()
+		defer mu.Unlock()
+		return len(got) == len(ids)
+	}, func() string {
+		mu.Lock()
+		defer mu.Unlock()
+		return fmt.Sprintf("%d of %d delivered", len(got), len(ids))
+	})
+	mu.Lock()
+	defer mu.Unlock()
+	for id, n := range got {
+		if n != 1 {
+			t.Errorf("%s delivered %d times", id, n)
+		}
+	}
+}

@@ -8,6 +8,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/oncehook/oncehook/event"
 	"github.com/oncehook/oncehook/internal/ratelog"
 	"github.com/oncehook/oncehook/internal/startstop"
 	"github.com/oncehook/oncehook/store"
@@ -27,9 +28,14 @@ type sweeper struct {
 	full  atomic.Bool
 	// arrivals are the deliveries with an order key the intake stored
 	// since the last wake, under a lease only held: store.ClaimArrivals
-	// decides whether they go.
+	// decides whether they go. unheld are those there was no room to
+	// hold (payload bytes, arrivalsMax): their leases are given back at
+	// the next wake, so that they do not hold up their keys. Once closed,
+	// the sweeper holds none.
 	mu       sync.Mutex
 	arrivals []job
+	unheld   []store.Next
+	closed   bool
 	// ctx bounds the claim under way; Stop cancels it.
 	ctx    context.Context
 	cancel context.CancelFunc
@@ -52,19 +58,32 @@ func (s *sweeper) Start(ctx context.Context) error {
 	})
 }
 
-// arrivalsMax bounds the arrivals waiting for the next wake. One past it
-// is not held: its lease ends, and a sweep takes it.
-const arrivalsMax = 10_000
+// arrivalsMax bounds the arrivals waiting for the next wake, and
+// unheldMax those waiting to be given back; one past both keeps its key
+// waiting until its lease ends.
+const (
+	arrivalsMax = 10_000
+	unheldMax   = 100_000
+)
 
 func (s *sweeper) run() {
 	defer s.wg.Done()
 	// Jitter keeps instances started together from sweeping in step.
 	jitter := func() time.Duration { return s.cfg.SweepInterval/2 + rand.N(s.cfg.SweepInterval) }
+	// At the end, the held arrivals that go are queued before the lane
+	// drains; the rest are released for the other instances.
+	finish := func() {
+		s.claimArrivals()
+		s.mu.Lock()
+		s.closed = true
+		s.mu.Unlock()
+		s.claimArrivals()
+	}
 	due := time.Now().Add(jitter())
 	for {
 		select {
 		case <-s.quit:
-			s.claimArrivals() // those that go are queued before the lane drains
+			finish()
 			return
 		case <-time.After(time.Until(due)):
 		case <-s.woken:
@@ -75,8 +94,10 @@ func (s *sweeper) run() {
 		}
 		due = time.Now().Add(jitter())
 		for s.sweep() { // a full batch: more may be due
+			s.claimArrivals()
 			select {
 			case <-s.quit:
+				finish()
 				return
 			default:
 			}
@@ -92,26 +113,23 @@ func (s *sweeper) kick() {
 }
 
 // arrived holds j, a delivery with an order key (j.ev.OrderKey) the
-// intake just stored, for the next wake's decision; false if there is no
-// room. A held arrival takes its bytes of the lane's share, as a queued
-// job does.
+// intake just stored, for the next wake's decision. A held arrival takes
+// its bytes of the lane's share, as a queued job does. It reports false if
+// there was no room: the delivery's lease is then given back, and it goes
+// by a later claim.
 func (s *sweeper) arrived(j job) bool {
 	size := int64(len(j.ev.Payload))
-	if !s.l.reserve(size) {
-		return false
-	}
 	s.mu.Lock()
-	ok := len(s.arrivals) < arrivalsMax
-	if ok {
+	ok := !s.closed && len(s.arrivals) < arrivalsMax && s.l.reserve(size)
+	switch {
+	case ok:
 		s.arrivals = append(s.arrivals, j)
+	case !s.closed && len(s.unheld) < unheldMax:
+		s.unheld = append(s.unheld, store.Next{Destination: s.l.dest.Name, Claimed: store.Claimed{Event: &event.Event{ID: j.ev.ID}, Lease: j.lease}})
 	}
 	s.mu.Unlock()
-	if !ok {
-		s.l.release(size)
-		return false
-	}
 	s.wake()
-	return true
+	return ok
 }
 
 func (s *sweeper) wake() {
@@ -121,53 +139,60 @@ func (s *sweeper) wake() {
 	}
 }
 
-// claimArrivals decides the held arrivals, as many as the queue has free
-// slots, and queues those that go and the heads leased in their stead;
-// what the queue cannot take is given back. If the decision fails, the
-// arrivals' leases end by themselves and a sweep takes them.
+// claimArrivals decides every held arrival, a batch at a time, and gives
+// back the leases of those there was no room to hold.
 func (s *sweeper) claimArrivals() {
-	limit := min(s.cfg.SweepBatch, s.l.freeSlots())
+	for s.decideArrivals() {
+	}
+}
+
+// decideArrivals decides one batch of held arrivals and queues those that
+// go and the heads leased in their stead; what the queue cannot take is
+// given back, and so is the whole batch if the decision fails. It reports
+// whether more arrivals wait.
+func (s *sweeper) decideArrivals() (more bool) {
 	s.mu.Lock()
-	n := min(limit, len(s.arrivals))
+	n := min(s.cfg.SweepBatch, len(s.arrivals))
 	held := slices.Clone(s.arrivals[:n])
 	s.arrivals = slices.Delete(s.arrivals, 0, n)
-	more := len(s.arrivals) > 0
+	left := s.unheld
+	s.unheld = nil
+	more = len(s.arrivals) > 0
 	s.mu.Unlock()
-	if n == 0 {
-		return
-	}
-	if more {
-		s.wake()
-	}
-	arrivals := make([]store.Arrival, n)
-	for i, j := range held {
-		arrivals[i] = store.Arrival{EventID: j.ev.ID, Key: j.ev.OrderKey, Lease: j.lease}
+	if n == 0 && len(left) == 0 {
+		return false
 	}
 	ctx, cancel := context.WithTimeout(s.ctx, 10*time.Second)
 	defer cancel()
-	start := time.Now()
-	keep, next, err := s.store.ClaimArrivals(ctx, s.l.dest.Name, arrivals, s.cfg.Lease)
-	if err != nil {
-		keep = nil
-		s.cfg.Metrics.PostgresError("claim arrivals", err)
-		s.errs.Warn("sweeper: deciding arrived deliveries of order keys failed; a sweep takes them when their lease ends", "error", err)
-	}
-	var left []store.Next
-	for _, j := range held {
-		if !slices.Contains(keep, j.ev.ID) {
-			s.l.release(int64(len(j.ev.Payload)))
-		} else if !s.l.offerReserved(j) {
-			s.l.release(int64(len(j.ev.Payload)))
-			left = append(left, store.Next{Destination: s.l.dest.Name, Claimed: store.Claimed{Event: j.ev, Lease: j.lease}})
+	if n > 0 {
+		arrivals := make([]store.Arrival, n)
+		for i, j := range held {
+			arrivals[i] = store.Arrival{EventID: j.ev.ID, Key: j.ev.OrderKey, Lease: j.lease}
 		}
+		start := time.Now()
+		keep, next, err := s.store.ClaimArrivals(ctx, s.l.dest.Name, arrivals, s.cfg.Lease)
+		if err != nil {
+			s.cfg.Metrics.PostgresError("claim arrivals", err)
+			s.errs.Warn("sweeper: deciding arrived deliveries of order keys failed; giving them back", "error", err)
+		}
+		for _, j := range held {
+			switch {
+			case err == nil && !slices.Contains(keep, j.ev.ID): // released
+				s.l.release(int64(len(j.ev.Payload)))
+			case err != nil || !s.l.offerReserved(j):
+				s.l.release(int64(len(j.ev.Payload)))
+				left = append(left, store.Next{Destination: s.l.dest.Name, Claimed: store.Claimed{Event: j.ev, Lease: j.lease}})
+			}
+		}
+		left = append(left, s.l.d.handOver(start, next)...)
 	}
-	left = append(left, s.l.d.handOver(start, next)...)
 	if len(left) > 0 {
 		if err := s.store.GiveBack(ctx, left); err != nil {
 			s.cfg.Metrics.PostgresError("give back", err)
-			s.errs.Warn("sweeper: giving back deliveries the queue had no room for failed; they go when their lease ends", "error", err)
+			s.errs.Warn("sweeper: giving back held deliveries failed; they go when their lease ends", "error", err)
 		}
 	}
+	return more
 }
 
 // sweep claims one batch and reports whether it was full.

@@ -40,32 +40,36 @@ SELECT pg_advisory_xact_lock(1869310329, k.h) FROM (
 // event ids, $2 keys, $3 the leases they were stored with) of destination
 // $4. For each key whose only live leases are these arrivals' own, its
 // head goes: an arrival whose lease still holds keeps it; another head is
-// leased to the caller for $5 ms, even if it is not due: it may be parked
-// behind a lease that was only held, and one that backs off from its own
-// failure gets an early retry, as after a result (claimNextSQL), so that
-// a key gets at most one attempt per new event, as an unordered
-// destination does. Every other arrival is released.
+// leased to the caller for $5 ms if it is due, or parked behind one of
+// these arrivals' leases (a sweep that found the key held parks its
+// deliveries until the hold's end: to the microsecond, the hold's token).
+// A head backing off from its failure waits for its retry. Every other
+// arrival is released.
+// Each key's arrivals are read from arrays of their own, so that a batch
+// of many keys is not read again for each row looked at.
 // It returns the heads that go: kept (the arrival's own, read no
 // further) or newly leased, with their events.
 const claimArrivalsSQL = `
-WITH arrived AS (
-	SELECT * FROM unnest($1::text[], $2::text[], $3::timestamptz[]) AS a(id, order_key, lease)),
+WITH keys AS (
+	SELECT a.order_key, array_agg(a.id) AS ids, array_agg(a.lease) AS leases
+	FROM unnest($1::text[], $2::text[], $3::timestamptz[]) AS a(id, order_key, lease)
+	GROUP BY a.order_key),
 heads AS (
-	SELECT head.event_id, head.locked_until, a.lease AS held,
-		head.locked_until IS NULL OR head.locked_until <= now() AS free
-	FROM (SELECT DISTINCT order_key FROM arrived) k
+	SELECT head.event_id, head.locked_until, k.leases[array_position(k.ids, head.event_id)] AS held,
+		(head.locked_until IS NULL OR head.locked_until <= now())
+			AND (head.next_attempt_at <= now() OR head.next_attempt_at = ANY(k.leases)) AS free
+	FROM keys k
 	CROSS JOIN LATERAL (
-		SELECT h.event_id, h.locked_until FROM stripe_webhook_deliveries h
+		SELECT h.event_id, h.locked_until, h.next_attempt_at FROM stripe_webhook_deliveries h
 		WHERE h.destination = $4 AND h.order_key = k.order_key AND h.status = 'pending'
 		ORDER BY h.order_created, h.event_id
 		LIMIT 1) head
-	LEFT JOIN arrived a ON a.id = head.event_id
 	-- As in claimNextSQL: not NOT EXISTS, and the ORDER BY leaves the
 	-- planner the order index.
 	WHERE (SELECT b.event_id FROM stripe_webhook_deliveries b
 			WHERE b.destination = $4 AND b.order_key = k.order_key AND b.status = 'pending'
 				AND b.locked_until IS NOT NULL AND b.locked_until > now()
-				AND NOT EXISTS (SELECT 1 FROM arrived o WHERE o.id = b.event_id AND o.lease = b.locked_until)
+				AND NOT EXISTS (SELECT 1 FROM unnest(k.ids, k.leases) AS o(id, lease) WHERE o.id = b.event_id AND o.lease = b.locked_until)
 			ORDER BY b.order_created, b.event_id
 			LIMIT 1) IS NULL),
 kept AS (
@@ -80,7 +84,7 @@ claimed AS (
 	RETURNING d.event_id, d.locked_until, d.order_key),
 released AS (
 	UPDATE stripe_webhook_deliveries d SET locked_until = NULL, next_attempt_at = now()
-	FROM arrived a
+	FROM unnest($1::text[], $3::timestamptz[]) AS a(id, lease)
 	WHERE d.event_id = a.id AND d.destination = $4 AND d.status NOT IN ('delivered', 'dead') AND d.locked_until = a.lease
 		AND a.id NOT IN (SELECT event_id FROM kept))
 SELECT true, k.event_id, '', NULL::timestamptz, false, '', '', '', NULL::bytea, k.held, '' FROM kept k

@@ -2,6 +2,7 @@ package store
 
 import (
 	"context"
+	"fmt"
 	"strings"
 	"testing"
 
@@ -44,7 +45,7 @@ func TestOrderHeadStatementsWalkTheKeyIndex(t *testing.T) {
 		"claim heads": {orderHeadsSQL, `('default', '{key1,key2}')`, true, true},
 		"wake next":   {wakeNextSQL, `('{evt_plan_1}', '{default}')`, true, true},
 		"claim next":  {claimNextSQL, `('{evt_plan_1}', '{default}', 60000)`, true, true},
-		"arrivals":    {claimArrivalsSQL, `('{evt_plan_1}', '{key1}', ARRAY[now()], 'default', 60000)`, true, true},
+		"arrivals":    {claimArrivalsSQL, arrivalsArgs(200), true, true},
 		"lease heads": {claimHeadsSQL, `('{evt_plan_1}', 60000, 1000000, 'default')`, false, false},
 		"park":        {parkSQL, `('default', '{evt_plan_1}', ARRAY[now()], ARRAY[NULL::timestamptz], 60000)`, false, true},
 	}
@@ -90,4 +91,15 @@ func TestOrderHeadStatementsWalkTheKeyIndex(t *testing.T) {
 			t.Fatalf("%s: %v", name, err)
 		}
 	}
+}
+
+// arrivalsArgs are claimArrivalsSQL's arguments for n arrivals, each of a
+// key of its own: a batch of many keys, which must not be read again for
+// each row looked at.
+func arrivalsArgs(n int) string {
+	var ids, keys, leases []string
+	for i := range n {
+		ids, keys, leases = append(ids, fmt.Sprintf("evt_plan_%d", i+1)), append(keys, fmt.Sprintf("key%d", i)), append(leases, "now()")
+	}
+	return fmt.Sprintf("('{%s}', '{%s}', ARRAY[%s], 'default', 60000)", strings.Join(ids, ","), strings.Join(keys, ","), strings.Join(leases, ","))
 }
