@@ -89,7 +89,8 @@ func (d *Dispatcher) Routes() *route.Table { return d.routes }
 // delivery stays pending and a sweeper takes it once its lease ends. A
 // delivery with an order key was stored under a lease only held: its
 // lane's sweeper finds whether it may go first (store.ClaimArrivals),
-// which keeps its key's order.
+// which keeps its key's order; one there is no room to hold has its lease
+// given back, so that its key does not wait for the lease's end.
 func (d *Dispatcher) Enqueue(ev *event.Event, lease store.Lease) bool {
 	j := job{ev: ev, lease: lease.Until, leaseUntil: lease.Start.Add(lease.Length - leaseMargin)}
 	ok := true
@@ -158,8 +159,8 @@ func (d *Dispatcher) QueueDepth() int {
 	return n
 }
 
-// QueueBytes is the payload bytes held by queued events and deliveries
-// under way, over all destinations.
+// QueueBytes is the payload bytes held by queued events, deliveries under
+// way and held arrivals, over all destinations.
 func (d *Dispatcher) QueueBytes() int64 {
 	var n int64
 	for _, l := range d.lanes {

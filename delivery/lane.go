@@ -25,7 +25,7 @@ type lane struct {
 	d        *Dispatcher
 	queue    chan job
 	maxBytes int64
-	bytes    atomic.Int64 // payload bytes of queued jobs and calls under way
+	bytes    atomic.Int64 // payload bytes of queued jobs, calls under way and held arrivals
 	sweeper  *sweeper
 	pacer    *pacer
 	workers  sync.WaitGroup
