@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"net/url"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -147,7 +148,22 @@ func (s *Server) checkDependencies() ReadinessDetail {
 		d.Redis = StateOK
 		rctx, cancel := context.WithTimeout(context.Background(), readyTimeout)
 		defer cancel()
-		if err := s.cfg.Redis.Ping(rctx).Err(); err != nil {
+		// The client bounds a read by its own ReadTimeout, not by rctx:
+		// the check waits for rctx alone, and the ping ends later.
+		pinged := make(chan error, 1)
+		go func() { pinged <- s.cfg.Redis.Ping(rctx).Err() }()
+		var err error
+		select {
+		case err = <-pinged:
+		case <-rctx.Done():
+			err = fmt.Errorf("no answer within %v", readyTimeout)
+		}
+		if err != nil {
+			// A ping that ran out of time says only that: name the
+			// address it was for.
+			if c, ok := s.cfg.Redis.(interface{ Options() *redis.Options }); ok && c.Options().Addr != "" && !strings.Contains(err.Error(), c.Options().Addr) {
+				err = fmt.Errorf("redis at %s: %w", c.Options().Addr, err)
+			}
 			d.Redis, d.RedisError = StateDown, redactRedis(s.cfg.Redis, err).Error()
 		}
 	}

@@ -313,3 +313,35 @@ func BenchmarkReadyz(b *testing.B) {
 	})
 	b.ReportMetric(float64(srv.ReadinessChecks()-checks)/b.Elapsed().Seconds(), "checks/s")
 }
+
+// TestReadinessNamesARedisThatTimesOut: a Redis that takes the connection
+// and never answers runs the ping out of time; the check ends at its
+// bound, and the reason still names the address it was for.
+func TestReadinessNamesARedisThatTimesOut(t *testing.T) {
+	t.Parallel()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = ln.Close() })
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			t.Cleanup(func() { _ = c.Close() }) // held open, never answered
+		}
+	}()
+	srv, _ := readinessServer(t, testenv.Postgres(t), ln.Addr().String())
+	start := time.Now()
+	d := srv.ReadinessDetail(context.Background())
+	if d.Redis != receiver.StateDown || !strings.Contains(d.RedisError, ln.Addr().String()) {
+		t.Errorf("Redis %q, error %q; want down, naming %s", d.Redis, d.RedisError, ln.Addr())
+	}
+	// The check is bounded (a second for Redis): the client's own read
+	// timeout (3 s) does not hold up every /readyz waiting on it.
+	if took := time.Since(start); took > 2500*time.Millisecond {
+		t.Errorf("the check took %v with Redis not answering", took)
+	}
+}
