@@ -2,6 +2,7 @@ package sink_test
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"strings"
 	"testing"
@@ -122,8 +123,10 @@ func TestNATSServerDownThenUp(t *testing.T) {
 	}
 
 	srv.Stop(t)
-	if err := deliver("evt_during"); err == nil || !strings.Contains(err.Error(), "not connected") {
-		t.Fatalf("Deliver while nats-server is down = %v, want \"not connected\"", err)
+	// Not connected, or, where the client has not yet seen the server go
+	// (a loaded machine), no acknowledgement within the call's deadline.
+	if err := deliver("evt_during"); err == nil || !strings.Contains(err.Error(), "not connected") && !errors.Is(err, context.DeadlineExceeded) {
+		t.Fatalf("Deliver while nats-server is down = %v, want \"not connected\" or the deadline", err)
 	}
 	srv.Start(t)
 	eventually.RequireNoError(t, 15*time.Second, "a Deliver after nats-server is back", func() error { return deliver("evt_after") })

@@ -86,7 +86,23 @@ released AS (
 	UPDATE stripe_webhook_deliveries d SET locked_until = NULL, next_attempt_at = now()
 	FROM unnest($1::text[], $3::timestamptz[]) AS a(id, lease)
 	WHERE d.event_id = a.id AND d.destination = $4 AND d.status NOT IN ('delivered', 'dead') AND d.locked_until = a.lease
-		AND a.id NOT IN (SELECT event_id FROM kept))
+		AND a.id NOT IN (SELECT event_id FROM kept)),
+-- A sweep parks a key's deliveries until the end of the latest lease it
+-- found, which may be one of these holds, and of a key these arrivals do
+-- not free (another instance's hold is live): its deliveries parked
+-- until a hold's end are made due, for the decision of that hold's
+-- instance, or a sweep, to take. A head leased here is left to claimed.
+unparked AS (
+	UPDATE stripe_webhook_deliveries d SET next_attempt_at = now()
+	FROM (SELECT p.event_id FROM keys k CROSS JOIN LATERAL (
+		-- The ORDER BY, with sorts off, leaves the planner the order
+		-- index: the key's own deliveries.
+		SELECT h.event_id FROM stripe_webhook_deliveries h
+		WHERE h.destination = $4 AND h.order_key = k.order_key AND h.status = 'pending'
+			AND h.locked_until IS NULL AND h.next_attempt_at = ANY(k.leases)
+		ORDER BY h.order_created, h.event_id) p) p
+	WHERE d.event_id = p.event_id AND d.destination = $4 AND d.status NOT IN ('delivered', 'dead')
+		AND d.event_id NOT IN (SELECT event_id FROM heads WHERE held IS NULL AND free))
 SELECT true, k.event_id, '', NULL::timestamptz, false, '', '', '', NULL::bytea, k.held, '' FROM kept k
 UNION ALL
 SELECT false, e.event_id, e.event_type, e.stripe_created, e.livemode,

@@ -102,4 +102,21 @@ func TestArrivalsGoByTheClaimsRule(t *testing.T) {
 	if keep, next = decide(d1...); len(keep) != 0 || !slices.Equal(next, []string{"evt_d0/arrD"}) {
 		t.Fatalf("kept %v, leased %v; want evt_d0, D's parked head, leased", keep, next)
 	}
+
+	// Two instances hold arrivals of E, and a sweep parks E's head until
+	// the later hold's end. Its instance, decided first, finds the other
+	// hold live and releases its own, making the head due: the other
+	// instance then leases it.
+	insertKeyed(t, st, rt, keyed{"evt_e0", "arrE", 0})
+	e1 := hold(keyed{"evt_e1", "arrE", 1})
+	e2 := hold(keyed{"evt_e2", "arrE", 2})
+	if got := claimIDs(t, st, 10); len(got) != 0 {
+		t.Fatalf("the sweep took %v while E is held", got)
+	}
+	if keep, next = decide(e2...); len(keep)+len(next) != 0 {
+		t.Fatalf("kept %v, leased %v while evt_e1 is held", keep, next)
+	}
+	if keep, next = decide(e1...); len(keep) != 0 || !slices.Equal(next, []string{"evt_e0/arrE"}) {
+		t.Fatalf("kept %v, leased %v; want evt_e0, E's head, no longer parked behind a hold released", keep, next)
+	}
 }
