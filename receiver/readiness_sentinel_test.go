@@ -14,10 +14,9 @@ import (
 	"github.com/oncehook/oncehook/receiver"
 )
 
-// echoingServer answers every command with an error that repeats what it
-// was sent, as a hostile or broken Redis or Sentinel might, and returns
-// its address.
-func echoingServer(t *testing.T) string {
+// tcpServer accepts connections on a free port until the test ends, each
+// served by serve on a goroutine of its own, and returns its address.
+func tcpServer(t *testing.T, serve func(net.Conn)) string {
 	t.Helper()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
@@ -30,27 +29,34 @@ func echoingServer(t *testing.T) string {
 			if err != nil {
 				return
 			}
-			go func() {
-				defer c.Close()
-				_ = c.SetDeadline(time.Now().Add(5 * time.Second))
-				buf := make([]byte, 4096)
-				for {
-					n, err := c.Read(buf)
-					if err != nil {
-						return
-					}
-					// One error per command read (each starts with *).
-					got := string(buf[:n])
-					cmds := strings.Count("\n"+got, "\n*")
-					line := "-ERR you sent " + strings.NewReplacer("\r", " ", "\n", " ").Replace(got) + "\r\n"
-					if _, err := c.Write([]byte(strings.Repeat(line, max(cmds, 1)))); err != nil {
-						return
-					}
-				}
-			}()
+			go serve(c)
 		}
 	}()
 	return ln.Addr().String()
+}
+
+// echoingServer answers every command with an error that repeats what it
+// was sent, as a hostile or broken Redis or Sentinel might, and returns
+// its address.
+func echoingServer(t *testing.T) string {
+	return tcpServer(t, func(c net.Conn) {
+		defer c.Close()
+		_ = c.SetDeadline(time.Now().Add(5 * time.Second))
+		buf := make([]byte, 4096)
+		for {
+			n, err := c.Read(buf)
+			if err != nil {
+				return
+			}
+			// One error per command read (each starts with *).
+			got := string(buf[:n])
+			cmds := strings.Count("\n"+got, "\n*")
+			line := "-ERR you sent " + strings.NewReplacer("\r", " ", "\n", " ").Replace(got) + "\r\n"
+			if _, err := c.Write([]byte(strings.Repeat(line, max(cmds, 1)))); err != nil {
+				return
+			}
+		}
+	})
 }
 
 // TestReadinessRedactsSentinelPasswords: with REDIS_URL=redis+sentinel://,

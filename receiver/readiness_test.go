@@ -2,6 +2,7 @@ package receiver_test
 
 import (
 	"context"
+	"io"
 	"log/slog"
 	"net"
 	"strings"
@@ -319,25 +320,16 @@ func BenchmarkReadyz(b *testing.B) {
 // bound, and the reason still names the address it was for.
 func TestReadinessNamesARedisThatTimesOut(t *testing.T) {
 	t.Parallel()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = ln.Close() })
-	go func() {
-		for {
-			c, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			t.Cleanup(func() { _ = c.Close() }) // held open, never answered
-		}
-	}()
-	srv, _ := readinessServer(t, testenv.Postgres(t), ln.Addr().String())
+	addr := tcpServer(t, func(c net.Conn) { // reads, never answers
+		defer c.Close()
+		_ = c.SetDeadline(time.Now().Add(5 * time.Second))
+		_, _ = io.Copy(io.Discard, c)
+	})
+	srv, _ := readinessServer(t, testenv.Postgres(t), addr)
 	start := time.Now()
 	d := srv.ReadinessDetail(context.Background())
-	if d.Redis != receiver.StateDown || !strings.Contains(d.RedisError, ln.Addr().String()) {
-		t.Errorf("Redis %q, error %q; want down, naming %s", d.Redis, d.RedisError, ln.Addr())
+	if d.Redis != receiver.StateDown || !strings.Contains(d.RedisError, addr) {
+		t.Errorf("Redis %q, error %q; want down, naming %s", d.Redis, d.RedisError, addr)
 	}
 	// The check is bounded (a second for Redis): the client's own read
 	// timeout (3 s) does not hold up every /readyz waiting on it.
