@@ -125,7 +125,7 @@ func (s *sweeper) arrived(j job) bool {
 	case ok:
 		s.arrivals = append(s.arrivals, j)
 	case !s.closed && len(s.unheld) < unheldMax:
-		s.unheld = append(s.unheld, store.Next{Destination: s.l.dest.Name, Claimed: store.Claimed{Event: &event.Event{ID: j.ev.ID}, Lease: j.lease}})
+		s.unheld = append(s.unheld, s.givenBack(&event.Event{ID: j.ev.ID}, j.lease))
 	}
 	s.mu.Unlock()
 	s.wake()
@@ -137,6 +137,11 @@ func (s *sweeper) wake() {
 	case s.woken <- struct{}{}:
 	default:
 	}
+}
+
+// givenBack is a delivery of this lane to give back (store.GiveBack).
+func (s *sweeper) givenBack(ev *event.Event, lease time.Time) store.Next {
+	return store.Next{Destination: s.l.dest.Name, Claimed: store.Claimed{Event: ev, Lease: lease}}
 }
 
 // claimArrivals decides every held arrival, a batch at a time, and gives
@@ -181,7 +186,7 @@ func (s *sweeper) decideArrivals() (more bool) {
 				s.l.release(int64(len(j.ev.Payload)))
 			case err != nil || !s.l.offerReserved(j):
 				s.l.release(int64(len(j.ev.Payload)))
-				left = append(left, store.Next{Destination: s.l.dest.Name, Claimed: store.Claimed{Event: j.ev, Lease: j.lease}})
+				left = append(left, s.givenBack(j.ev, j.lease))
 			}
 		}
 		left = append(left, s.l.d.handOver(start, next)...)

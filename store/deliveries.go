@@ -666,15 +666,10 @@ func (s *Store) claimNextHeads(ctx context.Context, ids, dests []string, lease t
 	b.Queue(lockFinishedKeysSQL, ids, dests)
 	b.Queue(claimNextSQL, ids, dests, lease.Milliseconds()).Query(func(rows pgx.Rows) error {
 		for rows.Next() {
-			ev := &event.Event{}
-			var created pgtype.Timestamptz
-			var n Next
-			if err := rows.Scan(&ev.ID, &ev.Type, &created, &ev.Livemode, &ev.Account, &ev.APIVersion, &ev.Source, &ev.Payload,
-				&n.Lease, &ev.OrderKey, &n.Destination); err != nil {
+			n, err := scanNext(rows)
+			if err != nil {
 				return err
 			}
-			ev.Created = created.Time
-			n.Event = ev
 			next = append(next, n)
 		}
 		return rows.Err()
@@ -686,6 +681,20 @@ func (s *Store) claimNextHeads(ctx context.Context, ids, dests []string, lease t
 		return nil, fmt.Errorf("claiming the next deliveries of %d order keys: %w", len(ids), err)
 	}
 	return next, nil
+}
+
+// scanNext reads a leased delivery and its event, in the columns of
+// claimNextSQL: the event's, then the lease, the order key and the
+// destination; then extra.
+func scanNext(rows pgx.Rows, extra ...any) (Next, error) {
+	ev := &event.Event{}
+	var created pgtype.Timestamptz
+	var n Next
+	err := rows.Scan(append([]any{&ev.ID, &ev.Type, &created, &ev.Livemode, &ev.Account, &ev.APIVersion, &ev.Source, &ev.Payload,
+		&n.Lease, &ev.OrderKey, &n.Destination}, extra...)...)
+	ev.Created = created.Time
+	n.Event = ev
+	return n, err
 }
 
 // GiveBack ends the leases of deliveries the caller holds and will not

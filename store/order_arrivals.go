@@ -7,9 +7,6 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5"
-	"github.com/jackc/pgx/v5/pgtype"
-
-	"github.com/oncehook/oncehook/event"
 )
 
 // A keyed delivery is stored under the same lease as an unordered one
@@ -47,8 +44,9 @@ SELECT pg_advisory_xact_lock(1869310329, k.h) FROM (
 // arrival is released.
 // Each key's arrivals are read from arrays of their own, so that a batch
 // of many keys is not read again for each row looked at.
-// It returns the heads that go: kept (the arrival's own, read no
-// further) or newly leased, with their events.
+// It returns the heads that go, in claimNextSQL's columns and whether it
+// was kept: the arrival's own (its event not read again), or newly leased,
+// with its event.
 const claimArrivalsSQL = `
 WITH keys AS (
 	SELECT a.order_key, array_agg(a.id) AS ids, array_agg(a.lease) AS leases
@@ -103,10 +101,10 @@ unparked AS (
 		ORDER BY h.order_created, h.event_id) p) p
 	WHERE d.event_id = p.event_id AND d.destination = $4 AND d.status NOT IN ('delivered', 'dead')
 		AND d.event_id NOT IN (SELECT event_id FROM heads WHERE held IS NULL AND free))
-SELECT true, k.event_id, '', NULL::timestamptz, false, '', '', '', NULL::bytea, k.held, '' FROM kept k
+SELECT k.event_id, '', NULL::timestamptz, false, '', '', '', NULL::bytea, k.held, '', $4, true FROM kept k
 UNION ALL
-SELECT false, e.event_id, e.event_type, e.stripe_created, e.livemode,
-	COALESCE(e.account, ''), COALESCE(e.api_version, ''), COALESCE(e.source, ''), e.payload, c.locked_until, c.order_key
+SELECT e.event_id, e.event_type, e.stripe_created, e.livemode,
+	COALESCE(e.account, ''), COALESCE(e.api_version, ''), COALESCE(e.source, ''), e.payload, c.locked_until, c.order_key, $4, false
 FROM claimed c JOIN stripe_webhook_events e ON e.event_id = c.event_id`
 
 // Arrival is a keyed delivery this instance stored, and the lease it was
@@ -142,20 +140,15 @@ func (s *Store) ClaimArrivals(ctx context.Context, destination string, arrivals 
 	b.Queue(claimArrivalsSQL, ids, keys, leases, destination, lease.Milliseconds()).Query(func(rows pgx.Rows) error {
 		for rows.Next() {
 			var kept bool
-			ev := &event.Event{}
-			var created pgtype.Timestamptz
-			n := Next{Destination: destination}
-			if err := rows.Scan(&kept, &ev.ID, &ev.Type, &created, &ev.Livemode, &ev.Account, &ev.APIVersion, &ev.Source, &ev.Payload,
-				&n.Lease, &ev.OrderKey); err != nil {
+			n, err := scanNext(rows, &kept)
+			if err != nil {
 				return err
 			}
 			if kept {
-				keep = append(keep, ev.ID)
-				continue
+				keep = append(keep, n.Event.ID)
+			} else {
+				next = append(next, n)
 			}
-			ev.Created = created.Time
-			n.Event = ev
-			next = append(next, n)
 		}
 		return rows.Err()
 	})
