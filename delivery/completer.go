@@ -220,7 +220,7 @@ func (c *completer) write(ctx context.Context, chunk []result) error {
 	results := make([]store.Result, len(chunk))
 	for i, r := range chunk {
 		results[i] = store.Result{EventID: r.id, Destination: r.dest, Lease: r.lease, MaxAttempts: r.maxAttempts, OK: r.ok, Err: r.err,
-			EventType: r.typ, Ordered: r.ordered}
+			EventType: r.typ}
 	}
 	backoff := store.Backoff{Base: c.cfg.RetryBase, Max: c.cfg.RetryMax}
 	start := time.Now() // no later than the start of the next deliveries' leases

@@ -374,7 +374,8 @@ func (s *Store) claimOrdered(ctx context.Context, p ClaimParams) ([]Claimed, err
 // pending partial index, which its statistics may show as nearly empty
 // while a backlog fills it, instead of probing the primary key.
 
-// markDeliveredSQL closes deliveries that succeeded.
+// markDeliveredSQL closes deliveries that succeeded, and returns the
+// destination and order key (NULL: none) of each.
 // $1 ids, $2 destinations, $3 leases.
 const markDeliveredSQL = `
 UPDATE stripe_webhook_deliveries d
@@ -382,14 +383,14 @@ SET status = 'delivered', delivered_at = now(), attempts = d.attempts + 1,
 	locked_until = NULL, last_error = NULL
 FROM unnest($1::text[], $2::text[], $3::timestamptz[]) AS r(id, destination, lease)
 WHERE d.event_id = r.id AND d.destination = r.destination AND d.status NOT IN ('delivered', 'dead') AND d.locked_until = r.lease
-RETURNING d.destination`
+RETURNING d.destination, d.order_key`
 
 // markFailedSQL schedules the next attempt of deliveries that failed:
 // RetryBase × 2^attempts (the exponent capped, so it cannot overflow),
 // capped at RetryMax, less up to half of it at random; dead after the
 // destination's MaxAttempts.
 // It returns each applied row's place in the arrays (from 1), attempts,
-// status and next attempt.
+// status, next attempt and order key.
 // $1 ids, $2 destinations, $3 leases, $4 errors, $5 MaxAttempts, $6 RetryBase ms, $7 RetryMax ms.
 const markFailedSQL = `
 UPDATE stripe_webhook_deliveries d
@@ -402,33 +403,33 @@ SET attempts = d.attempts + 1,
 		* (1 - random() / 2) * interval '1 millisecond'
 FROM unnest($1::text[], $2::text[], $3::timestamptz[], $4::text[], $5::int[]) WITH ORDINALITY AS f(id, destination, lease, err, max_attempts, n)
 WHERE d.event_id = f.id AND d.destination = f.destination AND d.status NOT IN ('delivered', 'dead') AND d.locked_until = f.lease
-RETURNING f.n, d.attempts, d.status, d.next_attempt_at`
+RETURNING f.n, d.attempts, d.status, d.next_attempt_at, d.order_key`
 
-// lockFinishedKeysSQL takes, in hash order (so that two writers never
-// wait on each other), the advisory lock of each key whose delivery ($1
-// ids, $2 destinations) was just delivered or went dead. A claim of the
-// key under way finishes first; wakeNextSQL, a later statement, then sees
-// the deliveries it parked, and no wake is lost to a park.
-const lockFinishedKeysSQL = `
+// lockKeysSQL takes, in hash order (so that two transactions taking
+// keys' locks never wait on each other), the advisory lock of each order
+// key in $2 of the destination in $1 at its place. A claim of the key
+// under way finishes first: a later statement sees what it committed
+// (the deliveries it parked, the lease it took), and no wake is lost to a
+// park.
+const lockKeysSQL = `
 SELECT pg_advisory_xact_lock(1869310329, k.h) FROM (
-	SELECT DISTINCT hashtext(f.destination || E'\n' || f.order_key) AS h
-	FROM unnest($1::text[], $2::text[]) AS r(id, destination)
-	JOIN stripe_webhook_deliveries f ON f.event_id = r.id AND f.destination = r.destination
-	WHERE f.order_key IS NOT NULL AND f.status IN ('delivered', 'dead')
+	SELECT DISTINCT hashtext(r.destination || E'\n' || r.order_key) AS h
+	FROM unnest($1::text[], $2::text[]) AS r(destination, order_key)
 	ORDER BY h
 	OFFSET 0) k`
 
-// wakeNextSQL makes due at once the next head of each key whose delivery
-// ($1 ids, $2 destinations) was just delivered or went dead, unless it is
+// finishedKeys is a CTE, finished: the keys ($2, of the destinations in
+// $1) whose delivery was just delivered or went dead.
+const finishedKeys = `finished AS (
+	SELECT DISTINCT f.destination, f.order_key FROM unnest($1::text[], $2::text[]) AS f(destination, order_key))`
+
+// wakeNextSQL makes due at once the next head of each key ($2, of the
+// destinations in $1) whose delivery was just delivered or went dead, unless it is
 // leased: it may have been parked behind the one that finished. A head
 // that is backing off from its own failure (an older event of its key
 // arrived and went first) is made due too: one early retry.
 const wakeNextSQL = `
-WITH finished AS (
-	SELECT DISTINCT f.destination, f.order_key
-	FROM unnest($1::text[], $2::text[]) AS r(id, destination)
-	JOIN stripe_webhook_deliveries f ON f.event_id = r.id AND f.destination = r.destination
-	WHERE f.order_key IS NOT NULL AND f.status IN ('delivered', 'dead'))
+WITH ` + finishedKeys + `
 UPDATE stripe_webhook_deliveries d SET next_attempt_at = now()
 FROM finished k CROSS JOIN LATERAL (
 	SELECT h.event_id FROM stripe_webhook_deliveries h
@@ -439,20 +440,16 @@ WHERE d.event_id = head.event_id AND d.destination = k.destination AND d.status 
 	AND d.next_attempt_at > now() AND (d.locked_until IS NULL OR d.locked_until <= now())`
 
 // claimNextSQL leases to the caller, instead of making it due, the next
-// head of each key whose delivery ($1 ids, $2 destinations) was just
+// head of each key ($2, of the destinations in $1) whose delivery was just
 // delivered or went dead, and reads its event: the instance that finished
 // a key's delivery goes on with the key's next one without a sweep. It
-// runs after lockFinishedKeysSQL, under the keys' locks, and so follows
+// runs after lockKeysSQL, under the keys' locks, and so follows
 // the claim's rule: only the key's head, and only while no delivery of the
 // key is under a live lease. Like wakeNextSQL, it takes a head that is
 // backing off from its own failure too (one early retry).
-// $1 ids, $2 destinations, $3 lease ms.
+// $1 destinations, $2 keys, $3 lease ms.
 const claimNextSQL = `
-WITH finished AS (
-	SELECT DISTINCT f.destination, f.order_key
-	FROM unnest($1::text[], $2::text[]) AS r(id, destination)
-	JOIN stripe_webhook_deliveries f ON f.event_id = r.id AND f.destination = r.destination
-	WHERE f.order_key IS NOT NULL AND f.status IN ('delivered', 'dead')),
+WITH ` + finishedKeys + `,
 next AS (
 	SELECT head.event_id, k.destination FROM finished k
 	CROSS JOIN LATERAL (
@@ -519,9 +516,6 @@ type Result struct {
 	// EventType is the event's type, not written: it is handed back in
 	// Applied.Failed for the caller's log.
 	EventType string
-	// Ordered says the delivery has an order key: once it is delivered
-	// or dead, the next delivery of its key is made due.
-	Ordered bool
 }
 
 // Backoff schedules a failed delivery's next attempt: Base × 2^attempts,
@@ -586,13 +580,19 @@ func (s *Store) WriteResultsClaimingNext(ctx context.Context, results []Result, 
 // writeResults writes results; a positive lease claims the next
 // deliveries of finished keys instead of waking them.
 func (s *Store) writeResults(ctx context.Context, results []Result, backoff Backoff, instance string, lease time.Duration) (Applied, error) {
-	var ok, failed, all, ordered resultColumns
+	var ok, failed, all resultColumns
 	var failedResults []Result
+	// finished holds the order keys (and their destinations) of the
+	// deliveries these results delivered or made dead: each key's next
+	// delivery is made due, or claimed.
+	var finished struct{ dests, keys []string }
+	finish := func(dest string, key *string) {
+		if key != nil {
+			finished.dests, finished.keys = append(finished.dests, dest), append(finished.keys, *key)
+		}
+	}
 	for _, r := range results {
 		all.add(r)
-		if r.Ordered {
-			ordered.add(r)
-		}
 		if r.OK {
 			ok.add(r)
 		} else {
@@ -610,10 +610,13 @@ func (s *Store) writeResults(ctx context.Context, results []Result, backoff Back
 	b.Queue("BEGIN")
 	b.Queue(indexPlansSQL)
 	b.Queue(markDeliveredSQL, ok.ids, ok.dests, ok.leases).Query(func(rows pgx.Rows) error {
-		dests, err := pgx.CollectRows(rows, pgx.RowTo[string])
-		for _, d := range dests {
-			applied.Delivered[d]++
-		}
+		var dest string
+		var key *string
+		_, err := pgx.ForEachRow(rows, []any{&dest, &key}, func() error {
+			applied.Delivered[dest]++
+			finish(dest, key)
+			return nil
+		})
 		return err
 	})
 	b.Queue(markFailedSQL, failed.ids, failed.dests, failed.leases, failed.errs, failed.maxAttempts,
@@ -622,13 +625,15 @@ func (s *Store) writeResults(ctx context.Context, results []Result, backoff Back
 			var n int64
 			var f Failure
 			var status Status
-			_, err := pgx.ForEachRow(rows, []any{&n, &f.Attempts, &status, &f.NextAttempt}, func() error {
+			var key *string
+			_, err := pgx.ForEachRow(rows, []any{&n, &f.Attempts, &status, &f.NextAttempt, &key}, func() error {
 				if n < 1 || n > int64(len(failedResults)) {
 					return fmt.Errorf("writing results: a failed row's place %d is out of range", n)
 				}
 				f.Result, f.Dead = failedResults[n-1], status == StatusDead
 				if f.Dead {
 					applied.Dead[f.Destination]++
+					finish(f.Destination, key)
 				} else {
 					applied.Retry[f.Destination]++
 				}
@@ -642,29 +647,24 @@ func (s *Store) writeResults(ctx context.Context, results []Result, backoff Back
 	if err := s.pool.SendBatch(ctx, &b).Close(); err != nil {
 		return Applied{}, err
 	}
-	if len(ordered.ids) > 0 {
+	if len(finished.keys) > 0 {
 		if lease > 0 {
-			applied.Next, applied.WakeErr = s.claimNextHeads(ctx, ordered.ids, ordered.dests, lease)
+			applied.Next, applied.WakeErr = s.claimNextHeads(ctx, finished.dests, finished.keys, lease)
 		} else {
-			applied.WakeErr = s.wakeNextHeads(ctx, ordered.ids, ordered.dests)
+			applied.WakeErr = s.wakeNextHeads(ctx, finished.dests, finished.keys)
 		}
 	}
 	return applied, nil
 }
 
-// claimNextHeads leases to the caller the next head of each key whose
-// delivery just finished, in a transaction of its own after the results
-// committed, under the keys' locks (as wakeNextHeads). It reads every row
-// before it returns (see Claim).
-func (s *Store) claimNextHeads(ctx context.Context, ids, dests []string, lease time.Duration) ([]Next, error) {
-	ctx, cancel := context.WithTimeout(ctx, wakeTimeout)
-	defer cancel()
+// claimNextHeads leases to the caller the next head of each key (of the
+// destination at its place) whose delivery just finished, in a
+// transaction of its own after the results committed, under the keys'
+// locks (as wakeNextHeads). It reads every row before it returns (see
+// Claim).
+func (s *Store) claimNextHeads(ctx context.Context, dests, keys []string, lease time.Duration) ([]Next, error) {
 	var next []Next
-	var b pgx.Batch
-	b.Queue("BEGIN")
-	b.Queue(orderPlansSQL)
-	b.Queue(lockFinishedKeysSQL, ids, dests)
-	b.Queue(claimNextSQL, ids, dests, lease.Milliseconds()).Query(func(rows pgx.Rows) error {
+	err := s.underKeyLocks(ctx, dests, keys, func(rows pgx.Rows) error {
 		for rows.Next() {
 			n, err := scanNext(rows)
 			if err != nil {
@@ -673,14 +673,32 @@ func (s *Store) claimNextHeads(ctx context.Context, ids, dests []string, lease t
 			next = append(next, n)
 		}
 		return rows.Err()
-	})
-	b.Queue("COMMIT")
-	if err := s.pool.SendBatch(ctx, &b).Close(); err != nil {
+	}, claimNextSQL, dests, keys, lease.Milliseconds())
+	if err != nil {
 		// Rolled back, or its answer lost after the COMMIT: a row leased
 		// here then goes when its lease ends.
-		return nil, fmt.Errorf("claiming the next deliveries of %d order keys: %w", len(ids), err)
+		return nil, fmt.Errorf("claiming the next deliveries of %d order keys: %w", len(keys), err)
 	}
 	return next, nil
+}
+
+// underKeyLocks runs sql with args, its rows (if any) read by read, in a
+// transaction of its own, within wakeTimeout, with the order keys' plan
+// settings and under the advisory lock of each key (of the destination at
+// its place): one round trip.
+func (s *Store) underKeyLocks(ctx context.Context, dests, keys []string, read func(pgx.Rows) error, sql string, args ...any) error {
+	ctx, cancel := context.WithTimeout(ctx, wakeTimeout)
+	defer cancel()
+	var b pgx.Batch
+	b.Queue("BEGIN")
+	b.Queue(orderPlansSQL)
+	b.Queue(lockKeysSQL, dests, keys)
+	q := b.Queue(sql, args...)
+	if read != nil {
+		q.Query(read)
+	}
+	b.Queue("COMMIT")
+	return s.pool.SendBatch(ctx, &b).Close()
 }
 
 // scanNext reads a leased delivery and its event, in the columns of
@@ -727,17 +745,9 @@ func (s *Store) GiveBack(ctx context.Context, given []Next) error {
 // results, nor other destinations' results written beside them. A wake
 // that fails is not lost work: the parked deliveries become due when their
 // park ends (the lease they waited behind, at most).
-func (s *Store) wakeNextHeads(ctx context.Context, ids, dests []string) error {
-	ctx, cancel := context.WithTimeout(ctx, wakeTimeout)
-	defer cancel()
-	var b pgx.Batch
-	b.Queue("BEGIN")
-	b.Queue(orderPlansSQL)
-	b.Queue(lockFinishedKeysSQL, ids, dests)
-	b.Queue(wakeNextSQL, ids, dests)
-	b.Queue("COMMIT")
-	if err := s.pool.SendBatch(ctx, &b).Close(); err != nil {
-		return fmt.Errorf("waking the next deliveries of %d order keys: %w", len(ids), err)
+func (s *Store) wakeNextHeads(ctx context.Context, dests, keys []string) error {
+	if err := s.underKeyLocks(ctx, dests, keys, nil, wakeNextSQL, dests, keys); err != nil {
+		return fmt.Errorf("waking the next deliveries of %d order keys: %w", len(keys), err)
 	}
 	return nil
 }

@@ -23,16 +23,6 @@ import (
 // arrivals of one key both release theirs, but the later one, under the
 // lock after the earlier, finds the key free and takes its head.
 
-// lockArrivedKeysSQL takes, in hash order (as lockFinishedKeysSQL, so
-// that the two never wait on each other), the advisory lock of each key
-// in $1 of destination $2.
-const lockArrivedKeysSQL = `
-SELECT pg_advisory_xact_lock(1869310329, k.h) FROM (
-	SELECT DISTINCT hashtext($2 || E'\n' || r.order_key) AS h
-	FROM unnest($1::text[]) AS r(order_key)
-	ORDER BY h
-	OFFSET 0) k`
-
 // claimArrivalsSQL decides, under the keys' locks, the arrivals ($1
 // event ids, $2 keys, $3 the leases they were stored with) of destination
 // $4. For each key whose only live leases are these arrivals' own, its
@@ -43,7 +33,10 @@ SELECT pg_advisory_xact_lock(1869310329, k.h) FROM (
 // A head backing off from its failure waits for its retry. Every other
 // arrival is released.
 // Each key's arrivals are read from arrays of their own, so that a batch
-// of many keys is not read again for each row looked at.
+// of many keys is not read again for each row looked at. A key whose one
+// pending delivery is one of these arrivals, its lease still held (the
+// common case), is decided by that one look at the order index (alone);
+// the other keys (busy) are looked at in full.
 // It returns the heads that go, in claimNextSQL's columns and whether it
 // was kept: the arrival's own (its event not read again), or newly leased,
 // with its event.
@@ -52,11 +45,25 @@ WITH keys AS (
 	SELECT a.order_key, array_agg(a.id) AS ids, array_agg(a.lease) AS leases
 	FROM unnest($1::text[], $2::text[], $3::timestamptz[]) AS a(id, order_key, lease)
 	GROUP BY a.order_key),
+alone AS (
+	SELECT k.order_key, f.event_id, f.locked_until AS held FROM keys k
+	CROSS JOIN LATERAL (
+		-- The key's first two pending deliveries, with how many there
+		-- are (1 or 2): the first is the head.
+		SELECT p.event_id, p.locked_until, count(*) OVER () AS n FROM (
+			SELECT h.event_id, h.locked_until FROM stripe_webhook_deliveries h
+			WHERE h.destination = $4 AND h.order_key = k.order_key AND h.status = 'pending'
+			ORDER BY h.order_created, h.event_id
+			LIMIT 2) p
+		LIMIT 1) f
+	WHERE f.n = 1 AND f.locked_until > now() AND f.locked_until = k.leases[array_position(k.ids, f.event_id)]),
+busy AS (
+	SELECT k.* FROM keys k WHERE k.order_key NOT IN (SELECT order_key FROM alone)),
 heads AS (
 	SELECT head.event_id, head.locked_until, k.leases[array_position(k.ids, head.event_id)] AS held,
 		(head.locked_until IS NULL OR head.locked_until <= now())
 			AND (head.next_attempt_at <= now() OR head.next_attempt_at = ANY(k.leases)) AS free
-	FROM keys k
+	FROM busy k
 	CROSS JOIN LATERAL (
 		SELECT h.event_id, h.locked_until, h.next_attempt_at FROM stripe_webhook_deliveries h
 		WHERE h.destination = $4 AND h.order_key = k.order_key AND h.status = 'pending'
@@ -71,6 +78,8 @@ heads AS (
 			ORDER BY b.order_created, b.event_id
 			LIMIT 1) IS NULL),
 kept AS (
+	SELECT event_id, held FROM alone
+	UNION ALL
 	SELECT event_id, held FROM heads WHERE held IS NOT NULL AND locked_until = held AND held > now()),
 claimed AS (
 	UPDATE stripe_webhook_deliveries d
@@ -92,7 +101,7 @@ released AS (
 -- instance, or a sweep, to take. A head leased here is left to claimed.
 unparked AS (
 	UPDATE stripe_webhook_deliveries d SET next_attempt_at = now()
-	FROM (SELECT p.event_id FROM keys k CROSS JOIN LATERAL (
+	FROM (SELECT p.event_id FROM busy k CROSS JOIN LATERAL (
 		-- The ORDER BY, with sorts off, leaves the planner the order
 		-- index: the key's own deliveries.
 		SELECT h.event_id FROM stripe_webhook_deliveries h
@@ -131,13 +140,11 @@ func (s *Store) ClaimArrivals(ctx context.Context, destination string, arrivals 
 	for i, a := range arrivals {
 		ids[i], keys[i], leases[i] = a.EventID, a.Key, a.Lease
 	}
-	ctx, cancel := context.WithTimeout(ctx, wakeTimeout)
-	defer cancel()
-	var b pgx.Batch
-	b.Queue("BEGIN")
-	b.Queue(orderPlansSQL)
-	b.Queue(lockArrivedKeysSQL, keys, destination)
-	b.Queue(claimArrivalsSQL, ids, keys, leases, destination, lease.Milliseconds()).Query(func(rows pgx.Rows) error {
+	dests := make([]string, len(arrivals))
+	for i := range dests {
+		dests[i] = destination
+	}
+	err = s.underKeyLocks(ctx, dests, keys, func(rows pgx.Rows) error {
 		for rows.Next() {
 			var kept bool
 			n, err := scanNext(rows, &kept)
@@ -151,9 +158,8 @@ func (s *Store) ClaimArrivals(ctx context.Context, destination string, arrivals 
 			}
 		}
 		return rows.Err()
-	})
-	b.Queue("COMMIT")
-	if err := s.pool.SendBatch(ctx, &b).Close(); err != nil {
+	}, claimArrivalsSQL, ids, keys, leases, destination, lease.Milliseconds())
+	if err != nil {
 		// Rolled back, or its answer lost after the COMMIT: a row leased
 		// here then goes when its lease ends.
 		return nil, nil, fmt.Errorf("claiming %d arrived deliveries of order keys at %s: %w", len(arrivals), destination, err)

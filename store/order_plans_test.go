@@ -43,8 +43,8 @@ func TestOrderHeadStatementsWalkTheKeyIndex(t *testing.T) {
 		list      bool // it joins a list given with the ids, for its values
 	}{
 		"claim heads": {orderHeadsSQL, `('default', '{key1,key2}')`, true, true},
-		"wake next":   {wakeNextSQL, `('{evt_plan_1}', '{default}')`, true, true},
-		"claim next":  {claimNextSQL, `('{evt_plan_1}', '{default}', 60000)`, true, true},
+		"wake next":   {wakeNextSQL, `('{default,default}', '{key1,key2}')`, true, true},
+		"claim next":  {claimNextSQL, `('{default,default}', '{key1,key2}', 60000)`, true, true},
 		"arrivals":    {claimArrivalsSQL, arrivalsArgs(200), true, true},
 		"lease heads": {claimHeadsSQL, `('{evt_plan_1}', 60000, 1000000, 'default')`, false, false},
 		"park":        {parkSQL, `('default', '{evt_plan_1}', ARRAY[now()], ARRAY[NULL::timestamptz], 60000)`, false, true},

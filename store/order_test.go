@@ -136,7 +136,7 @@ func finish(t testing.TB, st *store.Store, pool *pgxpool.Pool, id string, ok boo
 		id, orderDest).Scan(&lease); err != nil {
 		t.Fatalf("reading the lease of %s: %v", id, err)
 	}
-	r := store.Result{EventID: id, Destination: orderDest, Lease: lease, MaxAttempts: maxAttempts, OK: ok, Ordered: true}
+	r := store.Result{EventID: id, Destination: orderDest, Lease: lease, MaxAttempts: maxAttempts, OK: ok}
 	if !ok {
 		r.Err = "sink down"
 	}
@@ -406,7 +406,7 @@ func TestConcurrentClaimersNeverLeaseTwoOfOneKey(t *testing.T) {
 				carry = nil
 				var results []store.Result
 				for _, g := range got {
-					results = append(results, store.Result{EventID: g.Event.ID, Destination: orderDest, Lease: g.Lease, MaxAttempts: 15, OK: true, Ordered: true})
+					results = append(results, store.Result{EventID: g.Event.ID, Destination: orderDest, Lease: g.Lease, MaxAttempts: 15, OK: true})
 				}
 				if len(results) > 0 {
 					mu.Lock()
@@ -482,7 +482,7 @@ func TestResultsHandTheKeysNextDeliveryToTheirWriter(t *testing.T) {
 		if err := pool.QueryRow(context.Background(), `SELECT locked_until FROM stripe_webhook_deliveries WHERE event_id = $1`, id).Scan(&lease); err != nil {
 			t.Fatal(err)
 		}
-		r := store.Result{EventID: id, Destination: orderDest, Lease: lease, MaxAttempts: maxAttempts, OK: ok, Ordered: true}
+		r := store.Result{EventID: id, Destination: orderDest, Lease: lease, MaxAttempts: maxAttempts, OK: ok}
 		if !ok {
 			r.Err = "sink down"
 		}
@@ -509,7 +509,7 @@ func TestResultsHandTheKeysNextDeliveryToTheirWriter(t *testing.T) {
 	// now, but it must wait. evt_a1's result, written again (stale, as
 	// from an instance whose lease had ended), hands nothing over.
 	insertKeyed(t, st, rt, keyed{"evt_a0", "handA", 0})
-	stale := store.Result{EventID: "evt_a1", Destination: orderDest, Lease: time.Now(), MaxAttempts: 15, OK: true, Ordered: true}
+	stale := store.Result{EventID: "evt_a1", Destination: orderDest, Lease: time.Now(), MaxAttempts: 15, OK: true}
 	applied, err := st.WriteResultsClaimingNext(context.Background(), []store.Result{stale}, store.Backoff{Base: time.Hour, Max: time.Hour}, "test", time.Minute)
 	if err != nil || applied.WakeErr != nil || len(applied.Next) != 0 {
 		t.Fatalf("a stale result of evt_a1 handed over %v (%v, %v) while evt_a2 is in flight", applied.Next, err, applied.WakeErr)
