@@ -1,0 +1,6 @@
+-- The index of keyed deliveries under a lease (0009) serves no statement:
+-- whether a key has a delivery in flight is read from the key's own
+-- entries of the order index, as its head is. Every keyed delivery
+-- stored, and every lease written on one, paid for an entry in it.
+-- Dropping an index rewrites no row.
+DROP INDEX IF EXISTS stripe_webhook_deliveries_order_leased_idx;
