@@ -46,6 +46,9 @@
 #   BENCH_CONNECTIONS  64; 16
 #   BENCH_RATE         0 (closed loop); requests/s for an open loop
 #   BENCH_INSTANCES    3: receivers for spread's second run (the other scenarios use one)
+#   BENCH_ROUNDS       3: rounds of unordered and ordered, alternating (unordered, ordered,
+#                      unordered, ...), each run on a receiver and database of its own; their
+#                      ratio is of the rounds taken together (and each round's is listed)
 #   BENCH_OUT          bench; bench/smoke: where the report goes
 #   BENCH_FLAGS        more flags for `bench run` (see bin/bench run -h)
 #   BENCH_PGSS         0; 1: measure each scenario's cost per event. Postgres starts with
@@ -87,10 +90,12 @@ steady_retention=${BENCH_STEADY_RETENTION:-72h}
 fanout_dests=a,b,c
 conns=${BENCH_CONNECTIONS:-64}
 instances=${BENCH_INSTANCES:-3}
+rounds=${BENCH_ROUNDS:-3}
 out=${BENCH_OUT:-bench}
 pgss=${BENCH_PGSS:-0}
 [[ $pgss == 0 || $pgss == 1 ]] || { echo "bench.sh: BENCH_PGSS must be 0 or 1" >&2; exit 2; }
 [[ $instances =~ ^[1-9][0-9]*$ ]] || { echo "bench.sh: BENCH_INSTANCES must be a positive number" >&2; exit 2; }
+[[ $rounds =~ ^[1-9][0-9]?$ ]] || { echo "bench.sh: BENCH_ROUNDS must be a number from 1 to 99" >&2; exit 2; }
 [[ $steady_rows =~ ^[1-9][0-9]*$ ]] || { echo "bench.sh: BENCH_STEADY_ROWS must be a positive number" >&2; exit 2; }
 [[ $growth =~ ^[1-9][0-9]*(,[1-9][0-9]*)*$ ]] || { echo "bench.sh: BENCH_GROWTH must be positive numbers, comma-separated" >&2; exit 2; }
 growth=$(tr , '\n' <<<"$growth" | sort -n -u | paste -sd ,)
@@ -319,7 +324,7 @@ run_flags+=(${BENCH_FLAGS:-})
 # asked. Fanout has a receiver of its own, and so have growth and steady
 # (a phase each); spread runs last, against one receiver and then, once
 # more receivers are up, against all; the floor runs first and last.
-groups=() kinds=() spread="" fanout=0 ledger=0 keyed=0
+groups=() kinds=() spread="" fanout=0 ledger=0 keyed=0 keyed_list=()
 IFS=, read -r -a wanted <<<"$scenarios"
 for s in "${wanted[@]}"; do
 	case ${s%%:*} in
@@ -334,8 +339,10 @@ for s in "${wanted[@]}"; do
 		;;
 	fanout) kind=fanout fanout=1 ;;
 	ordered | unordered)
-		# A receiver of its own each.
-		groups+=("$s") kinds+=("${s%%:*}") keyed=1
+		# A receiver of its own each, in rounds (one phase, keyed, at the
+		# place of the first).
+		((keyed)) || groups+=("") kinds+=(keyed)
+		keyed_list+=("${s%%:*}") keyed=1
 		continue
 		;;
 	nats | rabbitmq)
@@ -591,10 +598,25 @@ for i in "${!groups[@]}"; do
 		run_phase "$json" "${groups[i]}" "$started_url" "$started_pid"
 		stop_receiver "$started_pid"
 		;;
-	ordered | unordered)
-		start_keyed "${kinds[i]}"
-		run_phase "$json" "${groups[i]}" "$started_url" "$started_pid"
-		stop_receiver "$started_pid"
+	keyed)
+		# Rounds alternate the scenarios, so that a slow stretch of a
+		# shared machine falls on both. The group holds only the floors
+		# that go first and last.
+		for ((r = 1; r <= rounds; r++)); do
+			for s in "${keyed_list[@]}"; do
+				list=$s
+				((rounds == 1)) || list="$s:round $r"
+				if ((r == 1)) && [[ $s == "${keyed_list[0]}" && ,${groups[i]}, == *,floor:before,* ]]; then
+					list="floor:before,$list"
+				fi
+				if ((r == rounds)) && [[ $s == "${keyed_list[-1]}" && ,${groups[i]}, == *,floor:after,* ]]; then
+					list+=",floor:after"
+				fi
+				start_keyed "$s"
+				run_phase "$json.$r.$s" "$list" "$started_url" "$started_pid"
+				stop_receiver "$started_pid"
+			done
+		done
 		;;
 	nats | rabbitmq)
 		if ! start_broker "${kinds[i]}"; then
