@@ -153,8 +153,8 @@ func (s *sweeper) claimArrivals() {
 
 // decideArrivals decides one batch of held arrivals and queues those that
 // go and the heads leased in their stead; what the queue cannot take is
-// given back, and so is the whole batch if the decision fails. It reports
-// whether more arrivals wait.
+// given back, and so is every arrival the decision did not reach if it
+// fails. It reports whether more arrivals wait.
 func (s *sweeper) decideArrivals() (more bool) {
 	s.mu.Lock()
 	n := min(s.cfg.SweepBatch, len(s.arrivals))
@@ -181,12 +181,14 @@ func (s *sweeper) decideArrivals() (more bool) {
 			s.errs.Warn("sweeper: deciding arrived deliveries of order keys failed; giving them back", "error", err)
 		}
 		for _, j := range held {
+			kept := slices.Contains(keep, j.ev.ID)
 			switch {
-			case err == nil && !slices.Contains(keep, j.ev.ID): // released
-				s.l.release(int64(len(j.ev.Payload)))
-			case err != nil || !s.l.offerReserved(j):
+			case kept && s.l.offerReserved(j):
+			case kept || err != nil: // no room in the queue, or not decided
 				s.l.release(int64(len(j.ev.Payload)))
 				left = append(left, s.givenBack(j.ev, j.lease))
+			default: // released
+				s.l.release(int64(len(j.ev.Payload)))
 			}
 		}
 		left = append(left, s.l.d.handOver(start, next)...)

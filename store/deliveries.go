@@ -685,14 +685,16 @@ func (s *Store) claimNextHeads(ctx context.Context, dests, keys []string, lease 
 // underKeyLocks runs sql with args, its rows (if any) read by read, in a
 // transaction of its own, within wakeTimeout, with the order keys' plan
 // settings and under the advisory lock of each key (of the destination at
-// its place): one round trip.
+// its place; no keys, no lock): one round trip.
 func (s *Store) underKeyLocks(ctx context.Context, dests, keys []string, read func(pgx.Rows) error, sql string, args ...any) error {
 	ctx, cancel := context.WithTimeout(ctx, wakeTimeout)
 	defer cancel()
 	var b pgx.Batch
 	b.Queue("BEGIN")
 	b.Queue(orderPlansSQL)
-	b.Queue(lockKeysSQL, dests, keys)
+	if len(keys) > 0 {
+		b.Queue(lockKeysSQL, dests, keys)
+	}
 	q := b.Queue(sql, args...)
 	if read != nil {
 		q.Query(read)

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -23,6 +24,28 @@ import (
 // arrivals of one key both release theirs, but the later one, under the
 // lock after the earlier, finds the key free and takes its head.
 
+// aloneArrivalsSQL returns the arrivals ($1 event ids, $2 keys, $3 the
+// leases they were stored with) of destination $4 that are their key's
+// one pending delivery, still under the lease they were stored with (the
+// common case): each goes under that lease, with no write. One look at
+// the order index per arrival, and no key lock: while the arrival's lease
+// holds, no other claim takes it or, the key being leased, another
+// delivery of its key; and of two arrivals of one key, each stored before
+// its own look, the later look sees the other. Two arrivals of one key in
+// the same batch see each other, and go by claimArrivalsSQL.
+const aloneArrivalsSQL = `
+SELECT a.id FROM unnest($1::text[], $2::text[], $3::timestamptz[]) AS a(id, order_key, lease)
+CROSS JOIN LATERAL (
+	-- The key's first two pending deliveries, with how many there are
+	-- (1 or 2): the first is the head.
+	SELECT p.event_id, p.locked_until, count(*) OVER () AS n FROM (
+		SELECT h.event_id, h.locked_until FROM stripe_webhook_deliveries h
+		WHERE h.destination = $4 AND h.order_key = a.order_key AND h.status = 'pending'
+		ORDER BY h.order_created, h.event_id
+		LIMIT 2) p
+	LIMIT 1) f
+WHERE f.n = 1 AND f.event_id = a.id AND f.locked_until = a.lease AND a.lease > now()`
+
 // claimArrivalsSQL decides, under the keys' locks, the arrivals ($1
 // event ids, $2 keys, $3 the leases they were stored with) of destination
 // $4. For each key whose only live leases are these arrivals' own, its
@@ -33,10 +56,7 @@ import (
 // A head backing off from its failure waits for its retry. Every other
 // arrival is released.
 // Each key's arrivals are read from arrays of their own, so that a batch
-// of many keys is not read again for each row looked at. A key whose one
-// pending delivery is one of these arrivals, its lease still held (the
-// common case), is decided by that one look at the order index (alone);
-// the other keys (busy) are looked at in full.
+// of many keys is not read again for each row looked at.
 // It returns the heads that go, in claimNextSQL's columns and whether it
 // was kept: the arrival's own (its event not read again), or newly leased,
 // with its event.
@@ -45,25 +65,11 @@ WITH keys AS (
 	SELECT a.order_key, array_agg(a.id) AS ids, array_agg(a.lease) AS leases
 	FROM unnest($1::text[], $2::text[], $3::timestamptz[]) AS a(id, order_key, lease)
 	GROUP BY a.order_key),
-alone AS (
-	SELECT k.order_key, f.event_id, f.locked_until AS held FROM keys k
-	CROSS JOIN LATERAL (
-		-- The key's first two pending deliveries, with how many there
-		-- are (1 or 2): the first is the head.
-		SELECT p.event_id, p.locked_until, count(*) OVER () AS n FROM (
-			SELECT h.event_id, h.locked_until FROM stripe_webhook_deliveries h
-			WHERE h.destination = $4 AND h.order_key = k.order_key AND h.status = 'pending'
-			ORDER BY h.order_created, h.event_id
-			LIMIT 2) p
-		LIMIT 1) f
-	WHERE f.n = 1 AND f.locked_until > now() AND f.locked_until = k.leases[array_position(k.ids, f.event_id)]),
-busy AS (
-	SELECT k.* FROM keys k WHERE k.order_key NOT IN (SELECT order_key FROM alone)),
 heads AS (
 	SELECT head.event_id, head.locked_until, k.leases[array_position(k.ids, head.event_id)] AS held,
 		(head.locked_until IS NULL OR head.locked_until <= now())
 			AND (head.next_attempt_at <= now() OR head.next_attempt_at = ANY(k.leases)) AS free
-	FROM busy k
+	FROM keys k
 	CROSS JOIN LATERAL (
 		SELECT h.event_id, h.locked_until, h.next_attempt_at FROM stripe_webhook_deliveries h
 		WHERE h.destination = $4 AND h.order_key = k.order_key AND h.status = 'pending'
@@ -78,8 +84,6 @@ heads AS (
 			ORDER BY b.order_created, b.event_id
 			LIMIT 1) IS NULL),
 kept AS (
-	SELECT event_id, held FROM alone
-	UNION ALL
 	SELECT event_id, held FROM heads WHERE held IS NOT NULL AND locked_until = held AND held > now()),
 claimed AS (
 	UPDATE stripe_webhook_deliveries d
@@ -101,7 +105,7 @@ released AS (
 -- instance, or a sweep, to take. A head leased here is left to claimed.
 unparked AS (
 	UPDATE stripe_webhook_deliveries d SET next_attempt_at = now()
-	FROM (SELECT p.event_id FROM busy k CROSS JOIN LATERAL (
+	FROM (SELECT p.event_id FROM keys k CROSS JOIN LATERAL (
 		-- The ORDER BY, with sorts off, leaves the planner the order
 		-- index: the key's own deliveries.
 		SELECT h.event_id FROM stripe_webhook_deliveries h
@@ -127,8 +131,10 @@ type Arrival struct {
 // of those that go under the lease they were stored with, and the heads
 // of their keys it leased to the caller for lease (the caller delivers
 // them, or gives them back: GiveBack). The other arrivals are released
-// for a later claim. On an error nothing is decided: the arrivals' leases
-// end by themselves.
+// for a later claim. Arrivals alone on their key are decided first
+// (aloneArrivalsSQL), the others then under their keys' locks. On an
+// error, the arrivals not in keep are not decided: their leases end by
+// themselves.
 func (s *Store) ClaimArrivals(ctx context.Context, destination string, arrivals []Arrival, lease time.Duration) (keep []string, next []Next, err error) {
 	if lease <= 0 {
 		return nil, nil, errors.New("claiming arrived order keys: the deliveries need a lease")
@@ -136,15 +142,28 @@ func (s *Store) ClaimArrivals(ctx context.Context, destination string, arrivals 
 	if len(arrivals) == 0 {
 		return nil, nil, nil
 	}
-	ids, keys, leases := make([]string, len(arrivals)), make([]string, len(arrivals)), make([]time.Time, len(arrivals))
-	for i, a := range arrivals {
-		ids[i], keys[i], leases[i] = a.EventID, a.Key, a.Lease
+	c := arrivalColumns(arrivals)
+	err = s.underKeyLocks(ctx, nil, nil, func(rows pgx.Rows) error {
+		keep, err = pgx.CollectRows(rows, pgx.RowTo[string])
+		return err
+	}, aloneArrivalsSQL, c.ids, c.keys, c.leases, destination)
+	if err != nil {
+		return nil, nil, fmt.Errorf("deciding %d arrived deliveries of order keys at %s: %w", len(arrivals), destination, err)
 	}
-	dests := make([]string, len(arrivals))
+	if len(keep) == len(arrivals) {
+		return keep, nil, nil
+	}
+	nAlone := len(keep)
+	alone := make(map[string]bool, len(keep))
+	for _, id := range keep {
+		alone[id] = true
+	}
+	c = arrivalColumns(slices.DeleteFunc(slices.Clone(arrivals), func(a Arrival) bool { return alone[a.EventID] }))
+	dests := make([]string, len(c.ids))
 	for i := range dests {
 		dests[i] = destination
 	}
-	err = s.underKeyLocks(ctx, dests, keys, func(rows pgx.Rows) error {
+	err = s.underKeyLocks(ctx, dests, c.keys, func(rows pgx.Rows) error {
 		for rows.Next() {
 			var kept bool
 			n, err := scanNext(rows, &kept)
@@ -158,11 +177,25 @@ func (s *Store) ClaimArrivals(ctx context.Context, destination string, arrivals 
 			}
 		}
 		return rows.Err()
-	}, claimArrivalsSQL, ids, keys, leases, destination, lease.Milliseconds())
+	}, claimArrivalsSQL, c.ids, c.keys, c.leases, destination, lease.Milliseconds())
 	if err != nil {
 		// Rolled back, or its answer lost after the COMMIT: a row leased
 		// here then goes when its lease ends.
-		return nil, nil, fmt.Errorf("claiming %d arrived deliveries of order keys at %s: %w", len(arrivals), destination, err)
+		return keep[:nAlone], nil, fmt.Errorf("claiming %d arrived deliveries of order keys at %s: %w", len(c.ids), destination, err)
 	}
 	return keep, next, nil
+}
+
+// arrivalCols holds arrivals as the statements' arrays.
+type arrivalCols struct {
+	ids, keys []string
+	leases    []time.Time
+}
+
+func arrivalColumns(as []Arrival) arrivalCols {
+	c := arrivalCols{ids: make([]string, len(as)), keys: make([]string, len(as)), leases: make([]time.Time, len(as))}
+	for i, a := range as {
+		c.ids[i], c.keys[i], c.leases[i] = a.EventID, a.Key, a.Lease
+	}
+	return c
 }

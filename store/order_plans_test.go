@@ -46,6 +46,7 @@ func TestOrderHeadStatementsWalkTheKeyIndex(t *testing.T) {
 		"wake next":   {wakeNextSQL, `('{default,default}', '{key1,key2}')`, true, true},
 		"claim next":  {claimNextSQL, `('{default,default}', '{key1,key2}', 60000)`, true, true},
 		"arrivals":    {claimArrivalsSQL, arrivalsArgs(200), true, true},
+		"alone":       {aloneArrivalsSQL, strings.TrimSuffix(arrivalsArgs(200), ", 60000)") + ")", true, true},
 		"lease heads": {claimHeadsSQL, `('{evt_plan_1}', 60000, 1000000, 'default')`, false, false},
 		"park":        {parkSQL, `('default', '{evt_plan_1}', ARRAY[now()], ARRAY[NULL::timestamptz], 60000)`, false, true},
 	}
