@@ -178,7 +178,7 @@ func (s *sweeper) decideArrivals() (more bool) {
 		keep, next, err := s.store.ClaimArrivals(ctx, s.l.dest.Name, arrivals, s.cfg.Lease)
 		if err != nil {
 			s.cfg.Metrics.PostgresError("claim arrivals", err)
-			s.errs.Warn("sweeper: deciding arrived deliveries of order keys failed; giving them back", "error", err)
+			s.errs.Warn("sweeper: deciding arrived deliveries of order keys failed; giving back those not decided", "error", err)
 		}
 		for _, j := range held {
 			kept := slices.Contains(keep, j.ev.ID)

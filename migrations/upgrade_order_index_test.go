@@ -3,6 +3,7 @@ package migrations_test
 import (
 	"context"
 	"slices"
+	"strings"
 	"testing"
 	"time"
 
@@ -52,7 +53,7 @@ func TestUpgradeFromVersion10KeepsEveryRow(t *testing.T) {
 		instances   = `SELECT string_agg(format('%s|%s|%s|%s|%s|%s', instance, destination, types, livemode, fingerprint, heartbeat_at), ';' ORDER BY destination) FROM oncehook_instance_destinations`
 		timeline    = `SELECT string_agg(format('%s|%s', timeline, updated_at), ';') FROM oncehook_timeline`
 		failovers   = `SELECT string_agg(format('%s|%s|%s|%s|%s|%s|%s|%s', new_timeline, old_timeline, detected_at, window_start, window_end, listed_through, healed_at, recovered), ';') FROM oncehook_failovers`
-		leasedIndex = `SELECT count(*)::text FROM pg_indexes WHERE indexname = 'stripe_webhook_deliveries_order_leased_idx'`
+		leasedIndex = `SELECT count(*)::text FROM pg_indexes WHERE schemaname = current_schema() AND indexname = 'stripe_webhook_deliveries_order_leased_idx'`
 	)
 	if got := scalar(t, pool, leasedIndex); got != "1" {
 		t.Fatalf("version 10 has %s indexes of leased keyed deliveries, want 1", got)
@@ -97,5 +98,48 @@ func TestUpgradeFromVersion10KeepsEveryRow(t *testing.T) {
 	}
 	if got := claim("billing"); !slices.Equal(got, []string{"evt_v7_c"}) {
 		t.Fatalf("claimed %v at billing, want the due head of cus_1 (evt_v7_c)", got)
+	}
+}
+
+// TestUpgradeTo11BehindALongTransactionFailsInsteadOfHoldingWrites: a
+// transaction that keeps the deliveries table open (a long report, an
+// idle psql session) makes migration 0011 fail after its lock timeout,
+// rather than wait with every write queued behind it; once that
+// transaction ends, the migration applies.
+func TestUpgradeTo11BehindALongTransactionFailsInsteadOfHoldingWrites(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	pool := testenv.EmptySchema(t, testenv.DatabaseURL(t))
+	if _, err := migrations.ApplyUpTo(ctx, pool, 10); err != nil {
+		t.Fatal(err)
+	}
+	long, err := pool.Begin(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer long.Rollback(ctx)
+	if _, err := long.Exec(ctx, `SELECT count(*) FROM stripe_webhook_deliveries`); err != nil {
+		t.Fatal(err)
+	}
+	start := time.Now()
+	_, err = migrations.Apply(ctx, pool)
+	if err == nil || !strings.Contains(err.Error(), "0011") || !strings.Contains(err.Error(), "lock timeout") {
+		t.Fatalf("applying 0011 behind a long transaction: %v; want its lock timeout, naming the migration", err)
+	}
+	if took := time.Since(start); took > 30*time.Second {
+		t.Fatalf("the failed migration took %s, want about its 10 s lock timeout", took)
+	}
+	if v, err := migrations.Current(ctx, pool); err != nil || v != 10 {
+		t.Fatalf("schema %d (%v) after the failed migration, want 10", v, err)
+	}
+	// Meanwhile the table took writes; once the transaction ends, it applies.
+	if _, err := pool.Exec(ctx, version10Rows); err != nil {
+		t.Fatal(err)
+	}
+	if err := long.Rollback(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if applied, err := migrations.Apply(ctx, pool); err != nil || len(applied) != migrations.Latest()-10 {
+		t.Fatalf("applied %v, %v after the transaction ended", applied, err)
 	}
 }

@@ -12,10 +12,11 @@ import (
 
 // A keyed delivery is stored under the same lease as an unordered one
 // (InsertEvents), but that lease is only held for it: the instance that
-// stored it may deliver it once ClaimArrivals has found, under the key's
-// lock, that it is the key's head and that no other delivery of the key
-// is leased. Most arrivals find their key idle and go without another
-// write. One that does not go is released (due at once, under no lease)
+// stored it may deliver it once ClaimArrivals has found that it is its
+// key's one pending delivery (aloneArrivalsSQL, with no lock), or, under
+// the key's lock, that it is the key's head and that no other delivery of
+// the key is leased. Most arrivals find their key idle and go without
+// another write. One that does not go is released (due at once, under no lease)
 // and goes by the claim's rule: after the delivery in flight (its result
 // hands the key's next head over), or by a later arrival or sweep.
 //

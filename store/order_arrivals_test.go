@@ -2,7 +2,9 @@ package store_test
 
 import (
 	"context"
+	"fmt"
 	"slices"
+	"sync"
 	"testing"
 	"time"
 
@@ -119,4 +121,88 @@ func TestArrivalsGoByTheClaimsRule(t *testing.T) {
 	if keep, next = decide(e1...); len(keep) != 0 || !slices.Equal(next, []string{"evt_e0/arrE"}) {
 		t.Fatalf("kept %v, leased %v; want evt_e0, E's head, no longer parked behind a hold released", keep, next)
 	}
+}
+
+// TestTwoHoldersOfAnIdleKeyLetOneGo: two instances store an event each of
+// an idle key at once and decide it at once, so that one may look before
+// the other's event is committed (the look without a lock of an arrival
+// alone on its key) or after. Of each key's two, exactly one goes (kept,
+// or leased in the other's stead); the other waits, released or still
+// its key's second.
+func TestTwoHoldersOfAnIdleKeyLetOneGo(t *testing.T) {
+	t.Parallel()
+	st, pool := newStore(t)
+	rt := orderedRoutes(t)
+	const keys = 300
+	type went struct {
+		key  string
+		ids  []string
+		kept bool // by its own holder, rather than leased in the other's stead
+	}
+	out := make(chan went, 2*keys)
+	errs := make(chan error, 2*keys)
+	var start sync.WaitGroup
+	start.Add(1)
+	var done sync.WaitGroup
+	for k := range keys {
+		key := fmt.Sprintf("two%d", k)
+		for i, sec := range []int{0, 1} {
+			done.Add(1)
+			go func() {
+				defer done.Done()
+				start.Wait()
+				held, err := holdKeyed(st, rt, keyed{fmt.Sprintf("evt_two%d_%d", k, i), key, sec})
+				if err != nil {
+					errs <- err
+					return
+				}
+				keep, next, err := st.ClaimArrivals(context.Background(), orderDest,
+					[]store.Arrival{{EventID: held[0].id, Key: key, Lease: held[0].lease}}, time.Minute)
+				if err != nil {
+					errs <- err
+					return
+				}
+				ids := slices.Clone(keep)
+				for _, n := range next {
+					ids = append(ids, n.Event.ID)
+				}
+				out <- went{key, ids, len(keep) > 0}
+			}()
+		}
+	}
+	start.Done()
+	done.Wait()
+	close(out)
+	close(errs)
+	for err := range errs {
+		t.Fatal(err)
+	}
+	going := map[string][]string{}
+	kept := 0
+	for w := range out {
+		going[w.key] = append(going[w.key], w.ids...)
+		if w.kept {
+			kept++
+		}
+	}
+	newer := 0
+	for k := range keys {
+		key := fmt.Sprintf("two%d", k)
+		if g := going[key]; len(g) != 1 {
+			t.Fatalf("key %s: %v went, want exactly one of its two", key, g)
+		}
+		var live int
+		if err := pool.QueryRow(context.Background(), `SELECT count(*) FROM stripe_webhook_deliveries
+			WHERE destination = $1 AND order_key = $2 AND status = 'pending' AND locked_until > now()`, orderDest, key).Scan(&live); err != nil {
+			t.Fatal(err)
+		}
+		if live != 1 {
+			t.Fatalf("key %s: %d deliveries under a live lease, want the one that went", key, live)
+		}
+		if going[key][0] == fmt.Sprintf("evt_two%d_1", k) {
+			newer++ // it looked before the older was stored
+		}
+	}
+	t.Logf("of %d keys: %d went under their holder's lease, %d leased in the other's stead; the newer went at %d",
+		keys, kept, keys-kept, newer)
 }
