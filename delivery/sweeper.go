@@ -58,6 +58,11 @@ func (s *sweeper) Start(ctx context.Context) error {
 	})
 }
 
+// arrivalsGather is how long a wake waits before deciding the arrivals
+// held: each event of an intake batch arrives from its own request, and
+// deciding them together takes one round trip instead of several.
+const arrivalsGather = time.Millisecond
+
 // arrivalsMax bounds the arrivals waiting for the next wake, and
 // unheldMax those waiting to be given back; one past both keeps its key
 // waiting until its lease ends.
@@ -87,6 +92,10 @@ func (s *sweeper) run() {
 			return
 		case <-time.After(time.Until(due)):
 		case <-s.woken:
+			// The first arrival of an intake batch wakes the sweeper;
+			// the rest of the batch follows within moments, and is
+			// decided with it.
+			time.Sleep(arrivalsGather)
 		}
 		s.claimArrivals()
 		if !s.full.Swap(false) && time.Now().Before(due) {
