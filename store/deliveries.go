@@ -443,29 +443,42 @@ WHERE d.event_id = head.event_id AND d.destination = k.destination AND d.status 
 // head of each key ($2, of the destinations in $1) whose delivery was just
 // delivered or went dead, and reads its event: the instance that finished
 // a key's delivery goes on with the key's next one without a sweep. It
-// runs after lockKeysSQL, under the keys' locks, and so follows
-// the claim's rule: only the key's head, and only while no delivery of the
+// runs after lockKeysSQL, under the keys' locks, and so follows the
+// claim's rule: only the key's head, and only while no delivery of the
 // key is under a live lease. Like wakeNextSQL, it takes a head that is
-// backing off from its own failure too (one early retry).
+// backing off from its own failure too (one early retry). A head it may
+// not take, its key held by another delivery (an arrival another
+// instance holds, say), is made due at once, as wakeNextSQL does: a sweep
+// may have parked it until the end of the lease that just finished, and
+// the holder's decision takes a head that is due, not one parked behind
+// another's lease.
 // $1 destinations, $2 keys, $3 lease ms.
 const claimNextSQL = `
 WITH ` + finishedKeys + `,
-next AS (
-	SELECT head.event_id, k.destination FROM finished k
-	CROSS JOIN LATERAL (
-		SELECT h.event_id, h.locked_until FROM stripe_webhook_deliveries h
-		WHERE h.destination = k.destination AND h.order_key = k.order_key AND h.status = 'pending'
-		ORDER BY h.order_created, h.event_id
-		LIMIT 1) head
-	WHERE (head.locked_until IS NULL OR head.locked_until <= now())
+heads AS (
+	SELECT head.event_id, k.destination, head.locked_until, head.next_attempt_at,
 		-- Not NOT EXISTS: as an anti-join, the planner walked every
 		-- leased delivery for each key. The ORDER BY, with sorts off,
 		-- leaves it the order index: the key's own deliveries.
-		AND (SELECT b.event_id FROM stripe_webhook_deliveries b
+		(SELECT b.event_id FROM stripe_webhook_deliveries b
 			WHERE b.destination = k.destination AND b.order_key = k.order_key AND b.status = 'pending'
 				AND b.locked_until IS NOT NULL AND b.locked_until > now()
 			ORDER BY b.order_created, b.event_id
-			LIMIT 1) IS NULL),
+			LIMIT 1) IS NULL AS idle
+	FROM finished k
+	CROSS JOIN LATERAL (
+		SELECT h.event_id, h.locked_until, h.next_attempt_at FROM stripe_webhook_deliveries h
+		WHERE h.destination = k.destination AND h.order_key = k.order_key AND h.status = 'pending'
+		ORDER BY h.order_created, h.event_id
+		LIMIT 1) head
+	WHERE head.locked_until IS NULL OR head.locked_until <= now()),
+next AS (
+	SELECT event_id, destination FROM heads WHERE idle),
+woken AS (
+	UPDATE stripe_webhook_deliveries d SET next_attempt_at = now()
+	FROM heads h
+	WHERE NOT h.idle AND h.next_attempt_at > now() AND d.event_id = h.event_id AND d.destination = h.destination
+		AND d.status NOT IN ('delivered', 'dead') AND (d.locked_until IS NULL OR d.locked_until <= now())),
 claimed AS (
 	UPDATE stripe_webhook_deliveries d
 	SET locked_until = now() + $3::bigint * interval '1 millisecond',

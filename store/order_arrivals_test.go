@@ -206,3 +206,62 @@ func TestTwoHoldersOfAnIdleKeyLetOneGo(t *testing.T) {
 	t.Logf("of %d keys: %d went under their holder's lease, %d leased in the other's stead; the newer went at %d",
 		keys, kept, keys-kept, newer)
 }
+
+// TestAHeadParkedBehindAFinishedLeaseGoesWithTheNextHold: a sweep parks
+// a key's head behind the delivery in flight, until that lease's end;
+// the delivery finishes while another instance holds a newer arrival of
+// the key, so its result may not hand the head over. The head is made due
+// then, and the holder's decision takes it in its arrival's stead, rather
+// than leaving the key until the finished lease would have ended.
+func TestAHeadParkedBehindAFinishedLeaseGoesWithTheNextHold(t *testing.T) {
+	t.Parallel()
+	st, pool := newStore(t)
+	rt := orderedRoutes(t)
+	ctx := context.Background()
+	decide := func(id string, sec int) (keep, next []string) {
+		t.Helper()
+		held, err := holdKeyed(st, rt, keyed{id, "parkK", sec})
+		if err != nil {
+			t.Fatal(err)
+		}
+		keep, n, err := st.ClaimArrivals(ctx, orderDest, []store.Arrival{{EventID: id, Key: "parkK", Lease: held[0].lease}}, time.Minute)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, x := range n {
+			next = append(next, x.Event.ID)
+		}
+		return keep, next
+	}
+	if keep, _ := decide("evt_park_d", 0); !slices.Equal(keep, []string{"evt_park_d"}) {
+		t.Fatalf("kept %v, want the idle key's first arrival", keep)
+	}
+	if keep, next := decide("evt_park_h", 1); len(keep)+len(next) != 0 {
+		t.Fatalf("kept %v, leased %v while evt_park_d is in flight", keep, next)
+	}
+	if got := claimIDs(t, st, 10); len(got) != 0 { // parks evt_park_h until evt_park_d's lease ends
+		t.Fatalf("the sweep took %v while evt_park_d is in flight", got)
+	}
+	var parked bool
+	if err := pool.QueryRow(ctx, `SELECT next_attempt_at > now() + interval '30 seconds' FROM stripe_webhook_deliveries WHERE event_id = 'evt_park_h'`).Scan(&parked); err != nil || !parked {
+		t.Fatalf("evt_park_h parked %v (%v), want it parked behind evt_park_d's lease", parked, err)
+	}
+	// A newer arrival of the key, held by another instance, not decided yet.
+	held, err := holdKeyed(st, rt, keyed{"evt_park_y", "parkK", 2})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var lease time.Time
+	if err := pool.QueryRow(ctx, `SELECT locked_until FROM stripe_webhook_deliveries WHERE event_id = 'evt_park_d'`).Scan(&lease); err != nil {
+		t.Fatal(err)
+	}
+	applied, err := st.WriteResultsClaimingNext(ctx, []store.Result{{EventID: "evt_park_d", Destination: orderDest, Lease: lease, MaxAttempts: 15, OK: true}},
+		store.Backoff{Base: time.Hour, Max: time.Hour}, "test", time.Minute)
+	if err != nil || applied.WakeErr != nil || len(applied.Next) != 0 {
+		t.Fatalf("writing evt_park_d's result: next %v, %v, %v; want nothing handed over while evt_park_y is held", applied.Next, applied.WakeErr, err)
+	}
+	keep, n, err := st.ClaimArrivals(ctx, orderDest, []store.Arrival{{EventID: "evt_park_y", Key: "parkK", Lease: held[0].lease}}, time.Minute)
+	if err != nil || len(keep) != 0 || len(n) != 1 || n[0].Event.ID != "evt_park_h" {
+		t.Fatalf("deciding evt_park_y: kept %v, leased %v, %v; want evt_park_h leased in its stead", keep, n, err)
+	}
+}
