@@ -317,7 +317,7 @@ func TestMakeRunNamesWhatHoldsThePort(t *testing.T) {
 	for _, name := range []string{"ADMIN_ADDR", "LISTEN_ADDR"} {
 		t.Run(name, func(t *testing.T) {
 			t.Parallel()
-			ln, err := net.Listen("tcp", testenv.FreeAddr(t))
+			ln, err := net.Listen("tcp", "127.0.0.1:0") // a free port, taken at once
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -357,7 +357,7 @@ func TestMakeRunNamesEveryTakenPortAtOnce(t *testing.T) {
 	d := newDev(t)
 	taken := map[string]int{}
 	for _, name := range []string{"LISTEN_ADDR", "ADMIN_ADDR", "DEV_PG_PORT", "DEV_REDIS_PORT"} {
-		ln, err := net.Listen("tcp", testenv.FreeAddr(t))
+		ln, err := net.Listen("tcp", "127.0.0.1:0") // a free port, taken at once
 		if err != nil {
 			t.Fatal(err)
 		}
