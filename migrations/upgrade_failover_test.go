@@ -16,6 +16,18 @@ const version9Rows = version8Rows + `;
 UPDATE stripe_webhook_deliveries SET order_key = 'cus_1', order_created = now() - interval '3 hours'
 WHERE event_id = 'evt_v7_c' AND destination = 'billing'`
 
+// version9Queries read every row of a version-9 schema (the ledger, the
+// deliveries with their order keys, the history, the checkpoints and the
+// recorded destinations), each as one string, to compare before and after
+// an upgrade.
+var version9Queries = []string{
+	`SELECT string_agg(format('%s|%s|%s|%s|%s|%s|%s', event_id, event_type, livemode, payload, status, source, received_at), ';' ORDER BY event_id) FROM stripe_webhook_events`,
+	`SELECT string_agg(format('%s|%s|%s|%s|%s|%s|%s|%s|%s|%s|%s|%s', event_id, destination, status, attempts, next_attempt_at, locked_until, last_error, delivered_at, dead_at, received_at, order_key, order_created), ';' ORDER BY event_id, destination) FROM stripe_webhook_deliveries`,
+	`SELECT string_agg(format('%s|%s|%s|%s|%s|%s', event_id, destination, attempted_at, ok, error, instance), ';' ORDER BY event_id, destination) FROM stripe_webhook_delivery_attempts`,
+	`SELECT string_agg(format('%s|%s|%s', listing, listed_through, updated_at), ';') FROM stripe_webhook_reconcile_checkpoints`,
+	`SELECT string_agg(format('%s|%s|%s|%s|%s|%s', instance, destination, types, livemode, fingerprint, heartbeat_at), ';' ORDER BY destination) FROM oncehook_instance_destinations`,
+}
+
 // TestUpgradeFromVersion9KeepsEveryRow upgrades a live version-9 schema
 // with rows in every state: every ledger row, delivery (one ordered),
 // attempt, checkpoint and recorded destination is kept as it was, and no
@@ -34,14 +46,7 @@ func TestUpgradeFromVersion9KeepsEveryRow(t *testing.T) {
 	if _, err := pool.Exec(ctx, version9Rows); err != nil {
 		t.Fatal(err)
 	}
-	const (
-		ledger      = `SELECT string_agg(format('%s|%s|%s|%s|%s|%s|%s', event_id, event_type, livemode, payload, status, source, received_at), ';' ORDER BY event_id) FROM stripe_webhook_events`
-		deliveries  = `SELECT string_agg(format('%s|%s|%s|%s|%s|%s|%s|%s|%s|%s|%s|%s', event_id, destination, status, attempts, next_attempt_at, locked_until, last_error, delivered_at, dead_at, received_at, order_key, order_created), ';' ORDER BY event_id, destination) FROM stripe_webhook_deliveries`
-		attempts    = `SELECT string_agg(format('%s|%s|%s|%s|%s|%s', event_id, destination, attempted_at, ok, error, instance), ';' ORDER BY event_id, destination) FROM stripe_webhook_delivery_attempts`
-		checkpoints = `SELECT string_agg(format('%s|%s|%s', listing, listed_through, updated_at), ';') FROM stripe_webhook_reconcile_checkpoints`
-		instances   = `SELECT string_agg(format('%s|%s|%s|%s|%s|%s', instance, destination, types, livemode, fingerprint, heartbeat_at), ';' ORDER BY destination) FROM oncehook_instance_destinations`
-	)
-	queries := []string{ledger, deliveries, attempts, checkpoints, instances}
+	queries := version9Queries
 	before := make([]string, len(queries))
 	for i, q := range queries {
 		before[i] = scalar(t, pool, q)

@@ -46,11 +46,6 @@ func TestUpgradeFromVersion10KeepsEveryRow(t *testing.T) {
 		t.Fatal(err)
 	}
 	const (
-		ledger      = `SELECT string_agg(format('%s|%s|%s|%s|%s|%s|%s', event_id, event_type, livemode, payload, status, source, received_at), ';' ORDER BY event_id) FROM stripe_webhook_events`
-		deliveries  = `SELECT string_agg(format('%s|%s|%s|%s|%s|%s|%s|%s|%s|%s|%s|%s', event_id, destination, status, attempts, next_attempt_at, locked_until, last_error, delivered_at, dead_at, received_at, order_key, order_created), ';' ORDER BY event_id, destination) FROM stripe_webhook_deliveries`
-		attempts    = `SELECT string_agg(format('%s|%s|%s|%s|%s|%s', event_id, destination, attempted_at, ok, error, instance), ';' ORDER BY event_id, destination) FROM stripe_webhook_delivery_attempts`
-		checkpoints = `SELECT string_agg(format('%s|%s|%s', listing, listed_through, updated_at), ';') FROM stripe_webhook_reconcile_checkpoints`
-		instances   = `SELECT string_agg(format('%s|%s|%s|%s|%s|%s', instance, destination, types, livemode, fingerprint, heartbeat_at), ';' ORDER BY destination) FROM oncehook_instance_destinations`
 		timeline    = `SELECT string_agg(format('%s|%s', timeline, updated_at), ';') FROM oncehook_timeline`
 		failovers   = `SELECT string_agg(format('%s|%s|%s|%s|%s|%s|%s|%s', new_timeline, old_timeline, detected_at, window_start, window_end, listed_through, healed_at, recovered), ';') FROM oncehook_failovers`
 		leasedIndex = `SELECT count(*)::text FROM pg_indexes WHERE schemaname = current_schema() AND indexname = 'stripe_webhook_deliveries_order_leased_idx'`
@@ -58,7 +53,7 @@ func TestUpgradeFromVersion10KeepsEveryRow(t *testing.T) {
 	if got := scalar(t, pool, leasedIndex); got != "1" {
 		t.Fatalf("version 10 has %s indexes of leased keyed deliveries, want 1", got)
 	}
-	queries := []string{ledger, deliveries, attempts, checkpoints, instances, timeline, failovers}
+	queries := append(slices.Clone(version9Queries), timeline, failovers)
 	before := make([]string, len(queries))
 	for i, q := range queries {
 		before[i] = scalar(t, pool, q)
